@@ -1,0 +1,2 @@
+export { RawNumber, parseJson } from './parse.ts';
+export { canonicalJson, goJsonString } from './canonical.ts';
