@@ -1,0 +1,450 @@
+/**
+ * One database: the single write path (load tree, add revision, map channels, commit with the next
+ * sequence, notify) and the reads that REST and BLIP share.
+ */
+import { randomBytes } from 'node:crypto';
+import { HttpError } from '../errors.ts';
+import { canonicalJson } from '../json/index.ts';
+import { createRevId, parseRevId } from '../revid.ts';
+import {
+  addHistory, decodeRevTree, encodeRevTree, genOf, history, isLeaf, leaves, prune, winningRev,
+  type RevTree,
+} from '../revtree/index.ts';
+import type { AttachmentMap, DocWrite, Store, StoredDoc, StoredRevision } from '../storage/store.ts';
+import { bodyKey } from '../storage/store.ts';
+import { DEFAULT_MAX_ATTACHMENT_SIZE, processAttachments } from './attachments.ts';
+import { Notifier } from './notifier.ts';
+import { type DocView, toRevisions } from './render.ts';
+
+export interface DatabaseOptions {
+  name: string;
+  store: Store;
+  revsLimit: number;
+  allowConflicts: boolean;
+  maxAttachmentSize?: number;
+}
+
+export interface WriteRequest {
+  id: string;
+  /** Parsed body, special properties included (`_rev`, `_revisions`, `_deleted`, `_attachments`). */
+  body: Record<string, unknown>;
+  newEdits: boolean;
+  /** Parent revision from `?rev=` or `If-Match` (new_edits only). */
+  parentRev?: string;
+  /** Bodies of multipart `follows` attachments. */
+  follows?: Map<string, Buffer>;
+}
+
+export interface WriteResult { id: string; rev: string }
+
+export interface GetOptions {
+  rev?: string;
+  revs?: boolean;
+  revsLimit?: number;
+  /** Stop `_revisions` after the first of these ancestors (defaults to attsSince). */
+  revsFrom?: string[];
+}
+
+const MAX_RETRIES = 10;
+const SPECIAL_KEYS = new Set(['_id', '_rev', '_revisions', '_deleted', '_attachments', '_exp', '_removed']);
+
+/** Body as stored: user properties only. Reserved `_` properties are refused (Sync Gateway 2.x). */
+function userProperties(body: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(body)) {
+    if (k.startsWith('_')) {
+      if (SPECIAL_KEYS.has(k)) continue;
+      throw new HttpError(400, "user defined top level properties beginning with '_' are not allowed in document body");
+    }
+    out[k] = body[k];
+  }
+  return out;
+}
+
+/** What the default sync function (`channel(doc.channels)`) assigns. */
+export function defaultChannels(body: Record<string, unknown>): string[] {
+  const v = body.channels;
+  const list = typeof v === 'string' ? [v] : Array.isArray(v) ? v.filter((c): c is string => typeof c === 'string') : [];
+  for (const ch of list) {
+    if (ch === '' || ch.includes(',')) throw new HttpError(400, `Illegal channel name "${ch}"`);
+  }
+  return list.includes('*') ? ['*'] : [...new Set(list)];
+}
+
+export function newDocId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+interface Prepared { write: DocWrite; rev: string; noop?: boolean }
+
+export class Database {
+  readonly name: string;
+  readonly store: Store;
+  readonly notifier = new Notifier();
+  readonly revsLimit: number;
+  readonly allowConflicts: boolean;
+  maxAttachmentSize: number;
+  readonly startTime = Date.now() * 1000;
+  private closed = false;
+
+  constructor(opts: DatabaseOptions) {
+    this.name = opts.name;
+    this.store = opts.store;
+    this.revsLimit = opts.revsLimit;
+    this.allowConflicts = opts.allowConflicts;
+    this.maxAttachmentSize = opts.maxAttachmentSize ?? DEFAULT_MAX_ATTACHMENT_SIZE;
+  }
+
+  get isClosed(): boolean { return this.closed; }
+
+  // ---- writes ---------------------------------------------------------------------------------
+
+  async put(req: WriteRequest): Promise<WriteResult> {
+    return (await this.bulkWrite([req]))[0] as WriteResult;
+  }
+
+  /**
+   * Writes many documents in one storage transaction. Each row succeeds or fails on its own (an
+   * HttpError in its slot); rows that lost a race with a concurrent writer are retried alone.
+   */
+  async bulkWrite(reqs: WriteRequest[]): Promise<(WriteResult | HttpError)[]> {
+    const results: (WriteResult | HttpError)[] = new Array(reqs.length);
+    let pending = reqs.map((_, i) => i);
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt >= MAX_RETRIES) {
+        for (const i of pending) results[i] = new HttpError(503, 'Too much contention on document, try again');
+        break;
+      }
+      const docs = await this.store.getDocs(pending.map((i) => reqs[i].id));
+      const seenInBatch = new Set<string>();
+      const batch: { i: number; p: Prepared }[] = [];
+      const deferred: number[] = [];
+      for (const i of pending) {
+        const req = reqs[i];
+        // A second write to the same doc in one batch must see the first: do it in the next round.
+        if (seenInBatch.has(req.id)) { deferred.push(i); continue; }
+        try {
+          const p = await this.prepare(req, docs.get(req.id));
+          if (p.noop) { results[i] = { id: req.id, rev: p.rev }; continue; }
+          seenInBatch.add(req.id);
+          batch.push({ i, p });
+        } catch (err) {
+          if (!(err instanceof HttpError)) throw err;
+          results[i] = err;
+        }
+      }
+      const committed = batch.length ? await this.store.commit(batch.map((b) => b.p.write)) : [];
+      const changedChannels = new Set<string>();
+      const retry: number[] = [];
+      committed.forEach((r, k) => {
+        const { i, p } = batch[k];
+        if (r.ok) {
+          results[i] = { id: reqs[i].id, rev: p.rev };
+          for (const ch of p.write.channels) changedChannels.add(ch);
+          for (const ch of p.write.previousChannels) changedChannels.add(ch);
+        } else retry.push(i);
+      });
+      if (committed.some((r) => r.ok)) this.notifier.notify(changedChannels);
+      pending = [...retry, ...deferred].sort((a, b) => a - b);
+    }
+    return results;
+  }
+
+  private async prepare(req: WriteRequest, doc: StoredDoc | undefined): Promise<Prepared> {
+    const body = req.body;
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'Document body must be a JSON object');
+    return req.newEdits ? this.prepareNewEdit(req, doc) : this.prepareReplicated(req, doc);
+  }
+
+  private async prepareNewEdit(req: WriteRequest, doc: StoredDoc | undefined): Promise<Prepared> {
+    const { body } = req;
+    const deleted = body._deleted === true;
+    const bodyRev = typeof body._rev === 'string' ? body._rev : undefined;
+    if (body._rev !== undefined && bodyRev === undefined) throw new HttpError(400, 'Invalid revision ID');
+    if (req.parentRev !== undefined && bodyRev !== undefined && req.parentRev !== bodyRev) {
+      throw new HttpError(400, 'Document rev from request body and query string have different values');
+    }
+    let parent = req.parentRev ?? bodyRev;
+    const tree: RevTree = doc ? decodeRevTree(doc.tree) : new Map();
+    if (parent !== undefined) {
+      parseRevId(parent);
+      if (!doc || !tree.has(parent)) throw new HttpError(409, 'Document revision conflict');
+      if (!isLeaf(tree, parent)) throw new HttpError(409, 'Document revision conflict');
+      if (!this.allowConflicts && parent !== doc.rev && !(deleted && !tree.get(parent)!.deleted)) {
+        throw new HttpError(409, 'Document revision conflict');
+      }
+    } else if (doc) {
+      if (!doc.deleted) throw new HttpError(409, 'Document exists');
+      parent = doc.rev; // resurrection continues from the tombstone
+    }
+    const props = userProperties(body);
+    const generation = parent ? genOf(parent) + 1 : 1;
+    const parentRevision = parent ? await this.store.getRevision(req.id, parent) : undefined;
+    const atts = processAttachments({
+      entries: body._attachments, generation, parent: parentRevision?.attachments ?? null,
+      follows: req.follows, keepRevpos: false, maxSize: this.maxAttachmentSize,
+    });
+    await this.checkDigests(atts.needDigests);
+    const stored = canonicalJson(props);
+    const digestInput = deleted ? canonicalJson({ ...props, _deleted: true }) : stored;
+    const rev = createRevId(parent ?? '', digestInput);
+    if (tree.has(rev)) return { write: undefined as never, rev, noop: true };
+    tree.set(rev, { id: rev, parent: parent ?? null, deleted });
+    return this.finishWrite(req.id, doc, tree, { rev, deleted, body: stored, attachments: atts.meta }, props, atts.blobs, parent ?? null);
+  }
+
+  private async prepareReplicated(req: WriteRequest, doc: StoredDoc | undefined): Promise<Prepared> {
+    const { body } = req;
+    const deleted = body._deleted === true;
+    const hist = revisionHistory(body);
+    const rev = hist[0];
+    const tree: RevTree = doc ? decodeRevTree(doc.tree) : new Map();
+    if (tree.has(rev)) return { write: undefined as never, rev, noop: true };
+    const { attachedTo } = addHistory(tree, hist, deleted);
+    if (!this.allowConflicts && doc) {
+      const legal = attachedTo === doc.rev
+        || (deleted && attachedTo !== null && isLeaf(decodeRevTree(doc.tree), attachedTo) && !tree.get(attachedTo)!.deleted)
+        || (doc.deleted && attachedTo === null);
+      if (!legal) throw new HttpError(409, 'Document revision conflict');
+    }
+    const props = userProperties(body);
+    const parentRevision = attachedTo ? await this.store.getRevision(req.id, attachedTo) : undefined;
+    const atts = processAttachments({
+      entries: body._attachments, generation: genOf(rev), parent: parentRevision?.attachments ?? null,
+      follows: req.follows, keepRevpos: true, maxSize: this.maxAttachmentSize,
+    });
+    await this.checkDigests(atts.needDigests);
+    const stored = canonicalJson(props);
+    return this.finishWrite(req.id, doc, tree, { rev, deleted, body: stored, attachments: atts.meta }, props, atts.blobs, attachedTo);
+  }
+
+  private async checkDigests(digests: string[]): Promise<void> {
+    if (digests.length === 0) return;
+    const have = await this.store.hasAttachments(digests);
+    for (const d of digests) if (!have.has(d)) throw new HttpError(400, `Unknown attachment digest ${d}`);
+  }
+
+  /** Prunes, picks the winner, maps its channels and builds the storage write. */
+  private async finishWrite(
+    id: string, doc: StoredDoc | undefined, tree: RevTree, revision: StoredRevision,
+    props: Record<string, unknown>, blobs: Map<string, Buffer>, parent: string | null,
+  ): Promise<Prepared> {
+    const pruned = prune(tree, this.revsLimit);
+    const winner = winningRev(tree)!;
+    let channels: string[];
+    if (winner.id === revision.rev) channels = revision.deleted ? [] : defaultChannels(props);
+    else if (doc && winner.id === doc.rev) channels = doc.channels;
+    else channels = await this.channelsOfStoredRevision(id, winner.id, winner.deleted);
+    const dropBodies = [...pruned];
+    if (parent && !isLeaf(tree, parent)) dropBodies.push(parent);
+    const write: DocWrite = {
+      id, expectedSeq: doc?.seq ?? 0, tree: encodeRevTree(tree), rev: winner.id, deleted: winner.deleted,
+      channels, previousChannels: doc?.channels ?? [], addBodies: [revision], dropBodies,
+      attachments: blobs.size ? blobs : undefined,
+    };
+    return { write, rev: revision.rev };
+  }
+
+  private async channelsOfStoredRevision(id: string, rev: string, deleted: boolean): Promise<string[]> {
+    if (deleted) return [];
+    const r = await this.store.getRevision(id, rev);
+    return r ? defaultChannels(JSON.parse(r.body)) : [];
+  }
+
+  async delete(id: string, rev: string | undefined): Promise<WriteResult> {
+    return this.put({ id, body: { _deleted: true }, newEdits: true, parentRev: rev });
+  }
+
+  async purge(id: string): Promise<boolean> {
+    return this.store.purge(id);
+  }
+
+  // ---- reads ----------------------------------------------------------------------------------
+
+  async getDocMeta(id: string): Promise<StoredDoc | undefined> {
+    return this.store.getDoc(id);
+  }
+
+  /** One revision (the winner by default), with `_revisions` when asked. 404 missing / deleted. */
+  async get(id: string, opts: GetOptions = {}): Promise<DocView> {
+    const doc = await this.store.getDoc(id);
+    if (!doc) throw new HttpError(404, 'missing');
+    if (opts.rev === undefined && doc.deleted) throw new HttpError(404, 'deleted');
+    const rev = opts.rev ?? doc.rev;
+    if (opts.rev !== undefined) parseRevId(rev);
+    const view = await this.viewOf(doc, rev, opts);
+    if (!view) throw new HttpError(404, 'missing');
+    return view;
+  }
+
+  /** Builds the view of one revision of a loaded doc, or undefined when its body is gone. */
+  async viewOf(doc: StoredDoc, rev: string, opts: GetOptions, loaded?: StoredRevision): Promise<DocView | undefined> {
+    const tree = decodeRevTree(doc.tree);
+    const info = tree.get(rev);
+    if (!info) return undefined;
+    const stored = loaded ?? await this.store.getRevision(doc.id, rev);
+    if (!stored) return undefined;
+    const view: DocView = { id: doc.id, rev, deleted: stored.deleted, body: stored.body, attachments: stored.attachments };
+    if (opts.revs) view.revisions = this.revisionsOf(tree, rev, opts);
+    return view;
+  }
+
+  revisionsOf(tree: RevTree, rev: string, opts: GetOptions): { start: number; ids: string[] } {
+    const limit = Math.min(opts.revsLimit ?? Infinity, this.revsLimit > 0 ? this.revsLimit : Infinity);
+    let hist = history(tree, rev, limit);
+    if (opts.revsFrom?.length) {
+      const from = new Set(opts.revsFrom);
+      const cut = hist.findIndex((r, i) => i > 0 && from.has(r));
+      if (cut >= 0) hist = hist.slice(0, cut + 1);
+    }
+    return toRevisions(hist);
+  }
+
+  /** Every leaf (`open_revs=all`) or the listed revisions; a missing one is reported by id. */
+  async getOpenRevs(id: string, revs: 'all' | string[], opts: GetOptions): Promise<(DocView | { missing: string })[]> {
+    const doc = await this.store.getDoc(id);
+    if (!doc) {
+      if (revs === 'all') throw new HttpError(404, 'missing');
+      return revs.map((r) => ({ missing: r }));
+    }
+    const tree = decodeRevTree(doc.tree);
+    const wanted = revs === 'all' ? leaves(tree).map((l) => l.id) : revs;
+    const out: (DocView | { missing: string })[] = [];
+    for (const rev of wanted) {
+      out.push((await this.viewOf(doc, rev, opts)) ?? { missing: rev });
+    }
+    return out;
+  }
+
+  /** Bulk form of get for `_bulk_get`: one storage round trip for docs and one for bodies. */
+  async getMany(items: { id: string; rev?: string; opts: GetOptions }[]): Promise<(DocView | HttpError)[]> {
+    const docs = await this.store.getDocs(items.map((i) => i.id));
+    const keys: { id: string; rev: string }[] = [];
+    for (const it of items) {
+      const d = docs.get(it.id);
+      if (d) keys.push({ id: it.id, rev: it.rev ?? d.rev });
+    }
+    const bodies = await this.store.getRevisions(keys);
+    const out: (DocView | HttpError)[] = [];
+    for (const it of items) {
+      const d = docs.get(it.id);
+      if (!d) { out.push(new HttpError(404, 'missing')); continue; }
+      const rev = it.rev ?? d.rev;
+      const stored = bodies.get(bodyKey(it.id, rev));
+      const view = stored ? await this.viewOf(d, rev, it.opts, stored) : undefined;
+      out.push(view ?? new HttpError(404, 'missing'));
+    }
+    return out;
+  }
+
+  async getAttachmentData(digest: string): Promise<Buffer | undefined> {
+    return this.store.getAttachment(digest);
+  }
+
+  /** Attachment bytes to inline: those newer than every revision the client says it has. */
+  async attachmentsToInline(atts: AttachmentMap | null, attsSince: string[] | undefined): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    if (!atts) return out;
+    const minRevpos = attsSince?.length ? Math.max(...attsSince.map(genOf)) : 0;
+    for (const [name, meta] of Object.entries(atts)) {
+      if (meta.revpos <= minRevpos) continue;
+      const data = await this.store.getAttachment(meta.digest);
+      if (data) out.set(name, data);
+    }
+    return out;
+  }
+
+  /** `_revs_diff`: for each doc, the listed revs the database lacks and the leaves they could follow. */
+  async revsDiff(request: Record<string, string[]>): Promise<Record<string, { missing: string[]; possible_ancestors?: string[] }>> {
+    const ids = Object.keys(request);
+    const docs = await this.store.getDocs(ids);
+    const out: Record<string, { missing: string[]; possible_ancestors?: string[] }> = {};
+    for (const id of ids) {
+      const revs = request[id];
+      if (!Array.isArray(revs)) throw new HttpError(400, 'Bad revs_diff request: revision lists must be arrays');
+      const doc = docs.get(id);
+      const tree = doc ? decodeRevTree(doc.tree) : undefined;
+      const missing = revs.filter((r) => typeof r === 'string' && !tree?.has(r));
+      if (missing.length === 0) continue;
+      const entry: { missing: string[]; possible_ancestors?: string[] } = { missing };
+      if (tree) {
+        const maxGen = Math.max(...missing.map(genOf));
+        const ancestors = leaves(tree).filter((l) => genOf(l.id) < maxGen).map((l) => l.id);
+        if (ancestors.length) entry.possible_ancestors = ancestors;
+      }
+      out[id] = entry;
+    }
+    return out;
+  }
+
+  // ---- local docs -----------------------------------------------------------------------------
+
+  async getLocal(id: string): Promise<string> {
+    const doc = await this.store.getLocal(id);
+    if (!doc) throw new HttpError(404, 'missing');
+    const head = `{"_id":${JSON.stringify('_local/' + id)},"_rev":"0-${doc.rev}"`;
+    return doc.body.length > 2 ? head + ',' + doc.body.slice(1) : head + '}';
+  }
+
+  async putLocal(id: string, body: Record<string, unknown>): Promise<string> {
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'Document body must be a JSON object');
+    const expected = parseLocalRev(body._rev);
+    const rest: Record<string, unknown> = {};
+    for (const k of Object.keys(body)) if (k !== '_id' && k !== '_rev') rest[k] = body[k];
+    const cur = await this.store.getLocal(id);
+    if (expected > 0 && !cur) throw new HttpError(404, 'No previous revision to replace');
+    const rev = await this.store.putLocal(id, expected, JSON.stringify(rest));
+    if (rev === null) throw new HttpError(409, 'Document update conflict');
+    return `0-${rev}`;
+  }
+
+  async deleteLocal(id: string, rev: unknown): Promise<void> {
+    const cur = await this.store.getLocal(id);
+    if (!cur) throw new HttpError(404, 'missing');
+    const ok = await this.store.deleteLocal(id, parseLocalRev(rev));
+    if (!ok) throw new HttpError(409, 'Document update conflict');
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------------
+
+  /** Ends live feeds and refuses to start new waits; the store stays open for in-flight requests. */
+  stopFeeds(): void {
+    this.closed = true;
+    this.notifier.close();
+  }
+
+  async close(): Promise<void> {
+    this.stopFeeds();
+    await this.store.close();
+  }
+}
+
+function parseLocalRev(rev: unknown): number {
+  if (rev === undefined || rev === null || rev === '') return 0;
+  if (typeof rev !== 'string') throw new HttpError(400, 'Invalid revision ID');
+  const m = /^0-(\d+)$/.exec(rev);
+  if (!m) throw new HttpError(409, 'Document update conflict');
+  return Number(m[1]);
+}
+
+/** History of a replicated revision, newest first, from `_revisions` or a lone `_rev`. */
+export function revisionHistory(body: Record<string, unknown>): string[] {
+  const revs = body._revisions;
+  if (revs !== undefined) {
+    const r = revs as { start?: unknown; ids?: unknown };
+    if (!r || typeof r !== 'object' || typeof r.start !== 'number' || !Number.isInteger(r.start) || r.start < 1
+      || !Array.isArray(r.ids) || r.ids.length === 0 || r.ids.length > r.start
+      || !r.ids.every((d) => typeof d === 'string' && d.length > 0)) {
+      throw new HttpError(400, 'Bad _revisions');
+    }
+    const hist = (r.ids as string[]).map((d, i) => `${(r.start as number) - i}-${d}`);
+    if (typeof body._rev === 'string' && body._rev !== hist[0]) throw new HttpError(400, 'Bad _revisions');
+    for (const h of hist) parseRevId(h);
+    return hist;
+  }
+  if (typeof body._rev === 'string') {
+    parseRevId(body._rev);
+    return [body._rev];
+  }
+  throw new HttpError(400, 'Bad _revisions');
+}

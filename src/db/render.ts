@@ -1,0 +1,57 @@
+/**
+ * Documents leave the database as JSON text spliced from the stored body, never re-serialized:
+ * number literals stay exactly as the client wrote them, and large bodies cost one string concat.
+ */
+import type { AttachmentMap } from '../storage/store.ts';
+
+export interface Revisions { start: number; ids: string[] }
+
+export interface DocView {
+  id: string;
+  rev: string;
+  deleted: boolean;
+  /** Stored JSON object text without special properties. */
+  body: string;
+  attachments: AttachmentMap | null;
+  revisions?: Revisions;
+  /** The revision is not visible to the requester: only `_removed` is shown. */
+  removed?: boolean;
+}
+
+export interface RenderOptions {
+  /** Attachment bytes to inline as base64 `data`, by name. */
+  inline?: Map<string, Buffer>;
+  /** Attachments sent as separate MIME parts: marked `follows` instead of `stub`. */
+  follows?: Set<string>;
+}
+
+export function renderAttachments(atts: AttachmentMap, opts: RenderOptions = {}): string {
+  const out: Record<string, unknown> = {};
+  for (const [name, meta] of Object.entries(atts)) {
+    const data = opts.inline?.get(name);
+    if (data) out[name] = { ...meta, data: data.toString('base64') };
+    else if (opts.follows?.has(name)) out[name] = { ...meta, follows: true };
+    else out[name] = { ...meta, stub: true };
+  }
+  return JSON.stringify(out);
+}
+
+export function renderDoc(view: DocView, opts: RenderOptions = {}): string {
+  let head = `{"_id":${JSON.stringify(view.id)},"_rev":${JSON.stringify(view.rev)}`;
+  if (view.removed) head += ',"_removed":true';
+  if (view.deleted) head += ',"_deleted":true';
+  if (view.removed) {
+    if (view.revisions) head += `,"_revisions":${JSON.stringify(view.revisions)}`;
+    return head + '}';
+  }
+  if (view.attachments) head += `,"_attachments":${renderAttachments(view.attachments, opts)}`;
+  if (view.revisions) head += `,"_revisions":${JSON.stringify(view.revisions)}`;
+  return view.body.length > 2 ? head + ',' + view.body.slice(1) : head + '}';
+}
+
+/** `_revisions` for a history list (newest first): digests without their generation prefix. */
+export function toRevisions(history: string[]): Revisions {
+  const first = history[0];
+  const start = Number(first.slice(0, first.indexOf('-')));
+  return { start, ids: history.map((r) => r.slice(r.indexOf('-') + 1)) };
+}

@@ -1,0 +1,55 @@
+/**
+ * Schema versions for the SQLite backend. Each migration runs once, in order, inside a transaction;
+ * `PRAGMA user_version` records how far a file has come, so an older file is upgraded on open and a
+ * newer one (written by a later Syncgate) is refused instead of being misread.
+ */
+import type Database from 'better-sqlite3';
+
+const MIGRATIONS: string[] = [
+  // 1: documents, revision bodies, the channel index, attachments, local docs, metadata.
+  `CREATE TABLE docs (
+     id TEXT PRIMARY KEY,
+     tree TEXT NOT NULL,
+     rev TEXT NOT NULL,
+     deleted INTEGER NOT NULL,
+     seq INTEGER NOT NULL,
+     channels TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE UNIQUE INDEX docs_by_seq ON docs (seq);
+   CREATE TABLE revs (
+     doc_id TEXT NOT NULL,
+     rev TEXT NOT NULL,
+     deleted INTEGER NOT NULL,
+     body TEXT NOT NULL,
+     atts TEXT,
+     PRIMARY KEY (doc_id, rev)
+   ) WITHOUT ROWID;
+   CREATE TABLE channel_index (
+     channel TEXT NOT NULL,
+     doc_id TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     rev TEXT NOT NULL,
+     deleted INTEGER NOT NULL,
+     removed INTEGER NOT NULL,
+     PRIMARY KEY (channel, doc_id)
+   ) WITHOUT ROWID;
+   CREATE INDEX channel_index_by_seq ON channel_index (channel, seq);
+   CREATE TABLE attachments (digest TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+   CREATE TABLE local_docs (id TEXT PRIMARY KEY, rev INTEGER NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new Error(`database file has schema version ${current}, newer than this Syncgate supports (${SCHEMA_VERSION})`);
+  }
+  for (let v = current; v < SCHEMA_VERSION; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The storage contract. Narrow and transactional: it speaks in documents, revisions, channel
+ * entries, attachments, local docs and sequences, never in SQL. Every backend passes the shared
+ * contract suite in test/storage/contract.ts. Methods are async so that a networked backend
+ * (PostgreSQL) fits the same shape as the embedded one.
+ */
+import type { EncodedRevTree } from '../revtree/index.ts';
+
+/** Attachment metadata as it appears in `_attachments` (stubs only; bytes live by digest). */
+export interface AttachmentMeta {
+  content_type?: string;
+  digest: string;
+  length: number;
+  revpos: number;
+  encoding?: string;
+  encoded_length?: number;
+}
+
+export type AttachmentMap = Record<string, AttachmentMeta>;
+
+/** One document's metadata row: its revision tree, winner and feed position. */
+export interface StoredDoc {
+  id: string;
+  tree: EncodedRevTree;
+  rev: string;
+  deleted: boolean;
+  /** Sequence of the document's latest change; also the compare-and-swap token for writes. */
+  seq: number;
+  /** Channels of the winning revision. */
+  channels: string[];
+}
+
+/** A revision's stored body: the JSON object text without `_id`, `_rev`, `_attachments`, `_deleted`. */
+export interface StoredRevision {
+  rev: string;
+  deleted: boolean;
+  body: string;
+  attachments: AttachmentMap | null;
+}
+
+export interface DocWrite {
+  id: string;
+  /** The `seq` the writer read (0 for a new document). The commit fails if it has moved since. */
+  expectedSeq: number;
+  tree: EncodedRevTree;
+  rev: string;
+  deleted: boolean;
+  channels: string[];
+  /** Channels the document was in before this write (for removal entries in the channel index). */
+  previousChannels: string[];
+  addBodies: StoredRevision[];
+  /** Revisions whose bodies are no longer needed (no longer leaves, or pruned). */
+  dropBodies: string[];
+  /** New attachment bytes, by digest. Content-addressed, so writing an existing digest is a no-op. */
+  attachments?: Map<string, Buffer>;
+}
+
+export type CommitResult = { ok: true; seq: number } | { ok: false; reason: 'conflict' };
+
+export interface ChangeRow {
+  seq: number;
+  id: string;
+  rev: string;
+  deleted: boolean;
+  /** Set when the row records the document leaving the channel it was read from. */
+  removed?: string;
+}
+
+export interface ChangesQuery {
+  since: number;
+  /** Inclusive upper bound: readers never go past the sequence that was committed when they started. */
+  until?: number;
+  limit?: number;
+  /** Read these channels' index; undefined means every document (the admin's view). */
+  channels?: string[];
+  docIds?: string[];
+}
+
+export interface AllDocsQuery {
+  startkey?: string;
+  endkey?: string;
+  limit?: number;
+  skip?: number;
+  descending?: boolean;
+  includeDeleted?: boolean;
+}
+
+export interface AllDocsRow {
+  id: string;
+  rev: string;
+  seq: number;
+  deleted: boolean;
+  channels: string[];
+}
+
+export interface LocalDoc {
+  /** The N of `0-N`. */
+  rev: number;
+  body: string;
+}
+
+export interface Store {
+  /** Sequence of the last committed change. */
+  lastSeq(): Promise<number>;
+  getDoc(id: string): Promise<StoredDoc | undefined>;
+  getDocs(ids: string[]): Promise<Map<string, StoredDoc>>;
+  getRevision(id: string, rev: string): Promise<StoredRevision | undefined>;
+  getRevisions(keys: { id: string; rev: string }[]): Promise<Map<string, StoredRevision>>;
+  /**
+   * Commits the writes, each atomically with its next sequence, in one transaction where the backend
+   * allows. A write whose expectedSeq no longer matches is reported as a conflict and not applied; the
+   * others still commit.
+   */
+  commit(writes: DocWrite[]): Promise<CommitResult[]>;
+  /** Removes a document and its revisions, bodies and channel entries entirely. */
+  purge(id: string): Promise<boolean>;
+  changes(q: ChangesQuery): Promise<ChangeRow[]>;
+  allDocs(q: AllDocsQuery): Promise<AllDocsRow[]>;
+  countDocs(): Promise<number>;
+  getAttachment(digest: string): Promise<Buffer | undefined>;
+  hasAttachments(digests: string[]): Promise<Set<string>>;
+  getLocal(id: string): Promise<LocalDoc | undefined>;
+  /** Writes a local doc if its current rev is `expectedRev` (0 = absent). Returns the new rev, or null on conflict. */
+  putLocal(id: string, expectedRev: number, body: string): Promise<number | null>;
+  deleteLocal(id: string, expectedRev: number): Promise<boolean>;
+  /** The database's uuid, made once when the store is created. */
+  uuid(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export function bodyKey(id: string, rev: string): string {
+  return `${id}\u0000${rev}`;
+}
