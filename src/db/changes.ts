@@ -64,22 +64,28 @@ export function parseSince(value: unknown): number {
   return nums[0];
 }
 
-function mergeBySeq(rows: ChangeRow[]): ChangeRow[] {
-  const bySeq = new Map<number, ChangeRow & { removedSet?: Set<string> }>();
-  const out: (ChangeRow & { removedSet?: Set<string> })[] = [];
+interface MergedRow extends ChangeRow {
+  /** Channels the doc left at this sequence (Sync Gateway sends these even if it stays visible). */
+  removedFrom?: string[];
+  /** Still in at least one of the channels read. */
+  visible: boolean;
+}
+
+/** One entry per sequence: rows of the same sequence from several channels are merged. */
+function mergeBySeq(rows: ChangeRow[]): MergedRow[] {
+  const bySeq = new Map<number, MergedRow>();
+  const out: MergedRow[] = [];
   for (const r of rows) {
-    const cur = bySeq.get(r.seq);
+    let cur = bySeq.get(r.seq);
     if (!cur) {
-      const copy = { ...r, removedSet: r.removed ? new Set([r.removed]) : undefined };
-      bySeq.set(r.seq, copy);
-      out.push(copy);
-    } else if (r.removed) {
-      (cur.removedSet ??= new Set()).add(r.removed);
-    } else {
-      cur.removedSet = undefined; // still visible through another channel
+      cur = { seq: r.seq, id: r.id, rev: r.rev, deleted: r.deleted, visible: false };
+      bySeq.set(r.seq, cur);
+      out.push(cur);
     }
+    if (r.removed) (cur.removedFrom ??= []).push(r.removed);
+    else cur.visible = true;
   }
-  return out.map(({ removedSet, ...r }) => ({ ...r, removed: removedSet ? [...removedSet].join(',') : undefined }));
+  return out;
 }
 
 export async function changesSince(db: Database, opts: ChangesOptions): Promise<ChangesPage> {
@@ -91,8 +97,7 @@ export async function changesSince(db: Database, opts: ChangesOptions): Promise<
   // active_only drops rows after the query, so a limited page may need several reads to fill.
   for (;;) {
     const want = limit ? limit - entries.length : undefined;
-    let rows = await db.store.changes({ since, until, limit: want, channels: opts.channels, docIds: opts.docIds });
-    if (opts.channels && opts.channels.length > 1) rows = mergeBySeq(rows);
+    const rows = mergeBySeq(await db.store.changes({ since, until, limit: want, channels: opts.channels, docIds: opts.docIds }));
     if (rows.length === 0) break;
     since = rows[rows.length - 1].seq;
     const page = await shapeEntries(db, rows, opts);
@@ -103,17 +108,18 @@ export async function changesSince(db: Database, opts: ChangesOptions): Promise<
   return { entries, lastSeq: Math.max(lastSeq, opts.since) };
 }
 
-async function shapeEntries(db: Database, rows: ChangeRow[], opts: ChangesOptions): Promise<ChangeEntry[]> {
-  const kept = opts.activeOnly ? rows.filter((r) => !r.deleted && !r.removed) : rows;
+async function shapeEntries(db: Database, rows: MergedRow[], opts: ChangesOptions): Promise<ChangeEntry[]> {
+  // active_only drops tombstones, and removals only when the doc left every channel read.
+  const kept = opts.activeOnly ? rows.filter((r) => !r.deleted && r.visible) : rows;
   const needDocs = opts.style === 'all_docs';
   const docs = needDocs ? await db.store.getDocs(kept.map((r) => r.id)) : undefined;
   const bodies = opts.includeDocs
-    ? await db.store.getRevisions(kept.filter((r) => !r.removed).map((r) => ({ id: r.id, rev: r.rev })))
+    ? await db.store.getRevisions(kept.filter((r) => r.visible).map((r) => ({ id: r.id, rev: r.rev })))
     : undefined;
   return kept.map((r) => {
     const e: ChangeEntry = { seq: r.seq, id: r.id, changes: [{ rev: r.rev }] };
     if (r.deleted) e.deleted = true;
-    if (r.removed) e.removed = r.removed.split(',');
+    if (r.removedFrom) e.removed = r.removedFrom;
     const doc = docs?.get(r.id);
     if (doc && doc.rev === r.rev) {
       const tree = decodeRevTree(doc.tree);
@@ -121,7 +127,7 @@ async function shapeEntries(db: Database, rows: ChangeRow[], opts: ChangesOption
       e.changes = [{ rev: win }, ...leaves(tree).filter((l) => l.id !== win).map((l) => ({ rev: l.id }))];
     }
     if (opts.includeDocs) {
-      if (r.removed) e.doc = renderDoc({ id: r.id, rev: r.rev, deleted: false, body: '{}', attachments: null, removed: true });
+      if (!r.visible) e.doc = renderDoc({ id: r.id, rev: r.rev, deleted: false, body: '{}', attachments: null, removed: true });
       else {
         const b = bodies!.get(bodyKey(r.id, r.rev));
         e.doc = b

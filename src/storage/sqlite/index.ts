@@ -12,7 +12,7 @@ import type {
   StoredDoc, StoredRevision,
 } from '../store.ts';
 import { bodyKey } from '../store.ts';
-import { migrate } from './schema.ts';
+import { checkVersion, migrate } from './schema.ts';
 
 export interface SqliteOptions {
   /** File path, or ':memory:'. */
@@ -56,11 +56,17 @@ export class SqliteStore implements Store {
   constructor(opts: SqliteOptions) {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
     this.db = new Database(opts.path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-    this.db.pragma('foreign_keys = OFF');
-    this.db.pragma('busy_timeout = 5000');
-    migrate(this.db);
+    try {
+      // The version check comes first: a file we refuse is left exactly as it was.
+      checkVersion(this.db);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+      this.db.pragma('busy_timeout = 5000');
+      migrate(this.db);
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
     const db = this.db;
     this.stmts = {
       getDoc: db.prepare<[string], DocRow>('SELECT id, tree, rev, deleted, seq, channels FROM docs WHERE id = ?'),
@@ -173,10 +179,15 @@ export class SqliteStore implements Store {
   async changes(q: ChangesQuery): Promise<ChangeRow[]> {
     const until = q.until ?? this.seq;
     const limit = q.limit && q.limit > 0 ? q.limit : -1;
-    if (q.docIds) {
-      if (q.docIds.length === 0) return [];
+    if (q.channels?.length === 0 || q.docIds?.length === 0) return [];
+    if (!q.channels && !q.docIds) {
+      return this.stmts.allChanges.all(q.since, until, limit).map((r) => ({
+        seq: r.seq, id: r.id, rev: r.rev, deleted: r.deleted === 1,
+      }));
+    }
+    if (!q.channels) {
       const rows: ChangeRow[] = [];
-      for (const part of chunks(q.docIds)) {
+      for (const part of chunks([...new Set(q.docIds)])) {
         const found = this.db.prepare<unknown[], { seq: number; id: string; rev: string; deleted: number }>(
           `SELECT seq, id, rev, deleted FROM docs WHERE seq > ? AND seq <= ? AND id IN (${part.map(() => '?').join(',')})`,
         ).all(q.since, until, ...part);
@@ -185,19 +196,41 @@ export class SqliteStore implements Store {
       rows.sort((a, b) => a.seq - b.seq);
       return limit > 0 ? rows.slice(0, limit) : rows;
     }
-    if (!q.channels) {
-      return this.stmts.allChanges.all(q.since, until, limit).map((r) => ({
-        seq: r.seq, id: r.id, rev: r.rev, deleted: r.deleted === 1,
-      }));
+    return this.channelChanges(q.channels, q.since, until, limit, q.docIds ? [...new Set(q.docIds)] : undefined);
+  }
+
+  /**
+   * Rows of several channels' index. One sequence can have a row in each channel (a doc in two
+   * channels, or leaving one while staying in another), so `limit` counts distinct sequences: a
+   * page never ends between two rows of the same sequence.
+   */
+  private channelChanges(channels: string[], since: number, until: number, limit: number, docIds?: string[]): ChangeRow[] {
+    const chIn = `channel IN (${channels.map(() => '?').join(',')})`;
+    let hi = until;
+    if (limit > 0 && !docIds) {
+      const cut = this.db.prepare<unknown[], { seq: number }>(
+        `SELECT seq FROM channel_index WHERE ${chIn} AND seq > ? AND seq <= ? GROUP BY seq ORDER BY seq LIMIT 1 OFFSET ?`,
+      ).get(...channels, since, until, limit - 1);
+      if (cut) hi = cut.seq;
     }
-    if (q.channels.length === 0) return [];
-    const rows = this.db.prepare<unknown[], { channel: string; seq: number; doc_id: string; rev: string; deleted: number; removed: number }>(
-      `SELECT channel, seq, doc_id, rev, deleted, removed FROM channel_index
-       WHERE channel IN (${q.channels.map(() => '?').join(',')}) AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
-    ).all(...q.channels, q.since, until, limit);
-    return rows.map((r) => ({
+    type Row = { channel: string; seq: number; doc_id: string; rev: string; deleted: number; removed: number };
+    const raw: Row[] = [];
+    for (const part of docIds ? chunks(docIds) : [undefined]) {
+      const idIn = part ? ` AND doc_id IN (${part.map(() => '?').join(',')})` : '';
+      raw.push(...this.db.prepare<unknown[], Row>(
+        `SELECT channel, seq, doc_id, rev, deleted, removed FROM channel_index
+         WHERE ${chIn} AND seq > ? AND seq <= ?${idIn} ORDER BY seq`,
+      ).all(...channels, since, hi, ...(part ?? [])));
+    }
+    if (docIds) raw.sort((a, b) => a.seq - b.seq);
+    let rows = raw.map((r): ChangeRow => ({
       seq: r.seq, id: r.doc_id, rev: r.rev, deleted: r.deleted === 1, ...(r.removed ? { removed: r.channel } : {}),
     }));
+    if (limit > 0 && docIds) {
+      const seqs = [...new Set(rows.map((r) => r.seq))];
+      if (seqs.length > limit) rows = rows.filter((r) => r.seq <= seqs[limit - 1]);
+    }
+    return rows;
   }
 
   async allDocs(q: AllDocsQuery): Promise<AllDocsRow[]> {

@@ -41,11 +41,17 @@ const MIGRATIONS: string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-export function migrate(db: Database.Database): void {
+/** Refuses a file written by a newer Syncgate instead of misreading it. */
+export function checkVersion(db: Database.Database): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > SCHEMA_VERSION) {
     throw new Error(`database file has schema version ${current}, newer than this Syncgate supports (${SCHEMA_VERSION})`);
   }
+}
+
+export function migrate(db: Database.Database): void {
+  checkVersion(db);
+  const current = db.pragma('user_version', { simple: true }) as number;
   for (let v = current; v < SCHEMA_VERSION; v++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[v]);

@@ -1,0 +1,757 @@
+/**
+ * The shared Store contract (ARCHITECTURE.md "Tests"): every backend runs this same suite.
+ *
+ *   storeContract('sqlite :memory:', () => new SqliteStore({ path: ':memory:' }));
+ *
+ * `open` must return a fresh, empty store each time it is called; `close` (default: `store.close()`)
+ * may also remove whatever `open` created.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import type {
+  AttachmentMap, ChangeRow, CommitResult, DocWrite, Store, StoredRevision,
+} from '../../src/storage/store.ts';
+import { bodyKey } from '../../src/storage/store.ts';
+import { encodeRevTree } from '../../src/revtree/index.ts';
+import type { EncodedRevTree, RevTree } from '../../src/revtree/index.ts';
+
+export type OpenStore = () => Promise<Store> | Store;
+export type CloseStore = (store: Store) => Promise<void> | void;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers (exported so backend-specific suites can build writes the same way)
+
+/** A linear revision tree 1-… up to `rev`, encoded. */
+export function linearTree(rev: string, deleted = false): EncodedRevTree {
+  const gen = Number(rev.slice(0, rev.indexOf('-')));
+  const tree: RevTree = new Map();
+  let parent: string | null = null;
+  for (let g = 1; g <= gen; g++) {
+    const id: string = g === gen ? rev : `${g}-anc${g}`;
+    tree.set(id, { id, parent, deleted: g === gen && deleted });
+    parent = id;
+  }
+  return encodeRevTree(tree);
+}
+
+export interface WriteOptions {
+  rev?: string;
+  deleted?: boolean;
+  channels?: string[];
+  previousChannels?: string[];
+  body?: string;
+  bodyAttachments?: AttachmentMap | null;
+  addBodies?: StoredRevision[];
+  dropBodies?: string[];
+  attachments?: Map<string, Buffer>;
+  tree?: EncodedRevTree;
+}
+
+/** A DocWrite with sensible defaults: the revision's own body is added. */
+export function docWrite(id: string, expectedSeq: number, o: WriteOptions = {}): DocWrite {
+  const rev = o.rev ?? '1-a';
+  const deleted = o.deleted ?? false;
+  return {
+    id,
+    expectedSeq,
+    tree: o.tree ?? linearTree(rev, deleted),
+    rev,
+    deleted,
+    channels: o.channels ?? [],
+    previousChannels: o.previousChannels ?? [],
+    addBodies: o.addBodies ?? [{ rev, deleted, body: o.body ?? `{"rev":${JSON.stringify(rev)}}`, attachments: o.bodyAttachments ?? null }],
+    dropBodies: o.dropBodies ?? [],
+    ...(o.attachments ? { attachments: o.attachments } : {}),
+  };
+}
+
+export function digestOf(data: Buffer): string {
+  return `sha1-${createHash('sha1').update(data).digest('base64')}`;
+}
+
+function okSeq(r: CommitResult | undefined): number {
+  assert.ok(r, 'a result per write');
+  assert.equal(r.ok, true, `expected the write to commit, got ${JSON.stringify(r)}`);
+  return (r as { ok: true; seq: number }).seq;
+}
+
+/** Commits one write and returns its seq (failing the test on conflict). */
+async function put(store: Store, w: DocWrite): Promise<number> {
+  const res = await store.commit([w]);
+  assert.equal(res.length, 1);
+  return okSeq(res[0]);
+}
+
+const CONFLICT: CommitResult = { ok: false, reason: 'conflict' };
+
+/** Rows reduced to comparable tuples. */
+function brief(rows: ChangeRow[]): string[] {
+  return rows.map((r) => `${r.seq}:${r.id}:${r.rev}${r.deleted ? ':deleted' : ''}${r.removed !== undefined ? `:removed=${r.removed}` : ''}`);
+}
+
+/** Byte order of UTF-8, the order Sync Gateway sorts ids in (PostgreSQL needs COLLATE "C"). */
+function utf8Compare(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export function storeContract(name: string, open: OpenStore, close: CloseStore = (s) => s.close()): void {
+  /** Runs `fn` against a fresh store and always closes it. */
+  const withStore = (fn: (store: Store) => Promise<void>) => async () => {
+    const store = await open();
+    try {
+      await fn(store);
+    } finally {
+      await close(store);
+    }
+  };
+
+  describe(`Store contract: ${name}`, () => {
+    describe('empty store', () => {
+      it('starts at sequence 0 with nothing in it', withStore(async (s) => {
+        assert.equal(await s.lastSeq(), 0);
+        assert.equal(await s.getDoc('a'), undefined);
+        assert.equal((await s.getDocs(['a', 'b'])).size, 0);
+        assert.equal(await s.getRevision('a', '1-a'), undefined);
+        assert.equal((await s.getRevisions([{ id: 'a', rev: '1-a' }])).size, 0);
+        assert.deepEqual(await s.changes({ since: 0 }), []);
+        assert.deepEqual(await s.allDocs({}), []);
+        assert.deepEqual(await s.allDocs({ includeDeleted: true }), []);
+        assert.equal(await s.countDocs(), 0);
+        assert.equal(await s.getAttachment('sha1-none'), undefined);
+        assert.equal((await s.hasAttachments(['sha1-none'])).size, 0);
+        assert.equal(await s.getLocal('x'), undefined);
+        assert.equal(await s.purge('a'), false);
+      }));
+
+      it('empty inputs give empty outputs', withStore(async (s) => {
+        assert.deepEqual(await s.commit([]), []);
+        assert.equal(await s.lastSeq(), 0);
+        assert.equal((await s.getDocs([])).size, 0);
+        assert.equal((await s.getRevisions([])).size, 0);
+        assert.equal((await s.hasAttachments([])).size, 0);
+        await put(s, docWrite('a', 0, { channels: ['c'] }));
+        assert.deepEqual(await s.changes({ since: 0, docIds: [] }), []);
+        assert.deepEqual(await s.changes({ since: 0, channels: [] }), []);
+      }));
+
+      it('has a uuid: non-empty, stable across calls, different per store', withStore(async (s) => {
+        const u = await s.uuid();
+        assert.equal(typeof u, 'string');
+        assert.ok(u.length >= 16, `uuid ${u} looks too short`);
+        assert.equal(await s.uuid(), u);
+        await put(s, docWrite('a', 0));
+        assert.equal(await s.uuid(), u, 'writes do not change the uuid');
+        const other = await open();
+        try {
+          assert.notEqual(await other.uuid(), u);
+        } finally {
+          await close(other);
+        }
+      }));
+    });
+
+    describe('commit and documents', () => {
+      it('stores the document row and its body; getDoc returns them as written', withStore(async (s) => {
+        const atts: AttachmentMap = { 'a.txt': { content_type: 'text/plain', digest: 'sha1-x', length: 3, revpos: 1 } };
+        const w = docWrite('doc1', 0, { rev: '1-abc', channels: ['red', 'blue'], body: '{"n":1,"s":"é\\u0000"}', bodyAttachments: atts });
+        const seq = await put(s, w);
+        assert.equal(seq, 1);
+        assert.equal(await s.lastSeq(), 1);
+        assert.deepEqual(await s.getDoc('doc1'), {
+          id: 'doc1', tree: w.tree, rev: '1-abc', deleted: false, seq: 1, channels: ['red', 'blue'],
+        });
+        assert.deepEqual(await s.getRevision('doc1', '1-abc'), {
+          rev: '1-abc', deleted: false, body: '{"n":1,"s":"é\\u0000"}', attachments: atts,
+        });
+        assert.equal(await s.getRevision('doc1', '1-nope'), undefined);
+        assert.equal(await s.getRevision('doc2', '1-abc'), undefined);
+      }));
+
+      it('round-trips a branched tree with tombstones and odd ids', withStore(async (s) => {
+        const tree: EncodedRevTree = { revs: ['1-a', '2-b', '2-c', '3-d'], parents: [-1, 0, 0, 2], deleted: [1] };
+        const id = 'odd id/with\u00e9 "quotes" and 😀';
+        await put(s, docWrite(id, 0, { rev: '3-d', tree }));
+        const doc = await s.getDoc(id);
+        assert.deepEqual(doc?.tree, tree);
+        assert.equal(doc?.id, id);
+        assert.deepEqual([...(await s.getDocs([id])).keys()], [id]);
+      }));
+
+      it('sequences go up by exactly one per successful write, across batches', withStore(async (s) => {
+        const seqs: number[] = [];
+        for (let i = 0; i < 20; i++) seqs.push(await put(s, docWrite(`d${i % 7}`, (await s.getDoc(`d${i % 7}`))?.seq ?? 0, { rev: `${Math.floor(i / 7) + 1}-x` })));
+        const batch = await s.commit([docWrite('b1', 0), docWrite('b2', 0), docWrite('b3', 0)]);
+        seqs.push(...batch.map(okSeq));
+        assert.deepEqual(seqs, Array.from({ length: 23 }, (_, i) => i + 1));
+        assert.equal(await s.lastSeq(), 23);
+      }));
+
+      it('an update needs the current seq; a stale or zero expectedSeq is a conflict and changes nothing', withStore(async (s) => {
+        const s1 = await put(s, docWrite('a', 0, { rev: '1-a', channels: ['c'] }));
+        const s2 = await put(s, docWrite('a', s1, { rev: '2-a', channels: ['c'], previousChannels: ['c'] }));
+        assert.equal(s2, s1 + 1);
+        assert.deepEqual(await s.commit([docWrite('a', s1, { rev: '3-stale' })]), [CONFLICT]);
+        assert.deepEqual(await s.commit([docWrite('a', 0, { rev: '1-new' })]), [CONFLICT], '0 means the doc must not exist');
+        assert.deepEqual(await s.commit([docWrite('a', s2 + 5, { rev: '3-future' })]), [CONFLICT]);
+        assert.deepEqual(await s.commit([docWrite('missing', 7, { rev: '2-x' })]), [CONFLICT], 'a missing doc is at seq 0');
+        assert.equal(await s.lastSeq(), s2, 'conflicts consume no sequence');
+        const doc = await s.getDoc('a');
+        assert.equal(doc?.rev, '2-a');
+        assert.equal(doc?.seq, s2);
+        assert.equal(await s.getRevision('a', '3-stale'), undefined);
+        assert.equal(await s.getRevision('a', '1-new'), undefined);
+        assert.equal(await s.getDoc('missing'), undefined);
+        assert.deepEqual(brief(await s.changes({ since: 0 })), [`${s2}:a:2-a`]);
+      }));
+
+      it('in one batch, a conflicting write is skipped and the others commit with consecutive seqs', withStore(async (s) => {
+        const s1 = await put(s, docWrite('x', 0));
+        const res = await s.commit([
+          docWrite('p', 0),
+          docWrite('x', 0, { rev: '1-dup' }), // x exists
+          docWrite('q', 0),
+        ]);
+        assert.deepEqual(res, [{ ok: true, seq: s1 + 1 }, CONFLICT, { ok: true, seq: s1 + 2 }]);
+        assert.equal(await s.lastSeq(), s1 + 2);
+        assert.equal((await s.getDoc('x'))?.rev, '1-a');
+      }));
+
+      it('two writes to the same doc in one batch: the second has a stale expectedSeq and conflicts', withStore(async (s) => {
+        const res = await s.commit([
+          docWrite('d', 0, { rev: '1-first', channels: ['c1'] }),
+          docWrite('d', 0, { rev: '1-second', channels: ['c2'] }),
+        ]);
+        assert.deepEqual(res, [{ ok: true, seq: 1 }, CONFLICT]);
+        const doc = await s.getDoc('d');
+        assert.equal(doc?.rev, '1-first');
+        assert.deepEqual(doc?.channels, ['c1']);
+        assert.equal(await s.getRevision('d', '1-second'), undefined);
+        assert.deepEqual(await s.changes({ since: 0, channels: ['c2'] }), []);
+        // Chained correctly (the second names the first's seq), both commit.
+        const chained = await s.commit([
+          docWrite('e', 0, { rev: '1-e' }),
+          docWrite('e', 2, { rev: '2-e' }),
+        ]);
+        assert.deepEqual(chained, [{ ok: true, seq: 2 }, { ok: true, seq: 3 }]);
+        assert.equal((await s.getDoc('e'))?.rev, '2-e');
+        assert.deepEqual(brief(await s.changes({ since: 0 })), ['1:d:1-first', '3:e:2-e']);
+      }));
+
+      it('concurrent commits of the same new doc: exactly one wins', withStore(async (s) => {
+        const results = await Promise.all(Array.from({ length: 8 }, (_, i) => s.commit([docWrite('race', 0, { rev: `1-r${i}` })])));
+        const oks = results.flat().filter((r) => r.ok);
+        assert.equal(oks.length, 1);
+        assert.equal(results.flat().filter((r) => !r.ok).length, 7);
+        assert.equal(await s.lastSeq(), 1);
+      }));
+
+      it('concurrent commits of different docs get distinct, gap-free seqs', withStore(async (s) => {
+        const results = await Promise.all(Array.from({ length: 25 }, (_, i) => s.commit([docWrite(`c${i}`, 0)])));
+        const seqs = results.flat().map(okSeq).sort((a, b) => a - b);
+        assert.deepEqual(seqs, Array.from({ length: 25 }, (_, i) => i + 1));
+        assert.equal(await s.lastSeq(), 25);
+      }));
+
+      it('addBodies and dropBodies manage revision bodies', withStore(async (s) => {
+        const s1 = await put(s, docWrite('d', 0, { rev: '1-a' }));
+        // A conflict branch: keep 1-a's body? No: 2-b and 2-c are leaves, 1-a is dropped.
+        const s2 = await put(s, docWrite('d', s1, {
+          rev: '2-c',
+          tree: { revs: ['1-a', '2-b', '2-c'], parents: [-1, 0, 0] },
+          addBodies: [
+            { rev: '2-b', deleted: false, body: '{"b":1}', attachments: null },
+            { rev: '2-c', deleted: false, body: '{"c":1}', attachments: null },
+          ],
+          dropBodies: ['1-a'],
+        }));
+        assert.equal(await s.getRevision('d', '1-a'), undefined);
+        assert.equal((await s.getRevision('d', '2-b'))?.body, '{"b":1}');
+        // A tombstone on 2-b.
+        await put(s, docWrite('d', s2, {
+          rev: '2-c',
+          tree: { revs: ['1-a', '2-b', '2-c', '3-b'], parents: [-1, 0, 0, 1], deleted: [3] },
+          addBodies: [{ rev: '3-b', deleted: true, body: '{}', attachments: null }],
+          dropBodies: ['2-b', '9-never-existed'],
+        }));
+        assert.equal(await s.getRevision('d', '2-b'), undefined);
+        assert.deepEqual(await s.getRevision('d', '3-b'), { rev: '3-b', deleted: true, body: '{}', attachments: null });
+        assert.equal((await s.getRevision('d', '2-c'))?.body, '{"c":1}');
+      }));
+
+      it('re-adding an existing revision body replaces it', withStore(async (s) => {
+        const s1 = await put(s, docWrite('d', 0, { rev: '1-a', body: '{"v":1}' }));
+        await put(s, docWrite('d', s1, { rev: '1-a', body: '{"v":2}' }));
+        assert.equal((await s.getRevision('d', '1-a'))?.body, '{"v":2}');
+      }));
+
+      it('bodies are per document: the same rev id in two docs is two bodies', withStore(async (s) => {
+        await s.commit([docWrite('a', 0, { rev: '1-same', body: '{"doc":"a"}' }), docWrite('b', 0, { rev: '1-same', body: '{"doc":"b"}' })]);
+        assert.equal((await s.getRevision('a', '1-same'))?.body, '{"doc":"a"}');
+        assert.equal((await s.getRevision('b', '1-same'))?.body, '{"doc":"b"}');
+      }));
+
+      it('a deletion keeps the doc row (a tombstone) and its winner flag', withStore(async (s) => {
+        const s1 = await put(s, docWrite('d', 0, { rev: '1-a' }));
+        const s2 = await put(s, docWrite('d', s1, { rev: '2-del', deleted: true, body: '{}' }));
+        const doc = await s.getDoc('d');
+        assert.equal(doc?.deleted, true);
+        assert.equal(doc?.rev, '2-del');
+        assert.equal(doc?.seq, s2);
+        assert.equal((await s.getRevision('d', '2-del'))?.deleted, true);
+        // Resurrection continues from the tombstone's seq.
+        const s3 = await put(s, docWrite('d', s2, { rev: '3-back' }));
+        assert.equal((await s.getDoc('d'))?.deleted, false);
+        assert.equal(s3, s2 + 1);
+      }));
+    });
+
+    describe('getDocs and getRevisions (batches)', () => {
+      it('getDocs returns the existing docs by id, ignores missing ones and duplicates', withStore(async (s) => {
+        await s.commit([docWrite('a', 0), docWrite('b', 0, { deleted: true }), docWrite('c', 0)]);
+        const m = await s.getDocs(['c', 'missing', 'a', 'b', 'a']);
+        assert.deepEqual([...m.keys()].sort(), ['a', 'b', 'c']);
+        assert.equal(m.get('b')?.deleted, true, 'tombstones are returned too');
+        assert.equal(m.get('c')?.seq, 3);
+      }));
+
+      it('getDocs with more than 1000 ids (and a missing one in every chunk)', withStore(async (s) => {
+        const ids = Array.from({ length: 2100 }, (_, i) => `doc-${String(i).padStart(5, '0')}`);
+        assert.deepEqual((await s.commit(ids.map((id) => docWrite(id, 0)))).map(okSeq), ids.map((_, i) => i + 1));
+        const ask = ids.flatMap((id, i) => (i % 300 === 0 ? [id, `missing-${i}`] : [id]));
+        const m = await s.getDocs(ask);
+        assert.equal(m.size, ids.length);
+        for (const [i, id] of ids.entries()) assert.equal(m.get(id)?.seq, i + 1);
+      }));
+
+      it('getRevisions looks up many (id, rev) pairs, keyed by bodyKey, skipping missing ones', withStore(async (s) => {
+        await s.commit([
+          docWrite('a', 0, { rev: '1-a', body: '{"a":1}' }),
+          docWrite('b', 0, { rev: '1-b', body: '{"b":1}' }),
+        ]);
+        const keys = [
+          { id: 'a', rev: '1-a' }, { id: 'b', rev: '1-b' }, { id: 'a', rev: '1-b' }, { id: 'zzz', rev: '1-a' }, { id: 'a', rev: '1-a' },
+        ];
+        const m = await s.getRevisions(keys);
+        assert.deepEqual([...m.keys()].sort(), [bodyKey('a', '1-a'), bodyKey('b', '1-b')].sort());
+        assert.equal(m.get(bodyKey('a', '1-a'))?.body, '{"a":1}');
+        assert.equal(m.get(bodyKey('b', '1-b'))?.rev, '1-b');
+      }));
+
+      it('getRevisions with more than 1000 keys', withStore(async (s) => {
+        const ids = Array.from({ length: 1200 }, (_, i) => `r${i}`);
+        await s.commit(ids.map((id) => docWrite(id, 0, { rev: '1-x', body: `{"i":"${id}"}` })));
+        const m = await s.getRevisions(ids.map((id) => ({ id, rev: '1-x' })));
+        assert.equal(m.size, 1200);
+        assert.equal(m.get(bodyKey('r1199', '1-x'))?.body, '{"i":"r1199"}');
+      }));
+    });
+
+    describe('changes', () => {
+      /** Five docs, some rewritten and one deleted: seq → (id, rev). */
+      async function seed(s: Store): Promise<void> {
+        await put(s, docWrite('a', 0, { rev: '1-a' }));        // 1
+        await put(s, docWrite('b', 0, { rev: '1-b' }));        // 2
+        await put(s, docWrite('c', 0, { rev: '1-c' }));        // 3
+        await put(s, docWrite('a', 1, { rev: '2-a' }));        // 4: a moves from 1 to 4
+        await put(s, docWrite('d', 0, { rev: '1-d' }));        // 5
+        await put(s, docWrite('b', 2, { rev: '2-b', deleted: true })); // 6: b is deleted
+        await put(s, docWrite('e', 0, { rev: '1-e' }));        // 7
+      }
+
+      it('lists each doc once, at its latest seq, in seq order, with the deleted flag', withStore(async (s) => {
+        await seed(s);
+        assert.deepEqual(brief(await s.changes({ since: 0 })), ['3:c:1-c', '4:a:2-a', '5:d:1-d', '6:b:2-b:deleted', '7:e:1-e']);
+        for (const r of await s.changes({ since: 0 })) assert.equal(r.removed, undefined);
+      }));
+
+      it('since is exclusive, until is inclusive, and limit caps the page', withStore(async (s) => {
+        await seed(s);
+        assert.deepEqual(brief(await s.changes({ since: 4 })), ['5:d:1-d', '6:b:2-b:deleted', '7:e:1-e']);
+        assert.deepEqual(brief(await s.changes({ since: 3, until: 5 })), ['4:a:2-a', '5:d:1-d']);
+        assert.deepEqual(brief(await s.changes({ since: 0, until: 2 })), [], 'a and b moved past until');
+        assert.deepEqual(brief(await s.changes({ since: 0, limit: 2 })), ['3:c:1-c', '4:a:2-a']);
+        assert.deepEqual(brief(await s.changes({ since: 4, until: 7, limit: 1 })), ['5:d:1-d']);
+        assert.deepEqual(await s.changes({ since: 7 }), []);
+        assert.deepEqual(await s.changes({ since: 100 }), []);
+        assert.deepEqual(await s.changes({ since: 5, until: 5 }), []);
+      }));
+
+      it('until defaults to the last committed seq; a reader that fixed until does not see later writes', withStore(async (s) => {
+        await seed(s);
+        const until = await s.lastSeq();
+        await put(s, docWrite('f', 0, { rev: '1-f' }));
+        assert.deepEqual(brief(await s.changes({ since: 6, until })), ['7:e:1-e']);
+        assert.deepEqual(brief(await s.changes({ since: 6 })), ['7:e:1-e', '8:f:1-f']);
+      }));
+
+      it('paging with limit and since = last seq returns every change exactly once', withStore(async (s) => {
+        await seed(s);
+        const pages: string[] = [];
+        for (let since = 0; ;) {
+          const page = await s.changes({ since, limit: 2 });
+          if (page.length === 0) break;
+          pages.push(...brief(page));
+          since = page[page.length - 1].seq;
+        }
+        assert.deepEqual(pages, brief(await s.changes({ since: 0 })));
+      }));
+
+      it('docIds filter: only those docs, at their latest seq, with since, until and limit', withStore(async (s) => {
+        await seed(s);
+        assert.deepEqual(brief(await s.changes({ since: 0, docIds: ['e', 'a', 'nope', 'b'] })), ['4:a:2-a', '6:b:2-b:deleted', '7:e:1-e']);
+        assert.deepEqual(brief(await s.changes({ since: 4, docIds: ['e', 'a', 'b'] })), ['6:b:2-b:deleted', '7:e:1-e']);
+        assert.deepEqual(brief(await s.changes({ since: 0, until: 6, docIds: ['e', 'a', 'b'] })), ['4:a:2-a', '6:b:2-b:deleted']);
+        assert.deepEqual(brief(await s.changes({ since: 0, limit: 1, docIds: ['e', 'a', 'b'] })), ['4:a:2-a']);
+        assert.deepEqual(await s.changes({ since: 0, docIds: ['nope'] }), []);
+      }));
+
+      it('docIds filter with more than 1000 ids, in any order', withStore(async (s) => {
+        const ids = Array.from({ length: 1500 }, (_, i) => `id${i}`);
+        await s.commit(ids.map((id) => docWrite(id, 0)));
+        // Every third id, listed backwards, plus unknown ids.
+        const want = ids.filter((_, i) => i % 3 === 0);
+        const ask = [...want].reverse().flatMap((id, k) => (k % 100 === 0 ? [id, `unknown${k}`] : [id]));
+        const rows = await s.changes({ since: 0, docIds: ask });
+        assert.deepEqual(rows.map((r) => r.id), want);
+        assert.deepEqual(rows.map((r) => r.seq), want.map((id) => Number(id.slice(2)) + 1));
+        const limited = await s.changes({ since: 600, limit: 10, docIds: ask });
+        assert.deepEqual(limited.map((r) => r.seq), [601, 604, 607, 610, 613, 616, 619, 622, 625, 628]);
+      }));
+
+      it('docIds filter lists a doc once even when its id is repeated far apart in the list', withStore(async (s) => {
+        const ids = Array.from({ length: 1200 }, (_, i) => `id${i}`);
+        await s.commit(ids.map((id) => docWrite(id, 0)));
+        const ask = ['id5', ...ids.slice(100, 1100), 'id5', 'id7', 'id7'];
+        const rows = await s.changes({ since: 0, docIds: ask });
+        assert.deepEqual(rows.filter((r) => r.id === 'id5').length, 1);
+        assert.deepEqual(rows.filter((r) => r.id === 'id7').length, 1);
+        assert.equal(rows.length, 1002);
+      }));
+
+      it('a purged doc leaves the feed', withStore(async (s) => {
+        await seed(s);
+        assert.equal(await s.purge('a'), true);
+        assert.deepEqual(brief(await s.changes({ since: 0 })), ['3:c:1-c', '5:d:1-d', '6:b:2-b:deleted', '7:e:1-e']);
+        assert.deepEqual(await s.changes({ since: 0, docIds: ['a'] }), []);
+      }));
+    });
+
+    describe('channel index', () => {
+      it('a doc appears in each of its channels at its latest seq', withStore(async (s) => {
+        const s1 = await put(s, docWrite('d', 0, { rev: '1-d', channels: ['red', 'blue'] }));
+        await put(s, docWrite('o', 0, { rev: '1-o', channels: ['blue'] }));
+        const s3 = await put(s, docWrite('d', s1, { rev: '2-d', channels: ['red', 'blue'], previousChannels: ['red', 'blue'] }));
+        assert.deepEqual(brief(await s.changes({ since: 0, channels: ['red'] })), [`${s3}:d:2-d`]);
+        assert.deepEqual(brief(await s.changes({ since: 0, channels: ['blue'] })), ['2:o:1-o', `${s3}:d:2-d`]);
+        assert.deepEqual(await s.changes({ since: 0, channels: ['green'] }), []);
+        // Per-channel rows: with several channels a doc in both has one row per channel at one seq.
+        const both = await s.changes({ since: 0, channels: ['red', 'blue'] });
+        assert.deepEqual(both.map((r) => r.seq), [2, s3, s3]);
+        assert.ok(both.every((r) => r.removed === undefined));
+      }));
+
+      it('dropping a channel leaves a removed row there at the new seq; re-adding clears it', withStore(async (s) => {
+        const s1 = await put(s, docWrite('d', 0, { rev: '1-d', channels: ['a', 'b'] }));
+        const s2 = await put(s, docWrite('d', s1, { rev: '2-d', channels: ['b', 'c'], previousChannels: ['a', 'b'] }));
+        assert.deepEqual(brief(await s.changes({ since: 0, channels: ['a'] })), [`${s2}:d:2-d:removed=a`]);
+        assert.deepEqual(brief(await s.changes({ since: 0, channels: ['b'] })), [`${s2}:d:2-d`]);
+        assert.deepEqual(brief(await s.changes({ since: 0, channels: ['c'] })), [`${s2}:d:2-d`]);
+        assert.deepEqual(await s.changes({ since: s2, channels: ['a'] }), []);
+        // Unrelated writes (previousChannels no longer has a) leave the removal where it was.
+        const s3 = await put(s, docWrite('d', s2, { rev: '3-d', channels: ['b', 'c'], previousChannels: ['b', 'c'] }));
+        assert.deepEqual(brief(await s.changes({ since: 0, channels: ['a'] })), [`${s2}:d:2-d:removed=a`]);
+        // Back into a: a normal row again, at the newest seq.
+        const s4 = await put(s, docWrite('d', s3, { rev: '4-d', channels: ['a'], previousChannels: ['b', 'c'] }));
+        assert.deepEqual(brief(await s.changes({ since: 0, channels: ['a'] })), [`${s4}:d:4-d`]);
+        assert.deepEqual(brief(await s.changes({ since: 0, channels: ['b', 'c'] })).sort(), [`${s4}:d:4-d:removed=b`, `${s4}:d:4-d:removed=c`]);
+        // The doc itself is in a only.
+        assert.deepEqual((await s.getDoc('d'))?.channels, ['a']);
+      }));
+
+      it('several channels: the removal shows for the channel left, a live row for the one kept', withStore(async (s) => {
+        const s1 = await put(s, docWrite('d', 0, { rev: '1-d', channels: ['a', 'b'] }));
+        const s2 = await put(s, docWrite('d', s1, { rev: '2-d', channels: ['b'], previousChannels: ['a', 'b'] }));
+        const rows = await s.changes({ since: 0, channels: ['a', 'b'] });
+        assert.deepEqual(brief(rows).sort(), [`${s2}:d:2-d`, `${s2}:d:2-d:removed=a`]);
+      }));
+
+      it('paging a several-channel feed with limit never loses or splits a sequence', withStore(async (s) => {
+        const s1 = await put(s, docWrite('d', 0, { rev: '1-d', channels: ['a', 'b'] }));
+        const s2 = await put(s, docWrite('d', s1, { rev: '2-d', channels: ['b'], previousChannels: ['a', 'b'] }));
+        const all = brief(await s.changes({ since: 0, channels: ['a', 'b'] })).sort();
+        const page1 = await s.changes({ since: 0, channels: ['a', 'b'], limit: 1 });
+        const page2 = await s.changes({ since: page1[page1.length - 1].seq, channels: ['a', 'b'], limit: 1 });
+        assert.equal(s2, 2);
+        assert.deepEqual([...brief(page1), ...brief(page2)].sort(), all);
+      }));
+
+      it('a deletion that empties the channels leaves removed+deleted rows in the old ones', withStore(async (s) => {
+        const s1 = await put(s, docWrite('d', 0, { rev: '1-d', channels: ['a'] }));
+        const s2 = await put(s, docWrite('d', s1, { rev: '2-d', deleted: true, channels: [], previousChannels: ['a'] }));
+        const rows = await s.changes({ since: 0, channels: ['a'] });
+        assert.deepEqual(rows, [{ seq: s2, id: 'd', rev: '2-d', deleted: true, removed: 'a' }]);
+        // A tombstone that stays in its channel is just deleted, not removed.
+        const t1 = await put(s, docWrite('t', 0, { rev: '1-t', channels: ['k'] }));
+        const t2 = await put(s, docWrite('t', t1, { rev: '2-t', deleted: true, channels: ['k'], previousChannels: ['k'] }));
+        assert.deepEqual(brief(await s.changes({ since: 0, channels: ['k'] })), [`${t2}:t:2-t:deleted`]);
+      }));
+
+      it('channel feeds obey since, until and limit', withStore(async (s) => {
+        for (let i = 0; i < 10; i++) await put(s, docWrite(`d${i}`, 0, { channels: i % 2 ? ['odd', 'all'] : ['even', 'all'] }));
+        assert.deepEqual((await s.changes({ since: 0, channels: ['odd'] })).map((r) => r.seq), [2, 4, 6, 8, 10]);
+        assert.deepEqual((await s.changes({ since: 4, channels: ['odd'] })).map((r) => r.seq), [6, 8, 10]);
+        assert.deepEqual((await s.changes({ since: 4, until: 8, channels: ['odd'] })).map((r) => r.seq), [6, 8]);
+        assert.deepEqual((await s.changes({ since: 0, limit: 3, channels: ['even'] })).map((r) => r.seq), [1, 3, 5]);
+        assert.deepEqual((await s.changes({ since: 0, limit: 4, channels: ['all'] })).map((r) => r.seq), [1, 2, 3, 4]);
+        assert.deepEqual((await s.changes({ since: 0, channels: ['odd', 'even'] })).map((r) => r.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      }));
+
+      it('a rewrite moves the doc to its new seq in the channel (no stale row left behind)', withStore(async (s) => {
+        const s1 = await put(s, docWrite('d', 0, { rev: '1-d', channels: ['a'] }));
+        await put(s, docWrite('x', 0, { channels: ['a'] }));
+        const s3 = await put(s, docWrite('d', s1, { rev: '2-d', channels: ['a'], previousChannels: ['a'] }));
+        assert.deepEqual(brief(await s.changes({ since: 0, channels: ['a'] })), ['2:x:1-a', `${s3}:d:2-d`]);
+        assert.deepEqual(brief(await s.changes({ since: 0, until: 2, channels: ['a'] })), ['2:x:1-a']);
+      }));
+
+      it('a purged doc leaves every channel', withStore(async (s) => {
+        const s1 = await put(s, docWrite('d', 0, { rev: '1-d', channels: ['a', 'b'] }));
+        await put(s, docWrite('d', s1, { rev: '2-d', channels: ['b'], previousChannels: ['a', 'b'] }));
+        await put(s, docWrite('k', 0, { channels: ['a'] }));
+        assert.equal(await s.purge('d'), true);
+        assert.deepEqual(brief(await s.changes({ since: 0, channels: ['a', 'b'] })), ['3:k:1-a']);
+      }));
+
+      it('channels and docIds together: only those docs, and only in those channels', withStore(async (s) => {
+        await s.commit([
+          docWrite('in', 0, { channels: ['mine'] }),
+          docWrite('out', 0, { channels: ['theirs'] }),
+        ]);
+        assert.deepEqual(brief(await s.changes({ since: 0, channels: ['mine'], docIds: ['in', 'out'] })), ['1:in:1-a']);
+      }));
+    });
+
+    describe('allDocs and countDocs', () => {
+      const ids = ['b', 'a', 'd', 'c', 'e', 'f'];
+      async function seed(s: Store): Promise<void> {
+        await s.commit(ids.map((id) => docWrite(id, 0, { rev: `1-${id}`, channels: [`ch-${id}`] })));
+        await put(s, docWrite('c', 4, { rev: '2-c', deleted: true, previousChannels: ['ch-c'] }));
+      }
+
+      it('lists live docs in id order with rev, seq and channels', withStore(async (s) => {
+        await seed(s);
+        assert.deepEqual(await s.allDocs({}), [
+          { id: 'a', rev: '1-a', seq: 2, deleted: false, channels: ['ch-a'] },
+          { id: 'b', rev: '1-b', seq: 1, deleted: false, channels: ['ch-b'] },
+          { id: 'd', rev: '1-d', seq: 3, deleted: false, channels: ['ch-d'] },
+          { id: 'e', rev: '1-e', seq: 5, deleted: false, channels: ['ch-e'] },
+          { id: 'f', rev: '1-f', seq: 6, deleted: false, channels: ['ch-f'] },
+        ]);
+        assert.equal(await s.countDocs(), 5);
+      }));
+
+      it('includeDeleted lists tombstones too', withStore(async (s) => {
+        await seed(s);
+        const rows = await s.allDocs({ includeDeleted: true });
+        assert.deepEqual(rows.map((r) => r.id), ['a', 'b', 'c', 'd', 'e', 'f']);
+        assert.deepEqual(rows[2], { id: 'c', rev: '2-c', seq: 7, deleted: true, channels: [] });
+      }));
+
+      it('startkey and endkey are inclusive bounds; limit and skip page', withStore(async (s) => {
+        await seed(s);
+        const idsOf = async (q: Parameters<Store['allDocs']>[0]) => (await s.allDocs(q)).map((r) => r.id);
+        assert.deepEqual(await idsOf({ startkey: 'b', endkey: 'e' }), ['b', 'd', 'e']);
+        assert.deepEqual(await idsOf({ startkey: 'b', endkey: 'e', includeDeleted: true }), ['b', 'c', 'd', 'e']);
+        assert.deepEqual(await idsOf({ startkey: 'bb' }), ['d', 'e', 'f']);
+        assert.deepEqual(await idsOf({ endkey: 'b' }), ['a', 'b']);
+        assert.deepEqual(await idsOf({ startkey: 'e', endkey: 'b' }), []);
+        assert.deepEqual(await idsOf({ limit: 2 }), ['a', 'b']);
+        assert.deepEqual(await idsOf({ limit: 0 }), []);
+        assert.deepEqual(await idsOf({ skip: 3 }), ['e', 'f']);
+        assert.deepEqual(await idsOf({ skip: 1, limit: 2 }), ['b', 'd']);
+        assert.deepEqual(await idsOf({ skip: 10 }), []);
+        assert.deepEqual(await idsOf({ startkey: 'b', skip: 1, limit: 1 }), ['d']);
+      }));
+
+      it('descending reverses the order, with startkey as the high bound', withStore(async (s) => {
+        await seed(s);
+        const idsOf = async (q: Parameters<Store['allDocs']>[0]) => (await s.allDocs(q)).map((r) => r.id);
+        assert.deepEqual(await idsOf({ descending: true }), ['f', 'e', 'd', 'b', 'a']);
+        assert.deepEqual(await idsOf({ descending: true, startkey: 'e', endkey: 'b' }), ['e', 'd', 'b']);
+        assert.deepEqual(await idsOf({ descending: true, startkey: 'd' }), ['d', 'b', 'a']);
+        assert.deepEqual(await idsOf({ descending: true, endkey: 'd' }), ['f', 'e', 'd']);
+        assert.deepEqual(await idsOf({ descending: true, limit: 2, skip: 1 }), ['e', 'd']);
+        assert.deepEqual(await idsOf({ descending: true, startkey: 'b', endkey: 'e' }), []);
+      }));
+
+      it('ids sort by UTF-8 bytes (not by locale, not by UTF-16 units)', withStore(async (s) => {
+        const odd = ['a', 'B', 'Z', '_', 'é', 'e\u0301', '\uFFFD', '😀', '10', '9', 'a b', 'ab'];
+        await s.commit(odd.map((id) => docWrite(id, 0)));
+        const got = (await s.allDocs({})).map((r) => r.id);
+        assert.deepEqual(got, [...odd].sort(utf8Compare));
+        // '😀' (F0…) sorts after '\uFFFD' (EF…) in bytes, though before it in UTF-16.
+        assert.ok(got.indexOf('😀') > got.indexOf('\uFFFD'));
+        assert.deepEqual((await s.allDocs({ startkey: '\uFFFD' })).map((r) => r.id), ['\uFFFD', '😀']);
+      }));
+
+      it('countDocs counts live docs only and follows deletes, resurrections and purges', withStore(async (s) => {
+        await seed(s);
+        assert.equal(await s.countDocs(), 5);
+        await put(s, docWrite('c', 7, { rev: '3-c' }));
+        assert.equal(await s.countDocs(), 6);
+        await s.purge('a');
+        assert.equal(await s.countDocs(), 5);
+      }));
+    });
+
+    describe('purge', () => {
+      it('removes the doc, its bodies and its index rows; the seq counter does not go back', withStore(async (s) => {
+        const s1 = await put(s, docWrite('p', 0, { rev: '1-p', channels: ['c'] }));
+        const s2 = await put(s, docWrite('p', s1, {
+          rev: '2-p', channels: ['c'], previousChannels: ['c'],
+          tree: { revs: ['1-p', '2-p', '2-q'], parents: [-1, 0, 0] },
+          addBodies: [{ rev: '2-p', deleted: false, body: '{}', attachments: null }, { rev: '2-q', deleted: false, body: '{}', attachments: null }],
+        }));
+        await put(s, docWrite('keep', 0, { rev: '1-k', channels: ['c'] }));
+        assert.equal(await s.purge('p'), true);
+        assert.equal(await s.getDoc('p'), undefined);
+        assert.equal((await s.getDocs(['p'])).size, 0);
+        for (const rev of ['1-p', '2-p', '2-q']) assert.equal(await s.getRevision('p', rev), undefined);
+        assert.deepEqual((await s.allDocs({ includeDeleted: true })).map((r) => r.id), ['keep']);
+        assert.deepEqual(brief(await s.changes({ since: 0, channels: ['c'] })), [`${s2 + 1}:keep:1-k`]);
+        assert.equal(await s.lastSeq(), s2 + 1);
+        assert.equal(await s.purge('p'), false, 'purging twice');
+        assert.equal((await s.getRevision('keep', '1-k'))?.body, '{"rev":"1-k"}');
+        // The id is free again: a new doc starts from expectedSeq 0 and gets the next seq.
+        assert.deepEqual(await s.commit([docWrite('p', s2, { rev: '1-z' })]), [CONFLICT]);
+        assert.deepEqual(await s.commit([docWrite('p', 0, { rev: '1-z' })]), [{ ok: true, seq: s2 + 2 }]);
+      }));
+
+      it('purges a tombstone', withStore(async (s) => {
+        const s1 = await put(s, docWrite('t', 0));
+        await put(s, docWrite('t', s1, { rev: '2-t', deleted: true }));
+        assert.equal(await s.purge('t'), true);
+        assert.deepEqual(await s.allDocs({ includeDeleted: true }), []);
+      }));
+    });
+
+    describe('attachments', () => {
+      it('round-trips binary bytes exactly (all 256 byte values, NULs, a 1 MiB blob, an empty one)', withStore(async (s) => {
+        const all = Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 7 + 3) & 0xff));
+        const nuls = Buffer.from([0, 0, 0, 0xff, 0, 0xfe, 0]);
+        const big = Buffer.alloc(1 << 20);
+        for (let i = 0; i < big.length; i++) big[i] = (i * 2654435761) >>> 24;
+        const empty = Buffer.alloc(0);
+        const utf8Invalid = Buffer.from([0xc3, 0x28, 0xa0, 0xa1, 0xe2, 0x28, 0xa1, 0xf0, 0x90, 0x28, 0xbc]);
+        const blobs = [all, nuls, big, empty, utf8Invalid];
+        const atts = new Map(blobs.map((b) => [digestOf(b), b]));
+        await put(s, docWrite('withatts', 0, { attachments: atts }));
+        for (const b of blobs) {
+          const got = await s.getAttachment(digestOf(b));
+          assert.ok(got, `attachment of ${b.length} bytes is stored`);
+          assert.ok(Buffer.isBuffer(got), 'returned as a Buffer');
+          assert.equal(got.length, b.length);
+          assert.ok(got.equals(b), `bytes of the ${b.length}-byte attachment are identical`);
+        }
+        assert.deepEqual(await s.hasAttachments([...atts.keys(), 'sha1-missing']), new Set(atts.keys()));
+      }));
+
+      it('is content-addressed: writing an existing digest again is a no-op', withStore(async (s) => {
+        const data = Buffer.from('hello');
+        const d = digestOf(data);
+        await put(s, docWrite('a', 0, { attachments: new Map([[d, data]]) }));
+        const seq = await put(s, docWrite('b', 0, { attachments: new Map([[d, Buffer.from('different bytes')]]) }));
+        assert.equal(seq, 2, 'the write itself still commits');
+        assert.ok((await s.getAttachment(d))?.equals(data), 'the first bytes stay');
+        // Two docs in one batch with the same digest.
+        await s.commit([
+          docWrite('c', 0, { attachments: new Map([['sha1-shared', Buffer.from([1, 2])]]) }),
+          docWrite('e', 0, { attachments: new Map([['sha1-shared', Buffer.from([1, 2])]]) }),
+        ]);
+        assert.ok((await s.getAttachment('sha1-shared'))?.equals(Buffer.from([1, 2])));
+      }));
+
+      it('a write that conflicts stores none of its attachments', withStore(async (s) => {
+        await put(s, docWrite('a', 0));
+        const res = await s.commit([docWrite('a', 0, { rev: '1-b', attachments: new Map([['sha1-lost', Buffer.from('x')]]) })]);
+        assert.deepEqual(res, [CONFLICT]);
+        assert.equal(await s.getAttachment('sha1-lost'), undefined);
+        assert.equal((await s.hasAttachments(['sha1-lost'])).size, 0);
+      }));
+
+      it('attachments survive the doc being purged (they may be shared)', withStore(async (s) => {
+        await put(s, docWrite('a', 0, { attachments: new Map([['sha1-kept', Buffer.from('k')]]) }));
+        await s.purge('a');
+        // Content-addressed bytes are not tied to one doc; a later write may refer to them again.
+        const got = await s.getAttachment('sha1-kept');
+        assert.ok(got === undefined || got.equals(Buffer.from('k')));
+      }));
+
+      it('hasAttachments with more than 1000 digests, duplicates and missing ones', withStore(async (s) => {
+        const blobs = Array.from({ length: 1300 }, (_, i) => Buffer.from(`attachment #${i}`));
+        await put(s, docWrite('many', 0, { attachments: new Map(blobs.map((b) => [digestOf(b), b])) }));
+        const present = blobs.map(digestOf);
+        const ask = [...present, ...present.slice(0, 50), ...Array.from({ length: 200 }, (_, i) => `sha1-missing-${i}`)];
+        const got = await s.hasAttachments(ask);
+        assert.equal(got.size, 1300);
+        assert.deepEqual(got, new Set(present));
+        assert.ok((await s.getAttachment(present[1299]))?.equals(blobs[1299]));
+      }));
+    });
+
+    describe('local docs', () => {
+      it('putLocal creates at 1 and counts up; a wrong expectedRev is a conflict', withStore(async (s) => {
+        assert.equal(await s.putLocal('cp', 0, '{"n":1}'), 1);
+        assert.deepEqual(await s.getLocal('cp'), { rev: 1, body: '{"n":1}' });
+        assert.equal(await s.putLocal('cp', 0, '{"n":"again"}'), null, 'already exists');
+        assert.equal(await s.putLocal('cp', 2, '{"n":"ahead"}'), null);
+        assert.equal(await s.putLocal('cp', 1, '{"n":2}'), 2);
+        assert.equal(await s.putLocal('cp', 1, '{"n":"stale"}'), null);
+        assert.deepEqual(await s.getLocal('cp'), { rev: 2, body: '{"n":2}' });
+        assert.equal(await s.putLocal('other', 5, '{}'), null, 'absent is rev 0');
+        assert.equal(await s.getLocal('other'), undefined);
+      }));
+
+      it('deleteLocal needs the current rev; afterwards the doc is gone and restarts at 1', withStore(async (s) => {
+        await s.putLocal('cp', 0, '{}');
+        await s.putLocal('cp', 1, '{"x":1}');
+        assert.equal(await s.deleteLocal('cp', 1), false);
+        assert.equal(await s.deleteLocal('cp', 0), false);
+        assert.equal((await s.getLocal('cp'))?.rev, 2);
+        assert.equal(await s.deleteLocal('cp', 2), true);
+        assert.equal(await s.getLocal('cp'), undefined);
+        assert.equal(await s.deleteLocal('cp', 2), false, 'twice');
+        assert.equal(await s.deleteLocal('never', 0), false);
+        assert.equal(await s.putLocal('cp', 0, '{"again":true}'), 1);
+      }));
+
+      it('local docs are separate from documents: no seq, no feed, no allDocs, no count', withStore(async (s) => {
+        await put(s, docWrite('same', 0));
+        await s.putLocal('same', 0, '{"local":true}');
+        await s.putLocal('only-local', 0, '{}');
+        assert.equal(await s.lastSeq(), 1);
+        assert.deepEqual((await s.changes({ since: 0 })).map((r) => r.id), ['same']);
+        assert.deepEqual((await s.allDocs({ includeDeleted: true })).map((r) => r.id), ['same']);
+        assert.equal(await s.countDocs(), 1);
+        assert.equal(await s.getDoc('only-local'), undefined);
+        await s.purge('same');
+        assert.deepEqual(await s.getLocal('same'), { rev: 1, body: '{"local":true}' });
+      }));
+
+      it('keeps bodies verbatim, including large and non-ASCII ones', withStore(async (s) => {
+        const body = JSON.stringify({ text: 'ünïcödé 😀 \u2028', big: 'x'.repeat(200_000) });
+        assert.equal(await s.putLocal('big', 0, body), 1);
+        assert.equal((await s.getLocal('big'))?.body, body);
+      }));
+
+      it('concurrent putLocal with the same expectedRev: exactly one wins', withStore(async (s) => {
+        await s.putLocal('cp', 0, '{}');
+        const results = await Promise.all(Array.from({ length: 6 }, (_, i) => s.putLocal('cp', 1, `{"w":${i}}`)));
+        assert.deepEqual(results.filter((r) => r !== null), [2]);
+      }));
+    });
+  });
+}

@@ -1,0 +1,289 @@
+/**
+ * The SQLite backend: the shared Store contract (file-backed and in memory), then what only a file
+ * can show: reopening, crash survival, schema versions.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { SqliteStore } from '../../src/storage/sqlite/index.ts';
+import { SCHEMA_VERSION } from '../../src/storage/sqlite/schema.ts';
+import type { EncodedRevTree } from '../../src/revtree/index.ts';
+import type { Store } from '../../src/storage/store.ts';
+import { digestOf, docWrite, storeContract } from './contract.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'syncgate-sqlite-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+let n = 0;
+const freshPath = (): string => join(dir, `db-${++n}`, 'test.sqlite');
+const paths = new WeakMap<Store, string>();
+
+storeContract('SqliteStore (file)', () => {
+  const path = freshPath();
+  const store = new SqliteStore({ path });
+  paths.set(store, path);
+  return store;
+}, async (store) => {
+  await store.close();
+  const path = paths.get(store);
+  if (path) rmSync(join(path, '..'), { recursive: true, force: true });
+});
+
+storeContract('SqliteStore (:memory:)', () => new SqliteStore({ path: ':memory:' }));
+
+storeContract('SqliteStore (file, synchronous=normal)', () => new SqliteStore({ path: freshPath(), synchronous: 'normal' }));
+
+/** Open, run, always close. */
+async function using<T>(path: string, fn: (s: SqliteStore) => Promise<T>): Promise<T> {
+  const s = new SqliteStore({ path });
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
+/** File descriptors of this process that point at `path` (Linux only; [] elsewhere). */
+function openFds(path: string): string[] {
+  if (!existsSync('/proc/self/fd')) return [];
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(path)) out.push(fd);
+    } catch { /* closed meanwhile */ }
+  }
+  return out;
+}
+
+describe('SqliteStore: the file', () => {
+  it('reopening the same file sees every committed write, and the sequence continues', async () => {
+    const path = freshPath();
+    const bytes = Buffer.from([0, 1, 2, 253, 254, 255]);
+    const before = await using(path, async (s) => {
+      await s.commit([
+        docWrite('a', 0, { rev: '1-a', channels: ['x'], body: '{"a":1}', attachments: new Map([[digestOf(bytes), bytes]]) }),
+        docWrite('b', 0, { rev: '1-b', channels: ['x', 'y'] }),
+        docWrite('gone', 0, { rev: '1-g' }),
+      ]);
+      await s.commit([docWrite('b', 2, { rev: '2-b', channels: ['y'], previousChannels: ['x', 'y'] })]);
+      await s.commit([docWrite('a', 1, { rev: '2-a', deleted: true, body: '{}', previousChannels: ['x'] })]);
+      await s.purge('gone');
+      assert.deepEqual(await s.commit([docWrite('a', 1, { rev: '9-stale' })]), [{ ok: false, reason: 'conflict' }]);
+      await s.putLocal('checkpoint', 0, '{"last":5}');
+      await s.putLocal('checkpoint', 1, '{"last":6}');
+      return {
+        uuid: await s.uuid(),
+        lastSeq: await s.lastSeq(),
+        docs: await s.getDocs(['a', 'b', 'gone']),
+        changes: await s.changes({ since: 0 }),
+        x: await s.changes({ since: 0, channels: ['x'] }),
+        y: await s.changes({ since: 0, channels: ['y'] }),
+        all: await s.allDocs({ includeDeleted: true }),
+      };
+    });
+    assert.equal(before.lastSeq, 5);
+
+    await using(path, async (s) => {
+      assert.equal(await s.uuid(), before.uuid);
+      assert.equal(await s.lastSeq(), before.lastSeq);
+      assert.deepEqual(await s.getDocs(['a', 'b', 'gone']), before.docs);
+      assert.deepEqual(await s.changes({ since: 0 }), before.changes);
+      assert.deepEqual(await s.changes({ since: 0, channels: ['x'] }), before.x);
+      assert.deepEqual(await s.changes({ since: 0, channels: ['y'] }), before.y);
+      assert.deepEqual(await s.allDocs({ includeDeleted: true }), before.all);
+      assert.equal(await s.countDocs(), 1);
+      assert.deepEqual(await s.getRevision('a', '1-a'), { rev: '1-a', deleted: false, body: '{"a":1}', attachments: null });
+      assert.equal((await s.getRevision('a', '2-a'))?.deleted, true);
+      assert.ok((await s.getAttachment(digestOf(bytes)))?.equals(bytes));
+      assert.deepEqual(await s.getLocal('checkpoint'), { rev: 2, body: '{"last":6}' });
+      // The sequence continues from where it was, not from what the docs table shows.
+      assert.deepEqual(await s.commit([docWrite('c', 0)]), [{ ok: true, seq: 6 }]);
+      // Compare-and-swap tokens still work across the reopen.
+      assert.deepEqual(await s.commit([docWrite('b', 4, { rev: '3-b', channels: ['y'], previousChannels: ['y'] })]), [{ ok: true, seq: 7 }]);
+    });
+
+    await using(path, async (s) => {
+      assert.equal(await s.lastSeq(), 7);
+      assert.equal(await s.uuid(), before.uuid);
+    });
+  });
+
+  it('the sequence never reuses a number even when the newest docs were purged', async () => {
+    const path = freshPath();
+    await using(path, async (s) => {
+      await s.commit([docWrite('a', 0), docWrite('b', 0), docWrite('c', 0)]);
+      await s.purge('c');
+      await s.purge('b');
+    });
+    await using(path, async (s) => {
+      assert.equal(await s.lastSeq(), 3);
+      assert.deepEqual(await s.commit([docWrite('d', 0)]), [{ ok: true, seq: 4 }]);
+    });
+  });
+
+  it('a second store opened on the file while the first is still open (as after a crash) sees its writes', async () => {
+    const path = freshPath();
+    const first = new SqliteStore({ path });
+    try {
+      await first.commit([docWrite('a', 0, { channels: ['c'] }), docWrite('b', 0)]);
+      await first.putLocal('l', 0, '{}');
+      // No close, so no checkpoint: everything is still in the WAL.
+      await using(path, async (second) => {
+        assert.equal(await second.lastSeq(), 2);
+        assert.equal((await second.getDoc('a'))?.seq, 1);
+        assert.deepEqual((await second.changes({ since: 0, channels: ['c'] })).map((r) => r.id), ['a']);
+        assert.equal((await second.getLocal('l'))?.rev, 1);
+        assert.equal(await second.uuid(), await first.uuid());
+      });
+    } finally {
+      await first.close();
+    }
+  });
+
+  it('a process killed right after its commits returned loses none of them', () => {
+    const path = freshPath();
+    const storeUrl = new URL('../../src/storage/sqlite/index.ts', import.meta.url).href;
+    const script = `
+      const { SqliteStore } = await import(${JSON.stringify(storeUrl)});
+      const s = new SqliteStore({ path: ${JSON.stringify(path)} });
+      for (let i = 0; i < 50; i++) {
+        const r = await s.commit([{ id: 'k' + i, expectedSeq: 0, tree: { revs: ['1-a'], parents: [-1] }, rev: '1-a',
+          deleted: false, channels: ['c'], previousChannels: [], addBodies: [], dropBodies: [] }]);
+        if (!r[0].ok) process.exit(3);
+      }
+      await s.putLocal('after', 0, '{}');
+      process.kill(process.pid, 'SIGKILL');
+    `;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8', timeout: 30_000,
+    });
+    assert.equal(child.signal, 'SIGKILL', `child did not die by SIGKILL: ${child.status} ${child.stderr}`);
+    return using(path, async (s) => {
+      assert.equal(await s.lastSeq(), 50);
+      assert.equal(await s.countDocs(), 50);
+      assert.equal((await s.changes({ since: 0, channels: ['c'] })).length, 50);
+      assert.equal((await s.getLocal('after'))?.rev, 1);
+      assert.deepEqual(await s.commit([docWrite('next', 0)]), [{ ok: true, seq: 51 }]);
+    });
+  });
+
+  it('creates missing parent folders', async () => {
+    const path = join(dir, 'deep', 'er', 'still', 'db.sqlite');
+    await using(path, async (s) => {
+      await s.commit([docWrite('a', 0)]);
+    });
+    assert.ok(existsSync(path));
+  });
+
+  it('two :memory: stores are independent', async () => {
+    const a = new SqliteStore({ path: ':memory:' });
+    const b = new SqliteStore({ path: ':memory:' });
+    try {
+      await a.commit([docWrite('only-in-a', 0)]);
+      assert.equal(await b.lastSeq(), 0);
+      assert.equal(await b.getDoc('only-in-a'), undefined);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('close is idempotent', async () => {
+    const s = new SqliteStore({ path: ':memory:' });
+    await s.close();
+    await s.close();
+  });
+});
+
+describe('SqliteStore: transactions', () => {
+  it('a batch that throws part-way commits nothing and consumes no sequence', async () => {
+    await using(':memory:', async (s) => {
+      await s.commit([docWrite('before', 0)]);
+      // JSON.stringify cannot serialize a BigInt, so the second write throws inside the transaction
+      // after the first one was applied.
+      const poison = { revs: ['1-p'], parents: [-1], boom: 1n } as unknown as EncodedRevTree;
+      await assert.rejects(s.commit([
+        docWrite('first', 0, { channels: ['c'], attachments: new Map([['sha1-rolled-back', Buffer.from('x')]]) }),
+        docWrite('second', 0, { rev: '1-p', tree: poison }),
+      ]), TypeError);
+      assert.equal(await s.lastSeq(), 1);
+      assert.equal(await s.getDoc('first'), undefined);
+      assert.equal(await s.getRevision('first', '1-a'), undefined);
+      assert.equal(await s.getAttachment('sha1-rolled-back'), undefined);
+      assert.deepEqual(await s.changes({ since: 0, channels: ['c'] }), []);
+      assert.deepEqual(await s.commit([docWrite('after', 0)]), [{ ok: true, seq: 2 }]);
+      assert.deepEqual((await s.changes({ since: 0 })).map((r) => `${r.seq}:${r.id}`), ['1:before', '2:after']);
+    });
+  });
+
+  it('a rolled-back batch does not advance the persisted sequence either', async () => {
+    const path = freshPath();
+    await using(path, async (s) => {
+      await s.commit([docWrite('a', 0)]);
+      const poison = { revs: ['1-p'], parents: [-1], boom: 1n } as unknown as EncodedRevTree;
+      await assert.rejects(s.commit([docWrite('b', 0), docWrite('c', 0, { tree: poison })]));
+    });
+    await using(path, async (s) => {
+      assert.equal(await s.lastSeq(), 1);
+      assert.deepEqual(await s.commit([docWrite('b', 0)]), [{ ok: true, seq: 2 }]);
+    });
+  });
+});
+
+describe('SqliteStore: schema versions', () => {
+  it('a new file is migrated to the current user_version', async () => {
+    const path = freshPath();
+    await using(path, async () => {});
+    const db = new Database(path, { readonly: true });
+    try {
+      assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+      const tables = db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r) => r.name);
+      for (const t of ['attachments', 'channel_index', 'docs', 'local_docs', 'meta', 'revs']) assert.ok(tables.includes(t), `table ${t}`);
+    } finally {
+      db.close();
+    }
+    // Opening a current file again runs no migration (it would fail on CREATE TABLE) and keeps the version.
+    await using(path, async (s) => assert.equal(await s.lastSeq(), 0));
+  });
+
+  it('a file from a newer Syncgate is refused, and left as it was', async () => {
+    const path = freshPath();
+    await using(path, async (s) => {
+      await s.commit([docWrite('a', 0)]);
+    });
+    const raw = new Database(path);
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    raw.close();
+    assert.throws(() => new SqliteStore({ path }), (err: unknown) => {
+      assert.ok(err instanceof Error);
+      assert.match(err.message, /newer/);
+      assert.match(err.message, new RegExp(`${SCHEMA_VERSION + 1}`));
+      return true;
+    });
+    const check = new Database(path, { readonly: true });
+    try {
+      assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION + 1);
+      assert.equal(check.prepare<[], { n: number }>('SELECT count(*) AS n FROM docs').get()!.n, 1);
+    } finally {
+      check.close();
+    }
+  });
+
+  it('refusing a newer file does not leave it open', {
+    skip: process.platform !== 'linux' ? 'needs /proc/self/fd' : undefined,
+  }, async () => {
+    const path = freshPath();
+    await using(path, async () => {});
+    const raw = new Database(path);
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 7}`);
+    raw.close();
+    assert.deepEqual(openFds(path), []);
+    assert.throws(() => new SqliteStore({ path }), /newer/);
+    assert.deepEqual(openFds(path), []);
+  });
+});
