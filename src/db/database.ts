@@ -100,7 +100,9 @@ export class Database {
   // ---- writes ---------------------------------------------------------------------------------
 
   async put(req: WriteRequest): Promise<WriteResult> {
-    return (await this.bulkWrite([req]))[0] as WriteResult;
+    const [result] = await this.bulkWrite([req]);
+    if (result instanceof HttpError) throw result;
+    return result;
   }
 
   /**

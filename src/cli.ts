@@ -1,0 +1,89 @@
+/**
+ * `syncgate [flags] [config.json ...]`. With no config file, serves database "db" from
+ * ./data/db.sqlite3. Flags follow Sync Gateway's names; both `-flag` and `--flag` are accepted.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, defaultConfig, loadConfigFiles } from './config/index.ts';
+import { Gateway } from './gateway.ts';
+import { Logger } from './log/index.ts';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const HELP = `Usage: syncgate [options] [config.json ...]
+
+Runs a Sync Gateway compatible sync server. With no config file it serves the database "db"
+from ./data/db.sqlite3 (public API on :4984, admin API on 127.0.0.1:4985).
+
+Options:
+  -interface ADDR        public API listen address (default :4984)
+  -adminInterface ADDR   admin API listen address (default 127.0.0.1:4985)
+  -url URL               server of the default database: sqlite:<path>, memory: or walrus:
+  -dbname NAME           name of the default database (default db)
+  -pretty                indent JSON responses
+  -verbose               log debug messages
+  -h, --help             show this help
+  -v, --version          print the version
+`;
+
+/** Go-style single-dash long flags (`-interface`) become `--interface` for parseArgs. */
+function normalizeArgs(argv: string[]): string[] {
+  return argv.map((a) => (/^-[A-Za-z]{2,}/.test(a) ? '-' + a : a));
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: normalizeArgs(argv),
+    allowPositionals: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+      interface: { type: 'string' },
+      adminInterface: { type: 'string' },
+      url: { type: 'string' },
+      dbname: { type: 'string' },
+      pretty: { type: 'boolean' },
+      verbose: { type: 'boolean' },
+    },
+  });
+  if (values.help) { process.stdout.write(HELP); return 0; }
+  if (values.version) { process.stdout.write(`syncgate ${pkg.version}\n`); return 0; }
+
+  const config = positionals.length > 0 ? loadConfigFiles(positionals) : defaultConfig();
+  if (positionals.length === 0 && (values.url || values.dbname)) {
+    const text = JSON.stringify({ databases: { [values.dbname ?? 'db']: { server: values.url ?? 'sqlite:data/db.sqlite3', users: { GUEST: { disabled: false, admin_channels: ['*'] } } } } });
+    const { parseConfigText } = await import('./config/index.ts');
+    config.databases = parseConfigText(text, 'command line').databases;
+  }
+  if (values.interface) config.interface = values.interface;
+  if (values.adminInterface) config.adminInterface = values.adminInterface;
+  if (values.pretty) config.pretty = true;
+  const logger = new Logger({ level: values.verbose ? 'debug' : config.logging.consoleEnabled ? config.logging.logLevel : 'none' });
+  const gateway = new Gateway(config, { logger });
+  await gateway.start();
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`Received ${signal}: shutting down`);
+    gateway.stop().then(() => process.exit(0), (err) => {
+      logger.error(`Error during shutdown: ${(err as Error).message}`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  return -1; // keep running
+}
+
+main(process.argv.slice(2)).then((code) => {
+  if (code >= 0) process.exit(code);
+}, (err: unknown) => {
+  // Start-up failures: one line that says what is wrong and where, and a non-zero exit.
+  const msg = err instanceof ConfigError ? err.message
+    : (err as NodeJS.ErrnoException)?.code === 'EADDRINUSE' ? `cannot listen: address already in use (${(err as Error).message})`
+      : (err as Error)?.message ?? String(err);
+  process.stderr.write(`${new Date().toISOString()} [ERR] ${msg}\n`);
+  process.exit(1);
+});

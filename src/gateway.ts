@@ -1,0 +1,129 @@
+/**
+ * The composition root: turns a loaded config into stores, databases and listeners, and takes them
+ * down again. No globals: two gateways can live in one process, which is how the tests run them.
+ */
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { type DatabaseConfig, type GatewayConfig, parseConfigText } from './config/index.ts';
+import { Database } from './db/database.ts';
+import { HttpError } from './errors.ts';
+import type { HttpSettings } from './http/context.ts';
+import type { DatabaseRegistry } from './http/registry.ts';
+import { createListener, listen, type TlsSettings } from './http/server.ts';
+import { Logger } from './log/index.ts';
+import { SqliteStore } from './storage/sqlite/index.ts';
+import type { Store } from './storage/store.ts';
+
+export interface GatewayOptions {
+  logger?: Logger;
+  /** Overrides for tests: listen addresses (e.g. `127.0.0.1:0`). */
+  interface?: string;
+  adminInterface?: string;
+  maxBodyBytes?: number;
+}
+
+export interface RunningAddresses {
+  public: AddressInfo;
+  admin: AddressInfo;
+}
+
+const TLS_VERSIONS = { 'tlsv1': 'TLSv1', 'tlsv1.1': 'TLSv1.1', 'tlsv1.2': 'TLSv1.2', 'tlsv1.3': 'TLSv1.3' } as const;
+
+export function openStore(config: DatabaseConfig): Store {
+  switch (config.storage.kind) {
+    case 'sqlite': return new SqliteStore({ path: config.storage.path });
+    case 'memory': return new SqliteStore({ path: ':memory:' });
+  }
+}
+
+export class Gateway implements DatabaseRegistry {
+  readonly config: GatewayConfig;
+  readonly logger: Logger;
+  private readonly options: GatewayOptions;
+  private readonly databases = new Map<string, Database>();
+  private servers: http.Server[] = [];
+
+  constructor(config: GatewayConfig, options: GatewayOptions = {}) {
+    this.config = config;
+    this.options = options;
+    this.logger = options.logger ?? new Logger({ level: config.logging.consoleEnabled ? config.logging.logLevel : 'none' });
+  }
+
+  get(name: string): Database | undefined { return this.databases.get(name); }
+  names(): string[] { return [...this.databases.keys()]; }
+
+  private openDatabase(config: DatabaseConfig): Database {
+    const db = new Database({
+      name: config.name, store: openStore(config), revsLimit: config.revsLimit, allowConflicts: config.allowConflicts,
+    });
+    this.databases.set(config.name, db);
+    this.logger.info(`CRUD: Opened database "${config.name}" on ${config.storage.kind === 'sqlite' ? 'sqlite:' + config.storage.path : 'in-memory storage'}`);
+    return db;
+  }
+
+  async create(name: string, body: Record<string, unknown>): Promise<void> {
+    let parsed: GatewayConfig;
+    try {
+      parsed = parseConfigText(JSON.stringify({ databases: { [name]: body } }), `PUT /${name}/`);
+    } catch (err) {
+      throw new HttpError(400, (err as Error).message);
+    }
+    for (const w of parsed.warnings) this.logger.warn(`Config: ${w}`);
+    this.openDatabase(parsed.databases[name]);
+  }
+
+  async remove(name: string): Promise<boolean> {
+    const db = this.databases.get(name);
+    if (!db) return false;
+    this.databases.delete(name);
+    await db.close();
+    return true;
+  }
+
+  /** Opens every configured database, then starts the admin and public listeners. */
+  async start(): Promise<RunningAddresses> {
+    for (const w of this.config.warnings) this.logger.warn(`Config: ${w}`);
+    for (const dbc of Object.values(this.config.databases)) this.openDatabase(dbc);
+    const settings: HttpSettings = {
+      maxBodyBytes: this.options.maxBodyBytes ?? 32 * 1024 * 1024,
+      compressResponses: this.config.compressResponses,
+      pretty: this.config.pretty,
+    };
+    let tls: TlsSettings | undefined;
+    if (this.config.sslCert && this.config.sslKey) {
+      tls = {
+        cert: readFileSync(this.config.sslCert), key: readFileSync(this.config.sslKey),
+        minVersion: TLS_VERSIONS[this.config.tlsMinimumVersion],
+      };
+    }
+    const common = {
+      registry: this, settings, logger: this.logger, tls,
+      readHeaderTimeout: this.config.readHeaderTimeout, idleTimeout: this.config.idleTimeout,
+    };
+    const adminServer = createListener({ ...common, admin: true });
+    const publicServer = createListener({ ...common, admin: false });
+    this.servers = [adminServer, publicServer];
+    const adminAddr = this.options.adminInterface ?? this.config.adminInterface;
+    const publicAddr = this.options.interface ?? this.config.interface;
+    const scheme = tls ? 'https' : 'http';
+    this.logger.info(`HTTP: Starting admin server on ${adminAddr} (${scheme})`);
+    const admin = await listen(adminServer, adminAddr);
+    this.logger.info(`HTTP: Starting server on ${publicAddr} (${scheme})`);
+    const pub = await listen(publicServer, publicAddr);
+    return { public: pub, admin };
+  }
+
+  /** Stops accepting connections, ends live feeds, then closes the databases. */
+  async stop(): Promise<void> {
+    const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    for (const db of this.databases.values()) db.stopFeeds();
+    for (const s of this.servers) s.closeIdleConnections?.();
+    const timer = setTimeout(() => { for (const s of this.servers) s.closeAllConnections?.(); }, 2000);
+    await Promise.all(closing);
+    clearTimeout(timer);
+    for (const db of this.databases.values()) await db.close();
+    this.databases.clear();
+    this.servers = [];
+  }
+}

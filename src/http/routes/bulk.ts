@@ -1,0 +1,194 @@
+/** `_all_docs`, `_bulk_docs`, `_bulk_get` and `_revs_diff`: the batch endpoints replicators live on. */
+import { HttpError } from '../../errors.ts';
+import { newDocId, type WriteRequest } from '../../db/database.ts';
+import { renderDoc } from '../../db/render.ts';
+import { boolParam, intParam, jsonParam, type RequestContext } from '../context.ts';
+import { MultipartWriter } from '../multipart.ts';
+import type { Route } from '../router.ts';
+import { accepts, revisionPart } from './docs.ts';
+
+/** `startkey` and friends: a JSON string, or (as Sync Gateway also accepts) the bare id. */
+function keyParam(q: URLSearchParams, ...names: string[]): string | undefined {
+  for (const name of names) {
+    const v = q.get(name);
+    if (v === null) continue;
+    if (v.startsWith('"')) {
+      const parsed = jsonParam(q, name);
+      if (typeof parsed !== 'string') throw new HttpError(400, `Invalid ${name}`);
+      return parsed;
+    }
+    return v;
+  }
+  return undefined;
+}
+
+async function allDocs(ctx: RequestContext): Promise<void> {
+  const db = ctx.database;
+  const q = ctx.query;
+  const includeDocs = boolParam(q, 'include_docs');
+  const withSeq = boolParam(q, 'update_seq');
+  const withChannels = boolParam(q, 'channels');
+  let keys: unknown = jsonParam(q, 'keys');
+  if (ctx.method === 'POST') {
+    const body = await ctx.json();
+    keys = (body as { keys?: unknown })?.keys;
+    if (!Array.isArray(keys)) throw new HttpError(400, 'Bad/missing keys');
+  }
+  if (keys !== undefined && (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string'))) {
+    throw new HttpError(400, 'Bad/missing keys');
+  }
+  const rows: string[] = [];
+  const limit = intParam(q, 'limit');
+  const lastSeq = await db.store.lastSeq();
+  const rowText = async (id: string, rev: string, seq: number, channels: string[]) => {
+    const value: Record<string, unknown> = { rev };
+    if (withChannels) value.channels = channels;
+    let s = `{"key":${JSON.stringify(id)},"id":${JSON.stringify(id)},"value":${JSON.stringify(value)}`;
+    if (includeDocs) s += `,"doc":${renderDoc(await db.get(id, { rev }))}`;
+    if (withSeq) s += `,"update_seq":${seq}`;
+    return s + '}';
+  };
+  if (Array.isArray(keys)) {
+    const docs = await db.store.getDocs(keys as string[]);
+    for (const key of (limit !== undefined && limit >= 0 ? keys.slice(0, limit) : keys) as string[]) {
+      const d = docs.get(key);
+      if (!d || d.deleted) rows.push(JSON.stringify({ key, error: 'not_found', status: 404 }));
+      else rows.push(await rowText(d.id, d.rev, d.seq, d.channels));
+    }
+  } else {
+    const found = await db.store.allDocs({
+      startkey: keyParam(q, 'startkey', 'start_key'), endkey: keyParam(q, 'endkey', 'end_key'),
+      limit: limit !== undefined && limit >= 0 ? limit : undefined, skip: intParam(q, 'skip', 0),
+      descending: boolParam(q, 'descending'),
+    });
+    for (const r of found) rows.push(await rowText(r.id, r.rev, r.seq, r.channels));
+  }
+  await ctx.sendJson(200, `{"rows":[${rows.join(',\n')}],\n"total_rows":${rows.length},"update_seq":${lastSeq}}`);
+}
+
+async function bulkDocs(ctx: RequestContext): Promise<void> {
+  const db = ctx.database;
+  const body = await ctx.json() as { docs?: unknown; new_edits?: unknown };
+  if (!body || typeof body !== 'object' || !Array.isArray(body.docs)) throw new HttpError(400, "missing 'docs' property");
+  const newEdits = body.new_edits === undefined ? true : body.new_edits !== false;
+  const docs = body.docs as unknown[];
+  const rows: ({ id: string; rev?: string; error?: string; reason?: string; status?: number } | undefined)[] = new Array(docs.length);
+  const writes: { i: number; req: WriteRequest }[] = [];
+  const locals: number[] = [];
+  docs.forEach((raw, i) => {
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+      rows[i] = { id: '', error: 'bad_request', reason: 'Document body must be a JSON object', status: 400 };
+      return;
+    }
+    const doc = raw as Record<string, unknown>;
+    let id = doc._id;
+    if (typeof id === 'string' && id.startsWith('_local/')) { locals.push(i); return; }
+    if (id === undefined && newEdits) id = newDocId();
+    if (typeof id !== 'string' || id === '' || id.startsWith('_')) {
+      rows[i] = { id: typeof id === 'string' ? id : '', error: 'bad_request', reason: 'Invalid doc ID', status: 400 };
+      return;
+    }
+    writes.push({ i, req: { id, body: doc, newEdits } });
+  });
+  const results = await db.bulkWrite(writes.map((w) => w.req));
+  results.forEach((r, k) => {
+    const { i, req } = writes[k];
+    rows[i] = r instanceof HttpError
+      ? { id: req.id, error: r.couchName, reason: r.reason, status: r.status }
+      : { id: r.id, rev: r.rev };
+  });
+  // Local docs go after the normal ones, as Sync Gateway does.
+  const localRows = [];
+  for (const i of locals) {
+    const doc = docs[i] as Record<string, unknown>;
+    const id = (doc._id as string).slice('_local/'.length);
+    try {
+      const rev = await db.putLocal(id, doc);
+      localRows.push({ id: doc._id as string, rev });
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      localRows.push({ id: doc._id as string, error: err.couchName, reason: err.reason, status: err.status });
+    }
+  }
+  await ctx.sendJson(201, JSON.stringify([...rows.filter((r) => r !== undefined), ...localRows]));
+}
+
+interface BulkGetItem { id: string; rev?: string; atts_since?: string[]; revs_limit?: number; revs_from?: string[] }
+
+function parseBulkGetItems(body: unknown): BulkGetItem[] {
+  const docs = (body as { docs?: unknown })?.docs;
+  if (!Array.isArray(docs)) throw new HttpError(400, "missing 'docs' property");
+  return docs.map((d) => {
+    if (!d || typeof d !== 'object' || typeof (d as BulkGetItem).id !== 'string') throw new HttpError(400, 'Bad _bulk_get request: each doc needs an id');
+    const item = d as BulkGetItem;
+    if (item.rev !== undefined && typeof item.rev !== 'string') throw new HttpError(400, 'Bad _bulk_get request: rev must be a string');
+    return item;
+  });
+}
+
+async function bulkGet(ctx: RequestContext): Promise<void> {
+  const db = ctx.database;
+  const q = ctx.query;
+  const revs = boolParam(q, 'revs');
+  const attachments = boolParam(q, 'attachments');
+  const revsLimit = intParam(q, 'revs_limit');
+  const items = parseBulkGetItems(await ctx.json());
+  const results = await db.getMany(items.map((it) => ({
+    id: it.id, rev: it.rev,
+    opts: { revs, revsLimit: it.revs_limit ?? revsLimit, revsFrom: it.revs_from ?? it.atts_since },
+  })));
+  const accept = ctx.header('accept')?.toLowerCase() ?? '';
+  // CouchDB's JSON form for clients that ask for JSON only (PouchDB); Sync Gateway's multipart otherwise.
+  if (accept.includes('application/json') && !accept.includes('multipart/')) {
+    const out: string[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const r = results[i];
+      const it = items[i];
+      if (r instanceof HttpError) {
+        const error = { id: it.id, rev: it.rev ?? '', error: r.couchName, reason: r.reason };
+        out.push(`{"id":${JSON.stringify(it.id)},"docs":[{"error":${JSON.stringify(error)}}]}`);
+        continue;
+      }
+      const inline = attachments ? await db.attachmentsToInline(r.attachments, it.atts_since) : undefined;
+      out.push(`{"id":${JSON.stringify(it.id)},"docs":[{"ok":${renderDoc(r, { inline })}}]}`);
+    }
+    await ctx.sendJson(200, `{"results":[${out.join(',')}]}`);
+    return;
+  }
+  if (!accepts(ctx, 'multipart/')) throw new HttpError(406, 'Response is multipart');
+  const w = new MultipartWriter();
+  const res = ctx.res;
+  res.statusCode = 200;
+  res.setHeader('Content-Type', w.contentType('mixed'));
+  // Streamed part by part: a large _bulk_get is never held whole in memory.
+  for (let i = 0; i < items.length; i++) {
+    const r = results[i];
+    const it = items[i];
+    let part: Buffer;
+    if (r instanceof HttpError) {
+      const error: Record<string, unknown> = { id: it.id, error: r.couchName, reason: r.reason, status: r.status };
+      if (it.rev) error.rev = it.rev;
+      part = w.part({ 'Content-Type': 'application/json; error="true"' }, JSON.stringify(error));
+    } else {
+      part = await revisionPart(db, r, attachments, w, it.atts_since);
+    }
+    if (!res.write(part)) await new Promise((resolve) => res.once('drain', resolve));
+  }
+  res.end(w.end());
+}
+
+async function revsDiff(ctx: RequestContext): Promise<void> {
+  const body = await ctx.json();
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'Bad revs_diff request');
+  const result = await ctx.database.revsDiff(body as Record<string, string[]>);
+  await ctx.sendJson(200, JSON.stringify(result));
+}
+
+export function bulkRoutes(): Route[] {
+  return [
+    { methods: ['GET', 'POST'], pattern: '/{db}/_all_docs', handler: allDocs },
+    { methods: ['POST'], pattern: '/{db}/_bulk_docs', handler: bulkDocs },
+    { methods: ['POST'], pattern: '/{db}/_bulk_get', handler: bulkGet },
+    { methods: ['POST'], pattern: '/{db}/_revs_diff', handler: revsDiff },
+  ];
+}

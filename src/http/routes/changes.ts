@@ -1,0 +1,194 @@
+/** `_changes` in all four feed styles: normal, longpoll, continuous and websocket. */
+import type { WebSocket } from 'ws';
+import { HttpError } from '../../errors.ts';
+import { changesSince, type ChangesOptions, parseSince, renderEntry } from '../../db/changes.ts';
+import type { Database } from '../../db/database.ts';
+import type { RequestContext } from '../context.ts';
+import type { Route } from '../router.ts';
+
+const FEEDS = new Set(['normal', 'longpoll', 'continuous', 'websocket']);
+const MIN_HEARTBEAT_MS = 25_000;
+const DEFAULT_TIMEOUT_MS = 300_000;
+const MAX_TIMEOUT_MS = 900_000;
+
+export interface FeedParams {
+  feed: string;
+  options: ChangesOptions;
+  heartbeatMs: number;
+  timeoutMs: number;
+}
+
+type Source = (name: string) => unknown;
+
+function bool(v: unknown): boolean {
+  return v === true || v === 'true' || v === '1';
+}
+
+function int(v: unknown, name: string): number | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  const n = typeof v === 'number' ? v : /^-?\d+$/.test(String(v)) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n)) throw new HttpError(400, `Invalid ${name}`);
+  return n;
+}
+
+function docIdsOf(v: unknown): string[] | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string');
+  const s = String(v);
+  try {
+    const parsed = JSON.parse(s);
+    if (Array.isArray(parsed)) return parsed.filter((x): x is string => typeof x === 'string');
+  } catch { /* comma-separated fallback */ }
+  return s.split(',').filter((x) => x !== '');
+}
+
+/** Reads feed options from query parameters, a POST body or a websocket's first message. */
+export function parseFeedParams(get: Source, maxHeartbeatMs?: number): FeedParams {
+  const feed = String(get('feed') ?? 'normal');
+  if (!FEEDS.has(feed)) throw new HttpError(400, 'Unknown feed type');
+  const style = String(get('style') ?? 'main_only');
+  if (style !== 'main_only' && style !== 'all_docs') throw new HttpError(400, 'Unknown style');
+  const options: ChangesOptions = {
+    since: parseSince(get('since')),
+    limit: int(get('limit'), 'limit'),
+    style,
+    includeDocs: bool(get('include_docs')),
+    activeOnly: bool(get('active_only')),
+  };
+  const filter = get('filter');
+  if (filter !== undefined && filter !== null && filter !== '') {
+    if (filter === '_doc_ids') {
+      const ids = docIdsOf(get('doc_ids'));
+      if (!ids) throw new HttpError(400, "Missing 'doc_ids' filter parameter");
+      if (feed !== 'normal') throw new HttpError(400, 'Filter _doc_ids is only supported with feed=normal');
+      options.docIds = ids;
+    } else if (filter === 'sync_gateway/bychannel') {
+      const channels = get('channels');
+      if (channels === undefined || channels === null || channels === '') throw new HttpError(400, "Missing 'channels' filter parameter");
+      options.channels = (Array.isArray(channels) ? channels.map(String) : String(channels).split(',')).filter((c) => c !== '');
+    } else throw new HttpError(400, 'Unknown filter; try sync_gateway/bychannel or _doc_ids');
+  }
+  let heartbeatMs = int(get('heartbeat'), 'heartbeat') ?? 0;
+  if (heartbeatMs < 0) throw new HttpError(400, 'Invalid heartbeat');
+  if (heartbeatMs > 0) heartbeatMs = Math.max(heartbeatMs, MIN_HEARTBEAT_MS);
+  if (heartbeatMs > 0 && maxHeartbeatMs) heartbeatMs = Math.min(heartbeatMs, maxHeartbeatMs);
+  let timeoutMs = int(get('timeout'), 'timeout') ?? DEFAULT_TIMEOUT_MS;
+  if (timeoutMs < 0) throw new HttpError(400, 'Invalid timeout');
+  timeoutMs = Math.min(timeoutMs, MAX_TIMEOUT_MS);
+  return { feed, options, heartbeatMs, timeoutMs };
+}
+
+/** The channels a live feed waits on; null means any change. */
+function waitChannels(o: ChangesOptions): string[] | null {
+  return o.channels ?? null;
+}
+
+function aborter(ctx: RequestContext): AbortController {
+  const ac = new AbortController();
+  ctx.res.once('close', () => ac.abort());
+  return ac;
+}
+
+async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams): Promise<void> {
+  let page = await changesSince(db, p.options);
+  const res = ctx.res;
+  res.setHeader('Cache-Control', 'private, max-age=0, no-cache, no-store');
+  if (p.feed === 'longpoll' && page.entries.length === 0) {
+    const ac = aborter(ctx);
+    const deadline = p.heartbeatMs > 0 ? Infinity : p.timeoutMs > 0 ? Date.now() + p.timeoutMs : Infinity;
+    // Heartbeats force the headers out early; the JSON body follows the newlines.
+    while (page.entries.length === 0 && !ac.signal.aborted && !db.isClosed) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      const wait = p.heartbeatMs > 0 ? p.heartbeatMs : left;
+      const changed = await db.notifier.wait(waitChannels(p.options), wait, ac.signal);
+      if (ac.signal.aborted) return;
+      if (changed) page = await changesSince(db, p.options);
+      else if (p.heartbeatMs > 0) {
+        if (!res.headersSent) { res.statusCode = 200; res.setHeader('Content-Type', 'application/json'); }
+        res.write('\n');
+      }
+    }
+  }
+  const body = `{"results":[\r\n${page.entries.map((e) => renderEntry(e) + '\n').join(',')}],\n"last_seq":${JSON.stringify(String(page.lastSeq))}}\n`;
+  if (res.headersSent) { res.end(body); return; }
+  res.statusCode = 200;
+  res.setHeader('Content-Type', 'application/json');
+  res.end(body);
+}
+
+async function continuous(ctx: RequestContext, db: Database, p: FeedParams): Promise<void> {
+  const res = ctx.res;
+  const ac = aborter(ctx);
+  res.statusCode = 200;
+  res.setHeader('Content-Type', 'application/octet-stream');
+  res.setHeader('Cache-Control', 'private, max-age=0, no-cache, no-store');
+  res.flushHeaders();
+  const opts = { ...p.options };
+  let sent = 0;
+  const deadline = p.heartbeatMs === 0 && p.timeoutMs > 0 ? Date.now() + p.timeoutMs : Infinity;
+  while (!ac.signal.aborted && !db.isClosed) {
+    if (opts.limit) opts.limit = p.options.limit! - sent;
+    const page = await changesSince(db, opts);
+    for (const e of page.entries) {
+      if (!res.write(renderEntry(e) + '\n')) await new Promise((r) => res.once('drain', r));
+    }
+    sent += page.entries.length;
+    opts.since = page.lastSeq;
+    if (p.options.limit && sent >= p.options.limit) break;
+    if (page.entries.length > 0) continue;
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    const changed = await db.notifier.wait(waitChannels(opts), p.heartbeatMs > 0 ? p.heartbeatMs : left, ac.signal);
+    if (!changed && p.heartbeatMs > 0 && !ac.signal.aborted) res.write('\n');
+  }
+  res.end();
+}
+
+/** WebSocket feed: options arrive as the first message; batches go out as JSON arrays. */
+export function websocketFeed(ws: WebSocket, db: Database, maxHeartbeatMs?: number): void {
+  const ac = new AbortController();
+  ws.once('close', () => ac.abort());
+  ws.on('error', () => ac.abort());
+  ws.once('message', async (data) => {
+    try {
+      let body: Record<string, unknown> = {};
+      const text = data.toString();
+      if (text.trim() !== '') body = JSON.parse(text);
+      const p = parseFeedParams((n) => body[n], maxHeartbeatMs);
+      const opts = { ...p.options };
+      let caughtUp = false;
+      while (!ac.signal.aborted && !db.isClosed) {
+        const page = await changesSince(db, opts);
+        opts.since = page.lastSeq;
+        if (page.entries.length > 0) ws.send(`[${page.entries.map(renderEntry).join(',')}]`);
+        if (page.entries.length > 0 && opts.limit) break;
+        if (page.entries.length > 0) continue;
+        if (!caughtUp) { ws.send('[]'); caughtUp = true; }
+        const changed = await db.notifier.wait(waitChannels(opts), p.heartbeatMs > 0 ? p.heartbeatMs : 0, ac.signal);
+        if (!changed && !ac.signal.aborted) ws.send('');
+      }
+      ws.close(1000);
+    } catch (err) {
+      const e = err instanceof HttpError ? err : new HttpError(400, 'Invalid options');
+      ws.send(JSON.stringify({ error: e.error, reason: e.reason }));
+      ws.close(1008);
+    }
+  });
+}
+
+async function changes(ctx: RequestContext): Promise<void> {
+  const q = ctx.query;
+  let body: Record<string, unknown> = {};
+  if (ctx.method === 'POST') body = (await ctx.optionalJsonObject()) ?? {};
+  // Query parameters override the POST body.
+  const p = parseFeedParams((n) => q.get(n) ?? body[n]);
+  if (p.feed === 'websocket') throw new HttpError(400, 'feed=websocket needs a WebSocket upgrade');
+  const db = ctx.database;
+  if (p.feed === 'continuous') return continuous(ctx, db, p);
+  return normalOrLongpoll(ctx, db, p);
+}
+
+export function changesRoutes(): Route[] {
+  return [{ methods: ['GET', 'POST'], pattern: '/{db}/_changes', handler: changes }];
+}

@@ -1,0 +1,77 @@
+/** Server and database level endpoints: `/`, `/_all_dbs`, `/{db}/` and database lifecycle. */
+import { HttpError } from '../../errors.ts';
+import type { RequestContext } from '../context.ts';
+import type { DatabaseRegistry } from '../registry.ts';
+import type { Route } from '../router.ts';
+
+export const VERSION = '2.8.3';
+const DB_NAME = /^[a-z][-a-z0-9_$()+/]*$/;
+
+async function root(ctx: RequestContext): Promise<void> {
+  const body: Record<string, unknown> = {
+    couchdb: 'Welcome',
+    vendor: { name: 'Couchbase Sync Gateway', version: '2.8' },
+    version: `Couchbase Sync Gateway/${VERSION}(Syncgate) CE`,
+  };
+  if (ctx.isAdmin) body.ADMIN = true;
+  await ctx.sendJson(200, JSON.stringify(body));
+}
+
+async function dbInfo(ctx: RequestContext): Promise<void> {
+  const db = ctx.database;
+  const seq = await db.store.lastSeq();
+  await ctx.sendJson(200, JSON.stringify({
+    db_name: db.name, update_seq: seq, committed_update_seq: seq, instance_start_time: db.startTime,
+    compact_running: false, purge_seq: 0, disk_format_version: 0, state: 'Online',
+    server_uuid: await db.store.uuid(),
+  }));
+}
+
+async function ensureFullCommit(ctx: RequestContext): Promise<void> {
+  // Every acknowledged write is already durable: nothing to flush.
+  await ctx.sendJson(201, JSON.stringify({ instance_start_time: ctx.database.startTime, ok: true }));
+}
+
+export function databaseRoutes(registry: DatabaseRegistry): Route[] {
+  const allDbs = async (ctx: RequestContext) => ctx.sendJson(200, JSON.stringify(registry.names().sort()));
+
+  const createDb = async (ctx: RequestContext) => {
+    const name = ctx.params.db;
+    if (!ctx.isAdmin) {
+      if (registry.get(name)) throw new HttpError(412, 'Database already exists');
+      throw new HttpError(403, 'Creating a DB over the public API is unsupported');
+    }
+    if (!DB_NAME.test(name)) throw new HttpError(400, `Illegal database name: ${name}`);
+    if (registry.get(name)) throw new HttpError(412, 'Duplicate database name');
+    const config = (await ctx.optionalJsonObject()) ?? {};
+    await registry.create(name, config);
+    throw new HttpError(201, 'created');
+  };
+
+  const deleteDb = async (ctx: RequestContext) => {
+    if (!(await registry.remove(ctx.params.db))) throw new HttpError(404, `no such database "${ctx.params.db}"`);
+    await ctx.sendJson(200, '{}');
+  };
+
+  const purge = async (ctx: RequestContext) => {
+    const body = await ctx.json();
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'Bad purge request');
+    const purged: Record<string, string[]> = {};
+    for (const [id, revs] of Object.entries(body as Record<string, unknown>)) {
+      // Only the whole-document form is supported, as in Sync Gateway; other entries are skipped.
+      if (!Array.isArray(revs) || revs.length !== 1 || revs[0] !== '*') continue;
+      if (await ctx.database.purge(id)) purged[id] = ['*'];
+    }
+    await ctx.sendJson(200, JSON.stringify({ purged }));
+  };
+
+  return [
+    { methods: ['GET'], pattern: '/', handler: root },
+    { methods: ['GET'], pattern: '/_all_dbs', handler: allDbs, adminOnly: true },
+    { methods: ['GET'], pattern: '/{db}/', handler: dbInfo },
+    { methods: ['PUT'], pattern: '/{db}/', handler: createDb },
+    { methods: ['DELETE'], pattern: '/{db}/', handler: deleteDb, adminOnly: true },
+    { methods: ['POST'], pattern: '/{db}/_ensure_full_commit', handler: ensureFullCommit },
+    { methods: ['POST'], pattern: '/{db}/_purge', handler: purge, adminOnly: true },
+  ];
+}

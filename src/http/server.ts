@@ -1,0 +1,141 @@
+/**
+ * Listeners: the public and admin APIs share one handler shape; the admin router simply holds more
+ * routes. Plain HTTP or HTTPS (with SSLCert/SSLKey), plus the WebSocket upgrade for `_changes`.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { HttpError } from '../errors.ts';
+import { type HttpSettings, type Logger, RequestContext, SERVER_HEADER } from './context.ts';
+import type { DatabaseRegistry } from './registry.ts';
+import { type Route, Router } from './router.ts';
+import { attachmentRoutes } from './routes/attachments.ts';
+import { bulkRoutes } from './routes/bulk.ts';
+import { changesRoutes, websocketFeed } from './routes/changes.ts';
+import { databaseRoutes } from './routes/database.ts';
+import { docRoutes } from './routes/docs.ts';
+import { localRoutes } from './routes/local.ts';
+
+export interface TlsSettings {
+  cert: string | Buffer;
+  key: string | Buffer;
+  minVersion: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+}
+
+export interface ListenerOptions {
+  admin: boolean;
+  registry: DatabaseRegistry;
+  settings: HttpSettings;
+  logger: Logger;
+  tls?: TlsSettings;
+  /** Seconds; 0 disables. */
+  readHeaderTimeout?: number;
+  idleTimeout?: number;
+}
+
+export function allRoutes(registry: DatabaseRegistry): Route[] {
+  // Order matters only among patterns that can match the same path: literals before {doc}.
+  return [
+    ...databaseRoutes(registry),
+    ...changesRoutes(),
+    ...bulkRoutes(),
+    ...localRoutes(),
+    ...docRoutes(),
+    ...attachmentRoutes(),
+  ];
+}
+
+/** `:4984`, `127.0.0.1:4985`, `[::1]:4985`, `localhost:0` → host and port. */
+export function parseAddress(address: string): { host?: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*))?:(\d+)$/.exec(address.trim());
+  if (!m) throw new Error(`invalid listen address "${address}": expected host:port or :port`);
+  const host = m[1] ?? (m[2] || undefined);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`invalid port in listen address "${address}"`);
+  return { host, port };
+}
+
+export function createListener(opts: ListenerOptions): http.Server {
+  const router = new Router(allRoutes(opts.registry), opts.admin);
+  let requestCount = 0;
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const ctx = new RequestContext(req, res, opts.admin, opts.settings);
+    res.setHeader('Server', SERVER_HEADER);
+    const n = ++requestCount;
+    opts.logger.debug?.(`HTTP:  #${n}: ${ctx.method} ${ctx.path}${opts.admin ? ' (ADMIN)' : ''}`);
+    try {
+      const match = router.resolve(ctx.method, ctx.path);
+      if ('allow' in match) {
+        res.statusCode = 204;
+        res.setHeader('Allow', match.allow.join(', '));
+        res.end();
+        return;
+      }
+      ctx.params = match.params;
+      const dbName = match.params.db;
+      if (dbName !== undefined && !(match.route.pattern === '/{db}/' && ctx.method === 'PUT')) {
+        const db = opts.registry.get(dbName);
+        if (!db) throw new HttpError(404, `no such database "${dbName}"`);
+        ctx.db = db;
+      }
+      await match.route.handler(ctx);
+    } catch (err) {
+      ctx.sendError(err, opts.logger);
+    }
+  };
+
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    handle(req, res).catch((err) => {
+      // Last line of defence: never let a request take the process down.
+      opts.logger.error(`HTTP: unhandled error: ${(err as Error)?.stack ?? err}`);
+      if (!res.headersSent) { res.statusCode = 500; res.end(); } else res.destroy();
+    });
+  };
+
+  const server: http.Server = opts.tls
+    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: opts.tls.minVersion }, onRequest)
+    : http.createServer(onRequest);
+  if (opts.readHeaderTimeout) server.headersTimeout = opts.readHeaderTimeout * 1000;
+  if (opts.idleTimeout) server.keepAliveTimeout = opts.idleTimeout * 1000;
+  // Long feeds stream for minutes: no whole-request timeout.
+  server.requestTimeout = 0;
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refuse = (status: number, reason: string) => {
+      const body = JSON.stringify({ error: new HttpError(status, reason).error, reason });
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    };
+    try {
+      const url = req.url ?? '/';
+      const path = url.split('?')[0];
+      const match = router.resolve('GET', path);
+      if ('allow' in match || match.route.pattern !== '/{db}/_changes') return refuse(404, 'unknown URL');
+      const db = opts.registry.get(match.params.db);
+      if (!db) return refuse(404, `no such database "${match.params.db}"`);
+      wss.handleUpgrade(req, socket, head, (ws) => websocketFeed(ws, db));
+    } catch (err) {
+      const e = err instanceof HttpError ? err : new HttpError(500, 'Internal error');
+      refuse(e.status, e.reason);
+    }
+  });
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  return server;
+}
+
+export function listen(server: http.Server, address: string): Promise<AddressInfo> {
+  const { host, port } = parseAddress(address);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { req } from '../helpers/gateway.ts';
+import { localDb, remoteDb } from '../helpers/pouchdb.ts';
+
+const BIN = resolve(import.meta.dirname, '../../bin/syncgate.js');
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+    s.on('error', rej);
+  });
+}
+
+/** Starts the CLI and resolves once the public listener answers. */
+async function startCli(args: string[], cwd: string, publicPort: number): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`syncgate exited early (${child.exitCode}):\n${out}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${publicPort}/`);
+      if (r.status === 200) break;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) throw new Error(`syncgate did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, output: () => out };
+}
+
+function stopCli(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  return new Promise((res) => {
+    if (child.exitCode !== null) return res(child.exitCode);
+    child.once('exit', (code) => res(code));
+    child.kill(signal);
+  });
+}
+
+describe('the syncgate CLI', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'syncgate-cli-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('--help and --version', () => {
+    const help = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /-adminInterface/);
+    const version = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' });
+    assert.equal(version.status, 0);
+    assert.match(version.stdout, /^syncgate \d+\.\d+\.\d+/);
+  });
+
+  test('a config error is one line naming the key, and a non-zero exit', () => {
+    const cfg = join(dir, 'bad.json');
+    writeFileSync(cfg, JSON.stringify({ databases: { db: { server: 'memory:', revs_limt: 5 } } }));
+    const r = spawnSync(process.execPath, [BIN, cfg], { encoding: 'utf8', timeout: 20_000 });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /databases\.db\.revs_limt/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  });
+
+  test('runs a Sync Gateway config file; PouchDB syncs; data survives a restart; SIGTERM exits cleanly', async () => {
+    const [pub, admin] = [await freePort(), await freePort()];
+    const cfg = join(dir, 'config.json');
+    // Back-quoted sync function and case-insensitive keys, as Sync Gateway config files have them.
+    writeFileSync(cfg, `{
+      "Interface": "127.0.0.1:${pub}",
+      "adminInterface": "127.0.0.1:${admin}",
+      "databases": {
+        "todo": {
+          "server": "sqlite:${join(dir, 'todo.sqlite3')}",
+          "sync": \`function(doc) { channel(doc.channels); }\`
+        }
+      }
+    }`);
+    let { child, output } = await startCli([cfg], dir, pub);
+    try {
+      assert.match(output(), /Starting server on 127\.0\.0\.1:\d+/);
+      const local = localDb();
+      await local.bulkDocs(Array.from({ length: 20 }, (_, i) => ({ _id: `t${i}`, title: `task ${i}` })));
+      const push = await local.replicate.to(remoteDb(`http://127.0.0.1:${pub}/todo`));
+      assert.equal(push.docs_written, 20);
+      assert.equal(await stopCli(child), 0);
+      ({ child, output } = await startCli([cfg], dir, pub));
+      const all = await req(`http://127.0.0.1:${pub}/todo/_all_docs`);
+      assert.equal(all.body.rows.length, 20);
+      const second = await local.replicate.to(remoteDb(`http://127.0.0.1:${pub}/todo`));
+      assert.equal(second.docs_written, 0, 'checkpoint survived the restart');
+      const dbs = await req(`http://127.0.0.1:${admin}/_all_dbs`);
+      assert.deepEqual(dbs.body, ['todo']);
+    } finally {
+      assert.equal(await stopCli(child), 0);
+    }
+  });
+
+  test('with no config it serves "db" from ./data/db.sqlite3', async () => {
+    const [pub, admin] = [await freePort(), await freePort()];
+    const { child } = await startCli(['-interface', `127.0.0.1:${pub}`, '-adminInterface', `127.0.0.1:${admin}`], dir, pub);
+    try {
+      const put = await req(`http://127.0.0.1:${pub}/db/hello`, { method: 'PUT', json: { a: 1 } });
+      assert.equal(put.status, 201);
+    } finally {
+      await stopCli(child, 'SIGINT');
+    }
+    const again = await startCli(['-interface', `127.0.0.1:${pub}`, '-adminInterface', `127.0.0.1:${admin}`], dir, pub);
+    try {
+      assert.equal((await req(`http://127.0.0.1:${pub}/db/hello`)).body.a, 1);
+    } finally {
+      await stopCli(again.child);
+    }
+  });
+});

@@ -1,0 +1,63 @@
+/** Starts a real gateway on ephemeral loopback ports for a test, and tears it down. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfigText } from '../../src/config/index.ts';
+import { Gateway } from '../../src/gateway.ts';
+import { Logger } from '../../src/log/index.ts';
+
+export interface TestGateway {
+  gateway: Gateway;
+  /** Public API base URL, e.g. http://127.0.0.1:12345 */
+  publicUrl: string;
+  adminUrl: string;
+  logs: string[];
+  dir: string;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** The `databases` section; default: one in-memory database "db". */
+  databases?: Record<string, Record<string, unknown>>;
+  /** Extra top-level config keys. */
+  config?: Record<string, unknown>;
+  maxBodyBytes?: number;
+}
+
+export async function startGateway(opts: StartOptions = {}): Promise<TestGateway> {
+  const dir = mkdtempSync(join(tmpdir(), 'syncgate-test-'));
+  const config = parseConfigText(JSON.stringify({
+    ...opts.config,
+    databases: opts.databases ?? { db: { server: 'memory:' } },
+  }), 'test config');
+  const logs: string[] = [];
+  const gateway = new Gateway(config, {
+    logger: new Logger({ level: 'debug', write: (l) => logs.push(l) }),
+    interface: '127.0.0.1:0', adminInterface: '127.0.0.1:0', maxBodyBytes: opts.maxBodyBytes,
+  });
+  const addrs = await gateway.start();
+  return {
+    gateway, logs, dir,
+    publicUrl: `http://127.0.0.1:${addrs.public.port}`,
+    adminUrl: `http://127.0.0.1:${addrs.admin.port}`,
+    async stop() {
+      await gateway.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** fetch + JSON for tests: returns status, headers and parsed body (or text when not JSON). */
+export async function req(url: string, init: RequestInit & { json?: unknown } = {}): Promise<{ status: number; headers: Headers; body: any; text: string }> {
+  const { json, ...rest } = init;
+  const headers = new Headers(rest.headers);
+  if (json !== undefined) {
+    rest.body = JSON.stringify(json);
+    if (!headers.has('content-type')) headers.set('content-type', 'application/json');
+  }
+  const res = await fetch(url, { ...rest, headers });
+  const text = await res.text();
+  let body: any = text;
+  try { body = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
+  return { status: res.status, headers: res.headers, body, text };
+}

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
+
+const digest = (b: Buffer) => 'sha1-' + createHash('sha1').update(b).digest('base64');
+
+describe('attachments', () => {
+  let gw: TestGateway;
+  let db: string;
+  before(async () => {
+    gw = await startGateway();
+    db = `${gw.publicUrl}/db`;
+  });
+  after(() => gw.stop());
+
+  test('inline base64: digest, revpos, length, stubs on read, data with attachments=true', async () => {
+    const data = Buffer.from('hello attachment');
+    const r = await req(`${db}/a1`, { method: 'PUT', json: { _attachments: { 'hi.txt': { content_type: 'text/plain', data: data.toString('base64') } } } });
+    assert.equal(r.status, 201);
+    const g = await req(`${db}/a1`);
+    assert.deepEqual(g.body._attachments['hi.txt'], { content_type: 'text/plain', digest: digest(data), length: data.length, revpos: 1, stub: true });
+    const withData = await req(`${db}/a1?attachments=true`, { headers: { accept: 'application/json' } });
+    assert.equal(withData.body._attachments['hi.txt'].data, data.toString('base64'));
+    // An update that keeps the stub keeps the attachment and its revpos.
+    const u = await req(`${db}/a1?rev=${r.body.rev}`, { method: 'PUT', json: { v: 2, _attachments: { 'hi.txt': { stub: true, revpos: 1 } } } });
+    assert.equal(u.status, 201);
+    const g2 = await req(`${db}/a1`);
+    assert.equal(g2.body._attachments['hi.txt'].revpos, 1);
+    // atts_since: the client already has rev 1, so the attachment is not resent.
+    const since = await req(`${db}/a1?attachments=true&atts_since=["${r.body.rev}"]`, { headers: { accept: 'application/json' } });
+    assert.equal(since.body._attachments['hi.txt'].stub, true);
+    // Leaving an attachment out of a new revision drops it.
+    const drop = await req(`${db}/a1?rev=${u.body.rev}`, { method: 'PUT', json: { v: 3 } });
+    assert.equal((await req(`${db}/a1`)).body._attachments, undefined);
+    assert.equal((await req(`${db}/a1/hi.txt`)).status, 404);
+    assert.ok(drop.body.rev.startsWith('3-'));
+    const badStub = await req(`${db}/a2`, { method: 'PUT', json: { _attachments: { x: { stub: true } } } });
+    assert.equal(badStub.status, 400);
+    const noData = await req(`${db}/a2`, { method: 'PUT', json: { _attachments: { x: { content_type: 'text/plain' } } } });
+    assert.equal(noData.status, 400);
+    assert.equal((await req(`${db}/a2`)).status, 404);
+  });
+
+  test('attachment PUT/GET with Range, and DELETE', async () => {
+    const bytes = randomBytes(1000);
+    const p = await fetch(`${db}/bin/file.bin`, { method: 'PUT', body: bytes, headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(p.status, 201);
+    const rev = (await p.json()).rev;
+    const g = await fetch(`${db}/bin/file.bin`);
+    assert.equal(g.headers.get('etag'), `"${digest(bytes)}"`);
+    assert.equal(g.headers.get('accept-ranges'), 'bytes');
+    assert.ok(Buffer.from(await g.arrayBuffer()).equals(bytes));
+    const part = await fetch(`${db}/bin/file.bin`, { headers: { range: 'bytes=10-19' } });
+    assert.equal(part.status, 206);
+    assert.equal(part.headers.get('content-range'), 'bytes 10-19/1000');
+    assert.ok(Buffer.from(await part.arrayBuffer()).equals(bytes.subarray(10, 20)));
+    const suffix = await fetch(`${db}/bin/file.bin`, { headers: { range: 'bytes=-5' } });
+    assert.ok(Buffer.from(await suffix.arrayBuffer()).equals(bytes.subarray(995)));
+    const bad = await fetch(`${db}/bin/file.bin`, { headers: { range: 'bytes=2000-3000' } });
+    assert.equal(bad.status, 416);
+    const noRev = await fetch(`${db}/bin/other.bin`, { method: 'PUT', body: 'x' });
+    assert.equal(noRev.status, 409);
+    const second = await fetch(`${db}/bin/nested/name.txt?rev=${rev}`, { method: 'PUT', body: 'nested', headers: { 'content-type': 'text/plain' } });
+    assert.equal(second.status, 201);
+    const rev2 = (await second.json()).rev;
+    assert.equal(await (await fetch(`${db}/bin/nested/name.txt`)).text(), 'nested');
+    const del = await req(`${db}/bin/file.bin?rev=${rev2}`, { method: 'DELETE' });
+    assert.equal(del.status, 200);
+    assert.equal((await fetch(`${db}/bin/file.bin`)).status, 404);
+    assert.equal((await fetch(`${db}/bin/nested/name.txt`)).status, 200);
+  });
+
+  test('unsafe content types are served as downloads; admin port always', async () => {
+    await fetch(`${db}/html/page.html`, { method: 'PUT', body: '<script>alert(1)</script>', headers: { 'content-type': 'text/html' } });
+    const pub = await fetch(`${db}/html/page.html`);
+    assert.equal(pub.headers.get('content-disposition'), 'attachment');
+    await fetch(`${db}/txt/a.txt`, { method: 'PUT', body: 'plain', headers: { 'content-type': 'text/plain' } });
+    assert.equal((await fetch(`${db}/txt/a.txt`)).headers.get('content-disposition'), null);
+    assert.equal((await fetch(`${gw.adminUrl}/db/txt/a.txt`)).headers.get('content-disposition'), 'attachment');
+  });
+
+  test('multipart/related upload with follows, and multipart GET', async () => {
+    const big = randomBytes(5000);
+    const boundary = 'abc123boundary';
+    const json = JSON.stringify({ title: 'mp', _attachments: { 'big.bin': { follows: true, content_type: 'application/octet-stream', length: big.length } } });
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Type: application/json\r\n\r\n${json}\r\n--${boundary}\r\nContent-Disposition: attachment; filename="big.bin"\r\n\r\n`),
+      big,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const p = await fetch(`${db}/mpdoc`, { method: 'PUT', body, headers: { 'content-type': `multipart/related; boundary="${boundary}"` } });
+    assert.equal(p.status, 201, await p.clone().text());
+    const g = await fetch(`${db}/mpdoc/big.bin`);
+    assert.ok(Buffer.from(await g.arrayBuffer()).equals(big));
+    const mp = await fetch(`${db}/mpdoc?attachments=true`);
+    assert.match(mp.headers.get('content-type')!, /^multipart\/related/);
+    const raw = Buffer.from(await mp.arrayBuffer());
+    assert.ok(raw.includes(big), 'attachment bytes travel as their own part');
+    assert.match(raw.toString('latin1'), /"follows":true/);
+  });
+
+  test('attachments are shared by digest across documents', async () => {
+    const data = randomBytes(100).toString('base64');
+    await req(`${db}/share1`, { method: 'PUT', json: { _attachments: { f: { data } } } });
+    await req(`${db}/share2`, { method: 'PUT', json: { _attachments: { g: { data } } } });
+    const d1 = (await req(`${db}/share1`)).body._attachments.f.digest;
+    const d2 = (await req(`${db}/share2`)).body._attachments.g.digest;
+    assert.equal(d1, d2);
+    // A stub naming a stored digest works in a new document too.
+    const s = await req(`${db}/share3`, { method: 'PUT', json: { _attachments: { h: { stub: true, digest: d1, revpos: 1, length: 100 } } } });
+    assert.equal(s.status, 201);
+    assert.equal((await fetch(`${db}/share3/h`)).status, 200);
+  });
+
+  test('an attachment over the size limit is refused with 413 and nothing is stored', async () => {
+    const small = await startGateway({ databases: { db: { server: 'memory:' } } });
+    try {
+      small.gateway.get('db')!.maxAttachmentSize = 1000;
+      const r = await req(`${small.publicUrl}/db/toobig`, { method: 'PUT', json: { _attachments: { f: { data: randomBytes(2000).toString('base64') } } } });
+      assert.equal(r.status, 413);
+      assert.equal((await req(`${small.publicUrl}/db/toobig`)).status, 404);
+    } finally {
+      await small.stop();
+    }
+  });
+});

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { request } from 'node:http';
+import WebSocket from 'ws';
+import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
+
+describe('_changes feeds', () => {
+  let gw: TestGateway;
+  let db: string;
+  before(async () => {
+    gw = await startGateway();
+    db = `${gw.publicUrl}/db`;
+    for (let i = 1; i <= 5; i++) await req(`${db}/d${i}`, { method: 'PUT', json: { i, channels: i % 2 ? ['odd'] : ['even'] } });
+  });
+  after(() => gw.stop());
+
+  test('normal feed: exact body framing, since, limit, last_seq as a string', async () => {
+    const raw = await fetch(`${db}/_changes?limit=2`);
+    assert.equal(raw.headers.get('cache-control'), 'private, max-age=0, no-cache, no-store');
+    const text = await raw.text();
+    assert.ok(text.startsWith('{"results":[\r\n{"seq":1,"id":"d1","changes":[{"rev":"1-'), text);
+    assert.ok(text.endsWith('],\n"last_seq":"2"}\n'), text);
+    const rest = await req(`${db}/_changes?since=2`);
+    assert.deepEqual(rest.body.results.map((e: any) => e.id), ['d3', 'd4', 'd5']);
+    assert.equal(rest.body.last_seq, '5');
+    const none = await req(`${db}/_changes?since=5`);
+    assert.deepEqual(none.body, { results: [], last_seq: '5' });
+    assert.equal((await req(`${db}/_changes?since=abc`)).status, 400);
+    assert.equal((await req(`${db}/_changes?feed=bogus`)).status, 400);
+  });
+
+  test('each doc only at its latest sequence; deletions flagged; style=all_docs; include_docs; active_only', async () => {
+    const d1 = (await req(`${db}/d1`)).body._rev;
+    const del = await req(`${db}/d1?rev=${d1}`, { method: 'DELETE' });
+    const feed = await req(`${db}/_changes?include_docs=true`);
+    const ids = feed.body.results.map((e: any) => e.id);
+    assert.equal(ids.filter((i: string) => i === 'd1').length, 1);
+    const last = feed.body.results.at(-1);
+    assert.equal(last.id, 'd1');
+    assert.equal(last.deleted, true);
+    assert.deepEqual(last.changes, [{ rev: del.body.rev }]);
+    assert.equal(last.doc._deleted, true);
+    assert.equal(feed.body.results[0].doc.i, 2);
+    const active = await req(`${db}/_changes?active_only=true`);
+    assert.ok(!active.body.results.some((e: any) => e.id === 'd1'));
+    await req(`${db}/_bulk_docs`, { method: 'POST', json: { new_edits: false, docs: [{ _id: 'cf', _rev: '1-a' }, { _id: 'cf', _rev: '1-b' }] } });
+    const all = await req(`${db}/_changes?style=all_docs&filter=_doc_ids&doc_ids=["cf"]`);
+    assert.deepEqual(all.body.results[0].changes, [{ rev: '1-b' }, { rev: '1-a' }]);
+    const post = await req(`${db}/_changes`, { method: 'POST', json: { filter: '_doc_ids', doc_ids: ['d2', 'd4'] } });
+    assert.deepEqual(post.body.results.map((e: any) => e.id), ['d2', 'd4']);
+    const ch = await req(`${db}/_changes?filter=sync_gateway/bychannel&channels=even`);
+    assert.deepEqual(ch.body.results.map((e: any) => e.id), ['d2', 'd4']);
+  });
+
+  test('longpoll waits for the next write, then returns it', async () => {
+    const since = (await req(`${db}/_changes`)).body.last_seq;
+    const started = Date.now();
+    const pending = req(`${db}/_changes?feed=longpoll&since=${since}`);
+    await new Promise((r) => setTimeout(r, 200));
+    await req(`${db}/lp`, { method: 'PUT', json: { x: 1 } });
+    const res = await pending;
+    assert.deepEqual(res.body.results.map((e: any) => e.id), ['lp']);
+    assert.ok(Date.now() - started < 5000);
+    const timeout = await req(`${db}/_changes?feed=longpoll&since=${res.body.last_seq}&timeout=300`);
+    assert.deepEqual(timeout.body, { results: [], last_seq: res.body.last_seq });
+  });
+
+  test('continuous feed streams lines, including later writes', async () => {
+    const since = (await req(`${db}/_changes`)).body.last_seq;
+    const lines: any[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const r = request(`${db}/_changes?feed=continuous&since=${Number(since) - 1}`, (res) => {
+        assert.equal(res.headers['content-type'], 'application/octet-stream');
+        let buf = '';
+        res.on('data', (chunk) => {
+          buf += chunk;
+          let nl;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (line.trim()) lines.push(JSON.parse(line));
+            if (lines.length === 1 && line.trim()) void req(`${db}/cont`, { method: 'PUT', json: {} });
+            if (lines.length === 2) { r.destroy(); resolve(); }
+          }
+        });
+      });
+      r.on('error', (e) => (lines.length >= 2 ? resolve() : reject(e)));
+      r.end();
+    });
+    assert.equal(lines[1].id, 'cont');
+    assert.ok(lines[1].seq > lines[0].seq);
+  });
+
+  test('websocket feed: options as first message, batches as arrays, live changes', async () => {
+    const ws = new WebSocket(`${db.replace('http', 'ws')}/_changes?feed=websocket`);
+    const messages: string[] = [];
+    const got = new Promise<void>((resolve, reject) => {
+      ws.on('message', (m) => {
+        messages.push(m.toString());
+        if (m.toString() === '[]') void req(`${db}/wsdoc`, { method: 'PUT', json: {} });
+        if (m.toString().includes('wsdoc')) resolve();
+      });
+      ws.on('error', reject);
+    });
+    ws.on('open', () => ws.send(JSON.stringify({ since: 0, include_docs: false })));
+    await got;
+    ws.close();
+    const first = JSON.parse(messages[0]);
+    assert.ok(Array.isArray(first) && first.length > 0);
+    assert.ok(messages.includes('[]'), 'caught-up marker sent');
+  });
+});
