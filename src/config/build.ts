@@ -1,0 +1,209 @@
+/**
+ * Normalized (schema-checked) config objects → GatewayConfig: defaults, cross-field rules
+ * (revs_limit, SSL pair, bcrypt cost, db and principal names) and the storage spec.
+ */
+import { isPlainObject } from './normalize.ts';
+import { LOG_KEYS, LOG_LEVELS } from './schema.ts';
+import { DEFAULT_SERVER, parseServer } from './server.ts';
+import type {
+  DatabaseConfig, GatewayConfig, LoggingConfig, LogLevel, RoleConfig, TlsVersion, UserConfig,
+} from './types.ts';
+
+export const DB_NAME_RE = /^[a-z][-a-z0-9_$()+/]*$/;
+/** `auth/role.go`: user and role names. */
+export const PRINCIPAL_NAME_RE = /^[-+.@%\w]*$/;
+export const DEFAULT_REVS_LIMIT = 100;
+export const DEFAULT_REVS_LIMIT_NO_CONFLICTS = 50;
+export const MIN_REVS_LIMIT = 20;
+export const DEFAULT_LOCAL_DOC_EXPIRY_SECS = 90 * 24 * 60 * 60;
+export const DEFAULT_SESSION_COOKIE_NAME = 'SyncGatewaySession';
+export const DEFAULT_BCRYPT_COST = 10;
+export const MAX_BCRYPT_COST = 31;
+
+type Obj = Record<string, unknown>;
+
+/** Where problems go. `error` messages are prefixed with their source file. */
+export interface BuildContext {
+  errors: string[];
+  warnings: string[];
+  /** Source name for top-level problems. */
+  source: string;
+  /** Source name of the file that defined a database. */
+  dbSource(name: string): string;
+  cwd: string;
+}
+
+const obj = (v: unknown): Obj | undefined => (isPlainObject(v) ? v : undefined);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+const bool = (v: unknown): boolean | undefined => (typeof v === 'boolean' ? v : undefined);
+const strs = (v: unknown): string[] | undefined => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : undefined);
+
+function buildLogging(top: Obj, ctx: BuildContext): LoggingConfig {
+  const raw = obj(top.logging) ?? {};
+  const consoleRaw = obj(raw.console);
+  const legacy = obj(raw.default) ?? {};
+  const legacyLevel = str(legacy.LogLevel)?.toLowerCase();
+  if (legacyLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(legacyLevel)) {
+    ctx.warnings.push(`logging.default.LogLevel: unknown log level "${legacy.LogLevel}" is ignored`);
+  }
+  const level = (str(consoleRaw?.log_level) ?? (LOG_LEVELS as readonly string[]).find((l) => l === legacyLevel)) as LogLevel | undefined;
+  const keysPath = consoleRaw?.log_keys !== undefined ? 'logging.console.log_keys' : top.log !== undefined ? 'log' : 'logging.default.LogKeys';
+  const keys = strs(consoleRaw?.log_keys) ?? strs(top.log) ?? strs(legacy.LogKeys);
+  // §8: console logging is off when a console block says neither enabled, log_level nor log_keys.
+  const consoleEnabled = bool(consoleRaw?.enabled) ?? (consoleRaw === undefined || level !== undefined || (keys?.length ?? 0) > 0);
+  const logKeys: string[] = [];
+  for (const k of [...(keys ?? []), 'HTTP']) {
+    if (logKeys.includes(k)) continue;
+    const base = k.endsWith('+') ? k.slice(0, -1) : k;
+    if (!(LOG_KEYS as readonly string[]).some((known) => known.toLowerCase() === base.toLowerCase())) {
+      ctx.warnings.push(`${keysPath}: unknown log key "${k}" is ignored`);
+      continue;
+    }
+    logKeys.push(k);
+  }
+  const logFilePath = str(raw.log_file_path) ?? str(top.logFilePath) ?? str(legacy.LogFilePath);
+  return { consoleEnabled, logLevel: level ?? 'info', logKeys, ...(logFilePath !== undefined ? { logFilePath } : {}), raw };
+}
+
+function buildPrincipals(db: Obj, path: string, allowEmptyPassword: boolean, err: (m: string) => void, warn: (m: string) => void) {
+  const users: Record<string, UserConfig> = {};
+  const roles: Record<string, RoleConfig> = {};
+  const checkName = (name: string, p: string) => {
+    if (name === '' || !PRINCIPAL_NAME_RE.test(name)) err(`${p}: Invalid name ${JSON.stringify(name)}`);
+  };
+  for (const [name, v] of Object.entries(obj(db.users) ?? {})) {
+    const u = obj(v) ?? {};
+    const p = `${path}.users.${name}`;
+    checkName(name, p);
+    const password = str(u.password);
+    if (password !== undefined) {
+      // Messages below must never contain the password itself.
+      if (name === 'GUEST') warn(`${p}.password is ignored: the GUEST user has no password`);
+      else if (password === '' && !allowEmptyPassword) err(`${p}.password: empty passwords are not allowed unless allow_empty_password is true`);
+      else if (password !== '' && [...password].length < 3) err(`${p}.password: Passwords must be at least three 3 characters`);
+    }
+    if (u.name !== undefined && u.name !== name) warn(`${p}.name is ignored: the user is named by its key "${name}"`);
+    const user: UserConfig = {
+      admin_channels: strs(u.admin_channels) ?? [], admin_roles: strs(u.admin_roles) ?? [], disabled: bool(u.disabled) ?? false,
+    };
+    if (password !== undefined && name !== 'GUEST') user.password = password;
+    if (str(u.email) !== undefined) user.email = str(u.email);
+    Object.defineProperty(users, name, { value: user, enumerable: true, writable: true, configurable: true });
+  }
+  for (const [name, v] of Object.entries(obj(db.roles) ?? {})) {
+    const r = obj(v) ?? {};
+    const p = `${path}.roles.${name}`;
+    checkName(name, p);
+    if (r.name !== undefined && r.name !== name) warn(`${p}.name is ignored: the role is named by its key "${name}"`);
+    Object.defineProperty(roles, name, { value: { admin_channels: strs(r.admin_channels) ?? [] }, enumerable: true, writable: true, configurable: true });
+  }
+  return { users, roles };
+}
+
+function buildDatabase(name: string, db: Obj, ctx: BuildContext): DatabaseConfig | undefined {
+  const path = `databases.${name}`;
+  const source = ctx.dbSource(name);
+  const before = ctx.errors.length;
+  const err = (m: string) => { ctx.errors.push(`${source}: ${m}`); };
+  const warn = (m: string) => { ctx.warnings.push(m); };
+
+  if (!DB_NAME_RE.test(name)) err(`${path}: Illegal database name: ${name}`);
+  if (db.name !== undefined && db.name !== name) warn(`${path}.name is ignored: the database is named by its key "${name}"`);
+
+  const server = str(db.server) ?? DEFAULT_SERVER;
+  const storage = parseServer(server, ctx.cwd);
+  if (typeof storage === 'string') err(`${path}.server: ${storage}`);
+
+  const allowConflicts = bool(db.allow_conflicts) ?? true;
+  let revsLimit = allowConflicts ? DEFAULT_REVS_LIMIT : DEFAULT_REVS_LIMIT_NO_CONFLICTS;
+  const givenRevsLimit = num(db.revs_limit);
+  if (givenRevsLimit !== undefined) {
+    revsLimit = givenRevsLimit;
+    const p = `${path}.revs_limit`;
+    if (allowConflicts) {
+      if (revsLimit < MIN_REVS_LIMIT) {
+        err(`${p}: The revs_limit (${revsLimit}) value in your Sync Gateway configuration cannot be set lower than ${MIN_REVS_LIMIT}.`);
+      } else if (revsLimit < DEFAULT_REVS_LIMIT) {
+        warn(`${p}: Setting the revs_limit (${revsLimit}) to less than ${DEFAULT_REVS_LIMIT}, whilst having allow_conflicts set to true, may have unwanted results when documents are frequently updated. Please see documentation for details.`);
+      }
+    } else if (revsLimit <= 0) {
+      err(`${p}: The revs_limit (${revsLimit}) value in your Sync Gateway configuration must be greater than zero.`);
+    }
+  }
+
+  const allowEmptyPassword = bool(db.allow_empty_password) ?? false;
+  const { users, roles } = buildPrincipals(db, path, allowEmptyPassword, err, warn);
+  if (ctx.errors.length > before || typeof storage === 'string') return undefined;
+
+  const config: DatabaseConfig = {
+    name, server, storage, bucket: str(db.bucket) ?? name, users, roles, revsLimit, allowConflicts,
+    // Go zero value: an empty cookie name means the default.
+    sessionCookieName: str(db.session_cookie_name) || DEFAULT_SESSION_COOKIE_NAME,
+    sessionCookieHttpOnly: bool(db.session_cookie_http_only) ?? false,
+    sendWwwAuthenticateHeader: bool(db.send_www_authenticate_header) ?? true,
+    allowEmptyPassword,
+    offline: bool(db.offline) ?? false,
+    localDocExpirySecs: num(db.local_doc_expiry_secs) ?? DEFAULT_LOCAL_DOC_EXPIRY_SECS,
+    raw: db,
+  };
+  if (str(db.sync) !== undefined) config.sync = str(db.sync);
+  if (bool(db.session_cookie_secure) !== undefined) config.sessionCookieSecure = bool(db.session_cookie_secure);
+  for (const k of ['username', 'password', 'certpath', 'keypath', 'cacertpath'] as const) {
+    const v = str(db[k]);
+    if (v !== undefined) config[k] = v;
+  }
+  return config;
+}
+
+/** Builds the GatewayConfig; problems go to ctx (the caller throws if ctx.errors is not empty). */
+export function buildGatewayConfig(top: Obj, ctx: BuildContext): GatewayConfig {
+  const err = (m: string) => { ctx.errors.push(`${ctx.source}: ${m}`); };
+  const sslCert = str(top.SSLCert) || undefined;
+  const sslKey = str(top.SSLKey) || undefined;
+  if (sslCert && !sslKey) err('SSLKey: SSLCert is set but SSLKey is missing; both are needed for HTTPS');
+  if (sslKey && !sslCert) err('SSLCert: SSLKey is set but SSLCert is missing; both are needed for HTTPS');
+
+  let bcryptCost = num(top.bcrypt_cost) ?? 0;
+  if (bcryptCost === 0) bcryptCost = DEFAULT_BCRYPT_COST; // Go zero value: unset
+  else if (bcryptCost < DEFAULT_BCRYPT_COST || bcryptCost > MAX_BCRYPT_COST) {
+    err(`bcrypt_cost: the bcrypt cost (${bcryptCost}) must be between ${DEFAULT_BCRYPT_COST} and ${MAX_BCRYPT_COST}`);
+  }
+
+  const databases: Record<string, DatabaseConfig> = {};
+  const buckets = new Map<string, string[]>();
+  for (const [name, v] of Object.entries(obj(top.databases) ?? {})) {
+    const db = buildDatabase(name, obj(v) ?? {}, ctx);
+    if (!db) continue;
+    Object.defineProperty(databases, name, { value: db, enumerable: true, writable: true, configurable: true });
+    const key = `${db.server}\u0000${db.bucket}`;
+    buckets.set(key, [...(buckets.get(key) ?? []), name]);
+  }
+  for (const [key, names] of buckets) {
+    if (names.length > 1) {
+      ctx.warnings.push(`databases: Bucket "${key.split('\u0000')[1]}" is shared among databases [${names.join(' ')}]. This may result in unexpected behaviour if security is not defined consistently.`);
+    }
+  }
+
+  const config: GatewayConfig = {
+    interface: str(top.interface) ?? ':4984',
+    adminInterface: str(top.adminInterface) ?? '127.0.0.1:4985',
+    metricsInterface: str(top.metricsInterface) ?? '127.0.0.1:4986',
+    tlsMinimumVersion: (str(top.tls_minimum_version) ?? 'tlsv1.2') as TlsVersion,
+    pretty: bool(top.Pretty) ?? false,
+    compressResponses: bool(top.CompressResponses) ?? true,
+    maxIncomingConnections: num(top.MaxIncomingConnections) ?? 0,
+    readHeaderTimeout: num(top.ReadHeaderTimeout) ?? 5,
+    idleTimeout: num(top.IdleTimeout) ?? 90,
+    bcryptCost,
+    logging: buildLogging(top, ctx),
+    databases,
+    warnings: ctx.warnings,
+    raw: top,
+  };
+  if (sslCert) config.sslCert = sslCert;
+  if (sslKey) config.sslKey = sslKey;
+  if (num(top.ServerReadTimeout) !== undefined) config.serverReadTimeout = num(top.ServerReadTimeout);
+  if (num(top.ServerWriteTimeout) !== undefined) config.serverWriteTimeout = num(top.ServerWriteTimeout);
+  return config;
+}

@@ -1,0 +1,131 @@
+/**
+ * Loads Sync Gateway 2.x legacy JSON config files (spec §1.1): back-quoted strings, case-insensitive
+ * keys, unknown keys fatal, known-but-unimplemented keys warned about, several files merged.
+ */
+import { readFileSync } from 'node:fs';
+import { buildGatewayConfig, type BuildContext } from './build.ts';
+import { type Diagnostics, isPlainObject, normalizeValue } from './normalize.ts';
+import { CONFIG_SHAPE } from './schema.ts';
+import { ConfigSyntaxError, lineAndColumn, parseConfigJson, setOwn } from './text.ts';
+import { ConfigError, type GatewayConfig } from './types.ts';
+
+export { ConfigError } from './types.ts';
+export type {
+  DatabaseConfig, GatewayConfig, LoggingConfig, LogLevel, RoleConfig, StorageSpec, TlsVersion, UserConfig,
+} from './types.ts';
+export { SERVER_SCHEMES, acceptedServerSchemes, parseServer, type ServerScheme } from './server.ts';
+export { convertBackQuotedStrings } from './text.ts';
+
+type Obj = Record<string, unknown>;
+
+interface ConfigPart { source: string; top: Obj }
+
+function fail(errors: string[]): never {
+  const message = errors.length === 1 ? errors[0] : `${errors.length} config errors: ${errors.join('; ')}`;
+  throw new ConfigError(message, errors);
+}
+
+/** Schema check of one parsed file; errors are prefixed with the source, warnings kept as-is. */
+function checkPart(value: unknown, source: string, diag: Diagnostics): ConfigPart {
+  if (!isPlainObject(value)) {
+    diag.errors.push(`${source}: the config file must contain a JSON object`);
+    return { source, top: {} };
+  }
+  const local: Diagnostics = { errors: [], warnings: diag.warnings };
+  const top = (normalizeValue(value, CONFIG_SHAPE, '', local) ?? {}) as Obj;
+  for (const e of local.errors) diag.errors.push(`${source}: ${e}`);
+  return { source, top };
+}
+
+function parseText(text: string, source: string): unknown {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  try {
+    return parseConfigJson(text);
+  } catch (err) {
+    if (!(err instanceof ConfigSyntaxError)) throw err;
+    const { line, column } = lineAndColumn(text, err.offset);
+    throw new ConfigError(`${source}: invalid JSON at line ${line}, column ${column}: ${err.message}`);
+  }
+}
+
+/**
+ * Merges files like SG's `ServerConfig.MergeWith`: databases are combined and must not share a
+ * name; the deprecated `log` lists are concatenated; for any other key the first file that sets it wins.
+ */
+function build(parts: ConfigPart[], diag: Diagnostics): GatewayConfig {
+  const top: Obj = {};
+  const databases: Obj = {};
+  const dbSources = new Map<string, string>();
+  for (const { source, top: t } of parts) {
+    for (const [key, value] of Object.entries(t)) {
+      if (key === 'databases') {
+        for (const [name, db] of Object.entries(value as Obj)) {
+          if (dbSources.has(name)) {
+            diag.errors.push(`${source}: databases.${name}: Database "${name}" already specified earlier (in ${dbSources.get(name)})`);
+            continue;
+          }
+          dbSources.set(name, source);
+          setOwn(databases, name, db);
+        }
+      } else if (key === 'log' && Array.isArray(top.log)) {
+        top.log = [...top.log, ...(value as unknown[])];
+      } else if (!Object.prototype.hasOwnProperty.call(top, key)) {
+        setOwn(top, key, value);
+      }
+    }
+  }
+  if (parts.some((p) => p.top.databases !== undefined)) top.databases = databases;
+  const ctx: BuildContext = {
+    errors: diag.errors,
+    warnings: diag.warnings,
+    source: parts.map((p) => p.source).join(', '),
+    dbSource: (name) => dbSources.get(name) ?? parts[0]?.source ?? 'config',
+    cwd: process.cwd(),
+  };
+  const config = buildGatewayConfig(top, ctx);
+  if (diag.errors.length > 0) fail(diag.errors);
+  return config;
+}
+
+/** Parses and validates one config document already in memory (`source` names it in messages). */
+export function parseConfigText(text: string, source: string): GatewayConfig {
+  const diag: Diagnostics = { errors: [], warnings: [] };
+  return build([checkPart(parseText(text, source), source, diag)], diag);
+}
+
+/** Validates a config given as a JS value (e.g. a REST request body wrapped as `{databases:{…}}`). */
+export function configFromObject(value: unknown, source: string): GatewayConfig {
+  const diag: Diagnostics = { errors: [], warnings: [] };
+  return build([checkPart(value, source, diag)], diag);
+}
+
+/** Reads, validates and merges config files. Throws ConfigError (one line each) on any problem. */
+export function loadConfigFiles(paths: string[]): GatewayConfig {
+  if (paths.length === 0) throw new ConfigError('no config file given');
+  const diag: Diagnostics = { errors: [], warnings: [] };
+  const parts: ConfigPart[] = [];
+  for (const path of paths) {
+    if (/^https?:\/\//i.test(path)) throw new ConfigError(`Error reading config file ${path}: loading a config from a URL is not supported`);
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new ConfigError(`Error reading config file ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.code ?? e.message}`);
+    }
+    parts.push(checkPart(parseText(text, path), path, diag));
+  }
+  return build(parts, diag);
+}
+
+/**
+ * The config used with no config file: database "db" stored in ./data/db.sqlite3 with an open
+ * GUEST user, listeners on the usual ports.
+ */
+export function defaultConfig(): GatewayConfig {
+  return configFromObject({
+    databases: {
+      db: { server: 'sqlite:data/db.sqlite3', users: { GUEST: { disabled: false, admin_channels: ['*'], admin_roles: [] } } },
+    },
+  }, 'default config');
+}

@@ -1,0 +1,89 @@
+/** The loaded, validated configuration that the rest of Syncgate reads. */
+import type { StorageSpec } from './server.ts';
+
+export type { StorageSpec };
+
+/** A config that stops start-up. The message is one line: source file, key path, what is wrong. */
+export class ConfigError extends Error {
+  /** Every problem found (the message joins them), each "<source>: <key path>: <what>". */
+  readonly problems: readonly string[];
+  constructor(message: string, problems: readonly string[] = [message]) {
+    super(message);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export type LogLevel = 'none' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+export type TlsVersion = 'tlsv1' | 'tlsv1.1' | 'tlsv1.2' | 'tlsv1.3';
+
+export interface UserConfig {
+  password?: string;
+  admin_channels: string[];
+  admin_roles: string[];
+  email?: string;
+  disabled: boolean;
+}
+
+export interface RoleConfig {
+  admin_channels: string[];
+}
+
+export interface DatabaseConfig {
+  name: string;
+  server: string;
+  storage: StorageSpec;
+  bucket: string;
+  sync?: string;
+  users: Record<string, UserConfig>;
+  roles: Record<string, RoleConfig>;
+  revsLimit: number;
+  allowConflicts: boolean;
+  sessionCookieName: string;
+  /** Unset means "true when SSLCert is set". */
+  sessionCookieSecure?: boolean;
+  sessionCookieHttpOnly: boolean;
+  sendWwwAuthenticateHeader: boolean;
+  allowEmptyPassword: boolean;
+  offline: boolean;
+  localDocExpirySecs: number;
+  username?: string;
+  password?: string;
+  certpath?: string;
+  keypath?: string;
+  cacertpath?: string;
+  /** This db's keys as given (canonical spelling, nulls dropped, no defaults filled in). */
+  raw: Record<string, unknown>;
+}
+
+export interface LoggingConfig {
+  consoleEnabled: boolean;
+  logLevel: LogLevel;
+  logKeys: string[];
+  logFilePath?: string;
+  raw: Record<string, unknown>;
+}
+
+export interface GatewayConfig {
+  interface: string;
+  adminInterface: string;
+  metricsInterface: string;
+  sslCert?: string;
+  sslKey?: string;
+  tlsMinimumVersion: TlsVersion;
+  pretty: boolean;
+  compressResponses: boolean;
+  /** 0 = unlimited. */
+  maxIncomingConnections: number;
+  serverReadTimeout?: number;
+  serverWriteTimeout?: number;
+  readHeaderTimeout: number;
+  idleTimeout: number;
+  bcryptCost: number;
+  logging: LoggingConfig;
+  databases: Record<string, DatabaseConfig>;
+  /** Every warning produced while loading, each naming its key path. */
+  warnings: string[];
+  /** The merged top-level keys as given (canonical spelling, nulls dropped). */
+  raw: Record<string, unknown>;
+}
