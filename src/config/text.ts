@@ -107,7 +107,13 @@ const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b
 export function parseJsonText(s: string): unknown {
   let pos = 0;
   const fail = (msg: string, at = pos): never => { throw new ConfigSyntaxError(msg, at); };
-  const describe = (at: number) => (at >= s.length ? 'end of input' : `character '${s[at]}'`);
+  // Only structural characters are quoted: anything else may be the start of a secret.
+  const describe = (at: number): string => {
+    if (at >= s.length) return 'end of input';
+    const ch = s[at];
+    if ('{}[]:,"'.includes(ch)) return `'${ch}'`;
+    return /[A-Za-z]/.test(ch) ? 'a letter' : /[0-9]/.test(ch) ? 'a digit' : 'an unexpected character';
+  };
   const ws = () => {
     while (pos < s.length && (s[pos] === ' ' || s[pos] === '\t' || s[pos] === '\n' || s[pos] === '\r')) pos++;
   };
@@ -185,11 +191,11 @@ export function parseJsonText(s: string): unknown {
     NUMBER_RE.lastIndex = pos;
     const m = NUMBER_RE.exec(s);
     if (m) { pos += m[0].length; return Number(m[0]); }
-    return fail(`unexpected ${describe(pos)}`);
+    return fail(`expected a value but found ${describe(pos)}`);
   };
   const result = value(0);
   ws();
-  if (pos < s.length) fail(`unexpected ${describe(pos)} after the end of the JSON value`);
+  if (pos < s.length) fail(`expected the end of the file after the JSON value but found ${describe(pos)}`);
   return result;
 }
 
