@@ -36,6 +36,8 @@ export interface StoredRevision {
   deleted: boolean;
   body: string;
   attachments: AttachmentMap | null;
+  /** Channels the sync function gave this revision (for access checks on `?rev=`). */
+  channels?: string[];
 }
 
 export interface DocWrite {
@@ -53,6 +55,48 @@ export interface DocWrite {
   dropBodies: string[];
   /** New attachment bytes, by digest. Content-addressed, so writing an existing digest is a no-op. */
   attachments?: Map<string, Buffer>;
+  /**
+   * When set, replaces every grant this document made (they are recorded at this write's sequence),
+   * and marks each grantee whose grants changed as changed at this sequence.
+   */
+  grants?: Grant[];
+}
+
+/** A grant made by a document's sync function: `access()` (a channel) or `role()` (a role). */
+export interface Grant {
+  /** A user name, or `role:<name>` for a role. */
+  grantee: string;
+  kind: 'channel' | 'role';
+  value: string;
+}
+
+export interface GrantRow extends Grant {
+  docId: string;
+  /** Sequence of the write that made the grant. */
+  seq: number;
+}
+
+export type PrincipalKind = 'user' | 'role';
+
+/** A user or role as stored. Channel and role maps hold the sequence at which each was granted. */
+export interface PrincipalRecord {
+  kind: PrincipalKind;
+  name: string;
+  adminChannels: Record<string, number>;
+  adminRoles: Record<string, number>;
+  email?: string;
+  disabled: boolean;
+  passwordHash?: string;
+  /** Sequence of the principal's last save (assigned by the store). */
+  seq: number;
+}
+
+export interface SessionRecord {
+  id: string;
+  user: string;
+  /** Milliseconds since the epoch. */
+  expires: number;
+  ttlMs: number;
 }
 
 export type CommitResult = { ok: true; seq: number } | { ok: false; reason: 'conflict' };
@@ -123,6 +167,20 @@ export interface Store {
   /** Writes a local doc if its current rev is `expectedRev` (0 = absent). Returns the new rev, or null on conflict. */
   putLocal(id: string, expectedRev: number, body: string): Promise<number | null>;
   deleteLocal(id: string, expectedRev: number): Promise<boolean>;
+  // ---- principals, grants and sessions ----
+  getPrincipal(kind: PrincipalKind, name: string): Promise<PrincipalRecord | undefined>;
+  listPrincipals(kind: PrincipalKind): Promise<string[]>;
+  /** Saves a principal with the next sequence (returned). */
+  putPrincipal(p: Omit<PrincipalRecord, 'seq'>): Promise<number>;
+  deletePrincipal(kind: PrincipalKind, name: string): Promise<boolean>;
+  /** Every document grant to these grantees (user names and `role:<name>`). */
+  grantsTo(grantees: string[]): Promise<GrantRow[]>;
+  /** For each grantee, the last sequence at which its document grants changed (added or revoked). */
+  grantsChangedAt(grantees: string[]): Promise<Map<string, number>>;
+  putSession(s: SessionRecord): Promise<void>;
+  getSession(id: string): Promise<SessionRecord | undefined>;
+  deleteSession(id: string): Promise<boolean>;
+  deleteUserSessions(user: string): Promise<number>;
   /** The database's uuid, made once when the store is created. */
   uuid(): Promise<string>;
   close(): Promise<void>;

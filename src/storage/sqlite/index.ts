@@ -8,8 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type {
-  AllDocsQuery, AllDocsRow, ChangeRow, ChangesQuery, CommitResult, DocWrite, LocalDoc, Store,
-  StoredDoc, StoredRevision,
+  AllDocsQuery, AllDocsRow, ChangeRow, ChangesQuery, CommitResult, DocWrite, Grant, GrantRow, LocalDoc,
+  PrincipalKind, PrincipalRecord, SessionRecord, Store, StoredDoc, StoredRevision,
 } from '../store.ts';
 import { bodyKey } from '../store.ts';
 import { checkVersion, migrate } from './schema.ts';
@@ -25,7 +25,7 @@ export interface SqliteOptions {
 }
 
 interface DocRow { id: string; tree: string; rev: string; deleted: number; seq: number; channels: string }
-interface RevRow { rev: string; deleted: number; body: string; atts: string | null }
+interface RevRow { rev: string; deleted: number; body: string; atts: string | null; channels: string | null }
 
 function toStoredDoc(r: DocRow): StoredDoc {
   return {
@@ -35,7 +35,9 @@ function toStoredDoc(r: DocRow): StoredDoc {
 }
 
 function toRevision(r: RevRow): StoredRevision {
-  return { rev: r.rev, deleted: r.deleted === 1, body: r.body, attachments: r.atts ? JSON.parse(r.atts) : null };
+  const out: StoredRevision = { rev: r.rev, deleted: r.deleted === 1, body: r.body, attachments: r.atts ? JSON.parse(r.atts) : null };
+  if (r.channels) out.channels = JSON.parse(r.channels);
+  return out;
 }
 
 /** SQLite limits bound parameters per statement; chunk IN lists well below it. */
@@ -70,14 +72,14 @@ export class SqliteStore implements Store {
     const db = this.db;
     this.stmts = {
       getDoc: db.prepare<[string], DocRow>('SELECT id, tree, rev, deleted, seq, channels FROM docs WHERE id = ?'),
-      getRev: db.prepare<[string, string], RevRow>('SELECT rev, deleted, body, atts FROM revs WHERE doc_id = ? AND rev = ?'),
+      getRev: db.prepare<[string, string], RevRow>('SELECT rev, deleted, body, atts, channels FROM revs WHERE doc_id = ? AND rev = ?'),
       docSeq: db.prepare<[string], { seq: number }>('SELECT seq FROM docs WHERE id = ?'),
       upsertDoc: db.prepare(
         `INSERT INTO docs (id, tree, rev, deleted, seq, channels) VALUES (@id, @tree, @rev, @deleted, @seq, @channels)
          ON CONFLICT(id) DO UPDATE SET tree = excluded.tree, rev = excluded.rev, deleted = excluded.deleted,
            seq = excluded.seq, channels = excluded.channels`),
       insertRev: db.prepare(
-        'INSERT OR REPLACE INTO revs (doc_id, rev, deleted, body, atts) VALUES (?, ?, ?, ?, ?)'),
+        'INSERT OR REPLACE INTO revs (doc_id, rev, deleted, body, atts, channels) VALUES (?, ?, ?, ?, ?, ?)'),
       deleteRev: db.prepare('DELETE FROM revs WHERE doc_id = ? AND rev = ?'),
       upsertChannel: db.prepare(
         `INSERT INTO channel_index (channel, doc_id, seq, rev, deleted, removed) VALUES (?, ?, ?, ?, ?, ?)
@@ -91,6 +93,18 @@ export class SqliteStore implements Store {
       putLocal: db.prepare('INSERT OR REPLACE INTO local_docs (id, rev, body) VALUES (?, ?, ?)'),
       deleteLocal: db.prepare('DELETE FROM local_docs WHERE id = ?'),
       countDocs: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM docs WHERE deleted = 0'),
+      docGrants: db.prepare<[string], Grant & { seq: number }>('SELECT grantee, kind, value, seq FROM grants WHERE doc_id = ?'),
+      deleteDocGrants: db.prepare('DELETE FROM grants WHERE doc_id = ?'),
+      insertGrant: db.prepare('INSERT OR REPLACE INTO grants (doc_id, grantee, kind, value, seq) VALUES (?, ?, ?, ?, ?)'),
+      stampGrantee: db.prepare('INSERT OR REPLACE INTO grant_changes (grantee, seq) VALUES (?, ?)'),
+      getPrincipal: db.prepare<[string, string], { data: string; seq: number }>('SELECT data, seq FROM principals WHERE kind = ? AND name = ?'),
+      putPrincipal: db.prepare('INSERT OR REPLACE INTO principals (kind, name, data, seq) VALUES (?, ?, ?, ?)'),
+      deletePrincipal: db.prepare('DELETE FROM principals WHERE kind = ? AND name = ?'),
+      listPrincipals: db.prepare<[string], { name: string }>('SELECT name FROM principals WHERE kind = ? ORDER BY name'),
+      putSession: db.prepare('INSERT OR REPLACE INTO sessions (id, user, expires, ttl) VALUES (?, ?, ?, ?)'),
+      getSession: db.prepare<[string], { id: string; user: string; expires: number; ttl: number }>('SELECT id, user, expires, ttl FROM sessions WHERE id = ?'),
+      deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
+      deleteUserSessions: db.prepare('DELETE FROM sessions WHERE user = ?'),
       allChanges: db.prepare<[number, number, number], { seq: number; id: string; rev: string; deleted: number }>(
         'SELECT seq, id, rev, deleted FROM docs WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
     };
@@ -107,7 +121,8 @@ export class SqliteStore implements Store {
     if (w.attachments) for (const [digest, data] of w.attachments) s.insertAtt.run(digest, data);
     for (const rev of w.dropBodies) s.deleteRev.run(w.id, rev);
     for (const b of w.addBodies) {
-      s.insertRev.run(w.id, b.rev, b.deleted ? 1 : 0, b.body, b.attachments ? JSON.stringify(b.attachments) : null);
+      s.insertRev.run(w.id, b.rev, b.deleted ? 1 : 0, b.body, b.attachments ? JSON.stringify(b.attachments) : null,
+        b.channels ? JSON.stringify(b.channels) : null);
     }
     s.upsertDoc.run({
       id: w.id, tree: JSON.stringify(w.tree), rev: w.rev, deleted: w.deleted ? 1 : 0, seq,
@@ -118,9 +133,30 @@ export class SqliteStore implements Store {
     for (const ch of w.previousChannels) {
       if (!w.channels.includes(ch)) s.upsertChannel.run(ch, w.id, seq, w.rev, del, 1);
     }
+    if (w.grants) this.replaceGrants(w.id, w.grants, seq);
     this.seq = seq;
     s.setMeta.run('last_seq', String(seq));
     return { ok: true, seq };
+  }
+
+  /** Swaps a document's grants; every grantee whose set changed is stamped with this sequence. */
+  private replaceGrants(docId: string, grants: Grant[], seq: number): void {
+    const s = this.stmts;
+    const key = (g: Grant) => `${g.grantee}\u0000${g.kind}\u0000${g.value}`;
+    const old = s.docGrants.all(docId);
+    const oldKeys = new Set(old.map(key));
+    const newKeys = new Set(grants.map(key));
+    const changed = new Set<string>();
+    for (const g of old) if (!newKeys.has(key(g))) changed.add(g.grantee);
+    for (const g of grants) if (!oldKeys.has(key(g))) changed.add(g.grantee);
+    if (changed.size === 0) return;
+    s.deleteDocGrants.run(docId);
+    for (const g of grants) {
+      // A grant that survives a new revision keeps the sequence it was first made at.
+      const prev = old.find((o) => key(o) === key(g));
+      s.insertGrant.run(docId, g.grantee, g.kind, g.value, prev ? prev.seq : seq);
+    }
+    for (const grantee of changed) s.stampGrantee.run(grantee, seq);
   }
 
   async lastSeq(): Promise<number> { return this.seq; }
@@ -171,9 +207,92 @@ export class SqliteStore implements Store {
       const r = this.db.prepare('DELETE FROM docs WHERE id = ?').run(id);
       this.db.prepare('DELETE FROM revs WHERE doc_id = ?').run(id);
       this.db.prepare('DELETE FROM channel_index WHERE doc_id = ?').run(id);
+      // Purging a granting document revokes its grants: stamp the grantees with a new sequence.
+      if (this.stmts.docGrants.all(id).length > 0) {
+        const seq = this.seq + 1;
+        this.replaceGrants(id, [], seq);
+        this.seq = seq;
+        this.stmts.setMeta.run('last_seq', String(seq));
+      }
       return r.changes > 0;
     });
-    return tx();
+    const before = this.seq;
+    try {
+      return tx();
+    } catch (err) {
+      this.seq = before;
+      throw err;
+    }
+  }
+
+  async getPrincipal(kind: PrincipalKind, name: string): Promise<PrincipalRecord | undefined> {
+    const r = this.stmts.getPrincipal.get(kind, name);
+    return r ? { ...JSON.parse(r.data), kind, name, seq: r.seq } : undefined;
+  }
+
+  async listPrincipals(kind: PrincipalKind): Promise<string[]> {
+    return this.stmts.listPrincipals.all(kind).map((r) => r.name);
+  }
+
+  async putPrincipal(p: Omit<PrincipalRecord, 'seq'>): Promise<number> {
+    const tx = this.db.transaction(() => {
+      const seq = this.seq + 1;
+      const { kind, name, ...data } = p;
+      this.stmts.putPrincipal.run(kind, name, JSON.stringify(data), seq);
+      this.stmts.setMeta.run('last_seq', String(seq));
+      this.seq = seq;
+      return seq;
+    });
+    const before = this.seq;
+    try {
+      return tx();
+    } catch (err) {
+      this.seq = before;
+      throw err;
+    }
+  }
+
+  async deletePrincipal(kind: PrincipalKind, name: string): Promise<boolean> {
+    return this.stmts.deletePrincipal.run(kind, name).changes > 0;
+  }
+
+  async grantsTo(grantees: string[]): Promise<GrantRow[]> {
+    const out: GrantRow[] = [];
+    for (const part of chunks([...new Set(grantees)])) {
+      const rows = this.db.prepare<string[], { doc_id: string; grantee: string; kind: 'channel' | 'role'; value: string; seq: number }>(
+        `SELECT doc_id, grantee, kind, value, seq FROM grants WHERE grantee IN (${part.map(() => '?').join(',')})`,
+      ).all(...part);
+      for (const r of rows) out.push({ docId: r.doc_id, grantee: r.grantee, kind: r.kind, value: r.value, seq: r.seq });
+    }
+    return out;
+  }
+
+  async grantsChangedAt(grantees: string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const part of chunks([...new Set(grantees)])) {
+      const rows = this.db.prepare<string[], { grantee: string; seq: number }>(
+        `SELECT grantee, seq FROM grant_changes WHERE grantee IN (${part.map(() => '?').join(',')})`,
+      ).all(...part);
+      for (const r of rows) out.set(r.grantee, r.seq);
+    }
+    return out;
+  }
+
+  async putSession(sess: SessionRecord): Promise<void> {
+    this.stmts.putSession.run(sess.id, sess.user, sess.expires, sess.ttlMs);
+  }
+
+  async getSession(id: string): Promise<SessionRecord | undefined> {
+    const r = this.stmts.getSession.get(id);
+    return r ? { id: r.id, user: r.user, expires: r.expires, ttlMs: r.ttl } : undefined;
+  }
+
+  async deleteSession(id: string): Promise<boolean> {
+    return this.stmts.deleteSession.run(id).changes > 0;
+  }
+
+  async deleteUserSessions(user: string): Promise<number> {
+    return this.stmts.deleteUserSessions.run(user).changes;
   }
 
   async changes(q: ChangesQuery): Promise<ChangeRow[]> {

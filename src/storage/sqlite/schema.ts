@@ -37,6 +37,33 @@ const MIGRATIONS: string[] = [
    CREATE TABLE attachments (digest TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
    CREATE TABLE local_docs (id TEXT PRIMARY KEY, rev INTEGER NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;`,
+  // 2: access control: principals, document grants (revoked by a later revision), sessions, and
+  // the channels of each stored revision.
+  `CREATE TABLE principals (
+     kind TEXT NOT NULL,
+     name TEXT NOT NULL,
+     data TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     PRIMARY KEY (kind, name)
+   ) WITHOUT ROWID;
+   CREATE TABLE grants (
+     doc_id TEXT NOT NULL,
+     grantee TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     value TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     PRIMARY KEY (doc_id, grantee, kind, value)
+   ) WITHOUT ROWID;
+   CREATE INDEX grants_by_grantee ON grants (grantee);
+   CREATE TABLE grant_changes (grantee TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE TABLE sessions (
+     id TEXT PRIMARY KEY,
+     user TEXT NOT NULL,
+     expires INTEGER NOT NULL,
+     ttl INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX sessions_by_user ON sessions (user);
+   ALTER TABLE revs ADD COLUMN channels TEXT;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
