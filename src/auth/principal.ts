@@ -1,0 +1,42 @@
+/**
+ * Who a request acts as. The admin (admin port, sync function re-runs) bypasses every check; a user
+ * (GUEST included) sees exactly the channels computed for it, each with the sequence at which it
+ * was granted, which drives backfill in the changes feed.
+ */
+
+export interface UserPrincipal {
+  kind: 'user';
+  /** User name; `GUEST` for the anonymous user. */
+  name: string;
+  isGuest: boolean;
+  /** Every channel the user can see (admin channels, document grants, role channels, `!`) → granted-at sequence. `*` means all. */
+  channels: Map<string, number>;
+  /** Roles (without `role:`) → granted-at sequence. */
+  roles: Map<string, number>;
+  /** Last sequence at which anything about this user changed: its own save, its grants, its roles' channels. */
+  seq: number;
+}
+
+export interface AdminPrincipal {
+  kind: 'admin';
+}
+
+export type Principal = AdminPrincipal | UserPrincipal;
+
+export const ADMIN: AdminPrincipal = { kind: 'admin' };
+
+/** Every user implicitly has the public channel `!` from sequence 1. */
+export const PUBLIC_CHANNEL = '!';
+export const ALL_CHANNELS = '*';
+
+export function canSeeAll(p: Principal): boolean {
+  return p.kind === 'admin' || p.channels.has(ALL_CHANNELS);
+}
+
+/** True when the principal may see a revision in these channels. */
+export function canSee(p: Principal, channels: readonly string[]): boolean {
+  if (p.kind === 'admin') return true;
+  if (p.channels.has(ALL_CHANNELS)) return true;
+  for (const ch of channels) if (p.channels.has(ch)) return true;
+  return false;
+}
