@@ -1,6 +1,9 @@
 /**
- * The one changes path: read the index from `since`, shape entries, and (for live feeds) wait on the
- * notifier. REST feeds of every style and BLIP's subChanges are all built on `changesSince`.
+ * The one changes path. A feed reads the channel index of what the reader may see (never a scan of
+ * the database), merges the channels, and for channels granted after the reader's position replays
+ * them from the start as Sync Gateway's backfill: entries tagged `G:N` (G = the sequence of the
+ * grant), ordered just before the untagged sequence G. REST feeds of every style and BLIP's
+ * subChanges are all built on `changesSince`.
  */
 import { HttpError } from '../errors.ts';
 import { decodeRevTree, leaves, winningRev } from '../revtree/index.ts';
@@ -9,19 +12,34 @@ import { bodyKey } from '../storage/store.ts';
 import type { Database } from './database.ts';
 import { renderDoc } from './render.ts';
 
+/** A feed position: `N`, or `T:N` inside the backfill of channels granted at T. */
+export interface Since {
+  seq: number;
+  triggeredBy?: number;
+}
+
+/** What a reader may see. */
+export interface FeedScope {
+  /** Channel → sequence at which the reader got it; 'all' is every document (admin, or a user with `*`). */
+  channels: Map<string, number> | 'all';
+  /** For 'all' held by a user: when `*` was granted. */
+  allGrantedAt?: number;
+  /** The reading user: its `_user/<name>` entry appears when it changed after the position. */
+  user?: { name: string; seq: number };
+}
+
 export interface ChangesOptions {
-  since: number;
+  since: Since;
   limit?: number;
   style?: 'main_only' | 'all_docs';
   includeDocs?: boolean;
   docIds?: string[];
   activeOnly?: boolean;
-  /** Only these channels (the bychannel filter); undefined: every document. */
-  channels?: string[];
 }
 
 export interface ChangeEntry {
-  seq: number;
+  /** Position of the entry; rendered as a number, or as the string `T:N` for backfill. */
+  pos: Since;
   id: string;
   deleted?: true;
   removed?: string[];
@@ -32,96 +50,161 @@ export interface ChangeEntry {
 
 export interface ChangesPage {
   entries: ChangeEntry[];
-  /** The last sequence examined: where the next page (or live wait) continues from. */
-  lastSeq: number;
+  /** Where the next read (page or live wait) continues from. */
+  last: Since;
 }
 
-/**
- * Sequence values as clients send them back: `N`, or Sync Gateway's compound `T:N`, `L::N`, `L:T:N`.
- * Returns the sequence a reader may safely resume after.
- */
-export function parseSince(value: unknown): number {
-  if (value === undefined || value === null || value === '') return 0;
+export function parseSince(value: unknown): Since {
+  if (value === undefined || value === null || value === '') return { seq: 0 };
   if (typeof value === 'number') {
-    if (Number.isInteger(value) && value >= 0) return value;
+    if (Number.isSafeInteger(value) && value >= 0) return { seq: value };
     throw new HttpError(400, 'Invalid sequence');
   }
   if (typeof value !== 'string') throw new HttpError(400, 'Invalid sequence');
   const parts = value.split(':');
-  const nums = parts.map((p) => (p === '' ? undefined : /^\d+$/.test(p) ? Number(p) : NaN));
-  if (nums.some((n) => Number.isNaN(n)) || parts.length > 3) throw new HttpError(400, 'Invalid sequence');
-  if (parts.length === 1) {
-    if (nums[0] === undefined) throw new HttpError(400, 'Invalid sequence');
-    return nums[0];
-  }
-  if (parts.length === 2) {
-    // T:N is a backfill position for a channel granted at T. Resume the whole feed from before T.
-    if (nums[0] === undefined || nums[1] === undefined) throw new HttpError(400, 'Invalid sequence');
-    return Math.min(nums[0] - 1, nums[1]);
+  if (parts.length > 3 || !parts.every((p) => p === '' || /^\d{1,15}$/.test(p))) throw new HttpError(400, 'Invalid sequence');
+  const n = parts.map((p) => (p === '' ? undefined : Number(p)));
+  if (parts.length === 1 && n[0] !== undefined) return { seq: n[0] };
+  if (parts.length === 2 && n[0] !== undefined && n[1] !== undefined) {
+    return n[0] > 0 ? { seq: n[1], triggeredBy: n[0] } : { seq: n[1] };
   }
   // L::N or L:T:N: a change after L may still be pending, so resume from L.
-  if (nums[0] === undefined || nums[2] === undefined) throw new HttpError(400, 'Invalid sequence');
-  return nums[0];
+  if (parts.length === 3 && n[0] !== undefined && n[2] !== undefined) return { seq: n[0] };
+  throw new HttpError(400, 'Invalid sequence');
 }
 
-interface MergedRow extends ChangeRow {
-  /** Channels the doc left at this sequence (Sync Gateway sends these even if it stays visible). */
+export function formatSince(s: Since): string {
+  return s.triggeredBy ? `${s.triggeredBy}:${s.seq}` : String(s.seq);
+}
+
+/** Sort key implementing Sync Gateway's SequenceID ordering: T:N sorts just before the plain T. */
+type Key = [number, number, number];
+
+function keyOf(s: Since): Key {
+  return s.triggeredBy ? [s.triggeredBy, 0, s.seq] : [s.seq, 1, 0];
+}
+
+function cmp(a: Key, b: Key): number {
+  return a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+}
+
+function posOf(k: Key): Since {
+  return k[1] === 0 ? { seq: k[2], triggeredBy: k[0] } : { seq: k[0] };
+}
+
+interface Candidate {
+  key: Key;
+  id: string;
+  rev: string;
+  deleted: boolean;
   removedFrom?: string[];
-  /** Still in at least one of the channels read. */
   visible: boolean;
+  isUser?: boolean;
 }
 
-/** One entry per sequence: rows of the same sequence from several channels are merged. */
-function mergeBySeq(rows: ChangeRow[]): MergedRow[] {
-  const bySeq = new Map<number, MergedRow>();
-  const out: MergedRow[] = [];
+/** One source of rows: the result of one index read, and how far it is complete. */
+interface Source {
+  rows: Candidate[];
+  /** Set when the read hit its limit: nothing after this key is known from this source. */
+  completeUpTo?: Key;
+  /** The last key examined (rows dropped by filters included). */
+  lastExamined?: Key;
+}
+
+async function readSource(
+  db: Database, channels: string[] | undefined, from: number, until: number, limit: number | undefined,
+  docIds: string[] | undefined, backfillAt?: number,
+): Promise<Source> {
+  const rows: ChangeRow[] = await db.store.changes({ since: from, until, limit, channels, docIds });
+  const out: Source = { rows: [] };
   for (const r of rows) {
-    let cur = bySeq.get(r.seq);
-    if (!cur) {
-      cur = { seq: r.seq, id: r.id, rev: r.rev, deleted: r.deleted, visible: false };
-      bySeq.set(r.seq, cur);
-      out.push(cur);
-    }
-    if (r.removed) (cur.removedFrom ??= []).push(r.removed);
-    else cur.visible = true;
+    const tagged = backfillAt !== undefined && r.seq < backfillAt;
+    const key: Key = tagged ? [backfillAt, 0, r.seq] : [r.seq, 1, 0];
+    out.lastExamined = key;
+    // A backfill replays what became visible: tombstones and removals are not sent.
+    if (tagged && (r.deleted || r.removed)) continue;
+    out.rows.push({
+      key, id: r.id, rev: r.rev, deleted: r.deleted, visible: !r.removed,
+      ...(r.removed ? { removedFrom: [r.removed] } : {}),
+    });
   }
+  if (limit !== undefined && rows.length >= limit) out.completeUpTo = out.lastExamined;
   return out;
 }
 
-export async function changesSince(db: Database, opts: ChangesOptions): Promise<ChangesPage> {
+export async function changesSince(db: Database, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
   const until = await db.store.lastSeq();
   const limit = opts.limit && opts.limit > 0 ? opts.limit : undefined;
-  const entries: ChangeEntry[] = [];
-  let since = opts.since;
-  let lastSeq = opts.since;
-  // active_only drops rows after the query, so a limited page may need several reads to fill.
-  for (;;) {
-    const want = limit ? limit - entries.length : undefined;
-    const rows = mergeBySeq(await db.store.changes({ since, until, limit: want, channels: opts.channels, docIds: opts.docIds }));
-    if (rows.length === 0) break;
-    since = rows[rows.length - 1].seq;
-    const page = await shapeEntries(db, rows, opts);
-    entries.push(...page);
-    lastSeq = since;
-    if (!limit || !opts.activeOnly || entries.length >= limit || (want !== undefined && rows.length < want)) break;
+  const since = opts.since;
+  const floor = since.triggeredBy ? since.triggeredBy - 1 : since.seq;
+  const reads: Promise<Source>[] = [];
+  // Backfill only applies to a reader that already had a position: from 0 everything is new anyway.
+  const backfills = (grantedAt: number) => floor > 0 && grantedAt > 1 && grantedAt > floor;
+  const backfillFrom = (grantedAt: number) => (since.triggeredBy === grantedAt ? since.seq : 0);
+  if (scope.channels === 'all') {
+    const g = scope.allGrantedAt ?? 0;
+    if (backfills(g)) reads.push(readSource(db, undefined, backfillFrom(g), until, limit, opts.docIds, g));
+    else reads.push(readSource(db, undefined, floor, until, limit, opts.docIds));
+  } else {
+    const current: string[] = [];
+    for (const [ch, g] of scope.channels) {
+      if (backfills(g)) reads.push(readSource(db, [ch], backfillFrom(g), until, limit, opts.docIds, g));
+      else current.push(ch);
+    }
+    if (current.length) reads.push(readSource(db, current, floor, until, limit, opts.docIds));
   }
-  return { entries, lastSeq: Math.max(lastSeq, opts.since) };
+  const sources = await Promise.all(reads);
+  if (scope.user && scope.user.seq > floor && !opts.docIds) {
+    const key: Key = [scope.user.seq, 1, 0];
+    sources.push({ rows: [{ key, id: `_user/${scope.user.name}`, rev: '', deleted: false, visible: true, isUser: true }], lastExamined: key });
+  }
+
+  // Nothing past the earliest cut-off of a limited read is known to be complete.
+  let bound: Key | undefined;
+  for (const s of sources) if (s.completeUpTo && (!bound || cmp(s.completeUpTo, bound) < 0)) bound = s.completeUpTo;
+
+  // One entry per document: its latest position; rows of that same position merge their removals.
+  const byDoc = new Map<string, Candidate>();
+  for (const s of sources) {
+    for (const r of s.rows) {
+      if (bound && cmp(r.key, bound) > 0) continue;
+      const cur = byDoc.get(r.id);
+      if (!cur || cmp(r.key, cur.key) > 0) byDoc.set(r.id, { ...r, removedFrom: r.removedFrom ? [...r.removedFrom] : undefined });
+      else if (cmp(r.key, cur.key) === 0) {
+        if (r.removedFrom) cur.removedFrom = [...(cur.removedFrom ?? []), ...r.removedFrom];
+        cur.visible ||= r.visible;
+      }
+    }
+  }
+  let candidates = [...byDoc.values()].sort((a, b) => cmp(a.key, b.key));
+  if (limit !== undefined && candidates.length > limit) candidates = candidates.slice(0, limit);
+
+  let lastKey: Key = keyOf(since);
+  if (candidates.length) lastKey = candidates[candidates.length - 1].key;
+  else {
+    // Everything examined was filtered out: move past it so paging does not stall.
+    for (const s of sources) {
+      const k = s.lastExamined;
+      if (k && (!bound || cmp(k, bound) <= 0) && cmp(k, lastKey) > 0) lastKey = k;
+    }
+  }
+  const kept = opts.activeOnly ? candidates.filter((c) => c.isUser || (!c.deleted && c.visible)) : candidates;
+  return { entries: await shapeEntries(db, kept, opts), last: posOf(lastKey) };
 }
 
-async function shapeEntries(db: Database, rows: MergedRow[], opts: ChangesOptions): Promise<ChangeEntry[]> {
-  // active_only drops tombstones, and removals only when the doc left every channel read.
-  const kept = opts.activeOnly ? rows.filter((r) => !r.deleted && r.visible) : rows;
-  const needDocs = opts.style === 'all_docs';
-  const docs = needDocs ? await db.store.getDocs(kept.map((r) => r.id)) : undefined;
+async function shapeEntries(db: Database, rows: Candidate[], opts: ChangesOptions): Promise<ChangeEntry[]> {
+  const docRows = rows.filter((r) => !r.isUser);
+  const docs = opts.style === 'all_docs' ? await db.store.getDocs(docRows.map((r) => r.id)) : undefined;
   const bodies = opts.includeDocs
-    ? await db.store.getRevisions(kept.filter((r) => r.visible).map((r) => ({ id: r.id, rev: r.rev })))
+    ? await db.store.getRevisions(docRows.filter((r) => r.visible).map((r) => ({ id: r.id, rev: r.rev })))
     : undefined;
-  return kept.map((r) => {
-    const e: ChangeEntry = { seq: r.seq, id: r.id, changes: [{ rev: r.rev }] };
+  return rows.map((r) => {
+    const e: ChangeEntry = { pos: posOf(r.key), id: r.id, changes: r.isUser ? [] : [{ rev: r.rev }] };
+    if (r.isUser) return e;
     if (r.deleted) e.deleted = true;
-    if (r.removedFrom) e.removed = r.removedFrom;
+    if (r.removedFrom) e.removed = [...new Set(r.removedFrom)];
     const doc = docs?.get(r.id);
-    if (doc && doc.rev === r.rev) {
+    if (doc && doc.rev === r.rev && r.visible) {
       const tree = decodeRevTree(doc.tree);
       const win = winningRev(tree)!.id;
       e.changes = [{ rev: win }, ...leaves(tree).filter((l) => l.id !== win).map((l) => ({ rev: l.id }))];
@@ -139,9 +222,14 @@ async function shapeEntries(db: Database, rows: MergedRow[], opts: ChangesOption
   });
 }
 
+/** The entry's `seq` as JSON: a number, or the string `"T:N"` for backfill. */
+export function renderSeq(s: Since): string {
+  return s.triggeredBy ? `"${s.triggeredBy}:${s.seq}"` : String(s.seq);
+}
+
 /** Serializes an entry with Sync Gateway's field order: seq, id, deleted, removed, doc, changes. */
 export function renderEntry(e: ChangeEntry): string {
-  let s = `{"seq":${e.seq},"id":${JSON.stringify(e.id)}`;
+  let s = `{"seq":${renderSeq(e.pos)},"id":${JSON.stringify(e.id)}`;
   if (e.deleted) s += ',"deleted":true';
   if (e.removed) s += `,"removed":${JSON.stringify(e.removed)}`;
   if (e.doc !== undefined) s += `,"doc":${e.doc}`;

@@ -4,13 +4,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { HttpError } from '../errors.ts';
-import { canonicalJson } from '../json/index.ts';
+import { canonicalJson, parseJson } from '../json/index.ts';
 import { createRevId, parseRevId } from '../revid.ts';
 import {
   addHistory, decodeRevTree, encodeRevTree, genOf, history, isLeaf, leaves, prune, winningRev,
   type RevTree,
 } from '../revtree/index.ts';
-import type { AttachmentMap, DocWrite, Store, StoredDoc, StoredRevision } from '../storage/store.ts';
+import type { AttachmentMap, DocWrite, Grant, Store, StoredDoc, StoredRevision } from '../storage/store.ts';
+import { ADMIN, type Principal } from '../auth/principal.ts';
+import type { SyncFunction, SyncResult, SyncUser } from '../sync/index.ts';
 import { bodyKey } from '../storage/store.ts';
 import { DEFAULT_MAX_ATTACHMENT_SIZE, processAttachments } from './attachments.ts';
 import { Notifier } from './notifier.ts';
@@ -22,6 +24,8 @@ export interface DatabaseOptions {
   revsLimit: number;
   allowConflicts: boolean;
   maxAttachmentSize?: number;
+  /** The compiled sync function; without one, `doc.channels` is used directly (Sync Gateway's default). */
+  sync?: SyncFunction;
 }
 
 export interface WriteRequest {
@@ -33,6 +37,8 @@ export interface WriteRequest {
   parentRev?: string;
   /** Bodies of multipart `follows` attachments. */
   follows?: Map<string, Buffer>;
+  /** Who writes: the sync function's require* checks apply to users only. Default: admin. */
+  principal?: Principal;
 }
 
 export interface WriteResult { id: string; rev: string }
@@ -85,6 +91,7 @@ export class Database {
   readonly allowConflicts: boolean;
   maxAttachmentSize: number;
   readonly startTime = Date.now() * 1000;
+  readonly sync?: SyncFunction;
   private closed = false;
 
   constructor(opts: DatabaseOptions) {
@@ -93,6 +100,7 @@ export class Database {
     this.revsLimit = opts.revsLimit;
     this.allowConflicts = opts.allowConflicts;
     this.maxAttachmentSize = opts.maxAttachmentSize ?? DEFAULT_MAX_ATTACHMENT_SIZE;
+    this.sync = opts.sync;
   }
 
   get isClosed(): boolean { return this.closed; }
@@ -144,6 +152,7 @@ export class Database {
           results[i] = { id: reqs[i].id, rev: p.rev };
           for (const ch of p.write.channels) changedChannels.add(ch);
           for (const ch of p.write.previousChannels) changedChannels.add(ch);
+          for (const g of r.grantees ?? []) changedChannels.add(principalKey(g));
         } else retry.push(i);
       });
       if (committed.some((r) => r.ok)) this.notifier.notify(changedChannels);
@@ -192,7 +201,7 @@ export class Database {
     const rev = createRevId(parent ?? '', digestInput);
     if (tree.has(rev)) return { write: undefined as never, rev, noop: true };
     tree.set(rev, { id: rev, parent: parent ?? null, deleted });
-    return this.finishWrite(req.id, doc, tree, { rev, deleted, body: stored, attachments: atts.meta }, props, atts.blobs, parent ?? null);
+    return this.finishWrite(req, doc, tree, { rev, deleted, body: stored, attachments: atts.meta }, props, atts.blobs, parent ?? null, parentRevision);
   }
 
   private async prepareReplicated(req: WriteRequest, doc: StoredDoc | undefined): Promise<Prepared> {
@@ -217,7 +226,7 @@ export class Database {
     });
     await this.checkDigests(atts.needDigests);
     const stored = canonicalJson(props);
-    return this.finishWrite(req.id, doc, tree, { rev, deleted, body: stored, attachments: atts.meta }, props, atts.blobs, attachedTo);
+    return this.finishWrite(req, doc, tree, { rev, deleted, body: stored, attachments: atts.meta }, props, atts.blobs, attachedTo, parentRevision);
   }
 
   private async checkDigests(digests: string[]): Promise<void> {
@@ -226,31 +235,49 @@ export class Database {
     for (const d of digests) if (!have.has(d)) throw new HttpError(400, `Unknown attachment digest ${d}`);
   }
 
-  /** Prunes, picks the winner, maps its channels and builds the storage write. */
+  /**
+   * Runs the sync function on the new revision (a rejection stops the write here), prunes, picks the
+   * winner and builds the storage write: the winner's channels and grants go in the same transaction.
+   */
   private async finishWrite(
-    id: string, doc: StoredDoc | undefined, tree: RevTree, revision: StoredRevision,
+    req: WriteRequest, doc: StoredDoc | undefined, tree: RevTree, revision: StoredRevision,
     props: Record<string, unknown>, blobs: Map<string, Buffer>, parent: string | null,
+    parentRevision: StoredRevision | undefined,
   ): Promise<Prepared> {
+    const id = req.id;
+    const oldDoc = parentRevision ? syncDocJson(id, parentRevision.rev, parentRevision.deleted, parentRevision.body) : null;
+    const result = this.runSync(id, revision, props, oldDoc, req.principal ?? ADMIN);
+    revision.channels = result.channels;
     const pruned = prune(tree, this.revsLimit);
     const winner = winningRev(tree)!;
     let channels: string[];
-    if (winner.id === revision.rev) channels = revision.deleted ? [] : defaultChannels(props);
-    else if (doc && winner.id === doc.rev) channels = doc.channels;
-    else channels = await this.channelsOfStoredRevision(id, winner.id, winner.deleted);
+    let grants: Grant[] | undefined;
+    if (winner.id === revision.rev) {
+      channels = result.channels;
+      grants = grantsOf(result);
+    } else if (doc && winner.id === doc.rev) {
+      channels = doc.channels; // the winner did not change: neither do its channels or grants
+    } else {
+      // The write handed the win to another existing leaf: its channels and grants now rule the doc.
+      const other = await this.store.getRevision(id, winner.id);
+      const r = other ? this.runSync(id, other, parseJson(other.body) as Record<string, unknown>, null, ADMIN) : emptySync();
+      channels = r.channels;
+      grants = grantsOf(r);
+    }
     const dropBodies = [...pruned];
     if (parent && !isLeaf(tree, parent)) dropBodies.push(parent);
     const write: DocWrite = {
       id, expectedSeq: doc?.seq ?? 0, tree: encodeRevTree(tree), rev: winner.id, deleted: winner.deleted,
       channels, previousChannels: doc?.channels ?? [], addBodies: [revision], dropBodies,
-      attachments: blobs.size ? blobs : undefined,
+      attachments: blobs.size ? blobs : undefined, grants,
     };
     return { write, rev: revision.rev };
   }
 
-  private async channelsOfStoredRevision(id: string, rev: string, deleted: boolean): Promise<string[]> {
-    if (deleted) return [];
-    const r = await this.store.getRevision(id, rev);
-    return r ? defaultChannels(JSON.parse(r.body)) : [];
+  /** The sync function for one revision; without a configured function, `doc.channels` directly. */
+  private runSync(id: string, revision: StoredRevision, props: Record<string, unknown>, oldDoc: string | null, principal: Principal): SyncResult {
+    if (!this.sync) return { channels: revision.deleted ? [] : defaultChannels(props), access: {}, roles: {} };
+    return this.sync.run(syncDocJson(id, revision.rev, revision.deleted, revision.body), oldDoc, syncUser(principal));
   }
 
   async delete(id: string, rev: string | undefined): Promise<WriteResult> {
@@ -258,7 +285,16 @@ export class Database {
   }
 
   async purge(id: string): Promise<boolean> {
-    return this.store.purge(id);
+    const doc = await this.store.getDoc(id);
+    const ok = await this.store.purge(id);
+    // A purge can revoke grants: wake every user feed so it reloads.
+    if (ok) this.notifier.notify([...(doc?.channels ?? []), '*']);
+    return ok;
+  }
+
+  /** Called after an admin saves or deletes a user or role, so that user's live feeds reload. */
+  principalChanged(kind: 'user' | 'role', name: string): void {
+    this.notifier.notify([kind === 'user' ? `_user:${name}` : `_role:${name}`]);
   }
 
   // ---- reads ----------------------------------------------------------------------------------
@@ -419,6 +455,37 @@ export class Database {
     this.stopFeeds();
     await this.store.close();
   }
+}
+
+/**
+ * Notifier key for a principal: feeds of a user wait on it so a grant, a revocation or an admin
+ * edit wakes them and they reload the user's channels. `role:<name>` grantees map to the role's key.
+ */
+export function principalKey(grantee: string): string {
+  return grantee.startsWith('role:') ? `_role:${grantee.slice(5)}` : `_user:${grantee}`;
+}
+
+/** `doc` / `oldDoc` as the sync function sees them: the body plus `_id`, `_rev` and `_deleted`. */
+function syncDocJson(id: string, rev: string, deleted: boolean, body: string): string {
+  const head = `{"_id":${JSON.stringify(id)},"_rev":${JSON.stringify(rev)}${deleted ? ',"_deleted":true' : ''}`;
+  return body.length > 2 ? head + ',' + body.slice(1) : head + '}';
+}
+
+function syncUser(p: Principal): SyncUser | null {
+  if (p.kind === 'admin') return null;
+  // GUEST is a real user for require* checks, with the name "".
+  return { name: p.isGuest ? '' : p.name, roles: [...p.roles.keys()], channels: [...p.channels.keys()] };
+}
+
+function emptySync(): SyncResult {
+  return { channels: [], access: {}, roles: {} };
+}
+
+function grantsOf(r: SyncResult): Grant[] {
+  const out: Grant[] = [];
+  for (const [grantee, chs] of Object.entries(r.access)) for (const value of chs) out.push({ grantee, kind: 'channel', value });
+  for (const [grantee, roles] of Object.entries(r.roles)) for (const value of roles) out.push({ grantee, kind: 'role', value });
+  return out;
 }
 
 function parseLocalRev(rev: unknown): number {

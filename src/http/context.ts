@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { HttpError, toHttpError } from '../errors.ts';
 import { parseJson } from '../json/index.ts';
 import type { Database } from '../db/database.ts';
+import { ADMIN, type Principal } from '../auth/principal.ts';
 import { parseContentType } from './multipart.ts';
 
 const gunzipAsync = promisify(gunzip);
@@ -43,6 +44,10 @@ export class RequestContext {
   /** Decoded path segments matched by the router. */
   params: Record<string, string> = {};
   db?: Database;
+  /** Who the request acts as: the admin on the admin port, else the authenticated user or GUEST. */
+  principal: Principal = ADMIN;
+  /** Recomputes the principal (live feeds call it when grants change); undefined once it is gone. */
+  reloadPrincipal: () => Promise<Principal | undefined> = async () => this.principal;
   private bodyPromise?: Promise<Buffer>;
 
   constructor(req: IncomingMessage, res: ServerResponse, isAdmin: boolean, settings: HttpSettings) {

@@ -15,6 +15,8 @@ export interface Route {
   handler: Handler;
   /** Served only on the admin port. */
   adminOnly?: boolean;
+  /** Runs even without a valid user (login endpoints): a bad cookie is ignored, a disabled GUEST allowed. */
+  publicPrivileges?: boolean;
 }
 
 interface CompiledRoute extends Route {

@@ -24,8 +24,15 @@ export interface TlsSettings {
   minVersion: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
 }
 
+/**
+ * Authenticates a public-port request for a database: sets ctx.principal (and reloadPrincipal), or
+ * throws a 401. The admin port never calls it: every admin request acts as the admin.
+ */
+export type Authenticator = (ctx: RequestContext, publicPrivileges: boolean) => Promise<void>;
+
 export interface ListenerOptions {
   admin: boolean;
+  authenticate?: Authenticator;
   registry: DatabaseRegistry;
   settings: HttpSettings;
   logger: Logger;
@@ -80,6 +87,7 @@ export function createListener(opts: ListenerOptions): http.Server {
         const db = opts.registry.get(dbName);
         if (!db) throw new HttpError(404, `no such database "${dbName}"`);
         ctx.db = db;
+        if (!opts.admin && opts.authenticate) await opts.authenticate(ctx, match.route.publicPrivileges === true);
       }
       await match.route.handler(ctx);
     } catch (err) {
@@ -104,7 +112,7 @@ export function createListener(opts: ListenerOptions): http.Server {
   server.requestTimeout = 0;
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
-  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+  server.on('upgrade', async (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const refuse = (status: number, reason: string) => {
       const body = JSON.stringify({ error: new HttpError(status, reason).error, reason });
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
@@ -116,7 +124,12 @@ export function createListener(opts: ListenerOptions): http.Server {
       if ('allow' in match || match.route.pattern !== '/{db}/_changes') return refuse(404, 'unknown URL');
       const db = opts.registry.get(match.params.db);
       if (!db) return refuse(404, `no such database "${match.params.db}"`);
-      wss.handleUpgrade(req, socket, head, (ws) => websocketFeed(ws, db));
+      // Authenticated before the upgrade: a refused client gets a plain HTTP 401, never a socket.
+      const ctx = new RequestContext(req, new http.ServerResponse(req), opts.admin, opts.settings);
+      ctx.params = match.params;
+      ctx.db = db;
+      if (!opts.admin && opts.authenticate) await opts.authenticate(ctx, false);
+      wss.handleUpgrade(req, socket, head, (ws) => websocketFeed(ws, db, ctx));
     } catch (err) {
       const e = err instanceof HttpError ? err : new HttpError(500, 'Internal error');
       refuse(e.status, e.reason);

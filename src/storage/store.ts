@@ -99,7 +99,9 @@ export interface SessionRecord {
   ttlMs: number;
 }
 
-export type CommitResult = { ok: true; seq: number } | { ok: false; reason: 'conflict' };
+export type CommitResult =
+  | { ok: true; seq: number; /** Grantees whose document grants this write changed. */ grantees?: string[] }
+  | { ok: false; reason: 'conflict' };
 
 export interface ChangeRow {
   seq: number;

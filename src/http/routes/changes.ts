@@ -1,8 +1,9 @@
 /** `_changes` in all four feed styles: normal, longpoll, continuous and websocket. */
 import type { WebSocket } from 'ws';
 import { HttpError } from '../../errors.ts';
-import { changesSince, type ChangesOptions, parseSince, renderEntry } from '../../db/changes.ts';
+import { changesSince, type ChangesOptions, type FeedScope, formatSince, parseSince, renderEntry } from '../../db/changes.ts';
 import type { Database } from '../../db/database.ts';
+import { ALL_CHANNELS, type Principal } from '../../auth/principal.ts';
 import type { RequestContext } from '../context.ts';
 import type { Route } from '../router.ts';
 
@@ -14,8 +15,53 @@ const MAX_TIMEOUT_MS = 900_000;
 export interface FeedParams {
   feed: string;
   options: ChangesOptions;
+  /** The bychannel filter's channels. */
+  channels?: string[];
   heartbeatMs: number;
   timeoutMs: number;
+}
+
+/** What a principal's feed reads, narrowed by the bychannel filter. */
+export function feedScope(p: Principal, filter?: string[]): FeedScope {
+  if (p.kind === 'admin') return { channels: filter ? new Map(filter.map((c) => [c, 0])) : 'all' };
+  const user = { name: p.isGuest ? 'GUEST' : p.name, seq: p.seq };
+  const star = p.channels.get(ALL_CHANNELS);
+  if (star !== undefined) {
+    if (!filter) return { channels: 'all', allGrantedAt: star, user };
+    return { channels: new Map(filter.map((c) => [c, Math.min(star, p.channels.get(c) ?? star)])), user };
+  }
+  const channels = new Map<string, number>();
+  for (const [c, g] of p.channels) if (!filter || filter.includes(c)) channels.set(c, g);
+  return { channels, user };
+}
+
+/** Notifier keys a live feed waits on: its channels and its own principal (and roles); null = any change. */
+function waitKeys(p: Principal, scope: FeedScope): string[] | null {
+  if (p.kind === 'admin') return scope.channels === 'all' ? null : [...scope.channels.keys()];
+  const keys = [`_user:${p.isGuest ? 'GUEST' : p.name}`, ...[...p.roles.keys()].map((r) => `_role:${r}`)];
+  if (scope.channels === 'all') keys.push(ALL_CHANNELS);
+  else keys.push(...scope.channels.keys());
+  return keys;
+}
+
+/** A live feed's view of its reader, refreshed after every wake-up: grants and revocations apply at once. */
+class LiveScope {
+  principal: Principal;
+  scope: FeedScope;
+  constructor(private readonly ctx: RequestContext, private readonly filter?: string[]) {
+    this.principal = ctx.principal;
+    this.scope = feedScope(this.principal, filter);
+  }
+  async reload(): Promise<boolean> {
+    const p = await this.ctx.reloadPrincipal();
+    if (!p) return false; // the user was deleted or disabled: end the feed
+    this.principal = p;
+    this.scope = feedScope(p, this.filter);
+    return true;
+  }
+  wait(db: Database, ms: number, signal: AbortSignal): Promise<boolean> {
+    return db.notifier.wait(waitKeys(this.principal, this.scope), ms, signal);
+  }
 }
 
 type Source = (name: string) => unknown;
@@ -55,6 +101,7 @@ export function parseFeedParams(get: Source, maxHeartbeatMs?: number): FeedParam
     includeDocs: bool(get('include_docs')),
     activeOnly: bool(get('active_only')),
   };
+  let channels: string[] | undefined;
   const filter = get('filter');
   if (filter !== undefined && filter !== null && filter !== '') {
     if (filter === '_doc_ids') {
@@ -63,9 +110,9 @@ export function parseFeedParams(get: Source, maxHeartbeatMs?: number): FeedParam
       if (feed !== 'normal') throw new HttpError(400, 'Filter _doc_ids is only supported with feed=normal');
       options.docIds = ids;
     } else if (filter === 'sync_gateway/bychannel') {
-      const channels = get('channels');
-      if (channels === undefined || channels === null || channels === '') throw new HttpError(400, "Missing 'channels' filter parameter");
-      options.channels = (Array.isArray(channels) ? channels.map(String) : String(channels).split(',')).filter((c) => c !== '');
+      const v = get('channels');
+      if (v === undefined || v === null || v === '') throw new HttpError(400, "Missing 'channels' filter parameter");
+      channels = (Array.isArray(v) ? v.map(String) : String(v).split(',')).filter((c) => c !== '');
     } else throw new HttpError(400, 'Unknown filter; try sync_gateway/bychannel or _doc_ids');
   }
   let heartbeatMs = int(get('heartbeat'), 'heartbeat') ?? 0;
@@ -75,12 +122,7 @@ export function parseFeedParams(get: Source, maxHeartbeatMs?: number): FeedParam
   let timeoutMs = int(get('timeout'), 'timeout') ?? DEFAULT_TIMEOUT_MS;
   if (timeoutMs < 0) throw new HttpError(400, 'Invalid timeout');
   timeoutMs = Math.min(timeoutMs, MAX_TIMEOUT_MS);
-  return { feed, options, heartbeatMs, timeoutMs };
-}
-
-/** The channels a live feed waits on; null means any change. */
-function waitChannels(o: ChangesOptions): string[] | null {
-  return o.channels ?? null;
+  return { feed, options, channels, heartbeatMs, timeoutMs };
 }
 
 function aborter(ctx: RequestContext): AbortController {
@@ -90,7 +132,8 @@ function aborter(ctx: RequestContext): AbortController {
 }
 
 async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams): Promise<void> {
-  let page = await changesSince(db, p.options);
+  const live = new LiveScope(ctx, p.channels);
+  let page = await changesSince(db, live.scope, p.options);
   const res = ctx.res;
   res.setHeader('Cache-Control', 'private, max-age=0, no-cache, no-store');
   if (p.feed === 'longpoll' && page.entries.length === 0) {
@@ -101,16 +144,19 @@ async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams
       const left = deadline - Date.now();
       if (left <= 0) break;
       const wait = p.heartbeatMs > 0 ? p.heartbeatMs : left;
-      const changed = await db.notifier.wait(waitChannels(p.options), wait, ac.signal);
+      const changed = await live.wait(db, wait, ac.signal);
       if (ac.signal.aborted) return;
-      if (changed) page = await changesSince(db, p.options);
+      if (changed) {
+        if (!(await live.reload())) break;
+        page = await changesSince(db, live.scope, p.options);
+      }
       else if (p.heartbeatMs > 0) {
         if (!res.headersSent) { res.statusCode = 200; res.setHeader('Content-Type', 'application/json'); }
         res.write('\n');
       }
     }
   }
-  const body = `{"results":[\r\n${page.entries.map((e) => renderEntry(e) + '\n').join(',')}],\n"last_seq":${JSON.stringify(String(page.lastSeq))}}\n`;
+  const body = `{"results":[\r\n${page.entries.map((e) => renderEntry(e) + '\n').join(',')}],\n"last_seq":${JSON.stringify(formatSince(page.last))}}\n`;
   if (res.headersSent) { res.end(body); return; }
   res.statusCode = 200;
   res.setHeader('Content-Type', 'application/json');
@@ -125,28 +171,30 @@ async function continuous(ctx: RequestContext, db: Database, p: FeedParams): Pro
   res.setHeader('Cache-Control', 'private, max-age=0, no-cache, no-store');
   res.flushHeaders();
   const opts = { ...p.options };
+  const live = new LiveScope(ctx, p.channels);
   let sent = 0;
   const deadline = p.heartbeatMs === 0 && p.timeoutMs > 0 ? Date.now() + p.timeoutMs : Infinity;
   while (!ac.signal.aborted && !db.isClosed) {
     if (opts.limit) opts.limit = p.options.limit! - sent;
-    const page = await changesSince(db, opts);
+    const page = await changesSince(db, live.scope, opts);
     for (const e of page.entries) {
       if (!res.write(renderEntry(e) + '\n')) await new Promise((r) => res.once('drain', r));
     }
     sent += page.entries.length;
-    opts.since = page.lastSeq;
+    opts.since = page.last;
     if (p.options.limit && sent >= p.options.limit) break;
     if (page.entries.length > 0) continue;
     const left = deadline - Date.now();
     if (left <= 0) break;
-    const changed = await db.notifier.wait(waitChannels(opts), p.heartbeatMs > 0 ? p.heartbeatMs : left, ac.signal);
+    const changed = await live.wait(db, p.heartbeatMs > 0 ? p.heartbeatMs : left, ac.signal);
+    if (changed && !(await live.reload())) break;
     if (!changed && p.heartbeatMs > 0 && !ac.signal.aborted) res.write('\n');
   }
   res.end();
 }
 
 /** WebSocket feed: options arrive as the first message; batches go out as JSON arrays. */
-export function websocketFeed(ws: WebSocket, db: Database, maxHeartbeatMs?: number): void {
+export function websocketFeed(ws: WebSocket, db: Database, ctx: RequestContext, maxHeartbeatMs?: number): void {
   const ac = new AbortController();
   ws.once('close', () => ac.abort());
   ws.on('error', () => ac.abort());
@@ -157,15 +205,17 @@ export function websocketFeed(ws: WebSocket, db: Database, maxHeartbeatMs?: numb
       if (text.trim() !== '') body = JSON.parse(text);
       const p = parseFeedParams((n) => body[n], maxHeartbeatMs);
       const opts = { ...p.options };
+      const live = new LiveScope(ctx, p.channels);
       let caughtUp = false;
       while (!ac.signal.aborted && !db.isClosed) {
-        const page = await changesSince(db, opts);
-        opts.since = page.lastSeq;
+        const page = await changesSince(db, live.scope, opts);
+        opts.since = page.last;
         if (page.entries.length > 0) ws.send(`[${page.entries.map(renderEntry).join(',')}]`);
         if (page.entries.length > 0 && opts.limit) break;
         if (page.entries.length > 0) continue;
         if (!caughtUp) { ws.send('[]'); caughtUp = true; }
-        const changed = await db.notifier.wait(waitChannels(opts), p.heartbeatMs > 0 ? p.heartbeatMs : 0, ac.signal);
+        const changed = await live.wait(db, p.heartbeatMs > 0 ? p.heartbeatMs : 0, ac.signal);
+        if (changed && !(await live.reload())) break;
         if (!changed && !ac.signal.aborted) ws.send('');
       }
       ws.close(1000);

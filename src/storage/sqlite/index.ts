@@ -133,14 +133,14 @@ export class SqliteStore implements Store {
     for (const ch of w.previousChannels) {
       if (!w.channels.includes(ch)) s.upsertChannel.run(ch, w.id, seq, w.rev, del, 1);
     }
-    if (w.grants) this.replaceGrants(w.id, w.grants, seq);
+    const grantees = w.grants ? this.replaceGrants(w.id, w.grants, seq) : [];
     this.seq = seq;
     s.setMeta.run('last_seq', String(seq));
-    return { ok: true, seq };
+    return grantees.length ? { ok: true, seq, grantees } : { ok: true, seq };
   }
 
   /** Swaps a document's grants; every grantee whose set changed is stamped with this sequence. */
-  private replaceGrants(docId: string, grants: Grant[], seq: number): void {
+  private replaceGrants(docId: string, grants: Grant[], seq: number): string[] {
     const s = this.stmts;
     const key = (g: Grant) => `${g.grantee}\u0000${g.kind}\u0000${g.value}`;
     const old = s.docGrants.all(docId);
@@ -149,7 +149,7 @@ export class SqliteStore implements Store {
     const changed = new Set<string>();
     for (const g of old) if (!newKeys.has(key(g))) changed.add(g.grantee);
     for (const g of grants) if (!oldKeys.has(key(g))) changed.add(g.grantee);
-    if (changed.size === 0) return;
+    if (changed.size === 0) return [];
     s.deleteDocGrants.run(docId);
     for (const g of grants) {
       // A grant that survives a new revision keeps the sequence it was first made at.
@@ -157,6 +157,7 @@ export class SqliteStore implements Store {
       s.insertGrant.run(docId, g.grantee, g.kind, g.value, prev ? prev.seq : seq);
     }
     for (const grantee of changed) s.stampGrantee.run(grantee, seq);
+    return [...changed];
   }
 
   async lastSeq(): Promise<number> { return this.seq; }
