@@ -72,6 +72,9 @@ async function main(argv: string[]): Promise<number> {
       process.exit(1);
     });
   };
+  // A sync function can leave a rejected promise behind (an async helper that throws): log it, never
+  // let it take the server down.
+  process.on('unhandledRejection', (reason) => logger.warn(`Javascript: unhandled rejection in sync function: ${String(reason)}`));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   return -1; // keep running

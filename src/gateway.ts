@@ -13,6 +13,7 @@ import type { DatabaseRegistry } from './http/registry.ts';
 import { createListener, listen, type TlsSettings } from './http/server.ts';
 import { Logger } from './log/index.ts';
 import { SqliteStore } from './storage/sqlite/index.ts';
+import { SyncFunction } from './sync/index.ts';
 import type { Store } from './storage/store.ts';
 
 export interface GatewayOptions {
@@ -54,8 +55,10 @@ export class Gateway implements DatabaseRegistry {
   names(): string[] { return [...this.databases.keys()]; }
 
   private openDatabase(config: DatabaseConfig): Database {
+    // Compiled before the store opens: a sync function that does not compile stops start-up.
+    const sync = config.sync !== undefined ? new SyncFunction(config.sync, config.name) : undefined;
     const db = new Database({
-      name: config.name, store: openStore(config), revsLimit: config.revsLimit, allowConflicts: config.allowConflicts,
+      name: config.name, store: openStore(config), revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync,
     });
     this.databases.set(config.name, db);
     this.logger.info(`CRUD: Opened database "${config.name}" on ${config.storage.kind === 'sqlite' ? 'sqlite:' + config.storage.path : 'in-memory storage'}`);

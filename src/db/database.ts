@@ -11,7 +11,7 @@ import {
   type RevTree,
 } from '../revtree/index.ts';
 import type { AttachmentMap, DocWrite, Grant, Store, StoredDoc, StoredRevision } from '../storage/store.ts';
-import { ADMIN, type Principal } from '../auth/principal.ts';
+import { ADMIN, canSee, type Principal } from '../auth/principal.ts';
 import type { SyncFunction, SyncResult, SyncUser } from '../sync/index.ts';
 import { bodyKey } from '../storage/store.ts';
 import { DEFAULT_MAX_ATTACHMENT_SIZE, processAttachments } from './attachments.ts';
@@ -303,26 +303,37 @@ export class Database {
     return this.store.getDoc(id);
   }
 
-  /** One revision (the winner by default), with `_revisions` when asked. 404 missing / deleted. */
-  async get(id: string, opts: GetOptions = {}): Promise<DocView> {
+  /**
+   * One revision (the winner by default), with `_revisions` when asked. 404 missing / deleted; 403
+   * when the principal cannot see the current revision; a named revision it cannot see comes back
+   * redacted (`_removed`), which is how clients learn they lost access.
+   */
+  async get(id: string, opts: GetOptions = {}, principal: Principal = ADMIN): Promise<DocView> {
     const doc = await this.store.getDoc(id);
     if (!doc) throw new HttpError(404, 'missing');
-    if (opts.rev === undefined && doc.deleted) throw new HttpError(404, 'deleted');
+    if (opts.rev === undefined) {
+      assertCanSee(principal, doc.channels);
+      if (doc.deleted) throw new HttpError(404, 'deleted');
+    }
     const rev = opts.rev ?? doc.rev;
     if (opts.rev !== undefined) parseRevId(rev);
-    const view = await this.viewOf(doc, rev, opts);
+    const view = await this.viewOf(doc, rev, opts, undefined, principal);
     if (!view) throw new HttpError(404, 'missing');
     return view;
   }
 
   /** Builds the view of one revision of a loaded doc, or undefined when its body is gone. */
-  async viewOf(doc: StoredDoc, rev: string, opts: GetOptions, loaded?: StoredRevision): Promise<DocView | undefined> {
+  async viewOf(doc: StoredDoc, rev: string, opts: GetOptions, loaded?: StoredRevision, principal: Principal = ADMIN): Promise<DocView | undefined> {
     const tree = decodeRevTree(doc.tree);
     const info = tree.get(rev);
     if (!info) return undefined;
     const stored = loaded ?? await this.store.getRevision(doc.id, rev);
     if (!stored) return undefined;
-    const view: DocView = { id: doc.id, rev, deleted: stored.deleted, body: stored.body, attachments: stored.attachments };
+    const channels = stored.channels ?? (rev === doc.rev ? doc.channels : []);
+    const visible = canSee(principal, channels);
+    const view: DocView = visible
+      ? { id: doc.id, rev, deleted: stored.deleted, body: stored.body, attachments: stored.attachments }
+      : { id: doc.id, rev, deleted: stored.deleted, body: '{}', attachments: null, removed: !stored.deleted };
     if (opts.revs) view.revisions = this.revisionsOf(tree, rev, opts);
     return view;
   }
@@ -339,7 +350,7 @@ export class Database {
   }
 
   /** Every leaf (`open_revs=all`) or the listed revisions; a missing one is reported by id. */
-  async getOpenRevs(id: string, revs: 'all' | string[], opts: GetOptions): Promise<(DocView | { missing: string })[]> {
+  async getOpenRevs(id: string, revs: 'all' | string[], opts: GetOptions, principal: Principal = ADMIN): Promise<(DocView | { missing: string })[]> {
     const doc = await this.store.getDoc(id);
     if (!doc) {
       if (revs === 'all') throw new HttpError(404, 'missing');
@@ -349,13 +360,13 @@ export class Database {
     const wanted = revs === 'all' ? leaves(tree).map((l) => l.id) : revs;
     const out: (DocView | { missing: string })[] = [];
     for (const rev of wanted) {
-      out.push((await this.viewOf(doc, rev, opts)) ?? { missing: rev });
+      out.push((await this.viewOf(doc, rev, opts, undefined, principal)) ?? { missing: rev });
     }
     return out;
   }
 
   /** Bulk form of get for `_bulk_get`: one storage round trip for docs and one for bodies. */
-  async getMany(items: { id: string; rev?: string; opts: GetOptions }[]): Promise<(DocView | HttpError)[]> {
+  async getMany(items: { id: string; rev?: string; opts: GetOptions }[], principal: Principal = ADMIN): Promise<(DocView | HttpError)[]> {
     const docs = await this.store.getDocs(items.map((i) => i.id));
     const keys: { id: string; rev: string }[] = [];
     for (const it of items) {
@@ -367,9 +378,10 @@ export class Database {
     for (const it of items) {
       const d = docs.get(it.id);
       if (!d) { out.push(new HttpError(404, 'missing')); continue; }
+      if (it.rev === undefined && !canSee(principal, d.channels)) { out.push(new HttpError(403, 'forbidden')); continue; }
       const rev = it.rev ?? d.rev;
       const stored = bodies.get(bodyKey(it.id, rev));
-      const view = stored ? await this.viewOf(d, rev, it.opts, stored) : undefined;
+      const view = stored ? await this.viewOf(d, rev, it.opts, stored, principal) : undefined;
       out.push(view ?? new HttpError(404, 'missing'));
     }
     return out;
@@ -393,9 +405,11 @@ export class Database {
   }
 
   /** `_revs_diff`: for each doc, the listed revs the database lacks and the leaves they could follow. */
-  async revsDiff(request: Record<string, string[]>): Promise<Record<string, { missing: string[]; possible_ancestors?: string[] }>> {
+  async revsDiff(request: Record<string, string[]>, principal: Principal = ADMIN): Promise<Record<string, { missing: string[]; possible_ancestors?: string[] }>> {
     const ids = Object.keys(request);
     const docs = await this.store.getDocs(ids);
+    // A document the principal cannot see is answered as if it did not exist.
+    for (const [id, d] of docs) if (!canSee(principal, d.channels)) docs.delete(id);
     const out: Record<string, { missing: string[]; possible_ancestors?: string[] }> = {};
     for (const id of ids) {
       const revs = request[id];
@@ -455,6 +469,13 @@ export class Database {
     this.stopFeeds();
     await this.store.close();
   }
+}
+
+/** Access to a document's current revision: 403 for a user, 401 for the guest (who could log in). */
+export function assertCanSee(p: Principal, channels: readonly string[]): void {
+  if (canSee(p, channels)) return;
+  if (p.kind === 'user' && p.isGuest) throw new HttpError(401, 'login required: You are not allowed to see this');
+  throw new HttpError(403, 'forbidden');
 }
 
 /**

@@ -139,6 +139,11 @@ export class SyncFunction {
       codeGeneration: { strings: false, wasm: false },
       microtaskMode: 'afterEvaluate',
     });
+    // import() is syntax, so with eval and Function disabled it can only appear literally: refuse it
+    // rather than let it reach the host's module loader.
+    if (/\bimport\s*\(/.test(this.source)) {
+      throw new SyncFunctionError(`databases.${dbName}.sync: the sync function may not use import()`);
+    }
     let userFn: unknown;
     try {
       userFn = new vm.Script(`(${this.source}\n)`, { filename: `databases.${dbName}.sync` })

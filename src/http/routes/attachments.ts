@@ -30,7 +30,8 @@ function parseRange(header: string, size: number): { start: number; end: number 
 async function getAttachment(ctx: RequestContext): Promise<void> {
   const db = ctx.database;
   const name = ctx.params.att;
-  const view = await db.get(ctx.params.doc, { rev: ctx.query.get('rev') ?? undefined });
+  const view = await db.get(ctx.params.doc, { rev: ctx.query.get('rev') ?? undefined }, ctx.principal);
+  if (view.removed) throw new HttpError(403, 'forbidden');
   const meta = view.attachments?.[name];
   if (!meta) throw new HttpError(404, `missing attachment ${name}`);
   const data = await db.getAttachmentData(meta.digest);
@@ -86,7 +87,9 @@ async function loadForEdit(ctx: RequestContext, rev: string | undefined): Promis
     return undefined;
   }
   if (rev === undefined) throw new HttpError(409, 'Cannot modify attachments without a specific rev ID');
-  return db.get(ctx.params.doc, { rev });
+  const view = await db.get(ctx.params.doc, { rev }, ctx.principal);
+  if (view.removed) throw new HttpError(403, 'forbidden');
+  return view;
 }
 
 async function putAttachment(ctx: RequestContext): Promise<void> {
@@ -100,7 +103,7 @@ async function putAttachment(ctx: RequestContext): Promise<void> {
     follows: true, content_type: ctx.header('content-type') ?? 'application/octet-stream',
   };
   const result = await ctx.database.put({
-    id: ctx.params.doc, body, newEdits: true, parentRev: current?.rev, follows: new Map([[name, data]]),
+    id: ctx.params.doc, body, newEdits: true, parentRev: current?.rev, follows: new Map([[name, data]]), principal: ctx.principal,
   });
   ctx.setHeader('Etag', `"${result.rev}"`);
   await ctx.sendJson(201, JSON.stringify({ id: result.id, ok: true, rev: result.rev }));
@@ -113,7 +116,7 @@ async function deleteAttachment(ctx: RequestContext): Promise<void> {
   if (!current?.attachments?.[name]) throw new HttpError(404, `Attachment ${name} is not found`);
   const body = editableBody(current);
   delete (body._attachments as Record<string, unknown>)[name];
-  const result = await ctx.database.put({ id: ctx.params.doc, body, newEdits: true, parentRev: current.rev });
+  const result = await ctx.database.put({ id: ctx.params.doc, body, newEdits: true, parentRev: current.rev, principal: ctx.principal });
   ctx.setHeader('Etag', `"${result.rev}"`);
   await ctx.sendJson(200, JSON.stringify({ id: result.id, ok: true, rev: result.rev }));
 }

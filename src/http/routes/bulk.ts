@@ -1,6 +1,7 @@
 /** `_all_docs`, `_bulk_docs`, `_bulk_get` and `_revs_diff`: the batch endpoints replicators live on. */
 import { HttpError } from '../../errors.ts';
 import { newDocId, type WriteRequest } from '../../db/database.ts';
+import { canSee } from '../../auth/principal.ts';
 import { renderDoc } from '../../db/render.ts';
 import { boolParam, intParam, jsonParam, type RequestContext } from '../context.ts';
 import { MultipartWriter } from '../multipart.ts';
@@ -40,11 +41,12 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   const rows: string[] = [];
   const limit = intParam(q, 'limit');
   const lastSeq = await db.store.lastSeq();
+  const p = ctx.principal;
   const rowText = async (id: string, rev: string, seq: number, channels: string[]) => {
     const value: Record<string, unknown> = { rev };
-    if (withChannels) value.channels = channels;
+    if (withChannels) value.channels = p.kind === 'admin' || p.channels.has('*') ? channels : channels.filter((c) => p.channels.has(c));
     let s = `{"key":${JSON.stringify(id)},"id":${JSON.stringify(id)},"value":${JSON.stringify(value)}`;
-    if (includeDocs) s += `,"doc":${renderDoc(await db.get(id, { rev }))}`;
+    if (includeDocs) s += `,"doc":${renderDoc(await db.get(id, { rev }, p))}`;
     if (withSeq) s += `,"update_seq":${seq}`;
     return s + '}';
   };
@@ -53,15 +55,25 @@ async function allDocs(ctx: RequestContext): Promise<void> {
     for (const key of (limit !== undefined && limit >= 0 ? keys.slice(0, limit) : keys) as string[]) {
       const d = docs.get(key);
       if (!d || d.deleted) rows.push(JSON.stringify({ key, error: 'not_found', status: 404 }));
+      else if (!canSee(p, d.channels)) rows.push(JSON.stringify({ key, error: 'forbidden', status: 403 }));
       else rows.push(await rowText(d.id, d.rev, d.seq, d.channels));
     }
   } else {
+    const max = limit !== undefined && limit >= 0 ? limit : undefined;
+    const filtered = p.kind === 'user' && !p.channels.has('*');
+    // A user's rows are filtered after the scan, so limit and skip count only rows the user can see.
     const found = await db.store.allDocs({
       startkey: keyParam(q, 'startkey', 'start_key'), endkey: keyParam(q, 'endkey', 'end_key'),
-      limit: limit !== undefined && limit >= 0 ? limit : undefined, skip: intParam(q, 'skip', 0),
+      limit: filtered ? undefined : max, skip: filtered ? 0 : intParam(q, 'skip', 0),
       descending: boolParam(q, 'descending'),
     });
-    for (const r of found) rows.push(await rowText(r.id, r.rev, r.seq, r.channels));
+    let skip = filtered ? intParam(q, 'skip', 0)! : 0;
+    for (const r of found) {
+      if (!canSee(p, r.channels)) continue;
+      if (skip > 0) { skip--; continue; }
+      if (max !== undefined && rows.length >= max) break;
+      rows.push(await rowText(r.id, r.rev, r.seq, r.channels));
+    }
   }
   await ctx.sendJson(200, `{"rows":[${rows.join(',\n')}],\n"total_rows":${rows.length},"update_seq":${lastSeq}}`);
 }
@@ -88,7 +100,7 @@ async function bulkDocs(ctx: RequestContext): Promise<void> {
       rows[i] = { id: typeof id === 'string' ? id : '', error: 'bad_request', reason: 'Invalid doc ID', status: 400 };
       return;
     }
-    writes.push({ i, req: { id, body: doc, newEdits } });
+    writes.push({ i, req: { id, body: doc, newEdits, principal: ctx.principal } });
   });
   const results = await db.bulkWrite(writes.map((w) => w.req));
   results.forEach((r, k) => {
@@ -136,7 +148,7 @@ async function bulkGet(ctx: RequestContext): Promise<void> {
   const results = await db.getMany(items.map((it) => ({
     id: it.id, rev: it.rev,
     opts: { revs, revsLimit: it.revs_limit ?? revsLimit, revsFrom: it.revs_from ?? it.atts_since },
-  })));
+  })), ctx.principal);
   const accept = ctx.header('accept')?.toLowerCase() ?? '';
   // CouchDB's JSON form for clients that ask for JSON only (PouchDB); Sync Gateway's multipart otherwise.
   if (accept.includes('application/json') && !accept.includes('multipart/')) {
@@ -180,7 +192,7 @@ async function bulkGet(ctx: RequestContext): Promise<void> {
 async function revsDiff(ctx: RequestContext): Promise<void> {
   const body = await ctx.json();
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'Bad revs_diff request');
-  const result = await ctx.database.revsDiff(body as Record<string, string[]>);
+  const result = await ctx.database.revsDiff(body as Record<string, string[]>, ctx.principal);
   await ctx.sendJson(200, JSON.stringify(result));
 }
 

@@ -70,7 +70,7 @@ async function getDoc(ctx: RequestContext): Promise<void> {
   const opts = getOptions(ctx);
   const openRevsParam = ctx.query.get('open_revs');
   if (openRevsParam !== null) return getOpenRevs(ctx, db, id, openRevsParam, opts);
-  const view = await db.get(id, opts);
+  const view = await db.get(id, opts, ctx.principal);
   const inline = opts.attachments ? await db.attachmentsToInline(view.attachments, opts.attsSince) : new Map<string, Buffer>();
   ctx.setHeader('Etag', etag(view.rev));
   const multipart = accepts(ctx, 'multipart/') && (inline.size > 0 || !accepts(ctx, 'application/json'));
@@ -90,7 +90,7 @@ async function getOpenRevs(ctx: RequestContext, db: Database, id: string, param:
     if (!Array.isArray(v) || !v.every((r) => typeof r === 'string')) throw new HttpError(400, 'bad open_revs');
     revs = v;
   }
-  const results = await db.getOpenRevs(id, revs, opts);
+  const results = await db.getOpenRevs(id, revs, opts, ctx.principal);
   // atts_since does not apply to open_revs (Sync Gateway treats it as empty).
   if (accepts(ctx, 'multipart/') && ctx.header('accept')?.toLowerCase() !== 'application/json') {
     const w = new MultipartWriter();
@@ -143,7 +143,7 @@ async function putDoc(ctx: RequestContext): Promise<void> {
   const id = ctx.params.doc;
   const { body, follows } = await readDocumentBody(ctx);
   const newEdits = boolParam(ctx.query, 'new_edits', true);
-  const req: WriteRequest = { id, body, newEdits, follows, parentRev: ctx.query.get('rev') ?? ifMatch(ctx) };
+  const req: WriteRequest = { id, body, newEdits, follows, parentRev: ctx.query.get('rev') ?? ifMatch(ctx), principal: ctx.principal };
   const result = await ctx.database.put(req);
   if (newEdits) ctx.setHeader('Etag', etag(result.rev));
   await ctx.sendJson(201, JSON.stringify({ id: result.id, ok: true, rev: result.rev }));
@@ -157,7 +157,7 @@ async function postDoc(ctx: RequestContext): Promise<void> {
     id = newDocId();
   }
   if (typeof id !== 'string' || id === '' || id.startsWith('_')) throw new HttpError(400, 'Invalid doc ID');
-  const result = await ctx.database.put({ id, body, newEdits: true, follows });
+  const result = await ctx.database.put({ id, body, newEdits: true, follows, principal: ctx.principal });
   ctx.setHeader('Location', encodeURIComponent(result.id));
   ctx.setHeader('Etag', etag(result.rev));
   await ctx.sendJson(200, JSON.stringify({ id: result.id, ok: true, rev: result.rev }));
@@ -165,7 +165,7 @@ async function postDoc(ctx: RequestContext): Promise<void> {
 
 async function deleteDoc(ctx: RequestContext): Promise<void> {
   const rev = ctx.query.get('rev') ?? ifMatch(ctx);
-  const result = await ctx.database.delete(ctx.params.doc, rev);
+  const result = await ctx.database.put({ id: ctx.params.doc, body: { _deleted: true }, newEdits: true, parentRev: rev, principal: ctx.principal });
   await ctx.sendJson(200, JSON.stringify({ id: result.id, ok: true, rev: result.rev }));
 }
 

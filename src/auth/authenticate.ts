@@ -1,0 +1,88 @@
+/**
+ * Who a public-port request acts as (spec §3, `rest/handler.go` `checkAuth`): HTTP Basic, else the
+ * session cookie, else GUEST. The admin port does not call this: it is always ADMIN.
+ * Nothing logged here contains a password or a session id.
+ */
+import { HttpError } from '../errors.ts';
+import type { RequestContext } from '../http/context.ts';
+import type { Principal } from './principal.ts';
+import { GUEST_NAME } from './access.ts';
+import { disabledGuest, type Principals } from './principals.ts';
+import { readCookie, sessionCookie, type Sessions } from './sessions.ts';
+
+export const WWW_AUTHENTICATE = 'Basic realm="Couchbase Sync Gateway"';
+
+export interface AuthenticateOptions {
+  principals: Principals;
+  sessions: Sessions;
+  cookieName: string;
+  /** `send_www_authenticate_header` (default true). */
+  sendWwwAuthenticate: boolean;
+  cookieSecure: boolean;
+  cookieHttpOnly: boolean;
+  log?: { info(msg: string): void };
+}
+
+/**
+ * A 401. With `noWwwAuthenticate` the error mapper must not add `WWW-Authenticate`
+ * (`send_www_authenticate_header: false`, or a login failure on `POST /_session`).
+ */
+export class UnauthorizedError extends HttpError {
+  readonly noWwwAuthenticate: boolean;
+  constructor(reason: string, sendWwwAuthenticate: boolean) {
+    super(401, reason);
+    this.noWwwAuthenticate = !sendWwwAuthenticate;
+  }
+}
+
+/**
+ * `Authorization: Basic` credentials. Undefined when absent, another scheme, undecodable, or with an
+ * empty user name: Sync Gateway then goes on to the cookie and GUEST, so do we.
+ */
+export function basicCredentials(header: string | undefined): { name: string; password: string } | undefined {
+  const m = header ? /^basic\s+([A-Za-z0-9+/=]*)\s*$/i.exec(header) : null;
+  if (!m) return undefined;
+  const text = Buffer.from(m[1], 'base64').toString('utf8');
+  const colon = text.indexOf(':');
+  if (colon <= 0) return undefined;
+  return { name: text.slice(0, colon), password: text.slice(colon + 1) };
+}
+
+/**
+ * The request's principal. `publicPrivileges` is true for endpoints that must work without a login
+ * (`GET/POST/DELETE /{db}/_session`): a bad session cookie is then ignored and a disabled GUEST
+ * still gets through (as a principal that sees only `!`).
+ */
+export async function authenticate(ctx: RequestContext, opts: AuthenticateOptions, publicPrivileges: boolean): Promise<Principal> {
+  const creds = basicCredentials(ctx.header('authorization'));
+  if (creds) {
+    const user = await opts.principals.verifyPassword(creds.name, creds.password);
+    if (!user) {
+      opts.log?.info(`Auth: HTTP auth failed for username=${JSON.stringify(creds.name)}`);
+      throw new UnauthorizedError('Invalid login', opts.sendWwwAuthenticate);
+    }
+    return user;
+  }
+
+  const sid = readCookie(ctx.header('cookie'), opts.cookieName);
+  if (sid !== undefined && sid !== '') {
+    const found = await opts.sessions.use(sid);
+    if (!found) {
+      if (!publicPrivileges) throw new UnauthorizedError('Session Invalid', opts.sendWwwAuthenticate);
+    } else {
+      if (found.refreshed) {
+        ctx.setHeader('Set-Cookie', sessionCookie(opts.cookieName, sid, found.session.expires, {
+          path: `/${ctx.db?.name ?? ctx.params.db}`, secure: opts.cookieSecure, httpOnly: opts.cookieHttpOnly,
+        }));
+      }
+      // A disabled or deleted user is treated as no user: fall through to GUEST.
+      const user = found.session.user === GUEST_NAME ? undefined : await opts.principals.loadUser(found.session.user);
+      if (user) return user;
+    }
+  }
+
+  const guest = await opts.principals.loadUser(GUEST_NAME);
+  if (guest) return guest;
+  if (publicPrivileges) return disabledGuest();
+  throw new UnauthorizedError('Login required', opts.sendWwwAuthenticate);
+}

@@ -1,0 +1,366 @@
+/**
+ * One database's users and roles: loading a user with its computed access, checking passwords
+ * (bcrypt, with a credential cache so repeated Basic auth does not pay bcrypt every time), and the
+ * admin API's reads and writes with Sync Gateway's validation (`db/users.go` `UpdatePrincipal`).
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import bcrypt from 'bcryptjs';
+import { HttpError } from '../errors.ts';
+import type { GrantRow, PrincipalKind, PrincipalRecord, Store } from '../storage/store.ts';
+import {
+  type Access, GRANTED_BY_OWN_SAVE, GUEST_NAME, ROLE_PREFIX, computeAccess, computeRoleAccess, resolvedGrants,
+} from './access.ts';
+import { PUBLIC_CHANNEL, type UserPrincipal } from './principal.ts';
+
+/** User and role names (`auth/role.go`). Without the `u` flag `\w` is ASCII, like Go's. */
+export const PRINCIPAL_NAME = /^[-+.@%\w]*$/;
+/** `auth/user.go` `IsValidEmail`. */
+const EMAIL = /^[-+.\w]+@\w[-.\w]+$/;
+
+export interface PrincipalsOptions {
+  bcryptCost: number;
+  allowEmptyPassword: boolean;
+  /** How long a verified password is remembered (default 5 minutes). */
+  credentialCacheTtlMs?: number;
+  /** Most remembered credentials (default 10,000); the oldest is dropped first. */
+  credentialCacheSize?: number;
+  now?: () => number;
+  log?: { info(msg: string): void };
+}
+
+/** A user or role body as the admin API and the config file give it. */
+export interface PrincipalInput {
+  admin_channels: string[];
+  admin_roles: string[];
+  email: string;
+  disabled: boolean;
+  /** undefined: unchanged. '' means no password (only with allow_empty_password). */
+  password?: string;
+}
+
+export interface PutOptions {
+  /** POST semantics: an existing principal is a 409 `Already exists`. */
+  creating?: boolean;
+  /** Config at start-up: a password that already matches the stored hash is not a change. */
+  fromConfig?: boolean;
+}
+
+export type PutResult = 'created' | 'replaced';
+
+function badJson(field: string, what: string): HttpError {
+  return new HttpError(400, `Bad JSON: ${field} must be ${what}`);
+}
+
+function stringList(body: Record<string, unknown>, field: string): string[] {
+  const v = body[field];
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw badJson(field, 'an array of strings');
+  return [...new Set(v as string[])];
+}
+
+/** Parses an admin API body. `all_channels`, `roles` and `name` are read-only or checked by the caller. */
+export function parsePrincipalInput(body: Record<string, unknown>, isUser: boolean): PrincipalInput {
+  const admin_channels = stringList(body, 'admin_channels');
+  for (const ch of admin_channels) if (ch === '' || ch.includes(',')) throw new HttpError(400, 'Illegal channel name');
+  const out: PrincipalInput = { admin_channels, admin_roles: [], email: '', disabled: false };
+  if (!isUser) return out;
+  out.admin_roles = stringList(body, 'admin_roles');
+  const { email, disabled, password } = body;
+  if (email !== undefined && email !== null && typeof email !== 'string') throw badJson('email', 'a string');
+  if (disabled !== undefined && disabled !== null && typeof disabled !== 'boolean') throw badJson('disabled', 'a boolean');
+  if (password !== undefined && password !== null && typeof password !== 'string') throw badJson('password', 'a string');
+  out.email = (email as string | null | undefined) ?? '';
+  out.disabled = (disabled as boolean | null | undefined) ?? false;
+  if (typeof password === 'string') out.password = password;
+  return out;
+}
+
+function checkName(name: string): void {
+  if (name === '' || !PRINCIPAL_NAME.test(name)) throw new HttpError(400, `Invalid name ${JSON.stringify(name)}`);
+}
+
+/** `PrincipalConfig.IsPasswordValid`; lengths are in UTF-8 bytes, as Go's `len`. */
+function checkPassword(password: string | undefined, allowEmpty: boolean): void {
+  if (password === undefined || password === '') {
+    if (!allowEmpty) throw new HttpError(400, 'Empty passwords are not allowed ');
+  } else if (Buffer.byteLength(password) < 3) {
+    throw new HttpError(400, 'Passwords must be at least three 3 characters');
+  }
+}
+
+function sameKeys(a: Record<string, number>, b: string[]): boolean {
+  const keys = Object.keys(a);
+  return keys.length === b.length && b.every((k) => Object.hasOwn(a, k));
+}
+
+/** Keeps each surviving entry's granted-at sequence; stamps new ones as granted by this save. */
+function restamp(old: Map<string, number>, names: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const n of names) out[n] = old.get(n) ?? GRANTED_BY_OWN_SAVE;
+  return out;
+}
+
+const sorted = (it: Iterable<string>) => [...it].sort();
+
+export class Principals {
+  private readonly store: Store;
+  private readonly opts: PrincipalsOptions;
+  private readonly now: () => number;
+  /** Per-instance secret: cache keys are useless outside this process. */
+  private readonly cacheKey = randomBytes(32);
+  /** HMAC(name, password, hash) → expiry (ms). Only successes are ever stored. */
+  private readonly verified = new Map<string, number>();
+  /** Serializes writes so each read-modify-write of a principal sees the previous one. */
+  private writes: Promise<unknown> = Promise.resolve();
+
+  constructor(store: Store, opts: PrincipalsOptions) {
+    this.store = store;
+    this.opts = opts;
+    this.now = opts.now ?? Date.now;
+  }
+
+  // ---- reading ----
+
+  /** An enabled user with its computed access, or undefined (absent, disabled, or GUEST not enabled). */
+  async loadUser(name: string): Promise<UserPrincipal | undefined> {
+    const rec = await this.store.getPrincipal('user', name);
+    if (!rec || rec.disabled) return undefined;
+    return this.principalFor(rec);
+  }
+
+  /** Like loadUser but also returns disabled users (admin views of a session). */
+  async loadUserAnyState(name: string): Promise<UserPrincipal | undefined> {
+    const rec = await this.store.getPrincipal('user', name);
+    return rec ? this.principalFor(rec) : undefined;
+  }
+
+  /** Checks a user's password (never GUEST's). Disabled or unknown users and wrong passwords give undefined. */
+  async verifyPassword(name: string, password: string): Promise<UserPrincipal | undefined> {
+    if (name === GUEST_NAME || name === '') return undefined;
+    const rec = await this.store.getPrincipal('user', name);
+    if (!rec || rec.disabled) return undefined;
+    if (!(await this.passwordMatches(rec, password))) return undefined;
+    return this.principalFor(rec);
+  }
+
+  async listUsers(): Promise<string[]> {
+    return (await this.store.listPrincipals('user')).filter((n) => n !== GUEST_NAME).sort();
+  }
+
+  async listRoles(): Promise<string[]> {
+    return (await this.store.listPrincipals('role')).sort();
+  }
+
+  /** The admin API's user JSON (Go `PrincipalConfig`, so empty fields are omitted), or undefined. */
+  async getUserJson(name: string): Promise<Record<string, unknown> | undefined> {
+    let rec = await this.store.getPrincipal('user', name);
+    if (!rec) {
+      if (name !== GUEST_NAME) return undefined;
+      rec = this.defaultGuest();
+    }
+    const access = await this.accessFor(rec);
+    const out: Record<string, unknown> = { name };
+    const adminChannels = Object.keys(rec.adminChannels);
+    if (adminChannels.length) out.admin_channels = sorted(adminChannels);
+    out.all_channels = sorted(access.channels.keys());
+    if (rec.email) out.email = rec.email;
+    if (rec.disabled) out.disabled = true;
+    const adminRoles = Object.keys(rec.adminRoles);
+    if (adminRoles.length) out.admin_roles = sorted(adminRoles);
+    if (access.roles.size) out.roles = sorted(access.roles.keys());
+    return out;
+  }
+
+  async getRoleJson(name: string): Promise<Record<string, unknown> | undefined> {
+    const rec = await this.store.getPrincipal('role', name);
+    if (!rec) return undefined;
+    const grantee = ROLE_PREFIX + name;
+    const [grants, changed] = await Promise.all([this.store.grantsTo([grantee]), this.store.grantsChangedAt([grantee])]);
+    const access = computeRoleAccess(rec, grants, changed);
+    const out: Record<string, unknown> = { name };
+    const adminChannels = Object.keys(rec.adminChannels);
+    if (adminChannels.length) out.admin_channels = sorted(adminChannels);
+    out.all_channels = sorted(access.channels.keys());
+    return out;
+  }
+
+  // ---- writing ----
+
+  /** Creates or replaces a user from an admin API body (PUT/POST) or config. Returns what happened. */
+  async putUser(name: string, body: Record<string, unknown>, opts: PutOptions = {}): Promise<PutResult> {
+    checkName(name);
+    return this.putUserInput(name, parsePrincipalInput(body, true), opts);
+  }
+
+  async putRole(name: string, body: Record<string, unknown>, opts: PutOptions = {}): Promise<PutResult> {
+    checkName(name);
+    return this.putRoleInput(name, parsePrincipalInput(body, false), opts);
+  }
+
+  async putUserInput(name: string, input: PrincipalInput, opts: PutOptions = {}): Promise<PutResult> {
+    return this.serialized(async () => {
+      const isGuest = name === GUEST_NAME;
+      const stored = await this.store.getPrincipal('user', name);
+      // GUEST always exists: without a record it is the default (disabled) guest.
+      const existing = stored ?? (isGuest ? this.defaultGuest() : undefined);
+      if (existing && opts.creating) throw new HttpError(409, 'Already exists');
+      if (isGuest && input.password) throw new HttpError(400, 'Anonymous users should not have a password');
+      if (!existing) checkPassword(input.password, this.opts.allowEmptyPassword);
+      else if (input.password !== undefined && !isGuest) checkPassword(input.password, this.opts.allowEmptyPassword);
+      if (input.email && !EMAIL.test(input.email)) throw new HttpError(400, 'Invalid email address');
+
+      const base = existing ?? { kind: 'user' as const, name, adminChannels: {}, adminRoles: {}, disabled: false, seq: 0 };
+      let passwordHash = base.passwordHash;
+      let passwordChanged = false;
+      if (input.password !== undefined && !isGuest) {
+        const keep = opts.fromConfig && existing && (await this.passwordMatches(existing, input.password));
+        if (!keep) {
+          passwordHash = input.password === '' ? undefined : await bcrypt.hash(input.password, this.opts.bcryptCost);
+          passwordChanged = true;
+        }
+      }
+      const changed = !stored || passwordChanged
+        || !sameKeys(base.adminChannels, input.admin_channels) || !sameKeys(base.adminRoles, input.admin_roles)
+        || (base.email ?? '') !== input.email || base.disabled !== input.disabled;
+      if (changed) {
+        const rec: Omit<PrincipalRecord, 'seq'> = {
+          kind: 'user', name, disabled: input.disabled,
+          adminChannels: restamp(resolvedGrants(base.adminChannels, base), input.admin_channels),
+          adminRoles: restamp(resolvedGrants(base.adminRoles, base), input.admin_roles),
+        };
+        if (input.email) rec.email = input.email;
+        if (passwordHash) rec.passwordHash = passwordHash;
+        await this.store.putPrincipal(rec);
+      }
+      // A new password ends the user's sessions (admin API `updatePrincipal`).
+      if (stored && passwordChanged) await this.store.deleteUserSessions(name);
+      return existing ? 'replaced' : 'created';
+    });
+  }
+
+  async putRoleInput(name: string, input: PrincipalInput, opts: PutOptions = {}): Promise<PutResult> {
+    return this.serialized(async () => {
+      const existing = await this.store.getPrincipal('role', name);
+      if (existing && opts.creating) throw new HttpError(409, 'Already exists');
+      if (existing && sameKeys(existing.adminChannels, input.admin_channels)) return 'replaced';
+      const old = existing ? resolvedGrants(existing.adminChannels, existing) : new Map<string, number>();
+      await this.store.putPrincipal({
+        kind: 'role', name, adminChannels: restamp(old, input.admin_channels), adminRoles: {}, disabled: false,
+      });
+      return existing ? 'replaced' : 'created';
+    });
+  }
+
+  /** Deletes a user and its sessions. GUEST cannot be deleted (405); an unknown user is 404. */
+  async deleteUser(name: string): Promise<void> {
+    if (name === GUEST_NAME) throw new HttpError(405, 'The GUEST user cannot be deleted. Only disabled via an update.');
+    await this.serialized(async () => {
+      if (!(await this.store.deletePrincipal('user', name))) throw new HttpError(404, 'missing');
+      await this.store.deleteUserSessions(name);
+    });
+  }
+
+  async deleteRole(name: string): Promise<void> {
+    await this.serialized(async () => {
+      if (!(await this.store.deletePrincipal('role', name))) throw new HttpError(404, 'missing');
+    });
+  }
+
+  async exists(kind: PrincipalKind, name: string): Promise<boolean> {
+    return (await this.store.getPrincipal(kind, name)) !== undefined;
+  }
+
+  /**
+   * Writes the config file's users and roles, as Sync Gateway does at every start (roles first so
+   * that users' roles exist). Unchanged principals are not re-saved, so a restart does not bump
+   * their sequences or end their sessions.
+   */
+  async applyConfig(
+    users: Record<string, { password?: string; admin_channels: string[]; admin_roles: string[]; email?: string; disabled: boolean }>,
+    roles: Record<string, { admin_channels: string[] }>,
+  ): Promise<void> {
+    for (const [name, r] of Object.entries(roles)) {
+      checkName(name);
+      await this.putRoleInput(name, { admin_channels: [...new Set(r.admin_channels)], admin_roles: [], email: '', disabled: false }, { fromConfig: true });
+    }
+    for (const [name, u] of Object.entries(users)) {
+      checkName(name);
+      const input: PrincipalInput = {
+        admin_channels: [...new Set(u.admin_channels)], admin_roles: [...new Set(u.admin_roles)],
+        email: u.email ?? '', disabled: u.disabled,
+      };
+      if (name !== GUEST_NAME && u.password !== undefined) input.password = u.password;
+      const result = await this.putUserInput(name, input, { fromConfig: true });
+      this.opts.log?.info(name === GUEST_NAME ? 'Auth: Reset guest user to config' : `Auth: ${result === 'created' ? 'Created' : 'Updated'} user "${name}" from config`);
+    }
+  }
+
+  // ---- internals ----
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.writes.then(fn, fn);
+    this.writes = run.catch(() => undefined);
+    return run;
+  }
+
+  private defaultGuest(): PrincipalRecord {
+    return { kind: 'user', name: GUEST_NAME, adminChannels: {}, adminRoles: {}, disabled: true, seq: 0 };
+  }
+
+  private async passwordMatches(rec: PrincipalRecord, password: string): Promise<boolean> {
+    if (!rec.passwordHash) return password === '' && this.opts.allowEmptyPassword;
+    const key = createHmac('sha256', this.cacheKey)
+      .update(rec.name).update('\0').update(password).update('\0').update(rec.passwordHash)
+      .digest('base64');
+    const now = this.now();
+    const expiry = this.verified.get(key);
+    if (expiry !== undefined) {
+      if (expiry > now) return true;
+      this.verified.delete(key);
+    }
+    if (!(await bcrypt.compare(password, rec.passwordHash))) return false;
+    const max = this.opts.credentialCacheSize ?? 10_000;
+    while (this.verified.size >= max) {
+      const oldest = this.verified.keys().next().value;
+      if (oldest === undefined) break;
+      this.verified.delete(oldest);
+    }
+    this.verified.set(key, now + (this.opts.credentialCacheTtlMs ?? 5 * 60_000));
+    return true;
+  }
+
+  private async accessFor(rec: PrincipalRecord): Promise<Access> {
+    const [own, ownChanged] = await Promise.all([this.store.grantsTo([rec.name]), this.store.grantsChangedAt([rec.name])]);
+    const roleNames = new Set(Object.keys(rec.adminRoles));
+    for (const g of own) if (g.kind === 'role') roleNames.add(g.value);
+    const roles = new Map<string, PrincipalRecord>();
+    let grants: GrantRow[] = own;
+    const changed = new Map(ownChanged);
+    if (roleNames.size > 0) {
+      const grantees = [...roleNames].map((r) => ROLE_PREFIX + r);
+      const [records, roleGrants, roleChanged] = await Promise.all([
+        Promise.all([...roleNames].map((r) => this.store.getPrincipal('role', r))),
+        this.store.grantsTo(grantees),
+        this.store.grantsChangedAt(grantees),
+      ]);
+      for (const r of records) if (r) roles.set(r.name, r);
+      grants = own.concat(roleGrants);
+      for (const [k, v] of roleChanged) changed.set(k, v);
+    }
+    return computeAccess(rec, roles, grants, changed);
+  }
+
+  private async principalFor(rec: PrincipalRecord): Promise<UserPrincipal> {
+    const access = await this.accessFor(rec);
+    return { kind: 'user', name: rec.name, isGuest: rec.name === GUEST_NAME, ...access };
+  }
+}
+
+/**
+ * The principal of a request on a public-privilege endpoint (`/_session`) when GUEST is disabled:
+ * it can log in or ask who it is, and sees nothing but `!`.
+ */
+export function disabledGuest(): UserPrincipal {
+  return { kind: 'user', name: GUEST_NAME, isGuest: true, channels: new Map([[PUBLIC_CHANNEL, 1]]), roles: new Map(), seq: 0 };
+}
+
