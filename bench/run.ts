@@ -31,7 +31,7 @@ async function time<T = any>(fn: () => Promise<T>): Promise<[number, T]> {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'syncgate-bench-'));
-  const config = parseConfigText(JSON.stringify({ databases: { db: { server: `sqlite:${join(dir, 'db.sqlite3')}` } } }), 'bench');
+  const config = parseConfigText(JSON.stringify({ databases: { db: { server: `sqlite:${join(dir, 'db.sqlite3')}`, users: { GUEST: { disabled: false, admin_channels: ['*'] } } } } }), 'bench');
   const gateway = new Gateway(config, { logger: new Logger({ level: 'warn' }), interface: '127.0.0.1:0', adminInterface: '127.0.0.1:0' });
   const addrs = await gateway.start();
   const url = `http://127.0.0.1:${addrs.public.port}/db`;

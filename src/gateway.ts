@@ -8,12 +8,13 @@ import { readFileSync } from 'node:fs';
 import { type DatabaseConfig, type GatewayConfig, parseConfigText } from './config/index.ts';
 import { Database } from './db/database.ts';
 import { HttpError } from './errors.ts';
-import type { HttpSettings } from './http/context.ts';
+import type { HttpSettings, RequestContext } from './http/context.ts';
 import type { DatabaseRegistry } from './http/registry.ts';
 import { createListener, listen, type TlsSettings } from './http/server.ts';
 import { Logger } from './log/index.ts';
 import { SqliteStore } from './storage/sqlite/index.ts';
 import { SyncFunction } from './sync/index.ts';
+import { authenticate, createDbAuth, type DbAuth, principalReloader } from './auth/index.ts';
 import type { Store } from './storage/store.ts';
 
 export interface GatewayOptions {
@@ -43,6 +44,7 @@ export class Gateway implements DatabaseRegistry {
   readonly logger: Logger;
   private readonly options: GatewayOptions;
   private readonly databases = new Map<string, Database>();
+  private readonly auths = new Map<string, DbAuth>();
   private servers: http.Server[] = [];
 
   constructor(config: GatewayConfig, options: GatewayOptions = {}) {
@@ -52,15 +54,20 @@ export class Gateway implements DatabaseRegistry {
   }
 
   get(name: string): Database | undefined { return this.databases.get(name); }
+  authFor(name: string): DbAuth | undefined { return this.auths.get(name); }
   names(): string[] { return [...this.databases.keys()]; }
 
-  private openDatabase(config: DatabaseConfig): Database {
+  /** Opens a database and applies its configured users and roles (re-applied at every start, as Sync Gateway does). */
+  private async openDatabase(config: DatabaseConfig): Promise<Database> {
     // Compiled before the store opens: a sync function that does not compile stops start-up.
     const sync = config.sync !== undefined ? new SyncFunction(config.sync, config.name) : undefined;
     const db = new Database({
       name: config.name, store: openStore(config), revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync,
     });
+    const auth = createDbAuth(db.store, config, { bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger });
+    await auth.principals.applyConfig(config.users, config.roles);
     this.databases.set(config.name, db);
+    this.auths.set(config.name, auth);
     this.logger.info(`CRUD: Opened database "${config.name}" on ${config.storage.kind === 'sqlite' ? 'sqlite:' + config.storage.path : 'in-memory storage'}`);
     return db;
   }
@@ -73,13 +80,14 @@ export class Gateway implements DatabaseRegistry {
       throw new HttpError(400, (err as Error).message);
     }
     for (const w of parsed.warnings) this.logger.warn(`Config: ${w}`);
-    this.openDatabase(parsed.databases[name]);
+    await this.openDatabase(parsed.databases[name]);
   }
 
   async remove(name: string): Promise<boolean> {
     const db = this.databases.get(name);
     if (!db) return false;
     this.databases.delete(name);
+    this.auths.delete(name);
     await db.close();
     return true;
   }
@@ -87,7 +95,7 @@ export class Gateway implements DatabaseRegistry {
   /** Opens every configured database, then starts the admin and public listeners. */
   async start(): Promise<RunningAddresses> {
     for (const w of this.config.warnings) this.logger.warn(`Config: ${w}`);
-    for (const dbc of Object.values(this.config.databases)) this.openDatabase(dbc);
+    for (const dbc of Object.values(this.config.databases)) await this.openDatabase(dbc);
     const settings: HttpSettings = {
       maxBodyBytes: this.options.maxBodyBytes ?? 32 * 1024 * 1024,
       compressResponses: this.config.compressResponses,
@@ -102,6 +110,11 @@ export class Gateway implements DatabaseRegistry {
     }
     const common = {
       registry: this, settings, logger: this.logger, tls,
+      authenticate: async (ctx: RequestContext, publicPrivileges: boolean) => {
+        const auth = ctx.auth!;
+        ctx.principal = await authenticate(ctx, auth, publicPrivileges);
+        ctx.reloadPrincipal = principalReloader(ctx.principal, auth.principals);
+      },
       readHeaderTimeout: this.config.readHeaderTimeout, idleTimeout: this.config.idleTimeout,
     };
     const adminServer = createListener({ ...common, admin: true });
@@ -127,6 +140,7 @@ export class Gateway implements DatabaseRegistry {
     clearTimeout(timer);
     for (const db of this.databases.values()) await db.close();
     this.databases.clear();
+    this.auths.clear();
     this.servers = [];
   }
 }

@@ -86,3 +86,13 @@ export async function authenticate(ctx: RequestContext, opts: AuthenticateOption
   if (publicPrivileges) return disabledGuest();
   throw new UnauthorizedError('Login required', opts.sendWwwAuthenticate);
 }
+
+/**
+ * Recomputes a request's principal (for `ctx.reloadPrincipal`: live feeds call it when grants
+ * change). Undefined once the user is deleted or disabled; the admin stays the admin.
+ */
+export function principalReloader(principal: Principal, principals: Principals): () => Promise<Principal | undefined> {
+  if (principal.kind === 'admin') return async () => principal;
+  const name = principal.name;
+  return () => principals.loadUser(name);
+}

@@ -10,6 +10,7 @@ import { HttpError, toHttpError } from '../errors.ts';
 import { parseJson } from '../json/index.ts';
 import type { Database } from '../db/database.ts';
 import { ADMIN, type Principal } from '../auth/principal.ts';
+import type { DbAuth } from '../auth/index.ts';
 import { parseContentType } from './multipart.ts';
 
 const gunzipAsync = promisify(gunzip);
@@ -44,6 +45,8 @@ export class RequestContext {
   /** Decoded path segments matched by the router. */
   params: Record<string, string> = {};
   db?: Database;
+  /** The database's users, roles and sessions. */
+  auth?: DbAuth;
   /** Who the request acts as: the admin on the admin port, else the authenticated user or GUEST. */
   principal: Principal = ADMIN;
   /** Recomputes the principal (live feeds call it when grants change); undefined once it is gone. */
@@ -184,7 +187,9 @@ export class RequestContext {
     res.statusCode = e.status;
     const allow = (err as { allow?: string[] }).allow;
     if (allow) res.setHeader('Allow', allow.join(', '));
-    if (e.status === 401) res.setHeader('WWW-Authenticate', 'Basic realm="Couchbase Sync Gateway"');
+    if (e.status === 401 && !(err as { noWwwAuthenticate?: boolean }).noWwwAuthenticate) {
+      res.setHeader('WWW-Authenticate', 'Basic realm="Couchbase Sync Gateway"');
+    }
     if (e.status < 300) {
       res.setHeader('Content-Length', 0);
       res.end();

@@ -17,6 +17,8 @@ import { changesRoutes, websocketFeed } from './routes/changes.ts';
 import { databaseRoutes } from './routes/database.ts';
 import { docRoutes } from './routes/docs.ts';
 import { localRoutes } from './routes/local.ts';
+import { authRoutes as sessionRoutes } from './routes/session.ts';
+import { authRoutes as userRoleRoutes } from './routes/users-roles.ts';
 
 export interface TlsSettings {
   cert: string | Buffer;
@@ -49,6 +51,8 @@ export function allRoutes(registry: DatabaseRegistry): Route[] {
     ...changesRoutes(),
     ...bulkRoutes(),
     ...localRoutes(),
+    ...userRoleRoutes(),
+    ...sessionRoutes(),
     ...docRoutes(),
     ...attachmentRoutes(),
   ];
@@ -87,6 +91,7 @@ export function createListener(opts: ListenerOptions): http.Server {
         const db = opts.registry.get(dbName);
         if (!db) throw new HttpError(404, `no such database "${dbName}"`);
         ctx.db = db;
+        ctx.auth = opts.registry.authFor(dbName);
         if (!opts.admin && opts.authenticate) await opts.authenticate(ctx, match.route.publicPrivileges === true);
       }
       await match.route.handler(ctx);
@@ -128,6 +133,7 @@ export function createListener(opts: ListenerOptions): http.Server {
       const ctx = new RequestContext(req, new http.ServerResponse(req), opts.admin, opts.settings);
       ctx.params = match.params;
       ctx.db = db;
+      ctx.auth = opts.registry.authFor(match.params.db);
       if (!opts.admin && opts.authenticate) await opts.authenticate(ctx, false);
       wss.handleUpgrade(req, socket, head, (ws) => websocketFeed(ws, db, ctx));
     } catch (err) {

@@ -80,6 +80,7 @@ describe('the syncgate CLI', () => {
       "databases": {
         "todo": {
           "server": "sqlite:${join(dir, 'todo.sqlite3')}",
+          "users": { "GUEST": { "disabled": false, "admin_channels": ["*"] } },
           "sync": \`function(doc) { channel(doc.channels); }\`
         }
       }

@@ -22,14 +22,23 @@ export interface StartOptions {
   /** Extra top-level config keys. */
   config?: Record<string, unknown>;
   maxBodyBytes?: number;
+  /**
+   * Tests of the plain document API run as an open database (GUEST with every channel, the way
+   * Sync Gateway's sample configs do) unless they configure users themselves. Set false to leave
+   * GUEST disabled.
+   */
+  openGuest?: boolean;
 }
+
+const OPEN_GUEST = { GUEST: { disabled: false, admin_channels: ['*'] } };
 
 export async function startGateway(opts: StartOptions = {}): Promise<TestGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'syncgate-test-'));
-  const config = parseConfigText(JSON.stringify({
-    ...opts.config,
-    databases: opts.databases ?? { db: { server: 'memory:' } },
-  }), 'test config');
+  const databases: Record<string, Record<string, unknown>> = {};
+  for (const [name, db] of Object.entries(opts.databases ?? { db: { server: 'memory:' } })) {
+    databases[name] = opts.openGuest !== false && db.users === undefined ? { ...db, users: OPEN_GUEST } : db;
+  }
+  const config = parseConfigText(JSON.stringify({ ...opts.config, databases }), 'test config');
   const logs: string[] = [];
   const gateway = new Gateway(config, {
     logger: new Logger({ level: 'debug', write: (l) => logs.push(l) }),

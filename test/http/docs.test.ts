@@ -217,7 +217,7 @@ describe('documents over the public API', () => {
     assert.deepEqual(adminDbs.body, ['db', 'short', 'strict']);
     const pubCreate = await req(`${gw.publicUrl}/newdb/`, { method: 'PUT' });
     assert.equal(pubCreate.status, 403);
-    const create = await req(`${gw.adminUrl}/newdb/`, { method: 'PUT', json: { server: 'memory:' } });
+    const create = await req(`${gw.adminUrl}/newdb/`, { method: 'PUT', json: { server: 'memory:', users: { GUEST: { disabled: false, admin_channels: ['*'] } } } });
     assert.equal(create.status, 201);
     assert.equal(create.text, '');
     assert.equal((await req(`${gw.adminUrl}/newdb/`, { method: 'PUT', json: {} })).status, 412);

@@ -1,0 +1,54 @@
+/** Access control: principals, access computation, sessions and request authentication. */
+import type { Store } from '../storage/store.ts';
+import type { AuthenticateOptions } from './authenticate.ts';
+import { Principals } from './principals.ts';
+import { DEFAULT_COOKIE_NAME, Sessions } from './sessions.ts';
+
+export * from './access.ts';
+export * from './authenticate.ts';
+export * from './principal.ts';
+export * from './principals.ts';
+export * from './sessions.ts';
+
+/** One database's access-control services and settings, as the HTTP layer needs them. */
+export interface DbAuth extends AuthenticateOptions {
+  principals: Principals;
+  sessions: Sessions;
+  cookieName: string;
+  cookieSecure: boolean;
+  cookieHttpOnly: boolean;
+  sendWwwAuthenticate: boolean;
+}
+
+/** The subset of `DatabaseConfig` that access control reads. */
+export interface DbAuthConfig {
+  sessionCookieName: string;
+  /** Unset: secure when the listeners serve TLS. */
+  sessionCookieSecure?: boolean;
+  sessionCookieHttpOnly: boolean;
+  sendWwwAuthenticateHeader: boolean;
+  allowEmptyPassword: boolean;
+}
+
+export interface DbAuthOptions {
+  bcryptCost: number;
+  /** True when the gateway serves HTTPS (the default for `session_cookie_secure`). */
+  tls: boolean;
+  log?: { info(msg: string): void };
+  now?: () => number;
+}
+
+/** Builds a database's DbAuth. Call `principals.applyConfig(config.users, config.roles)` once after. */
+export function createDbAuth(store: Store, config: DbAuthConfig, opts: DbAuthOptions): DbAuth {
+  return {
+    principals: new Principals(store, {
+      bcryptCost: opts.bcryptCost, allowEmptyPassword: config.allowEmptyPassword, log: opts.log, now: opts.now,
+    }),
+    sessions: new Sessions(store, { now: opts.now }),
+    cookieName: config.sessionCookieName || DEFAULT_COOKIE_NAME,
+    cookieSecure: config.sessionCookieSecure ?? opts.tls,
+    cookieHttpOnly: config.sessionCookieHttpOnly,
+    sendWwwAuthenticate: config.sendWwwAuthenticateHeader,
+    log: opts.log,
+  };
+}
