@@ -165,6 +165,15 @@ describe('access control end to end', () => {
     assert.ok(!fresh.body.results.some((e: any) => /^g\d$/.test(e.id)));
   });
 
+  test('purging the granting document revokes its grants', async () => {
+    await req(`${adm}/pg0`, { method: 'PUT', json: { channels: ['purgeable'] } });
+    await req(`${adm}/grant-purge`, { method: 'PUT', json: { type: 'grant', users: ['bob'], grantChannels: ['purgeable'] } });
+    assert.equal((await req(`${pub}/pg0`, { headers: auth('bob') })).status, 200);
+    const p = await req(`${adm}/_purge`, { method: 'POST', json: { 'grant-purge': ['*'] } });
+    assert.deepEqual(p.body, { purged: { 'grant-purge': ['*'] } });
+    assert.equal((await req(`${pub}/pg0`, { headers: auth('bob') })).status, 403);
+  });
+
   test('role() grants by documents, and role:x grantees', async () => {
     await req(`${adm}/r0`, { method: 'PUT', json: { channels: ['rc'] } });
     await req(`${adm}/_role/reader`, { method: 'PUT', json: { admin_channels: ['rc'] } });

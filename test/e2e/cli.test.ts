@@ -70,6 +70,16 @@ describe('the syncgate CLI', () => {
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   });
 
+  test('a sync function that does not compile stops start-up naming the database and the line', () => {
+    const cfg = join(dir, 'badsync.json');
+    writeFileSync(cfg, '{"databases": {"shop": {"server": "memory:", "sync": `function(doc) {\n  channel(doc.x;\n}`}}}');
+    const r = spawnSync(process.execPath, [BIN, cfg], { encoding: 'utf8', timeout: 20_000 });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /databases\.shop\.sync/);
+    assert.match(r.stderr, /line 2/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  });
+
   test('runs a Sync Gateway config file; PouchDB syncs; data survives a restart; SIGTERM exits cleanly', async () => {
     const [pub, admin] = [await freePort(), await freePort()];
     const cfg = join(dir, 'config.json');
