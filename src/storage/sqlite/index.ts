@@ -194,13 +194,7 @@ export class SqliteStore implements Store {
   }
 
   async commit(writes: DocWrite[]): Promise<CommitResult[]> {
-    const before = this.seq;
-    try {
-      return this.commitTx(writes);
-    } catch (err) {
-      this.seq = before; // the transaction rolled back, and so does our counter
-      throw err;
-    }
+    return this.withSeqRollback(() => this.commitTx(writes));
   }
 
   async purge(id: string): Promise<boolean> {
@@ -217,6 +211,14 @@ export class SqliteStore implements Store {
       }
       return r.changes > 0;
     });
+    return this.withSeqRollback(tx);
+  }
+
+  /**
+   * Runs a transaction that may advance the in-memory sequence counter; if it rolls back, so does
+   * the counter, so a failed transaction never burns a sequence.
+   */
+  private withSeqRollback<T>(tx: () => T): T {
     const before = this.seq;
     try {
       return tx();
@@ -244,13 +246,7 @@ export class SqliteStore implements Store {
       this.seq = seq;
       return seq;
     });
-    const before = this.seq;
-    try {
-      return tx();
-    } catch (err) {
-      this.seq = before;
-      throw err;
-    }
+    return this.withSeqRollback(tx);
   }
 
   async deletePrincipal(kind: PrincipalKind, name: string): Promise<boolean> {
