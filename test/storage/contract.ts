@@ -753,5 +753,76 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
         assert.deepEqual(results.filter((r) => r !== null), [2]);
       }));
     });
-  });
+  
+    describe('principals, grants and sessions', () => {
+      it('principals: put assigns the next sequence, get/list/delete by kind', withStore(async (s) => {
+        const s1 = await put(s, docWrite('d', 0));
+        const p1 = await s.putPrincipal({ kind: 'user', name: 'alice', adminChannels: { a: 0 }, adminRoles: {}, disabled: false, passwordHash: 'h' });
+        assert.equal(p1, s1 + 1);
+        assert.equal(await s.lastSeq(), p1);
+        const r1 = await s.putPrincipal({ kind: 'role', name: 'alice', adminChannels: { r: 0 }, adminRoles: {}, disabled: false });
+        assert.equal(r1, p1 + 1);
+        const u = await s.getPrincipal('user', 'alice');
+        assert.deepEqual(u, { kind: 'user', name: 'alice', adminChannels: { a: 0 }, adminRoles: {}, disabled: false, passwordHash: 'h', seq: p1 });
+        assert.equal((await s.getPrincipal('role', 'alice'))?.seq, r1);
+        assert.deepEqual(await s.listPrincipals('user'), ['alice']);
+        assert.equal(await s.deletePrincipal('user', 'alice'), true);
+        assert.equal(await s.deletePrincipal('user', 'alice'), false);
+        assert.equal(await s.getPrincipal('user', 'alice'), undefined);
+        assert.deepEqual(await s.listPrincipals('role'), ['alice']);
+        // The next document write continues after the principal sequences.
+        assert.equal(await put(s, docWrite('e', 0)), r1 + 1);
+      }));
+
+      it('grants: replaced per document with each write; changed grantees are stamped; unchanged grants keep their sequence', withStore(async (s) => {
+        const w1 = { ...docWrite('g', 0), grants: [{ grantee: 'bob', kind: 'channel' as const, value: 'x' }, { grantee: 'role:r', kind: 'channel' as const, value: 'y' }] };
+        const [c1] = await s.commit([w1]);
+        assert.ok(c1.ok);
+        const seq1 = (c1 as { seq: number }).seq;
+        assert.deepEqual(((c1 as { grantees?: string[] }).grantees ?? []).sort(), ['bob', 'role:r']);
+        assert.deepEqual((await s.grantsTo(['bob'])).map((g) => [g.docId, g.kind, g.value, g.seq]), [['g', 'channel', 'x', seq1]]);
+        // A new revision that keeps bob's grant and drops role:r's.
+        const w2 = { ...docWrite('g', seq1, { rev: '2-b' }), grants: [{ grantee: 'bob', kind: 'channel' as const, value: 'x' }, { grantee: 'carol', kind: 'role' as const, value: 'editors' }] };
+        const [c2] = await s.commit([w2]);
+        const seq2 = (c2 as { seq: number }).seq;
+        assert.deepEqual(((c2 as { grantees?: string[] }).grantees ?? []).sort(), ['carol', 'role:r']);
+        assert.equal((await s.grantsTo(['bob']))[0].seq, seq1, 'a surviving grant keeps its original sequence');
+        assert.deepEqual(await s.grantsTo(['role:r']), []);
+        assert.deepEqual((await s.grantsTo(['carol'])).map((g) => [g.kind, g.value]), [['role', 'editors']]);
+        const changed = await s.grantsChangedAt(['bob', 'role:r', 'carol', 'nobody']);
+        assert.equal(changed.get('bob'), seq1);
+        assert.equal(changed.get('role:r'), seq2);
+        assert.equal(changed.get('carol'), seq2);
+        assert.equal(changed.has('nobody'), false);
+        // A write without `grants` leaves them alone (the winner did not change).
+        const [c3] = await s.commit([docWrite('g', seq2, { rev: '3-c' })]);
+        assert.ok(c3.ok);
+        assert.equal((await s.grantsTo(['bob'])).length, 1);
+        // Purge revokes and stamps the grantees with a new sequence.
+        await s.purge('g');
+        assert.deepEqual(await s.grantsTo(['bob', 'carol']), []);
+        const after = await s.grantsChangedAt(['bob']);
+        assert.ok(after.get('bob')! > (c3 as { seq: number }).seq);
+      }));
+
+      it('sessions: put, get, delete one, delete all of a user', withStore(async (s) => {
+        await s.putSession({ id: 's1', user: 'alice', expires: 1000, ttlMs: 500 });
+        await s.putSession({ id: 's2', user: 'alice', expires: 2000, ttlMs: 500 });
+        await s.putSession({ id: 's3', user: 'bob', expires: 3000, ttlMs: 500 });
+        assert.deepEqual(await s.getSession('s1'), { id: 's1', user: 'alice', expires: 1000, ttlMs: 500 });
+        await s.putSession({ id: 's1', user: 'alice', expires: 1500, ttlMs: 500 });
+        assert.equal((await s.getSession('s1'))?.expires, 1500);
+        assert.equal(await s.deleteSession('s3'), true);
+        assert.equal(await s.deleteSession('s3'), false);
+        assert.equal(await s.deleteUserSessions('alice'), 2);
+        assert.equal(await s.getSession('s2'), undefined);
+      }));
+
+      it('revisions keep the channels their sync function gave them', withStore(async (s) => {
+        const w = docWrite('c', 0, { channels: ['a'], addBodies: [{ rev: '1-a', deleted: false, body: '{}', attachments: null, channels: ['a', 'b'] }] });
+        await put(s, w);
+        assert.deepEqual((await s.getRevision('c', '1-a'))?.channels, ['a', 'b']);
+      }));
+    });
+});
 }
