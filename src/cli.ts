@@ -18,6 +18,7 @@ from ./data/db.sqlite3 (public API on :4984, admin API on 127.0.0.1:4985).
 Options:
   -interface ADDR        public API listen address (default :4984)
   -adminInterface ADDR   admin API listen address (default 127.0.0.1:4985)
+  -metricsInterface ADDR metrics listen address (default 127.0.0.1:4986)
   -url URL               server of the default database: sqlite:<path>, memory: or walrus:
   -dbname NAME           name of the default database (default db)
   -pretty                indent JSON responses
@@ -40,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
       version: { type: 'boolean', short: 'v' },
       interface: { type: 'string' },
       adminInterface: { type: 'string' },
+      metricsInterface: { type: 'string' },
       url: { type: 'string' },
       dbname: { type: 'string' },
       pretty: { type: 'boolean' },
@@ -57,6 +59,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (values.interface) config.interface = values.interface;
   if (values.adminInterface) config.adminInterface = values.adminInterface;
+  if (values.metricsInterface) config.metricsInterface = values.metricsInterface;
   if (values.pretty) config.pretty = true;
   const logger = new Logger({ level: values.verbose ? 'debug' : config.logging.consoleEnabled ? config.logging.logLevel : 'none' });
   const gateway = new Gateway(config, { logger });

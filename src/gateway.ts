@@ -4,13 +4,13 @@
  */
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
 import { type DatabaseConfig, type GatewayConfig, parseConfigText } from './config/index.ts';
 import { Database } from './db/database.ts';
 import { HttpError } from './errors.ts';
 import type { HttpSettings, RequestContext } from './http/context.ts';
 import type { DatabaseRegistry } from './http/registry.ts';
-import { createListener, listen, type TlsSettings } from './http/server.ts';
+import { createListener, isLoopback, listen, type TlsSettings } from './http/server.ts';
+import { loadTls } from './http/tls.ts';
 import { Logger } from './log/index.ts';
 import { SqliteStore } from './storage/sqlite/index.ts';
 import { SyncFunction } from './sync/index.ts';
@@ -22,15 +22,15 @@ export interface GatewayOptions {
   /** Overrides for tests: listen addresses (e.g. `127.0.0.1:0`). */
   interface?: string;
   adminInterface?: string;
+  metricsInterface?: string;
   maxBodyBytes?: number;
 }
 
 export interface RunningAddresses {
   public: AddressInfo;
   admin: AddressInfo;
+  metrics: AddressInfo;
 }
-
-const TLS_VERSIONS = { 'tlsv1': 'TLSv1', 'tlsv1.1': 'TLSv1.1', 'tlsv1.2': 'TLSv1.2', 'tlsv1.3': 'TLSv1.3' } as const;
 
 export function openStore(config: DatabaseConfig): Store {
   switch (config.storage.kind) {
@@ -95,19 +95,20 @@ export class Gateway implements DatabaseRegistry {
   /** Opens every configured database, then starts the admin and public listeners. */
   async start(): Promise<RunningAddresses> {
     for (const w of this.config.warnings) this.logger.warn(`Config: ${w}`);
+    // Certificates are checked before anything opens: a bad file is one clear line and an exit.
+    let tls: TlsSettings | undefined;
+    if (this.config.sslCert && this.config.sslKey) {
+      const loaded = loadTls(this.config.sslCert, this.config.sslKey, this.config.tlsMinimumVersion);
+      for (const w of loaded.warnings) this.logger.warn(`HTTP: ${w}`);
+      this.logger.info(`HTTP: TLS with certificate "${loaded.subject}" valid until ${loaded.validTo.toISOString()}, minimum ${loaded.settings.minVersion}`);
+      tls = loaded.settings;
+    }
     for (const dbc of Object.values(this.config.databases)) await this.openDatabase(dbc);
     const settings: HttpSettings = {
       maxBodyBytes: this.options.maxBodyBytes ?? 32 * 1024 * 1024,
       compressResponses: this.config.compressResponses,
       pretty: this.config.pretty,
     };
-    let tls: TlsSettings | undefined;
-    if (this.config.sslCert && this.config.sslKey) {
-      tls = {
-        cert: readFileSync(this.config.sslCert), key: readFileSync(this.config.sslKey),
-        minVersion: TLS_VERSIONS[this.config.tlsMinimumVersion],
-      };
-    }
     const common = {
       registry: this, settings, logger: this.logger, tls,
       authenticate: async (ctx: RequestContext, publicPrivileges: boolean) => {
@@ -117,17 +118,27 @@ export class Gateway implements DatabaseRegistry {
       },
       readHeaderTimeout: this.config.readHeaderTimeout, idleTimeout: this.config.idleTimeout,
     };
+    const metricsServer = createListener({ ...common, admin: true, routes: [] });
     const adminServer = createListener({ ...common, admin: true });
     const publicServer = createListener({ ...common, admin: false });
-    this.servers = [adminServer, publicServer];
+    this.servers = [metricsServer, adminServer, publicServer];
+    const metricsAddr = this.options.metricsInterface ?? this.config.metricsInterface;
     const adminAddr = this.options.adminInterface ?? this.config.adminInterface;
     const publicAddr = this.options.interface ?? this.config.interface;
+    for (const [what, addr] of [['admin', adminAddr], ['metrics', metricsAddr]]) {
+      if (!isLoopback(addr)) {
+        this.logger.warn(`HTTP: the ${what} interface ${addr} is reachable from other machines: anyone who can connect to it has full ${what} access. Bind it to 127.0.0.1 unless that is what you want.`);
+      }
+    }
     const scheme = tls ? 'https' : 'http';
+    // Sync Gateway's order: metrics, admin, then public.
+    this.logger.info(`HTTP: Starting metrics server on ${metricsAddr} (${scheme})`);
+    const metrics = await listen(metricsServer, metricsAddr);
     this.logger.info(`HTTP: Starting admin server on ${adminAddr} (${scheme})`);
     const admin = await listen(adminServer, adminAddr);
     this.logger.info(`HTTP: Starting server on ${publicAddr} (${scheme})`);
     const pub = await listen(publicServer, publicAddr);
-    return { public: pub, admin };
+    return { public: pub, admin, metrics };
   }
 
   /** Stops accepting connections, ends live feeds, then closes the databases. */

@@ -34,6 +34,8 @@ export type Authenticator = (ctx: RequestContext, publicPrivileges: boolean) => 
 
 export interface ListenerOptions {
   admin: boolean;
+  /** The routes this listener serves; default: the public or admin REST API. */
+  routes?: Route[];
   authenticate?: Authenticator;
   registry: DatabaseRegistry;
   settings: HttpSettings;
@@ -69,7 +71,7 @@ export function parseAddress(address: string): { host?: string; port: number } {
 }
 
 export function createListener(opts: ListenerOptions): http.Server {
-  const router = new Router(allRoutes(opts.registry), opts.admin);
+  const router = new Router(opts.routes ?? allRoutes(opts.registry), opts.admin);
   let requestCount = 0;
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -146,6 +148,13 @@ export function createListener(opts: ListenerOptions): http.Server {
     else socket.destroy();
   });
   return server;
+}
+
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopback(address: string): boolean {
+  const { host } = parseAddress(address);
+  if (host === undefined) return false;
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export function listen(server: http.Server, address: string): Promise<AddressInfo> {

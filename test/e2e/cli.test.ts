@@ -87,6 +87,7 @@ describe('the syncgate CLI', () => {
     writeFileSync(cfg, `{
       "Interface": "127.0.0.1:${pub}",
       "adminInterface": "127.0.0.1:${admin}",
+      "metricsInterface": "127.0.0.1:${await freePort()}",
       "databases": {
         "todo": {
           "server": "sqlite:${join(dir, 'todo.sqlite3')}",
@@ -117,14 +118,15 @@ describe('the syncgate CLI', () => {
 
   test('with no config it serves "db" from ./data/db.sqlite3', async () => {
     const [pub, admin] = [await freePort(), await freePort()];
-    const { child } = await startCli(['-interface', `127.0.0.1:${pub}`, '-adminInterface', `127.0.0.1:${admin}`], dir, pub);
+    const metrics = `127.0.0.1:${await freePort()}`;
+    const { child } = await startCli(['-interface', `127.0.0.1:${pub}`, '-adminInterface', `127.0.0.1:${admin}`, '-metricsInterface', metrics], dir, pub);
     try {
       const put = await req(`http://127.0.0.1:${pub}/db/hello`, { method: 'PUT', json: { a: 1 } });
       assert.equal(put.status, 201);
     } finally {
       await stopCli(child, 'SIGINT');
     }
-    const again = await startCli(['-interface', `127.0.0.1:${pub}`, '-adminInterface', `127.0.0.1:${admin}`], dir, pub);
+    const again = await startCli(['-interface', `127.0.0.1:${pub}`, '-adminInterface', `127.0.0.1:${admin}`, '-metricsInterface', metrics], dir, pub);
     try {
       assert.equal((await req(`http://127.0.0.1:${pub}/db/hello`)).body.a, 1);
     } finally {

@@ -11,6 +11,7 @@ export interface TestGateway {
   /** Public API base URL, e.g. http://127.0.0.1:12345 */
   publicUrl: string;
   adminUrl: string;
+  metricsUrl: string;
   logs: string[];
   dir: string;
   stop(): Promise<void>;
@@ -42,13 +43,15 @@ export async function startGateway(opts: StartOptions = {}): Promise<TestGateway
   const logs: string[] = [];
   const gateway = new Gateway(config, {
     logger: new Logger({ level: 'debug', write: (l) => logs.push(l) }),
-    interface: '127.0.0.1:0', adminInterface: '127.0.0.1:0', maxBodyBytes: opts.maxBodyBytes,
+    interface: '127.0.0.1:0', adminInterface: '127.0.0.1:0', metricsInterface: '127.0.0.1:0', maxBodyBytes: opts.maxBodyBytes,
   });
   const addrs = await gateway.start();
+  const scheme = opts.config?.SSLCert ? 'https' : 'http';
   return {
     gateway, logs, dir,
-    publicUrl: `http://127.0.0.1:${addrs.public.port}`,
-    adminUrl: `http://127.0.0.1:${addrs.admin.port}`,
+    publicUrl: `${scheme}://127.0.0.1:${addrs.public.port}`,
+    adminUrl: `${scheme}://127.0.0.1:${addrs.admin.port}`,
+    metricsUrl: `${scheme}://127.0.0.1:${addrs.metrics.port}`,
     async stop() {
       await gateway.stop();
       rmSync(dir, { recursive: true, force: true });
