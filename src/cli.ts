@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, defaultConfig, loadConfigFiles } from './config/index.ts';
 import { Gateway } from './gateway.ts';
-import { Logger } from './log/index.ts';
+import { createLogger } from './log/index.ts';
+import { VERSION } from './http/routes/database.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -61,23 +62,42 @@ async function main(argv: string[]): Promise<number> {
   if (values.adminInterface) config.adminInterface = values.adminInterface;
   if (values.metricsInterface) config.metricsInterface = values.metricsInterface;
   if (values.pretty) config.pretty = true;
-  const logger = new Logger({ level: values.verbose ? 'debug' : config.logging.consoleEnabled ? config.logging.logLevel : 'none' });
+  // Console lines are held until the listeners are up: a start-up failure is then exactly one line.
+  let held: string[] | null = [];
+  const logger = createLogger(config.logging, {
+    verbose: values.verbose,
+    write: (line) => { if (held) held.push(line); else process.stderr.write(line + '\n'); },
+  });
+  logger.banner(`==== Couchbase Sync Gateway/${VERSION}(Syncgate ${pkg.version}) CE ====`);
+  logger.logConfiguration();
   const gateway = new Gateway(config, { logger });
-  await gateway.start();
+  try {
+    await gateway.start();
+  } catch (err) {
+    held = null;
+    await gateway.stop().catch(() => {});
+    await logger.close().catch(() => {});
+    throw err;
+  }
+  process.stderr.write(held.map((l) => l + '\n').join(''));
+  held = null;
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info(`Received ${signal}: shutting down`);
-    gateway.stop().then(() => process.exit(0), (err) => {
+    // In-flight requests finish, listeners close, databases close; the log files are flushed last.
+    gateway.stop().then(() => logger.close()).then(() => process.exit(0), async (err) => {
       logger.error(`Error during shutdown: ${(err as Error).message}`);
+      await logger.close().catch(() => {});
       process.exit(1);
     });
   };
   // A sync function can leave a rejected promise behind (an async helper that throws): log it, never
   // let it take the server down.
   process.on('unhandledRejection', (reason) => logger.warn(`Javascript: unhandled rejection in sync function: ${String(reason)}`));
+  process.on('SIGHUP', () => { logger.reopen().catch((err) => logger.error(`Logging: cannot reopen log files: ${(err as Error).message}`)); });
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   return -1; // keep running

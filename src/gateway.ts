@@ -11,9 +11,10 @@ import type { HttpSettings, RequestContext } from './http/context.ts';
 import type { DatabaseRegistry } from './http/registry.ts';
 import { createListener, isLoopback, listen, type TlsSettings } from './http/server.ts';
 import { loadTls } from './http/tls.ts';
-import { Logger } from './log/index.ts';
+import { createLogger, type Logger } from './log/index.ts';
 import { SqliteStore } from './storage/sqlite/index.ts';
 import { SyncFunction } from './sync/index.ts';
+import { Metrics, metricsRoutes } from './metrics/index.ts';
 import { authenticate, createDbAuth, type DbAuth, principalReloader } from './auth/index.ts';
 import type { Store } from './storage/store.ts';
 
@@ -24,6 +25,7 @@ export interface GatewayOptions {
   adminInterface?: string;
   metricsInterface?: string;
   maxBodyBytes?: number;
+  metrics?: Metrics;
 }
 
 export interface RunningAddresses {
@@ -42,7 +44,10 @@ export function openStore(config: DatabaseConfig): Store {
 export class Gateway implements DatabaseRegistry {
   readonly config: GatewayConfig;
   readonly logger: Logger;
+  readonly metrics: Metrics;
   private readonly options: GatewayOptions;
+  private readonly ownsLogger: boolean;
+  private requestCount = 0;
   private readonly databases = new Map<string, Database>();
   private readonly auths = new Map<string, DbAuth>();
   private servers: http.Server[] = [];
@@ -50,7 +55,9 @@ export class Gateway implements DatabaseRegistry {
   constructor(config: GatewayConfig, options: GatewayOptions = {}) {
     this.config = config;
     this.options = options;
-    this.logger = options.logger ?? new Logger({ level: config.logging.consoleEnabled ? config.logging.logLevel : 'none' });
+    this.metrics = options.metrics ?? new Metrics();
+    this.ownsLogger = !options.logger;
+    this.logger = options.logger ?? createLogger(config.logging);
   }
 
   get(name: string): Database | undefined { return this.databases.get(name); }
@@ -61,10 +68,14 @@ export class Gateway implements DatabaseRegistry {
   private async openDatabase(config: DatabaseConfig): Promise<Database> {
     // Compiled before the store opens: a sync function that does not compile stops start-up.
     const sync = config.sync !== undefined ? new SyncFunction(config.sync, config.name) : undefined;
+    this.metrics.addDatabase(config.name);
+    const stats = this.metrics.forDatabase(config.name);
     const db = new Database({
-      name: config.name, store: openStore(config), revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync,
+      name: config.name, store: openStore(config), revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync, stats,
     });
-    const auth = createDbAuth(db.store, config, { bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger });
+    const auth = createDbAuth(db.store, config, {
+      bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind),
+    });
     await auth.principals.applyConfig(config.users, config.roles);
     this.databases.set(config.name, db);
     this.auths.set(config.name, auth);
@@ -88,6 +99,7 @@ export class Gateway implements DatabaseRegistry {
     if (!db) return false;
     this.databases.delete(name);
     this.auths.delete(name);
+    this.metrics.removeDatabase(name);
     await db.close();
     return true;
   }
@@ -110,7 +122,8 @@ export class Gateway implements DatabaseRegistry {
       pretty: this.config.pretty,
     };
     const common = {
-      registry: this, settings, logger: this.logger, tls,
+      registry: this, settings, logger: this.logger, tls, metrics: this.metrics,
+      nextRequestNumber: () => ++this.requestCount,
       authenticate: async (ctx: RequestContext, publicPrivileges: boolean) => {
         const auth = ctx.auth!;
         ctx.principal = await authenticate(ctx, auth, publicPrivileges);
@@ -118,7 +131,7 @@ export class Gateway implements DatabaseRegistry {
       },
       readHeaderTimeout: this.config.readHeaderTimeout, idleTimeout: this.config.idleTimeout,
     };
-    const metricsServer = createListener({ ...common, admin: true, routes: [] });
+    const metricsServer = createListener({ ...common, admin: true, routes: metricsRoutes(this.metrics) });
     const adminServer = createListener({ ...common, admin: true });
     const publicServer = createListener({ ...common, admin: false });
     this.servers = [metricsServer, adminServer, publicServer];
@@ -132,12 +145,13 @@ export class Gateway implements DatabaseRegistry {
     }
     const scheme = tls ? 'https' : 'http';
     // Sync Gateway's order: metrics, admin, then public.
-    this.logger.info(`HTTP: Starting metrics server on ${metricsAddr} (${scheme})`);
+    this.logger.always(`Starting metrics server on ${metricsAddr}`);
     const metrics = await listen(metricsServer, metricsAddr);
-    this.logger.info(`HTTP: Starting admin server on ${adminAddr} (${scheme})`);
+    this.logger.always(`Starting admin server on ${adminAddr}`);
     const admin = await listen(adminServer, adminAddr);
-    this.logger.info(`HTTP: Starting server on ${publicAddr} (${scheme})`);
+    this.logger.always(`Starting server on ${publicAddr}`);
     const pub = await listen(publicServer, publicAddr);
+    if (tls) for (const a of [metricsAddr, adminAddr, publicAddr]) this.logger.info(`HTTP: Protocols enabled: [http/1.1] on ${a} (${scheme})`);
     return { public: pub, admin, metrics };
   }
 
@@ -153,5 +167,6 @@ export class Gateway implements DatabaseRegistry {
     this.databases.clear();
     this.auths.clear();
     this.servers = [];
+    if (this.ownsLogger) await this.logger.close();
   }
 }

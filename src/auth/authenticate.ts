@@ -21,6 +21,8 @@ export interface AuthenticateOptions {
   cookieSecure: boolean;
   cookieHttpOnly: boolean;
   log?: { info(msg: string): void };
+  /** Counts failed authentications (metrics). */
+  onAuthFailure?: (kind: 'basic' | 'session' | 'guest') => void;
 }
 
 /**
@@ -59,7 +61,7 @@ export async function authenticate(ctx: RequestContext, opts: AuthenticateOption
     const user = await opts.principals.verifyPassword(creds.name, creds.password);
     if (!user) {
       opts.log?.info(`Auth: HTTP auth failed for username=${JSON.stringify(creds.name)}`);
-      throw new UnauthorizedError('Invalid login', opts.sendWwwAuthenticate);
+      { opts.onAuthFailure?.('basic'); throw new UnauthorizedError('Invalid login', opts.sendWwwAuthenticate); }
     }
     return user;
   }
@@ -68,7 +70,7 @@ export async function authenticate(ctx: RequestContext, opts: AuthenticateOption
   if (sid !== undefined && sid !== '') {
     const found = await opts.sessions.use(sid);
     if (!found) {
-      if (!publicPrivileges) throw new UnauthorizedError('Session Invalid', opts.sendWwwAuthenticate);
+      if (!publicPrivileges) { opts.onAuthFailure?.('session'); throw new UnauthorizedError('Session Invalid', opts.sendWwwAuthenticate); }
     } else {
       if (found.refreshed) {
         ctx.setHeader('Set-Cookie', sessionCookie(opts.cookieName, sid, found.session.expires, {
@@ -84,6 +86,7 @@ export async function authenticate(ctx: RequestContext, opts: AuthenticateOption
   const guest = await opts.principals.loadUser(GUEST_NAME);
   if (guest) return guest;
   if (publicPrivileges) return disabledGuest();
+  opts.onAuthFailure?.('guest');
   throw new UnauthorizedError('Login required', opts.sendWwwAuthenticate);
 }
 

@@ -36,6 +36,7 @@ export interface DbAuthOptions {
   tls: boolean;
   log?: { info(msg: string): void };
   now?: () => number;
+  onAuthFailure?: (kind: 'basic' | 'session' | 'guest') => void;
 }
 
 /** Builds a database's DbAuth. Call `principals.applyConfig(config.users, config.roles)` once after. */
@@ -50,5 +51,6 @@ export function createDbAuth(store: Store, config: DbAuthConfig, opts: DbAuthOpt
     cookieHttpOnly: config.sessionCookieHttpOnly,
     sendWwwAuthenticate: config.sendWwwAuthenticateHeader,
     log: opts.log,
+    onAuthFailure: opts.onAuthFailure,
   };
 }

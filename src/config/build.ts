@@ -6,7 +6,7 @@ import { isPlainObject } from './normalize.ts';
 import { LOG_KEYS, LOG_LEVELS } from './schema.ts';
 import { DEFAULT_SERVER, parseServer } from './server.ts';
 import type {
-  DatabaseConfig, GatewayConfig, LoggingConfig, LogLevel, RoleConfig, TlsVersion, UserConfig,
+  CorsConfig, DatabaseConfig, GatewayConfig, LoggingConfig, LogLevel, RoleConfig, TlsVersion, UserConfig,
 } from './types.ts';
 
 export const DB_NAME_RE = /^[a-z][-a-z0-9_$()+/]*$/;
@@ -64,6 +64,29 @@ function buildLogging(top: Obj, ctx: BuildContext): LoggingConfig {
   }
   const logFilePath = str(raw.log_file_path) ?? str(top.logFilePath) ?? str(legacy.LogFilePath);
   return { consoleEnabled, logLevel: level ?? 'info', logKeys, ...(logFilePath !== undefined ? { logFilePath } : {}), raw };
+}
+
+/**
+ * `CORS` (§0). Types are checked by the schema; here, an http(s) entry that is not spelled the way
+ * a browser sends `Origin` (a path, a trailing slash, upper case, a default port) can never match,
+ * so it gets a warning naming it.
+ */
+function buildCors(top: Obj, ctx: BuildContext): CorsConfig | undefined {
+  const raw = obj(top.CORS);
+  if (!raw) return undefined;
+  const origins = (key: 'Origin' | 'LoginOrigin'): string[] => {
+    const list = strs(raw[key]) ?? [];
+    list.forEach((o, i) => {
+      if (!/^https?:/i.test(o)) return; // `*`, `null`, app schemes such as capacitor://localhost
+      let origin: string | undefined;
+      try { origin = new URL(o).origin; } catch { /* reported below */ }
+      if (origin !== o) {
+        ctx.warnings.push(`CORS.${key}[${i}]: ${JSON.stringify(o)} is not an origin as browsers send it${origin ? ` (${JSON.stringify(origin)})` : ' (scheme://host[:port])'}, so it never matches`);
+      }
+    });
+    return list;
+  };
+  return { origin: origins('Origin'), loginOrigin: origins('LoginOrigin'), headers: strs(raw.Headers) ?? [], maxAge: num(raw.MaxAge) ?? 0 };
 }
 
 function buildPrincipals(db: Obj, path: string, allowEmptyPassword: boolean, err: (m: string) => void, warn: (m: string) => void) {
@@ -201,6 +224,8 @@ export function buildGatewayConfig(top: Obj, ctx: BuildContext): GatewayConfig {
     warnings: ctx.warnings,
     raw: top,
   };
+  const cors = buildCors(top, ctx);
+  if (cors) config.cors = cors;
   if (sslCert) config.sslCert = sslCert;
   if (sslKey) config.sslKey = sslKey;
   if (num(top.ServerReadTimeout) !== undefined) config.serverReadTimeout = num(top.ServerReadTimeout);

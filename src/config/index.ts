@@ -11,7 +11,7 @@ import { ConfigError, type GatewayConfig } from './types.ts';
 
 export { ConfigError } from './types.ts';
 export type {
-  DatabaseConfig, GatewayConfig, LoggingConfig, LogLevel, RoleConfig, StorageSpec, TlsVersion, UserConfig,
+  CorsConfig, DatabaseConfig, GatewayConfig, LoggingConfig, LogLevel, RoleConfig, StorageSpec, TlsVersion, UserConfig,
 } from './types.ts';
 export { SERVER_SCHEMES, acceptedServerSchemes, parseServer, type ServerScheme } from './server.ts';
 export { convertBackQuotedStrings } from './text.ts';

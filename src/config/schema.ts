@@ -190,7 +190,7 @@ export const TOP_LEVEL_FIELDS: Fields = {
   CompressResponses: built(boolean),
   Pretty: built(boolean),
   MaxHeartbeat: later(uint),
-  CORS: later(object({ Origin: built(strings), LoginOrigin: built(strings), Headers: built(strings), MaxAge: built(integer) })),
+  CORS: built(object({ Origin: built(strings), LoginOrigin: built(strings), Headers: built(strings), MaxAge: built(uint) })),
   Facebook: later(object({ Register: built(boolean) })),
   Google: later(object({ Register: built(boolean), app_client_id: built(strings) })),
   logging: built(object(LOGGING_FIELDS)),

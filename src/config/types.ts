@@ -64,6 +64,18 @@ export interface LoggingConfig {
   raw: Record<string, unknown>;
 }
 
+/** `CORS` (spec §0): browsers on other origins, public port only. */
+export interface CorsConfig {
+  /** Origins whose pages may call the public API with credentials; `*` matches any (sent as `*`). */
+  origin: string[];
+  /** Origins allowed to `POST`/`DELETE /{db}/_session` (log in, log out). */
+  loginOrigin: string[];
+  /** Request headers a page may send (`Access-Control-Allow-Headers`). */
+  headers: string[];
+  /** Seconds a browser may cache a preflight answer. */
+  maxAge: number;
+}
+
 export interface GatewayConfig {
   interface: string;
   adminInterface: string;
@@ -81,6 +93,8 @@ export interface GatewayConfig {
   idleTimeout: number;
   bcryptCost: number;
   logging: LoggingConfig;
+  /** Unset: no CORS headers, and every login carrying an `Origin` is refused. */
+  cors?: CorsConfig;
   databases: Record<string, DatabaseConfig>;
   /** Every warning produced while loading, each naming its key path. */
   warnings: string[];

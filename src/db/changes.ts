@@ -132,7 +132,21 @@ async function readSource(
   return out;
 }
 
+/**
+ * One page of changes. A page whose rows were all filtered out (backfilled tombstones, active_only)
+ * is not returned empty: reading continues from where it got to, because a client stops paging at
+ * the first empty page.
+ */
 export async function changesSince(db: Database, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
+  let since = opts.since;
+  for (;;) {
+    const page = await readPage(db, scope, { ...opts, since });
+    if (page.entries.length > 0 || cmp(keyOf(page.last), keyOf(since)) <= 0) return page;
+    since = page.last;
+  }
+}
+
+async function readPage(db: Database, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
   const until = await db.store.lastSeq();
   const limit = opts.limit && opts.limit > 0 ? opts.limit : undefined;
   const since = opts.since;

@@ -18,6 +18,19 @@ import { DEFAULT_MAX_ATTACHMENT_SIZE, processAttachments } from './attachments.t
 import { Notifier } from './notifier.ts';
 import { type DocView, toRevisions } from './render.ts';
 
+/** What the database reports as it works (the metrics module implements it; db does not import it). */
+export interface DatabaseStats {
+  docsWritten(n: number): void;
+  docsRead(n: number): void;
+  syncFunction(seconds: number, outcome: 'ok' | 'rejected' | 'error'): void;
+  storageTransaction(seconds: number): void;
+  feedOpened(kind: 'longpoll' | 'continuous' | 'websocket'): () => void;
+}
+
+const NO_STATS: DatabaseStats = {
+  docsWritten() {}, docsRead() {}, syncFunction() {}, storageTransaction() {}, feedOpened: () => () => {},
+};
+
 export interface DatabaseOptions {
   name: string;
   store: Store;
@@ -26,6 +39,7 @@ export interface DatabaseOptions {
   maxAttachmentSize?: number;
   /** The compiled sync function; without one, `doc.channels` is used directly (Sync Gateway's default). */
   sync?: SyncFunction;
+  stats?: DatabaseStats;
 }
 
 export interface WriteRequest {
@@ -92,6 +106,7 @@ export class Database {
   maxAttachmentSize: number;
   readonly startTime = Date.now() * 1000;
   readonly sync?: SyncFunction;
+  readonly stats: DatabaseStats;
   private closed = false;
 
   constructor(opts: DatabaseOptions) {
@@ -101,6 +116,7 @@ export class Database {
     this.allowConflicts = opts.allowConflicts;
     this.maxAttachmentSize = opts.maxAttachmentSize ?? DEFAULT_MAX_ATTACHMENT_SIZE;
     this.sync = opts.sync;
+    this.stats = opts.stats ?? NO_STATS;
   }
 
   get isClosed(): boolean { return this.closed; }
@@ -143,7 +159,12 @@ export class Database {
           results[i] = err;
         }
       }
-      const committed = batch.length ? await this.store.commit(batch.map((b) => b.p.write)) : [];
+      let committed: Awaited<ReturnType<Store['commit']>> = [];
+      if (batch.length) {
+        const t0 = performance.now();
+        committed = await this.store.commit(batch.map((b) => b.p.write));
+        this.stats.storageTransaction((performance.now() - t0) / 1000);
+      }
       const changedChannels = new Set<string>();
       const retry: number[] = [];
       committed.forEach((r, k) => {
@@ -155,7 +176,11 @@ export class Database {
           for (const g of r.grantees ?? []) changedChannels.add(principalKey(g));
         } else retry.push(i);
       });
-      if (committed.some((r) => r.ok)) this.notifier.notify(changedChannels);
+      const written = committed.filter((r) => r.ok).length;
+      if (written > 0) {
+        this.stats.docsWritten(written);
+        this.notifier.notify(changedChannels);
+      }
       pending = [...retry, ...deferred].sort((a, b) => a - b);
     }
     return results;
@@ -277,7 +302,15 @@ export class Database {
   /** The sync function for one revision; without a configured function, `doc.channels` directly. */
   private runSync(id: string, revision: StoredRevision, props: Record<string, unknown>, oldDoc: string | null, principal: Principal): SyncResult {
     if (!this.sync) return { channels: revision.deleted ? [] : defaultChannels(props), access: {}, roles: {} };
-    return this.sync.run(syncDocJson(id, revision.rev, revision.deleted, revision.body), oldDoc, syncUser(principal));
+    const t0 = performance.now();
+    try {
+      const r = this.sync.run(syncDocJson(id, revision.rev, revision.deleted, revision.body), oldDoc, syncUser(principal));
+      this.stats.syncFunction((performance.now() - t0) / 1000, 'ok');
+      return r;
+    } catch (err) {
+      this.stats.syncFunction((performance.now() - t0) / 1000, err instanceof HttpError && err.status < 500 ? 'rejected' : 'error');
+      throw err;
+    }
   }
 
   async delete(id: string, rev: string | undefined): Promise<WriteResult> {
@@ -319,6 +352,7 @@ export class Database {
     if (opts.rev !== undefined) parseRevId(rev);
     const view = await this.viewOf(doc, rev, opts, undefined, principal);
     if (!view) throw new HttpError(404, 'missing');
+    this.stats.docsRead(1);
     return view;
   }
 
@@ -362,6 +396,7 @@ export class Database {
     for (const rev of wanted) {
       out.push((await this.viewOf(doc, rev, opts, undefined, principal)) ?? { missing: rev });
     }
+    this.stats.docsRead(out.filter((r) => !('missing' in r)).length);
     return out;
   }
 
@@ -384,6 +419,7 @@ export class Database {
       const view = stored ? await this.viewOf(d, rev, it.opts, stored, principal) : undefined;
       out.push(view ?? new HttpError(404, 'missing'));
     }
+    this.stats.docsRead(out.filter((r) => !(r instanceof HttpError)).length);
     return out;
   }
 

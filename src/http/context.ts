@@ -183,7 +183,8 @@ export class RequestContext {
       res.destroy();
       return;
     }
-    for (const h of res.getHeaderNames()) if (h !== 'server') res.removeHeader(h);
+    // CORS headers stay: a page must be able to read the error (PouchDB reads 404s and 401s).
+    for (const h of res.getHeaderNames()) if (h !== 'server' && !h.startsWith('access-control-')) res.removeHeader(h);
     res.statusCode = e.status;
     const allow = (err as { allow?: string[] }).allow;
     if (allow) res.setHeader('Allow', allow.join(', '));

@@ -7,8 +7,12 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import type { Metrics } from '../metrics/index.ts';
+import { UNMATCHED_ROUTE } from '../metrics/index.ts';
 import { HttpError } from '../errors.ts';
-import { type HttpSettings, type Logger, RequestContext, SERVER_HEADER } from './context.ts';
+import { type HttpSettings, RequestContext, SERVER_HEADER } from './context.ts';
+import type { Logger } from '../log/index.ts';
+import { loggingRoutes } from './routes/logging.ts';
 import type { DatabaseRegistry } from './registry.ts';
 import { type Route, Router } from './router.ts';
 import { attachmentRoutes } from './routes/attachments.ts';
@@ -36,11 +40,14 @@ export interface ListenerOptions {
   admin: boolean;
   /** The routes this listener serves; default: the public or admin REST API. */
   routes?: Route[];
+  metrics?: Metrics;
   authenticate?: Authenticator;
   registry: DatabaseRegistry;
   settings: HttpSettings;
   logger: Logger;
   tls?: TlsSettings;
+  /** Request numbers for log lines, shared by every listener of a gateway, as Sync Gateway numbers them. */
+  nextRequestNumber: () => number;
   /** Seconds; 0 disables. */
   readHeaderTimeout?: number;
   idleTimeout?: number;
@@ -71,14 +78,28 @@ export function parseAddress(address: string): { host?: string; port: number } {
 }
 
 export function createListener(opts: ListenerOptions): http.Server {
-  const router = new Router(opts.routes ?? allRoutes(opts.registry), opts.admin);
-  let requestCount = 0;
+  const router = new Router(opts.routes ?? [...allRoutes(opts.registry), ...loggingRoutes(opts.logger)], opts.admin);
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const ctx = new RequestContext(req, res, opts.admin, opts.settings);
     res.setHeader('Server', SERVER_HEADER);
-    const n = ++requestCount;
-    opts.logger.debug?.(`HTTP:  #${n}: ${ctx.method} ${ctx.path}${opts.admin ? ' (ADMIN)' : ''}`);
+    const t0 = performance.now();
+    let route = UNMATCHED_ROUTE;
+    // 'close', not 'finish': live feeds that the client aborts are counted too.
+    res.once('close', () => opts.metrics?.observeRequest(route, ctx.method, res.statusCode, (performance.now() - t0) / 1000));
+    const n = opts.nextRequestNumber();
+    let requestLogged = false;
+    // The request line names who it acts as, so it is written once authentication is known.
+    const logRequest = () => {
+      if (requestLogged) return;
+      requestLogged = true;
+      const p = ctx.principal;
+      opts.logger.httpRequest(n, ctx.method, req.url ?? ctx.path, opts.admin ? 'ADMIN' : p.kind === 'user' && !p.isGuest ? { user: p.name } : 'GUEST');
+    };
+    res.once('finish', () => {
+      logRequest();
+      opts.logger.httpResponse(n, res.statusCode, performance.now() - t0, res.statusCode >= 300 ? res.statusMessage : '');
+    });
     try {
       const match = router.resolve(ctx.method, ctx.path);
       if ('allow' in match) {
@@ -87,6 +108,7 @@ export function createListener(opts: ListenerOptions): http.Server {
         res.end();
         return;
       }
+      route = match.route.pattern;
       ctx.params = match.params;
       const dbName = match.params.db;
       if (dbName !== undefined && !(match.route.pattern === '/{db}/' && ctx.method === 'PUT')) {
@@ -96,6 +118,7 @@ export function createListener(opts: ListenerOptions): http.Server {
         ctx.auth = opts.registry.authFor(dbName);
         if (!opts.admin && opts.authenticate) await opts.authenticate(ctx, match.route.publicPrivileges === true);
       }
+      logRequest();
       await match.route.handler(ctx);
     } catch (err) {
       ctx.sendError(err, opts.logger);
@@ -137,7 +160,11 @@ export function createListener(opts: ListenerOptions): http.Server {
       ctx.db = db;
       ctx.auth = opts.registry.authFor(match.params.db);
       if (!opts.admin && opts.authenticate) await opts.authenticate(ctx, false);
-      wss.handleUpgrade(req, socket, head, (ws) => websocketFeed(ws, db, ctx));
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        const done = opts.metrics?.websocketOpened('changes');
+        if (done) ws.once('close', done);
+        websocketFeed(ws, db, ctx);
+      });
     } catch (err) {
       const e = err instanceof HttpError ? err : new HttpError(500, 'Internal error');
       refuse(e.status, e.reason);

@@ -1,35 +1,14 @@
 /**
- * Leveled, keyed logging in Sync Gateway's line format:
- *   2026-01-01T00:00:00.000Z [INF] HTTP: message
- * The console sink is enough for now; files, rotation and runtime changes belong to the logging work.
+ * Logging (spec §8): Sync Gateway's leveled, keyed text lines on the console and in per-level
+ * rotated files, with run-time changes and redaction. See logger.ts for the Logger, files.ts for
+ * the files, config.ts for building a Logger from the loaded config.
  */
-export type LogLevel = 'none' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+export { Logger, type LoggerOptions, type RequestActor } from './logger.ts';
+export type { LogLevel, LineLevel } from './levels.ts';
+export { LOG_KEYS, LOG_LEVELS, canonicalKey, isLogLevel, messageKey } from './levels.ts';
+export type { RedactionLevel } from './redact.ts';
+export { REDACTED, REDACTION_LEVELS, redactor, sanitizeQuery, sanitizeRequestTarget } from './redact.ts';
+export type { FileLevel, FileLoggerSettings } from './files.ts';
+export { FILE_LEVELS } from './files.ts';
+export { createLogger, fileLoggerSettings, LoggingSetupError, prepareLogDirectory, type LoggingSettings, type CreateLoggerOptions } from './config.ts';
 
-const RANK: Record<LogLevel, number> = { none: 0, error: 1, warn: 2, info: 3, debug: 4, trace: 5 };
-const TAG: Record<Exclude<LogLevel, 'none'>, string> = { error: 'ERR', warn: 'WRN', info: 'INF', debug: 'DBG', trace: 'TRC' };
-
-export interface LoggerOptions {
-  level?: LogLevel;
-  /** Where lines go; stderr by default. Tests pass an array sink. */
-  write?: (line: string) => void;
-}
-
-export class Logger {
-  level: LogLevel;
-  private readonly sink: (line: string) => void;
-
-  constructor(opts: LoggerOptions = {}) {
-    this.level = opts.level ?? 'info';
-    this.sink = opts.write ?? ((line) => process.stderr.write(line + '\n'));
-  }
-
-  private log(level: Exclude<LogLevel, 'none'>, msg: string): void {
-    if (RANK[level] > RANK[this.level]) return;
-    this.sink(`${new Date().toISOString()} [${TAG[level]}] ${msg}`);
-  }
-
-  error(msg: string): void { this.log('error', msg); }
-  warn(msg: string): void { this.log('warn', msg); }
-  info(msg: string): void { this.log('info', msg); }
-  debug(msg: string): void { this.log('debug', msg); }
-}

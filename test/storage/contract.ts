@@ -784,18 +784,22 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
         // A new revision that keeps bob's grant and drops role:r's.
         const w2 = { ...docWrite('g', seq1, { rev: '2-b' }), grants: [{ grantee: 'bob', kind: 'channel' as const, value: 'x' }, { grantee: 'carol', kind: 'role' as const, value: 'editors' }] };
         const [c2] = await s.commit([w2]);
+        assert.equal((c2 as { seq: number }).seq, seq1 + 2);
         const seq2 = (c2 as { seq: number }).seq;
         assert.deepEqual(((c2 as { grantees?: string[] }).grantees ?? []).sort(), ['carol', 'role:r']);
         assert.equal((await s.grantsTo(['bob']))[0].seq, seq1, 'a surviving grant keeps its original sequence');
         assert.deepEqual(await s.grantsTo(['role:r']), []);
         assert.deepEqual((await s.grantsTo(['carol'])).map((g) => [g.kind, g.value]), [['role', 'editors']]);
         const changed = await s.grantsChangedAt(['bob', 'role:r', 'carol', 'nobody']);
-        assert.equal(changed.get('bob'), seq1);
-        assert.equal(changed.get('role:r'), seq2);
-        assert.equal(changed.get('carol'), seq2);
+        // Grantees are stamped with a sequence of their own, right after the granting write's.
+        assert.equal(changed.get('bob'), seq1 + 1);
+        assert.equal(changed.get('role:r'), seq2 + 1);
+        assert.equal(changed.get('carol'), seq2 + 1);
+        assert.equal(await s.lastSeq(), seq2 + 1);
         assert.equal(changed.has('nobody'), false);
         // A write without `grants` leaves them alone (the winner did not change).
         const [c3] = await s.commit([docWrite('g', seq2, { rev: '3-c' })]);
+        assert.equal((c3 as { seq: number }).seq, seq2 + 2);
         assert.ok(c3.ok);
         assert.equal((await s.grantsTo(['bob'])).length, 1);
         // Purge revokes and stamps the grantees with a new sequence.

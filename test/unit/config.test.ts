@@ -279,6 +279,39 @@ describe('config: server-wide settings', () => {
   });
 });
 
+describe('config: CORS', () => {
+  it('is unset by default and read case-insensitively when given', () => {
+    assert.equal(parse({}).cors, undefined);
+    const c = parse({ cors: { origin: ['https://app.example.com', '*'], LOGINORIGIN: ['https://app.example.com'], headers: ['Content-Type', 'Authorization'], maxage: 600 } });
+    assert.deepEqual(c.cors, {
+      origin: ['https://app.example.com', '*'], loginOrigin: ['https://app.example.com'], headers: ['Content-Type', 'Authorization'], maxAge: 600,
+    });
+    assert.deepEqual(c.warnings, [], 'CORS is built: no "not supported yet" warning');
+    assert.deepEqual(parse({ CORS: {} }).cors, { origin: [], loginOrigin: [], headers: [], maxAge: 0 });
+    assert.deepEqual(parse({ CORS: null }).cors, undefined);
+  });
+
+  it('rejects wrong types and unknown keys, naming the key path', () => {
+    configError(() => parse({ CORS: ['*'] }), 'CORS: expected an object');
+    configError(() => parse({ CORS: { Origin: 'https://a.example' } }), 'CORS.Origin: expected an array of strings');
+    configError(() => parse({ CORS: { LoginOrigin: ['https://a.example', 7] } }), 'CORS.LoginOrigin[1]: expected a string');
+    configError(() => parse({ CORS: { Headers: [true] } }), 'CORS.Headers[0]');
+    configError(() => parse({ CORS: { MaxAge: '600' } }), 'CORS.MaxAge', 'non-negative integer');
+    configError(() => parse({ CORS: { MaxAge: -1 } }), 'CORS.MaxAge', 'non-negative integer');
+    configError(() => parse({ CORS: { Origins: ['*'] } }), 'unknown key "Origins" at CORS.Origins');
+  });
+
+  it('warns about an http(s) entry that no browser Origin can equal', () => {
+    const c = parse({ CORS: { Origin: ['https://app.example.com/', 'HTTPS://App.example.com', 'http://a.example:80', 'https://ok.example:8443', 'capacitor://localhost', 'null', '*'], LoginOrigin: ['http://a.example/login'] } });
+    assert.equal(c.warnings.length, 4, c.warnings.join('|'));
+    assert.ok(c.warnings[0].startsWith('CORS.Origin[0]: "https://app.example.com/" is not an origin') && c.warnings[0].includes('"https://app.example.com"'), c.warnings[0]);
+    assert.ok(c.warnings[1].startsWith('CORS.Origin[1]:'), c.warnings[1]);
+    assert.ok(c.warnings[2].startsWith('CORS.Origin[2]:') && c.warnings[2].includes('"http://a.example"'), c.warnings[2]);
+    assert.ok(c.warnings[3].startsWith('CORS.LoginOrigin[0]:'), c.warnings[3]);
+    assert.equal(c.cors?.origin.length, 7, 'entries are kept as given');
+  });
+});
+
 describe('config: files', () => {
   let dir = '';
   const file = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };

@@ -138,6 +138,8 @@ async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams
   res.setHeader('Cache-Control', 'private, max-age=0, no-cache, no-store');
   if (p.feed === 'longpoll' && page.entries.length === 0) {
     const ac = aborter(ctx);
+    const done = db.stats.feedOpened('longpoll');
+    ctx.res.once('close', done);
     const deadline = p.heartbeatMs > 0 ? Infinity : p.timeoutMs > 0 ? Date.now() + p.timeoutMs : Infinity;
     // Heartbeats force the headers out early; the JSON body follows the newlines.
     while (page.entries.length === 0 && !ac.signal.aborted && !db.isClosed) {
@@ -170,6 +172,7 @@ async function continuous(ctx: RequestContext, db: Database, p: FeedParams): Pro
   res.setHeader('Content-Type', 'application/octet-stream');
   res.setHeader('Cache-Control', 'private, max-age=0, no-cache, no-store');
   res.flushHeaders();
+  res.once('close', db.stats.feedOpened('continuous'));
   const opts = { ...p.options };
   const live = new LiveScope(ctx, p.channels);
   let sent = 0;
@@ -197,6 +200,7 @@ async function continuous(ctx: RequestContext, db: Database, p: FeedParams): Pro
 export function websocketFeed(ws: WebSocket, db: Database, ctx: RequestContext, maxHeartbeatMs?: number): void {
   const ac = new AbortController();
   ws.once('close', () => ac.abort());
+  ws.once('close', db.stats.feedOpened('websocket'));
   ws.on('error', () => ac.abort());
   ws.once('message', async (data) => {
     try {

@@ -133,14 +133,16 @@ export class SqliteStore implements Store {
     for (const ch of w.previousChannels) {
       if (!w.channels.includes(ch)) s.upsertChannel.run(ch, w.id, seq, w.rev, del, 1);
     }
-    const grantees = w.grants ? this.replaceGrants(w.id, w.grants, seq) : [];
-    this.seq = seq;
-    s.setMeta.run('last_seq', String(seq));
+    // A change to who can see what is a change of those users, with a sequence of its own (as Sync
+    // Gateway bumps the user's sequence): their `_user/` feed entries never share the doc's sequence.
+    const grantees = w.grants ? this.replaceGrants(w.id, w.grants, seq, seq + 1) : [];
+    this.seq = grantees.length ? seq + 1 : seq;
+    s.setMeta.run('last_seq', String(this.seq));
     return grantees.length ? { ok: true, seq, grantees } : { ok: true, seq };
   }
 
   /** Swaps a document's grants; every grantee whose set changed is stamped with this sequence. */
-  private replaceGrants(docId: string, grants: Grant[], seq: number): string[] {
+  private replaceGrants(docId: string, grants: Grant[], seq: number, stampSeq: number): string[] {
     const s = this.stmts;
     const key = (g: Grant) => `${g.grantee}\u0000${g.kind}\u0000${g.value}`;
     const old = s.docGrants.all(docId);
@@ -156,7 +158,7 @@ export class SqliteStore implements Store {
       const prev = old.find((o) => key(o) === key(g));
       s.insertGrant.run(docId, g.grantee, g.kind, g.value, prev ? prev.seq : seq);
     }
-    for (const grantee of changed) s.stampGrantee.run(grantee, seq);
+    for (const grantee of changed) s.stampGrantee.run(grantee, stampSeq);
     return [...changed];
   }
 
@@ -205,7 +207,7 @@ export class SqliteStore implements Store {
       // Purging a granting document revokes its grants: stamp the grantees with a new sequence.
       if (this.stmts.docGrants.all(id).length > 0) {
         const seq = this.seq + 1;
-        this.replaceGrants(id, [], seq);
+        this.replaceGrants(id, [], seq, seq);
         this.seq = seq;
         this.stmts.setMeta.run('last_seq', String(seq));
       }

@@ -1,0 +1,136 @@
+/**
+ * Sync Gateway's `/_expvar` JSON, built from one snapshot of the Prometheus registry
+ * (`Registry.getMetricsAsJSON()`), so `/_expvar` and `/_metrics` can never disagree.
+ *
+ * Shape: `{"cmdline":[...],"memstats":{...},"syncgateway":{"global":{"resource_utilization":{...}},
+ * "per_db":{"<db>":{"database":{...},"security":{...}}}}}`. Key names follow Sync Gateway where it
+ * has one (`num_doc_writes`, `num_doc_reads_rest`, `sync_function_count`, `sync_function_time`,
+ * `sync_function_exception_count`, `auth_failed_count`, `num_docs_rejected`,
+ * `process_memory_resident`); times are integer nanoseconds, as Sync Gateway reports them. Keys
+ * Sync Gateway lacks are Syncgate's own (`storage_transaction_*`, `num_changes_feeds_*`, `node_*`).
+ */
+import type { MetricObjectWithValues, MetricValue, MetricValueWithName } from 'prom-client';
+
+export interface ExpvarDatabase {
+  database: {
+    num_doc_writes: number;
+    num_doc_reads_rest: number;
+    sync_function_count: number;
+    sync_function_time: number;
+    sync_function_exception_count: number;
+    storage_transaction_count: number;
+    storage_transaction_time: number;
+    num_changes_feeds_longpoll: number;
+    num_changes_feeds_continuous: number;
+    num_changes_feeds_websocket: number;
+  };
+  security: {
+    auth_failed_count: number;
+    num_docs_rejected: number;
+  };
+}
+
+export interface Expvar {
+  cmdline: string[];
+  memstats: Record<string, number>;
+  syncgateway: {
+    global: {
+      resource_utilization: Record<string, number>;
+    };
+    per_db: Record<string, ExpvarDatabase>;
+  };
+}
+
+export interface ExpvarInputs {
+  argv: string[];
+  memory: NodeJS.MemoryUsage;
+  /** Databases to list even when the snapshot has no series for them. */
+  databases: string[];
+}
+
+type Snapshot = MetricObjectWithValues<MetricValue<string>>[];
+
+function emptyDatabase(): ExpvarDatabase {
+  return {
+    database: {
+      num_doc_writes: 0, num_doc_reads_rest: 0,
+      sync_function_count: 0, sync_function_time: 0, sync_function_exception_count: 0,
+      storage_transaction_count: 0, storage_transaction_time: 0,
+      num_changes_feeds_longpoll: 0, num_changes_feeds_continuous: 0, num_changes_feeds_websocket: 0,
+    },
+    security: { auth_failed_count: 0, num_docs_rejected: 0 },
+  };
+}
+
+const nanos = (seconds: number) => Math.round(seconds * 1e9);
+
+export function buildExpvar(snapshot: Snapshot, inputs: ExpvarInputs): Expvar {
+  const byName = new Map(snapshot.map((m) => [m.name, m.values as MetricValueWithName<string>[]]));
+  const values = (name: string) => byName.get(name) ?? [];
+  const single = (name: string): number | undefined => byName.get(name)?.[0]?.value;
+
+  const perDb: Record<string, ExpvarDatabase> = {};
+  const db = (labels: MetricValue<string>['labels']): ExpvarDatabase | undefined => {
+    const name = labels.database;
+    if (name === undefined) return undefined;
+    return (perDb[String(name)] ??= emptyDatabase());
+  };
+  for (const name of inputs.databases) perDb[name] ??= emptyDatabase();
+
+  for (const v of values('syncgate_database_doc_writes_total')) { const d = db(v.labels); if (d) d.database.num_doc_writes += v.value; }
+  for (const v of values('syncgate_database_doc_reads_total')) { const d = db(v.labels); if (d) d.database.num_doc_reads_rest += v.value; }
+  for (const v of values('syncgate_sync_function_runs_total')) {
+    const d = db(v.labels);
+    if (!d) continue;
+    d.database.sync_function_count += v.value;
+    if (v.labels.outcome === 'error') d.database.sync_function_exception_count += v.value;
+    if (v.labels.outcome === 'rejected') d.security.num_docs_rejected += v.value;
+  }
+  for (const v of values('syncgate_sync_function_duration_seconds')) {
+    if (v.metricName?.endsWith('_sum')) { const d = db(v.labels); if (d) d.database.sync_function_time += nanos(v.value); }
+  }
+  for (const v of values('syncgate_storage_transaction_duration_seconds')) {
+    const d = db(v.labels);
+    if (!d) continue;
+    if (v.metricName?.endsWith('_sum')) d.database.storage_transaction_time += nanos(v.value);
+    else if (v.metricName?.endsWith('_count')) d.database.storage_transaction_count += v.value;
+  }
+  for (const v of values('syncgate_auth_failures_total')) { const d = db(v.labels); if (d) d.security.auth_failed_count += v.value; }
+  for (const v of values('syncgate_changes_feeds_open')) {
+    const d = db(v.labels);
+    if (!d) continue;
+    if (v.labels.kind === 'longpoll') d.database.num_changes_feeds_longpoll += v.value;
+    else if (v.labels.kind === 'continuous') d.database.num_changes_feeds_continuous += v.value;
+    else if (v.labels.kind === 'websocket') d.database.num_changes_feeds_websocket += v.value;
+  }
+
+  const m = inputs.memory;
+  const resource: Record<string, number> = {
+    process_memory_resident: m.rss,
+    node_heap_total: m.heapTotal,
+    node_heap_used: m.heapUsed,
+    node_external_memory: m.external,
+    num_http_requests: values('syncgate_http_requests_total').reduce((n, v) => n + v.value, 0),
+    num_websocket_connections: values('syncgate_websocket_connections_open').reduce((n, v) => n + v.value, 0),
+  };
+  for (const [key, metric] of [
+    ['node_eventloop_lag_mean_seconds', 'nodejs_eventloop_lag_mean_seconds'],
+    ['node_eventloop_lag_p99_seconds', 'nodejs_eventloop_lag_p99_seconds'],
+    ['node_eventloop_lag_max_seconds', 'nodejs_eventloop_lag_max_seconds'],
+    ['node_active_handles', 'nodejs_active_handles_total'],
+    ['process_cpu_seconds_total', 'process_cpu_seconds_total'],
+  ] as const) {
+    const v = single(metric);
+    if (v !== undefined && Number.isFinite(v)) resource[key] = v;
+  }
+
+  return {
+    cmdline: inputs.argv,
+    memstats: {
+      // Node's names, then the Go memstats names tools written for Sync Gateway look for.
+      rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers,
+      Alloc: m.heapUsed, HeapAlloc: m.heapUsed, HeapSys: m.heapTotal, HeapInuse: m.heapUsed, Sys: m.rss,
+    },
+    syncgateway: { global: { resource_utilization: resource }, per_db: perDb },
+  };
+}

@@ -1,0 +1,309 @@
+/**
+ * Counters, gauges and histograms for one gateway, served as Prometheus text (`/_metrics`) and as
+ * Sync Gateway style expvar JSON (`/_expvar`) on the metrics port.
+ *
+ * One `Metrics` per gateway, each with its own prom-client `Registry` (never the global one), so two
+ * gateways in one process never mix their numbers. The hot-path methods do one prom-client update
+ * each; label values are route PATTERNS, database names and small fixed sets, never raw paths.
+ *
+ * `/_expvar` is built from a snapshot of the same registry (`getMetricsAsJSON`), not from a second
+ * set of plain counters: one source of truth, nothing to drift, and the hot path pays once.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { buildExpvar, type Expvar } from './expvar.ts';
+
+export type { Expvar } from './expvar.ts';
+export { metricsRoutes } from './routes.ts';
+
+export type SyncOutcome = 'ok' | 'rejected' | 'error';
+export type AuthFailureKind = 'basic' | 'session' | 'guest';
+export type FeedKind = 'longpoll' | 'continuous' | 'websocket';
+export type WebSocketKind = 'changes' | 'blip';
+
+export const SYNC_OUTCOMES: readonly SyncOutcome[] = ['ok', 'rejected', 'error'];
+export const AUTH_FAILURE_KINDS: readonly AuthFailureKind[] = ['basic', 'session', 'guest'];
+export const FEED_KINDS: readonly FeedKind[] = ['longpoll', 'continuous', 'websocket'];
+export const WEBSOCKET_KINDS: readonly WebSocketKind[] = ['changes', 'blip'];
+
+/** The route label for a request no route matched (404 `unknown URL`, 405, bad encodings). */
+export const UNMATCHED_ROUTE = '(unmatched)';
+
+/** Methods kept as label values; any other method a client invents is counted as `OTHER`. */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'PATCH', 'COPY']);
+
+/** Seconds. Request durations include live feeds, hence the long tail. */
+export const REQUEST_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+export const SYNC_FUNCTION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5];
+export const STORAGE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
+
+/** Metric names, exported so tests and dashboards spell them once. */
+export const METRIC = {
+  httpRequests: 'syncgate_http_requests_total',
+  httpDuration: 'syncgate_http_request_duration_seconds',
+  docWrites: 'syncgate_database_doc_writes_total',
+  docReads: 'syncgate_database_doc_reads_total',
+  syncFunctionDuration: 'syncgate_sync_function_duration_seconds',
+  syncFunctionRuns: 'syncgate_sync_function_runs_total',
+  authFailures: 'syncgate_auth_failures_total',
+  storageTransaction: 'syncgate_storage_transaction_duration_seconds',
+  feedsOpen: 'syncgate_changes_feeds_open',
+  websocketsOpen: 'syncgate_websocket_connections_open',
+} as const;
+
+export interface MetricsOptions {
+  /**
+   * Process metrics from prom-client's `collectDefaultMetrics` (memory, heap, event-loop lag, GC,
+   * handles). Default true. Each call leaves an event-loop-delay monitor and a GC observer running
+   * for the life of the process (prom-client offers no way to stop them), so a test that builds
+   * hundreds of gateways in one process may turn this off.
+   */
+  processMetrics?: boolean;
+  /** `cmdline` in `/_expvar`; default `process.argv`. */
+  argv?: string[];
+}
+
+/**
+ * One database's view of the metrics: what `Database` and the sync function runner call, with the
+ * label object built once. Structural, so `src/db` can declare the same shape without importing
+ * this module.
+ */
+export interface DatabaseMetrics {
+  docsWritten(n: number): void;
+  docsRead(n: number): void;
+  syncFunction(seconds: number, outcome: SyncOutcome): void;
+  authFailure(kind: AuthFailureKind): void;
+  storageTransaction(seconds: number): void;
+  /** Call when a live feed starts; call the returned function when it ends (extra calls do nothing). */
+  feedOpened(kind: FeedKind): () => void;
+}
+
+/** For code paths (and tests) that run without a gateway's metrics. */
+export const NO_DATABASE_METRICS: DatabaseMetrics = {
+  docsWritten() {}, docsRead() {}, syncFunction() {}, authFailure() {}, storageTransaction() {},
+  feedOpened: () => () => {},
+};
+
+/** Per-database bookkeeping: the label object, and whether the database was removed since. */
+interface DbEntry {
+  labels: { database: string };
+  sync: Record<SyncOutcome, { database: string; outcome: SyncOutcome }>;
+  auth: Record<AuthFailureKind, { database: string; kind: AuthFailureKind }>;
+  feed: Record<FeedKind, { database: string; kind: FeedKind }>;
+  removed: boolean;
+}
+
+function labelsBy<K extends string, N extends string>(db: string, name: N, keys: readonly K[]): Record<K, { database: string } & Record<N, K>> {
+  const out = {} as Record<K, { database: string } & Record<N, K>>;
+  for (const k of keys) out[k] = { database: db, [name]: k } as { database: string } & Record<N, K>;
+  return out;
+}
+
+/** Milliseconds from `performance.now()` to seconds elapsed: `m.storageTransaction(db, secondsSince(t0))`. */
+export function secondsSince(startMs: number): number {
+  return (performance.now() - startMs) / 1000;
+}
+
+export class Metrics {
+  readonly registry: Registry;
+  private readonly argv: string[];
+  private readonly dbs = new Map<string, DbEntry>();
+  private readonly websocketLabels: Record<WebSocketKind, { kind: WebSocketKind }> = { changes: { kind: 'changes' }, blip: { kind: 'blip' } };
+
+  private readonly httpRequests: Counter<'route' | 'method' | 'status'>;
+  private readonly httpDuration: Histogram<'route' | 'method'>;
+  private readonly docWrites: Counter<'database'>;
+  private readonly docReads: Counter<'database'>;
+  private readonly syncDuration: Histogram<'database'>;
+  private readonly syncRuns: Counter<'database' | 'outcome'>;
+  private readonly authFailures: Counter<'database' | 'kind'>;
+  private readonly storageDuration: Histogram<'database'>;
+  private readonly feedsOpen: Gauge<'database' | 'kind'>;
+  private readonly websocketsOpen: Gauge<'kind'>;
+
+  constructor(options: MetricsOptions = {}) {
+    this.argv = options.argv ?? process.argv;
+    const registers = [this.registry = new Registry()];
+    this.httpRequests = new Counter({
+      name: METRIC.httpRequests, help: 'HTTP requests answered, by route pattern, method and status.',
+      labelNames: ['route', 'method', 'status'], registers,
+    });
+    this.httpDuration = new Histogram({
+      name: METRIC.httpDuration, help: 'Time from request to end of response, by route pattern and method (live feeds included).',
+      labelNames: ['route', 'method'], buckets: REQUEST_BUCKETS, registers,
+    });
+    this.docWrites = new Counter({
+      name: METRIC.docWrites, help: 'Document revisions written, by any API.', labelNames: ['database'], registers,
+    });
+    this.docReads = new Counter({
+      name: METRIC.docReads, help: 'Documents read through the REST API.', labelNames: ['database'], registers,
+    });
+    this.syncDuration = new Histogram({
+      name: METRIC.syncFunctionDuration, help: 'Time spent running the sync function.',
+      labelNames: ['database'], buckets: SYNC_FUNCTION_BUCKETS, registers,
+    });
+    this.syncRuns = new Counter({
+      name: METRIC.syncFunctionRuns, help: 'Sync function runs, by outcome: ok, rejected (throw({forbidden}) or a failed require*), error (exception or time limit).',
+      labelNames: ['database', 'outcome'], registers,
+    });
+    this.authFailures = new Counter({
+      name: METRIC.authFailures, help: 'Failed authentications, by kind: basic (bad name or password), session (unknown or expired cookie), guest (no credentials and GUEST disabled).',
+      labelNames: ['database', 'kind'], registers,
+    });
+    this.storageDuration = new Histogram({
+      name: METRIC.storageTransaction, help: 'Time spent in storage write transactions.',
+      labelNames: ['database'], buckets: STORAGE_BUCKETS, registers,
+    });
+    this.feedsOpen = new Gauge({
+      name: METRIC.feedsOpen, help: 'Live _changes feeds open now, by kind.', labelNames: ['database', 'kind'], registers,
+    });
+    this.websocketsOpen = new Gauge({
+      name: METRIC.websocketsOpen, help: 'WebSocket connections open now, by kind.', labelNames: ['kind'], registers,
+    });
+    for (const kind of WEBSOCKET_KINDS) this.websocketsOpen.set({ kind }, 0);
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The Content-Type of `prometheusText()`. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  // ---- databases ----
+
+  /**
+   * Registers a database so its series exist (at zero) from the start and it appears in `/_expvar`
+   * before its first request. Optional: the per-database methods register on first use.
+   */
+  addDatabase(db: string): void {
+    this.entry(db);
+  }
+
+  /** Drops a removed database's series; its feeds still open then close without touching the gauges. */
+  removeDatabase(db: string): void {
+    const e = this.dbs.get(db);
+    if (!e) return;
+    e.removed = true;
+    this.dbs.delete(db);
+    const l = e.labels;
+    this.docWrites.remove(l);
+    this.docReads.remove(l);
+    this.syncDuration.remove(l);
+    this.storageDuration.remove(l);
+    for (const outcome of SYNC_OUTCOMES) this.syncRuns.remove(e.sync[outcome]);
+    for (const kind of AUTH_FAILURE_KINDS) this.authFailures.remove(e.auth[kind]);
+    for (const kind of FEED_KINDS) this.feedsOpen.remove(e.feed[kind]);
+  }
+
+  /** The database names with series, in registration order. */
+  databases(): string[] {
+    return [...this.dbs.keys()];
+  }
+
+  private entry(db: string): DbEntry {
+    let e = this.dbs.get(db);
+    if (e) return e;
+    e = {
+      labels: { database: db },
+      sync: labelsBy(db, 'outcome', SYNC_OUTCOMES),
+      auth: labelsBy(db, 'kind', AUTH_FAILURE_KINDS),
+      feed: labelsBy(db, 'kind', FEED_KINDS),
+      removed: false,
+    };
+    this.dbs.set(db, e);
+    const l = e.labels;
+    this.docWrites.inc(l, 0);
+    this.docReads.inc(l, 0);
+    this.syncDuration.zero(l);
+    this.storageDuration.zero(l);
+    for (const outcome of SYNC_OUTCOMES) this.syncRuns.inc(e.sync[outcome], 0);
+    for (const kind of AUTH_FAILURE_KINDS) this.authFailures.inc(e.auth[kind], 0);
+    for (const kind of FEED_KINDS) this.feedsOpen.set(e.feed[kind], 0);
+    return e;
+  }
+
+  /** A database's metrics with its labels bound once: hand this to `Database` and its sync runner. */
+  forDatabase(db: string): DatabaseMetrics {
+    // Resolved per call, not captured: after removeDatabase + re-create the new entry is used.
+    return {
+      docsWritten: (n) => this.docsWritten(db, n),
+      docsRead: (n) => this.docsRead(db, n),
+      syncFunction: (seconds, outcome) => this.syncFunction(db, seconds, outcome),
+      authFailure: (kind) => this.authFailure(db, kind),
+      storageTransaction: (seconds) => this.storageTransaction(db, seconds),
+      feedOpened: (kind) => this.feedOpened(db, kind),
+    };
+  }
+
+  // ---- hot paths ----
+
+  /** Once per answered request, with the matched route's PATTERN (or `UNMATCHED_ROUTE`). */
+  observeRequest(route: string, method: string, status: number, seconds: number): void {
+    if (!KNOWN_METHODS.has(method)) method = 'OTHER';
+    this.httpRequests.inc({ route, method, status }, 1);
+    this.httpDuration.observe({ route, method }, seconds);
+  }
+
+  docsWritten(db: string, n: number): void {
+    if (n > 0) this.docWrites.inc(this.entry(db).labels, n);
+  }
+
+  docsRead(db: string, n: number): void {
+    if (n > 0) this.docReads.inc(this.entry(db).labels, n);
+  }
+
+  syncFunction(db: string, seconds: number, outcome: SyncOutcome): void {
+    const e = this.entry(db);
+    this.syncDuration.observe(e.labels, seconds);
+    this.syncRuns.inc(e.sync[outcome], 1);
+  }
+
+  authFailure(db: string, kind: AuthFailureKind): void {
+    this.authFailures.inc(this.entry(db).auth[kind], 1);
+  }
+
+  storageTransaction(db: string, seconds: number): void {
+    this.storageDuration.observe(this.entry(db).labels, seconds);
+  }
+
+  /** A live feed opened; the returned function closes it, exactly once however often it is called. */
+  feedOpened(db: string, kind: FeedKind): () => void {
+    const e = this.entry(db);
+    const labels = e.feed[kind];
+    this.feedsOpen.inc(labels, 1);
+    let open = true;
+    return () => {
+      if (!open) return;
+      open = false;
+      if (!e.removed) this.feedsOpen.dec(labels, 1);
+    };
+  }
+
+  /** A WebSocket connection opened; the returned function closes it, exactly once. */
+  websocketOpened(kind: WebSocketKind): () => void {
+    const labels = this.websocketLabels[kind];
+    this.websocketsOpen.inc(labels, 1);
+    let open = true;
+    return () => {
+      if (!open) return;
+      open = false;
+      this.websocketsOpen.dec(labels, 1);
+    };
+  }
+
+  // ---- output ----
+
+  prometheusText(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  async expvar(): Promise<Expvar> {
+    const snapshot = await this.registry.getMetricsAsJSON();
+    return buildExpvar(snapshot, { argv: this.argv, memory: process.memoryUsage(), databases: this.databases() });
+  }
+
+  /** Unregisters every metric of this instance (the gateway is stopping). */
+  close(): void {
+    this.registry.clear();
+    this.dbs.clear();
+  }
+}
