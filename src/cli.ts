@@ -22,6 +22,8 @@ Options:
   -metricsInterface ADDR metrics listen address (default 127.0.0.1:4986)
   -url URL               server of the default database: sqlite:<path>, memory: or walrus:
   -dbname NAME           name of the default database (default db)
+  -log KEYS              console log keys, comma-separated (e.g. HTTP,CRUD,Changes)
+  -logFilePath DIR       write sg_error.log, sg_warn.log, sg_info.log... into DIR
   -pretty                indent JSON responses
   -verbose               log debug messages
   -h, --help             show this help
@@ -46,6 +48,8 @@ async function main(argv: string[]): Promise<number> {
       url: { type: 'string' },
       dbname: { type: 'string' },
       pretty: { type: 'boolean' },
+      log: { type: 'string' },
+      logFilePath: { type: 'string' },
       verbose: { type: 'boolean' },
     },
   });
@@ -62,6 +66,11 @@ async function main(argv: string[]): Promise<number> {
   if (values.adminInterface) config.adminInterface = values.adminInterface;
   if (values.metricsInterface) config.metricsInterface = values.metricsInterface;
   if (values.pretty) config.pretty = true;
+  if (values.log) {
+    config.logging.logKeys = values.log.split(',').map((k) => k.trim()).filter(Boolean);
+    config.logging.consoleEnabled = true;
+  }
+  if (values.logFilePath) config.logging.logFilePath = values.logFilePath;
   // Console lines are held until the listeners are up: a start-up failure is then exactly one line.
   let held: string[] | null = [];
   const logger = createLogger(config.logging, {
