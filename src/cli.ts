@@ -26,6 +26,7 @@ Options:
   -logFilePath DIR       write sg_error.log, sg_warn.log, sg_info.log... into DIR
   -pretty                indent JSON responses
   -verbose               log debug messages
+  --hash-password        read a password on stdin, print its bcrypt hash (for admin_users)
   -h, --help             show this help
   -v, --version          print the version
 `;
@@ -41,6 +42,7 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       help: { type: 'boolean', short: 'h' },
+      'hash-password': { type: 'boolean' },
       version: { type: 'boolean', short: 'v' },
       interface: { type: 'string' },
       adminInterface: { type: 'string' },
@@ -55,6 +57,15 @@ async function main(argv: string[]): Promise<number> {
   });
   if (values.help) { process.stdout.write(HELP); return 0; }
   if (values.version) { process.stdout.write(`syncgate ${pkg.version}\n`); return 0; }
+  if (values['hash-password']) {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    if (password.length < 3) throw new Error('the password must be at least 3 characters');
+    const { default: bcrypt } = await import('bcryptjs');
+    process.stdout.write(`${await bcrypt.hash(password, 10)}\n`);
+    return 0;
+  }
 
   const config = positionals.length > 0 ? loadConfigFiles(positionals) : defaultConfig();
   if (positionals.length === 0 && (values.url || values.dbname)) {

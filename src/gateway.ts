@@ -11,6 +11,7 @@ import type { HttpSettings, RequestContext } from './http/context.ts';
 import type { DatabaseRegistry } from './http/registry.ts';
 import { createListener, isLoopback, listen, type TlsSettings } from './http/server.ts';
 import { loadTls } from './http/tls.ts';
+import { OperatorAuth } from './auth/operators.ts';
 import { createLogger, type Logger } from './log/index.ts';
 import { SqliteStore } from './storage/sqlite/index.ts';
 import { SyncFunction } from './sync/index.ts';
@@ -131,15 +132,16 @@ export class Gateway implements DatabaseRegistry {
       },
       readHeaderTimeout: this.config.readHeaderTimeout, idleTimeout: this.config.idleTimeout,
     };
-    const metricsServer = createListener({ ...common, admin: true, routes: metricsRoutes(this.metrics) });
-    const adminServer = createListener({ ...common, admin: true });
+    const operators = (users?: Record<string, string>) => (users ? new OperatorAuth(users) : undefined);
+    const metricsServer = createListener({ ...common, admin: true, routes: metricsRoutes(this.metrics), operators: operators(this.config.metricsUsers) });
+    const adminServer = createListener({ ...common, admin: true, operators: operators(this.config.adminUsers) });
     const publicServer = createListener({ ...common, admin: false });
     this.servers = [metricsServer, adminServer, publicServer];
     const metricsAddr = this.options.metricsInterface ?? this.config.metricsInterface;
     const adminAddr = this.options.adminInterface ?? this.config.adminInterface;
     const publicAddr = this.options.interface ?? this.config.interface;
-    for (const [what, addr] of [['admin', adminAddr], ['metrics', metricsAddr]]) {
-      if (!isLoopback(addr)) {
+    for (const [what, addr, users] of [['admin', adminAddr, this.config.adminUsers], ['metrics', metricsAddr, this.config.metricsUsers]] as const) {
+      if (!isLoopback(addr) && !users) {
         this.logger.warn(`HTTP: the ${what} interface ${addr} is reachable from other machines: anyone who can connect to it has full ${what} access. Bind it to 127.0.0.1 unless that is what you want.`);
       }
     }

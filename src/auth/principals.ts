@@ -3,7 +3,7 @@
  * (bcrypt, with a credential cache so repeated Basic auth does not pay bcrypt every time), and the
  * admin API's reads and writes with Sync Gateway's validation (`db/users.go` `UpdatePrincipal`).
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { VerifiedPasswords } from './verified-passwords.ts';
 import bcrypt from 'bcryptjs';
 import { HttpError } from '../errors.ts';
 import type { GrantRow, PrincipalKind, PrincipalRecord, Store } from '../storage/store.ts';
@@ -106,10 +106,7 @@ export class Principals {
   private readonly store: Store;
   private readonly opts: PrincipalsOptions;
   private readonly now: () => number;
-  /** Per-instance secret: cache keys are useless outside this process. */
-  private readonly cacheKey = randomBytes(32);
-  /** HMAC(name, password, hash) → expiry (ms). Only successes are ever stored. */
-  private readonly verified = new Map<string, number>();
+  private readonly verified: VerifiedPasswords;
   /** Serializes writes so each read-modify-write of a principal sees the previous one. */
   private writes: Promise<unknown> = Promise.resolve();
 
@@ -117,6 +114,7 @@ export class Principals {
     this.store = store;
     this.opts = opts;
     this.now = opts.now ?? Date.now;
+    this.verified = new VerifiedPasswords({ ttlMs: opts.credentialCacheTtlMs, maxEntries: opts.credentialCacheSize, now: this.now });
   }
 
   // ---- reading ----
@@ -309,24 +307,7 @@ export class Principals {
 
   private async passwordMatches(rec: PrincipalRecord, password: string): Promise<boolean> {
     if (!rec.passwordHash) return password === '' && this.opts.allowEmptyPassword;
-    const key = createHmac('sha256', this.cacheKey)
-      .update(rec.name).update('\0').update(password).update('\0').update(rec.passwordHash)
-      .digest('base64');
-    const now = this.now();
-    const expiry = this.verified.get(key);
-    if (expiry !== undefined) {
-      if (expiry > now) return true;
-      this.verified.delete(key);
-    }
-    if (!(await bcrypt.compare(password, rec.passwordHash))) return false;
-    const max = this.opts.credentialCacheSize ?? 10_000;
-    while (this.verified.size >= max) {
-      const oldest = this.verified.keys().next().value;
-      if (oldest === undefined) break;
-      this.verified.delete(oldest);
-    }
-    this.verified.set(key, now + (this.opts.credentialCacheTtlMs ?? 5 * 60_000));
-    return true;
+    return this.verified.matches(rec.name, password, rec.passwordHash);
   }
 
   private async accessFor(rec: PrincipalRecord): Promise<Access> {

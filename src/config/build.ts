@@ -226,6 +226,21 @@ export function buildGatewayConfig(top: Obj, ctx: BuildContext): GatewayConfig {
   };
   const cors = buildCors(top, ctx);
   if (cors) config.cors = cors;
+  for (const [key, field] of [['admin_users', 'adminUsers'], ['metrics_users', 'metricsUsers']] as const) {
+    const users = obj(top[key]);
+    if (!users) continue;
+    const out: Record<string, string> = {};
+    for (const [name, v] of Object.entries(users)) {
+      const hash = str(obj(v)?.password_hash);
+      // Only hashes belong in a config file: a plain password here would be a secret at rest.
+      if (!hash || !/^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/.test(hash)) {
+        err(`${key}.${name}.password_hash: must be a bcrypt hash (make one with: syncgate --hash-password)`);
+        continue;
+      }
+      out[name] = hash;
+    }
+    config[field] = out;
+  }
   if (sslCert) config.sslCert = sslCert;
   if (sslKey) config.sslKey = sslKey;
   if (num(top.ServerReadTimeout) !== undefined) config.serverReadTimeout = num(top.ServerReadTimeout);

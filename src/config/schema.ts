@@ -204,6 +204,10 @@ export const TOP_LEVEL_FIELDS: Fields = {
     data_dir: built(string), heartbeat_interval_seconds: built(uint),
   })),
   bcrypt_cost: built(integer),
+  // Syncgate's own (Sync Gateway 2.x has no admin authentication): operator accounts for the admin
+  // and metrics ports, stored as bcrypt hashes (`syncgate --hash-password` makes one).
+  admin_users: built(mapOf(object({ password_hash: built(string) }))),
+  metrics_users: built(mapOf(object({ password_hash: built(string) }))),
   replicator_compression: later(integer),
   hide_product_version: later(boolean, { inert: false }),
   DeploymentID: later(string),

@@ -92,6 +92,10 @@ export interface GatewayConfig {
   readHeaderTimeout: number;
   idleTimeout: number;
   bcryptCost: number;
+  /** Operator name → bcrypt hash. When set, the admin port requires HTTP Basic with one of them. */
+  adminUsers?: Record<string, string>;
+  /** Likewise for the metrics port. */
+  metricsUsers?: Record<string, string>;
   logging: LoggingConfig;
   /** Unset: no CORS headers, and every login carrying an `Origin` is refused. */
   cors?: CorsConfig;

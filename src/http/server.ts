@@ -12,6 +12,7 @@ import { UNMATCHED_ROUTE } from '../metrics/index.ts';
 import { HttpError } from '../errors.ts';
 import { type HttpSettings, RequestContext, SERVER_HEADER } from './context.ts';
 import type { Logger } from '../log/index.ts';
+import type { OperatorAuth } from '../auth/operators.ts';
 import { loggingRoutes } from './routes/logging.ts';
 import type { DatabaseRegistry } from './registry.ts';
 import { type Route, Router } from './router.ts';
@@ -41,6 +42,8 @@ export interface ListenerOptions {
   /** The routes this listener serves; default: the public or admin REST API. */
   routes?: Route[];
   metrics?: Metrics;
+  /** When set, every request on this listener needs an operator's HTTP Basic credentials. */
+  operators?: OperatorAuth;
   authenticate?: Authenticator;
   registry: DatabaseRegistry;
   settings: HttpSettings;
@@ -101,6 +104,7 @@ export function createListener(opts: ListenerOptions): http.Server {
       opts.logger.httpResponse(n, res.statusCode, performance.now() - t0, res.statusCode >= 300 ? res.statusMessage : '');
     });
     try {
+      if (opts.operators) await opts.operators.check(ctx.header('authorization'));
       const match = router.resolve(ctx.method, ctx.path);
       if ('allow' in match) {
         res.statusCode = 204;
@@ -148,6 +152,7 @@ export function createListener(opts: ListenerOptions): http.Server {
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     };
     try {
+      if (opts.operators) await opts.operators.check(req.headers.authorization);
       const url = req.url ?? '/';
       const path = url.split('?')[0];
       const match = router.resolve('GET', path);
