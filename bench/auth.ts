@@ -15,12 +15,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import bcrypt from 'bcryptjs';
 import { parseConfigText } from '../src/config/index.ts';
 import { Gateway } from '../src/gateway.ts';
 import { Logger } from '../src/log/index.ts';
+import { runIfMain } from './main.ts';
 
 const CONCURRENCY = 16;
 const PASSWORD = 'bench-password';
@@ -152,9 +152,4 @@ export async function run(): Promise<void> {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  run().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, run);

@@ -17,11 +17,11 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseConfigText } from '../src/config/index.ts';
 import type { Database, WriteRequest } from '../src/db/database.ts';
 import { Gateway } from '../src/gateway.ts';
 import { Logger } from '../src/log/index.ts';
+import { runIfMain } from './main.ts';
 
 const CHANNELS = 10_000;
 const USER_CHANNELS = 5;
@@ -146,9 +146,4 @@ export async function run(): Promise<void> {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  run().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, run);

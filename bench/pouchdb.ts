@@ -11,11 +11,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import os from 'node:os';
-import { pathToFileURL } from 'node:url';
 import { parseConfigText } from '../src/config/index.ts';
 import { Gateway } from '../src/gateway.ts';
 import { Logger } from '../src/log/index.ts';
 import { localDb, remoteDb } from '../test/helpers/pouchdb.ts';
+import { runIfMain } from './main.ts';
 
 
 function makeDocs(n: number): Record<string, unknown>[] {
@@ -65,9 +65,4 @@ export async function run(): Promise<void> {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  run().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, run);
