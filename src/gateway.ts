@@ -49,6 +49,7 @@ export class Gateway implements DatabaseRegistry {
   private readonly options: GatewayOptions;
   private readonly ownsLogger: boolean;
   private requestCount = 0;
+  private expiryTimer?: NodeJS.Timeout;
   private readonly databases = new Map<string, Database>();
   private readonly auths = new Map<string, DbAuth>();
   private servers: http.Server[] = [];
@@ -153,12 +154,20 @@ export class Gateway implements DatabaseRegistry {
     const admin = await listen(adminServer, adminAddr);
     this.logger.always(`Starting server on ${publicAddr}`);
     const pub = await listen(publicServer, publicAddr);
+    // Expired documents (TTL from `_exp` or expiry()) are purged once a minute.
+    this.expiryTimer = setInterval(() => {
+      for (const db of this.databases.values()) {
+        db.sweepExpired().catch((err) => this.logger.warn(`CRUD: expiry sweep of ${db.name} failed: ${(err as Error).message}`));
+      }
+    }, 60_000);
+    this.expiryTimer.unref();
     if (tls) for (const a of [metricsAddr, adminAddr, publicAddr]) this.logger.info(`HTTP: Protocols enabled: [http/1.1] on ${a} (${scheme})`);
     return { public: pub, admin, metrics };
   }
 
   /** Stops accepting connections, ends live feeds, then closes the databases. */
   async stop(): Promise<void> {
+    clearInterval(this.expiryTimer);
     const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const db of this.databases.values()) db.stopFeeds();
     for (const s of this.servers) s.closeIdleConnections?.();

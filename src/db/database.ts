@@ -12,7 +12,7 @@ import {
 } from '../revtree/index.ts';
 import type { AttachmentMap, DocWrite, Grant, Store, StoredDoc, StoredRevision } from '../storage/store.ts';
 import { ADMIN, canSee, type Principal } from '../auth/principal.ts';
-import type { SyncFunction, SyncResult, SyncUser } from '../sync/index.ts';
+import { parseExpiry, type SyncFunction, type SyncResult, type SyncUser } from '../sync/index.ts';
 import { bodyKey } from '../storage/store.ts';
 import { DEFAULT_MAX_ATTACHMENT_SIZE, processAttachments } from './attachments.ts';
 import { Notifier } from './notifier.ts';
@@ -63,6 +63,8 @@ export interface GetOptions {
   revsLimit?: number;
   /** Stop `_revisions` after the first of these ancestors (defaults to attsSince). */
   revsFrom?: string[];
+  /** Add `_exp` when the document has an expiry. */
+  showExp?: boolean;
 }
 
 const MAX_RETRIES = 10;
@@ -277,24 +279,30 @@ export class Database {
     const winner = winningRev(tree)!;
     let channels: string[];
     let grants: Grant[] | undefined;
+    let expiry: number | undefined;
     if (winner.id === revision.rev) {
       channels = result.channels;
       grants = grantsOf(result);
+      // The sync function's expiry() wins over the body's `_exp`, as in Sync Gateway.
+      const exp = req.body._exp;
+      expiry = result.expiry ?? (typeof exp === 'number' || typeof exp === 'string' ? parseExpiry(exp) : undefined);
     } else if (doc && winner.id === doc.rev) {
-      channels = doc.channels; // the winner did not change: neither do its channels or grants
+      channels = doc.channels; // the winner did not change: neither do its channels, grants or expiry
+      expiry = doc.expiry;
     } else {
       // The write handed the win to another existing leaf: its channels and grants now rule the doc.
       const other = await this.store.getRevision(id, winner.id);
       const r = other ? this.runSync(id, other, parseJson(other.body) as Record<string, unknown>, null, ADMIN) : emptySync();
       channels = r.channels;
       grants = grantsOf(r);
+      expiry = r.expiry;
     }
     const dropBodies = [...pruned];
     if (parent && !isLeaf(tree, parent)) dropBodies.push(parent);
     const write: DocWrite = {
       id, expectedSeq: doc?.seq ?? 0, tree: encodeRevTree(tree), rev: winner.id, deleted: winner.deleted,
       channels, previousChannels: doc?.channels ?? [], addBodies: [revision], dropBodies,
-      attachments: blobs.size ? blobs : undefined, grants,
+      attachments: blobs.size ? blobs : undefined, grants, expiry,
     };
     return { write, rev: revision.rev };
   }
@@ -323,6 +331,16 @@ export class Database {
     // A purge can revoke grants: wake every user feed so it reloads.
     if (ok) this.notifier.notify([...(doc?.channels ?? []), '*']);
     return ok;
+  }
+
+  /** Purges documents whose expiry has passed (Sync Gateway's TTL). Returns how many went. */
+  async sweepExpired(nowSecs = Math.floor(Date.now() / 1000)): Promise<number> {
+    let n = 0;
+    for (;;) {
+      const ids = await this.store.expired(nowSecs, 500);
+      if (ids.length === 0) return n;
+      for (const id of ids) if (await this.purge(id)) n++;
+    }
   }
 
   /** Called after an admin saves or deletes a user or role, so that user's live feeds reload. */
@@ -368,6 +386,7 @@ export class Database {
     const view: DocView = visible
       ? { id: doc.id, rev, deleted: stored.deleted, body: stored.body, attachments: stored.attachments }
       : { id: doc.id, rev, deleted: stored.deleted, body: '{}', attachments: null, removed: !stored.deleted };
+    if (opts.showExp && doc.expiry !== undefined && visible) view.expiry = doc.expiry;
     if (opts.revs) view.revisions = this.revisionsOf(tree, rev, opts);
     return view;
   }

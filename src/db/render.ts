@@ -16,6 +16,8 @@ export interface DocView {
   revisions?: Revisions;
   /** The revision is not visible to the requester: only `_removed` is shown. */
   removed?: boolean;
+  /** Expiry (seconds since the epoch), shown as `_exp` with show_exp=true. */
+  expiry?: number;
 }
 
 export interface RenderOptions {
@@ -46,6 +48,7 @@ export function renderDoc(view: DocView, opts: RenderOptions = {}): string {
   }
   if (view.attachments) head += `,"_attachments":${renderAttachments(view.attachments, opts)}`;
   if (view.revisions) head += `,"_revisions":${JSON.stringify(view.revisions)}`;
+  if (view.expiry !== undefined) head += `,"_exp":${JSON.stringify(new Date(view.expiry * 1000).toISOString())}`;
   return view.body.length > 2 ? head + ',' + view.body.slice(1) : head + '}';
 }
 

@@ -28,6 +28,8 @@ export interface StoredDoc {
   seq: number;
   /** Channels of the winning revision. */
   channels: string[];
+  /** When the document expires (seconds since the epoch), from `_exp` or the sync function's expiry(). */
+  expiry?: number;
 }
 
 /** A revision's stored body: the JSON object text without `_id`, `_rev`, `_attachments`, `_deleted`. */
@@ -50,6 +52,8 @@ export interface DocWrite {
   channels: string[];
   /** Channels the document was in before this write (for removal entries in the channel index). */
   previousChannels: string[];
+  /** Expiry of the document after this write (seconds since the epoch); undefined: none. */
+  expiry?: number;
   addBodies: StoredRevision[];
   /** Revisions whose bodies are no longer needed (no longer leaves, or pruned). */
   dropBodies: string[];
@@ -160,6 +164,8 @@ export interface Store {
   commit(writes: DocWrite[]): Promise<CommitResult[]>;
   /** Removes a document and its revisions, bodies and channel entries entirely. */
   purge(id: string): Promise<boolean>;
+  /** Ids of documents whose expiry is at or before `nowSecs`, oldest first. */
+  expired(nowSecs: number, limit: number): Promise<string[]>;
   changes(q: ChangesQuery): Promise<ChangeRow[]>;
   allDocs(q: AllDocsQuery): Promise<AllDocsRow[]>;
   countDocs(): Promise<number>;

@@ -15,6 +15,7 @@ const SYNC = `function(doc, oldDoc) {
   channel(doc.channels);
   if (doc.type === 'grant') access(doc.users, doc.grantChannels);
   if (doc.type === 'roles') role(doc.users, doc.roles);
+  if (doc.ttl) expiry(doc.ttl);
 }`;
 
 const auth = (name: string) => ({ authorization: 'Basic ' + Buffer.from(`${name}:pw-${name}`).toString('base64') });
@@ -163,6 +164,24 @@ describe('access control end to end', () => {
     assert.equal((await req(`${pub}/g1`, { headers: auth('bob') })).status, 403);
     const fresh = await req(`${pub}/_changes`, { headers: auth('bob') });
     assert.ok(!fresh.body.results.some((e: any) => /^g\d$/.test(e.id)));
+  });
+
+  test('expiry() and _exp set a TTL; show_exp reports it; expired documents are purged', async () => {
+    const a = await req(`${adm}/ttl-fn`, { method: 'PUT', json: { channels: ['a'], ttl: 60 } });
+    assert.equal(a.status, 201);
+    const b = await req(`${adm}/ttl-body`, { method: 'PUT', json: { channels: ['a'], _exp: '2099-01-01T00:00:00Z' } });
+    assert.equal(b.status, 201);
+    const g = await req(`${adm}/ttl-fn?show_exp=true`);
+    const exp = Date.parse(g.body._exp);
+    assert.ok(exp > Date.now() + 50_000 && exp < Date.now() + 70_000, g.body._exp);
+    assert.equal((await req(`${adm}/ttl-body?show_exp=true`)).body._exp, '2099-01-01T00:00:00.000Z');
+    assert.equal((await req(`${adm}/ttl-fn`)).body._exp, undefined, 'only with show_exp');
+    // A sweep "two minutes from now" purges the first, not the second.
+    const db = gw.gateway.get('db')!;
+    const purged = await db.sweepExpired(Math.floor(Date.now() / 1000) + 120);
+    assert.equal(purged, 1);
+    assert.equal((await req(`${adm}/ttl-fn`)).status, 404);
+    assert.equal((await req(`${adm}/ttl-body`)).status, 200);
   });
 
   test('purging the granting document revokes its grants', async () => {

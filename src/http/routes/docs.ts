@@ -27,6 +27,7 @@ function getOptions(ctx: RequestContext): GetOptions & { attachments: boolean; a
     revsFrom: stringArrayParam(q, 'revs_from') ?? attsSince,
     attachments: boolParam(q, 'attachments'),
     attsSince,
+    showExp: boolParam(q, 'show_exp'),
   };
 }
 

@@ -24,14 +24,16 @@ export interface SqliteOptions {
   synchronous?: 'full' | 'normal';
 }
 
-interface DocRow { id: string; tree: string; rev: string; deleted: number; seq: number; channels: string }
+interface DocRow { id: string; tree: string; rev: string; deleted: number; seq: number; channels: string; expiry: number | null }
 interface RevRow { rev: string; deleted: number; body: string; atts: string | null; channels: string | null }
 
 function toStoredDoc(r: DocRow): StoredDoc {
-  return {
+  const doc: StoredDoc = {
     id: r.id, tree: JSON.parse(r.tree), rev: r.rev, deleted: r.deleted === 1, seq: r.seq,
     channels: JSON.parse(r.channels),
   };
+  if (r.expiry !== null) doc.expiry = r.expiry;
+  return doc;
 }
 
 function toRevision(r: RevRow): StoredRevision {
@@ -71,13 +73,13 @@ export class SqliteStore implements Store {
     }
     const db = this.db;
     this.stmts = {
-      getDoc: db.prepare<[string], DocRow>('SELECT id, tree, rev, deleted, seq, channels FROM docs WHERE id = ?'),
+      getDoc: db.prepare<[string], DocRow>('SELECT id, tree, rev, deleted, seq, channels, expiry FROM docs WHERE id = ?'),
       getRev: db.prepare<[string, string], RevRow>('SELECT rev, deleted, body, atts, channels FROM revs WHERE doc_id = ? AND rev = ?'),
       docSeq: db.prepare<[string], { seq: number }>('SELECT seq FROM docs WHERE id = ?'),
       upsertDoc: db.prepare(
-        `INSERT INTO docs (id, tree, rev, deleted, seq, channels) VALUES (@id, @tree, @rev, @deleted, @seq, @channels)
+        `INSERT INTO docs (id, tree, rev, deleted, seq, channels, expiry) VALUES (@id, @tree, @rev, @deleted, @seq, @channels, @expiry)
          ON CONFLICT(id) DO UPDATE SET tree = excluded.tree, rev = excluded.rev, deleted = excluded.deleted,
-           seq = excluded.seq, channels = excluded.channels`),
+           seq = excluded.seq, channels = excluded.channels, expiry = excluded.expiry`),
       insertRev: db.prepare(
         'INSERT OR REPLACE INTO revs (doc_id, rev, deleted, body, atts, channels) VALUES (?, ?, ?, ?, ?, ?)'),
       deleteRev: db.prepare('DELETE FROM revs WHERE doc_id = ? AND rev = ?'),
@@ -105,6 +107,7 @@ export class SqliteStore implements Store {
       getSession: db.prepare<[string], { id: string; user: string; expires: number; ttl: number }>('SELECT id, user, expires, ttl FROM sessions WHERE id = ?'),
       deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
       deleteUserSessions: db.prepare('DELETE FROM sessions WHERE user = ?'),
+      expired: db.prepare<[number, number], { id: string }>('SELECT id FROM docs WHERE expiry IS NOT NULL AND expiry <= ? ORDER BY expiry LIMIT ?'),
       allChanges: db.prepare<[number, number, number], { seq: number; id: string; rev: string; deleted: number }>(
         'SELECT seq, id, rev, deleted FROM docs WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
     };
@@ -126,7 +129,7 @@ export class SqliteStore implements Store {
     }
     s.upsertDoc.run({
       id: w.id, tree: JSON.stringify(w.tree), rev: w.rev, deleted: w.deleted ? 1 : 0, seq,
-      channels: JSON.stringify(w.channels),
+      channels: JSON.stringify(w.channels), expiry: w.expiry ?? null,
     });
     const del = w.deleted ? 1 : 0;
     for (const ch of w.channels) s.upsertChannel.run(ch, w.id, seq, w.rev, del, 0);
@@ -173,7 +176,7 @@ export class SqliteStore implements Store {
     const out = new Map<string, StoredDoc>();
     for (const part of chunks([...new Set(ids)])) {
       const rows = this.db.prepare<string[], DocRow>(
-        `SELECT id, tree, rev, deleted, seq, channels FROM docs WHERE id IN (${part.map(() => '?').join(',')})`,
+        `SELECT id, tree, rev, deleted, seq, channels, expiry FROM docs WHERE id IN (${part.map(() => '?').join(',')})`,
       ).all(...part);
       for (const r of rows) out.set(r.id, toStoredDoc(r));
     }
@@ -228,6 +231,10 @@ export class SqliteStore implements Store {
       this.seq = before;
       throw err;
     }
+  }
+
+  async expired(nowSecs: number, limit: number): Promise<string[]> {
+    return this.stmts.expired.all(nowSecs, limit).map((r) => r.id);
   }
 
   async getPrincipal(kind: PrincipalKind, name: string): Promise<PrincipalRecord | undefined> {

@@ -64,6 +64,9 @@ const MIGRATIONS: string[] = [
    ) WITHOUT ROWID;
    CREATE INDEX sessions_by_user ON sessions (user);
    ALTER TABLE revs ADD COLUMN channels TEXT;`,
+  // 3: document expiry (TTL), from `_exp` or the sync function's expiry().
+  `ALTER TABLE docs ADD COLUMN expiry INTEGER;
+   CREATE INDEX docs_by_expiry ON docs (expiry) WHERE expiry IS NOT NULL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
