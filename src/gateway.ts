@@ -136,7 +136,7 @@ export class Gateway implements DatabaseRegistry {
     const operators = (users?: Record<string, string>) => (users ? new OperatorAuth(users) : undefined);
     const metricsServer = createListener({ ...common, admin: true, routes: metricsRoutes(this.metrics), operators: operators(this.config.metricsUsers) });
     const adminServer = createListener({ ...common, admin: true, operators: operators(this.config.adminUsers) });
-    const publicServer = createListener({ ...common, admin: false });
+    const publicServer = createListener({ ...common, admin: false, cors: this.config.cors });
     this.servers = [metricsServer, adminServer, publicServer];
     const metricsAddr = this.options.metricsInterface ?? this.config.metricsInterface;
     const adminAddr = this.options.adminInterface ?? this.config.adminInterface;

@@ -13,6 +13,7 @@ import { HttpError } from '../errors.ts';
 import { type HttpSettings, RequestContext, SERVER_HEADER } from './context.ts';
 import type { Logger } from '../log/index.ts';
 import type { OperatorAuth } from '../auth/operators.ts';
+import { addCorsHeaders, addPreflightHeaders, checkLoginOrigin, type CorsConfig } from './cors.ts';
 import { loggingRoutes } from './routes/logging.ts';
 import type { DatabaseRegistry } from './registry.ts';
 import { type Route, Router } from './router.ts';
@@ -44,6 +45,8 @@ export interface ListenerOptions {
   metrics?: Metrics;
   /** When set, every request on this listener needs an operator's HTTP Basic credentials. */
   operators?: OperatorAuth;
+  /** Sync Gateway's `CORS` (public port only). */
+  cors?: CorsConfig;
   authenticate?: Authenticator;
   registry: DatabaseRegistry;
   settings: HttpSettings;
@@ -104,9 +107,12 @@ export function createListener(opts: ListenerOptions): http.Server {
       opts.logger.httpResponse(n, res.statusCode, performance.now() - t0, res.statusCode >= 300 ? res.statusMessage : '');
     });
     try {
+      // Before routing, so that errors carry the CORS headers too and a page can read them.
+      addCorsHeaders(ctx, opts.cors);
       if (opts.operators) await opts.operators.check(ctx.header('authorization'));
       const match = router.resolve(ctx.method, ctx.path);
       if ('allow' in match) {
+        addPreflightHeaders(ctx, opts.cors, match.allow);
         res.statusCode = 204;
         res.setHeader('Allow', match.allow.join(', '));
         res.end();
@@ -122,6 +128,7 @@ export function createListener(opts: ListenerOptions): http.Server {
         ctx.auth = opts.registry.authFor(dbName);
         if (!opts.admin && opts.authenticate) await opts.authenticate(ctx, match.route.publicPrivileges === true);
       }
+      checkLoginOrigin(ctx, opts.cors, match.route);
       logRequest();
       await match.route.handler(ctx);
     } catch (err) {

@@ -57,7 +57,7 @@ function corsHeaders(headers: Headers): Record<string, string> {
   return out;
 }
 
-describe('browser: PouchDB in headless Chromium on another origin', { skip: !process.env.CORS_WIRED && 'waiting for wiring', timeout: 180_000 }, () => {
+describe('browser: PouchDB in headless Chromium on another origin', { timeout: 180_000 }, () => {
   let gw: TestGateway;
   let app: Awaited<ReturnType<typeof site>>;
   let foreign: Awaited<ReturnType<typeof site>>;
