@@ -26,6 +26,11 @@ export class VerifiedPasswords {
     this.now = opts.now ?? Date.now;
   }
 
+  /** Entries currently remembered (bounded by maxEntries). */
+  get size(): number {
+    return this.verified.size;
+  }
+
   async matches(name: string, password: string, hash: string): Promise<boolean> {
     const key = createHmac('sha256', this.secret).update(name).update('\0').update(password).update('\0').update(hash).digest('base64');
     const now = this.now();
