@@ -97,7 +97,8 @@ export function newDocId(): string {
   return randomBytes(16).toString('hex');
 }
 
-interface Prepared { write: DocWrite; rev: string; noop?: boolean }
+/** A write ready to commit, or a revision the database already has (nothing to do). */
+type Prepared = { write: DocWrite; rev: string } | { write?: undefined; rev: string; existing: true };
 
 export class Database {
   readonly name: string;
@@ -145,7 +146,7 @@ export class Database {
       }
       const docs = await this.store.getDocs(pending.map((i) => reqs[i].id));
       const seenInBatch = new Set<string>();
-      const batch: { i: number; p: Prepared }[] = [];
+      const batch: { i: number; p: { write: DocWrite; rev: string } }[] = [];
       const deferred: number[] = [];
       for (const i of pending) {
         const req = reqs[i];
@@ -153,9 +154,9 @@ export class Database {
         if (seenInBatch.has(req.id)) { deferred.push(i); continue; }
         try {
           const p = await this.prepare(req, docs.get(req.id));
-          if (p.noop) { results[i] = { id: req.id, rev: p.rev }; continue; }
+          if (!p.write) { results[i] = { id: req.id, rev: p.rev }; continue; }
           seenInBatch.add(req.id);
-          batch.push({ i, p });
+          batch.push({ i, p: { write: p.write, rev: p.rev } });
         } catch (err) {
           if (!(err instanceof HttpError)) throw err;
           results[i] = err;
@@ -226,7 +227,7 @@ export class Database {
     const stored = canonicalJson(props);
     const digestInput = deleted ? canonicalJson({ ...props, _deleted: true }) : stored;
     const rev = createRevId(parent ?? '', digestInput);
-    if (tree.has(rev)) return { write: undefined as never, rev, noop: true };
+    if (tree.has(rev)) return { rev, existing: true };
     tree.set(rev, { id: rev, parent: parent ?? null, deleted });
     return this.finishWrite(req, doc, tree, { rev, deleted, body: stored, attachments: atts.meta }, props, atts.blobs, parent ?? null, parentRevision);
   }
@@ -237,7 +238,7 @@ export class Database {
     const hist = revisionHistory(body);
     const rev = hist[0];
     const tree: RevTree = doc ? decodeRevTree(doc.tree) : new Map();
-    if (tree.has(rev)) return { write: undefined as never, rev, noop: true };
+    if (tree.has(rev)) return { rev, existing: true };
     const { attachedTo } = addHistory(tree, hist, deleted);
     if (!this.allowConflicts && doc) {
       const legal = attachedTo === doc.rev
