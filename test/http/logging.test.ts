@@ -1,32 +1,16 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { RequestContext } from '../../src/http/context.ts';
-import { Router } from '../../src/http/router.ts';
 import { loggingRoutes } from '../../src/http/routes/logging.ts';
 import { createLogger, type Logger } from '../../src/log/index.ts';
 import { req } from '../helpers/gateway.ts';
+import { type RouteListener, routeListener } from '../helpers/listener.ts';
 
-/** The routes through a real listener, before the gateway wires them. */
-function listener(logger: Logger, admin: boolean): Promise<{ url: string; close(): Promise<void> }> {
-  const router = new Router(loggingRoutes(logger), admin);
-  const server = http.createServer((rq, rs) => {
-    const ctx = new RequestContext(rq, rs, admin, { maxBodyBytes: 1 << 20, compressResponses: false, pretty: false });
-    (async () => {
-      const m = router.resolve(ctx.method, ctx.path);
-      if ('allow' in m) throw new Error('OPTIONS');
-      ctx.params = m.params;
-      await m.route.handler(ctx);
-    })().catch((e) => ctx.sendError(e));
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  })));
+/** The routes through a real listener. */
+function listener(logger: Logger, admin: boolean): Promise<RouteListener> {
+  return routeListener(loggingRoutes(logger), admin);
 }
 
 describe('/_logging', () => {

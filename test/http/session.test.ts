@@ -7,10 +7,11 @@ import {
   readCookie, sessionCookie,
 } from '../../src/auth/index.ts';
 import { RequestContext } from '../../src/http/context.ts';
-import { type Route, Router } from '../../src/http/router.ts';
+import type { Route } from '../../src/http/router.ts';
 import { authRoutes } from '../../src/http/routes/session.ts';
 import { SqliteStore } from '../../src/storage/sqlite/index.ts';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { type RouteListener, routeListener } from '../helpers/listener.ts';
 
 const HOUR = 3600_000;
 const basic = (user: string, pw: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}` });
@@ -72,23 +73,11 @@ const whoami: Route = {
   },
 };
 
-function listener(auth: DbAuth, admin: boolean): Promise<{ url: string; close(): Promise<void> }> {
-  const router = new Router([...authRoutes(), whoami], admin);
-  const server = http.createServer((rq, rs) => {
-    const ctx = new RequestContext(rq, rs, admin, { maxBodyBytes: 1 << 20, compressResponses: false, pretty: false });
-    (async () => {
-      const m = router.resolve(ctx.method, ctx.path);
-      if ('allow' in m) throw new Error('OPTIONS');
-      ctx.params = m.params;
-      (ctx as RequestContext & { auth?: DbAuth }).auth = auth;
-      if (!admin) ctx.principal = await authenticate(ctx, auth, m.route.publicPrivileges === true);
-      await m.route.handler(ctx);
-    })().catch((e) => ctx.sendError(e));
+function listener(auth: DbAuth, admin: boolean): Promise<RouteListener> {
+  return routeListener([...authRoutes(), whoami], admin, async (ctx, m) => {
+    (ctx as RequestContext & { auth?: DbAuth }).auth = auth;
+    if (!admin) ctx.principal = await authenticate(ctx, auth, m.route.publicPrivileges === true);
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  })));
 }
 
 function cookieOf(headers: Headers): string {

@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type DbAuth, GRANTED_BY_OWN_SAVE, Principals, Sessions, createDbAuth } from '../../src/auth/index.ts';
 import { RequestContext } from '../../src/http/context.ts';
-import { Router } from '../../src/http/router.ts';
 import { authRoutes } from '../../src/http/routes/users-roles.ts';
 import { SqliteStore } from '../../src/storage/sqlite/index.ts';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { type RouteListener, routeListener } from '../helpers/listener.ts';
 import { docWrite } from '../storage/contract.ts';
 
 const COST = 4;
@@ -207,22 +205,10 @@ describe('Principals against a real store', () => {
 
 // ---- the routes, through a real listener, before the gateway wires them ----
 
-function listener(auth: DbAuth): Promise<{ url: string; close(): Promise<void> }> {
-  const router = new Router(authRoutes(), true);
-  const server = http.createServer((rq, rs) => {
-    const ctx = new RequestContext(rq, rs, true, { maxBodyBytes: 1 << 20, compressResponses: false, pretty: false });
-    (async () => {
-      const m = router.resolve(ctx.method, ctx.path);
-      if ('allow' in m) throw new Error('OPTIONS');
-      ctx.params = m.params;
-      (ctx as RequestContext & { auth?: DbAuth }).auth = auth;
-      await m.route.handler(ctx);
-    })().catch((e) => ctx.sendError(e));
+function listener(auth: DbAuth): Promise<RouteListener> {
+  return routeListener(authRoutes(), true, (ctx) => {
+    (ctx as RequestContext & { auth?: DbAuth }).auth = auth;
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  })));
 }
 
 function userRoleApiTests(base: () => string) {
