@@ -327,10 +327,10 @@ export class Database {
   }
 
   async purge(id: string): Promise<boolean> {
-    const doc = await this.store.getDoc(id);
+    const [doc, grants] = await Promise.all([this.store.getDoc(id), this.store.grantsBy(id)]);
     const ok = await this.store.purge(id);
-    // A purge can revoke grants: wake every user feed so it reloads.
-    if (ok) this.notifier.notify([...(doc?.channels ?? []), '*']);
+    // A purge revokes the document's grants: wake its channels' feeds and its grantees' feeds.
+    if (ok) this.notifier.notify([...(doc?.channels ?? []), ...grants.map((g) => principalKey(g.grantee))]);
     return ok;
   }
 

@@ -181,6 +181,8 @@ export interface Store {
   /** Saves a principal with the next sequence (returned). */
   putPrincipal(p: Omit<PrincipalRecord, 'seq'>): Promise<number>;
   deletePrincipal(kind: PrincipalKind, name: string): Promise<boolean>;
+  /** Every grant the document's current winner makes. */
+  grantsBy(docId: string): Promise<GrantRow[]>;
   /** Every document grant to these grantees (user names and `role:<name>`). */
   grantsTo(grantees: string[]): Promise<GrantRow[]>;
   /** For each grantee, the last sequence at which its document grants changed (added or revoked). */

@@ -188,8 +188,16 @@ describe('access control end to end', () => {
     await req(`${adm}/pg0`, { method: 'PUT', json: { channels: ['purgeable'] } });
     await req(`${adm}/grant-purge`, { method: 'PUT', json: { type: 'grant', users: ['bob'], grantChannels: ['purgeable'] } });
     assert.equal((await req(`${pub}/pg0`, { headers: auth('bob') })).status, 200);
+    // A live feed of bob's is woken by the purge (its _user entry), without any write in its channels.
+    const since = (await req(`${pub}/_changes`, { headers: auth('bob') })).body.last_seq;
+    const live = req(`${pub}/_changes?feed=longpoll&since=${encodeURIComponent(since)}&timeout=5000`, { headers: auth('bob') });
+    await new Promise((r) => setTimeout(r, 200));
+    const started = Date.now();
     const p = await req(`${adm}/_purge`, { method: 'POST', json: { 'grant-purge': ['*'] } });
     assert.deepEqual(p.body, { purged: { 'grant-purge': ['*'] } });
+    const woke = await live;
+    assert.ok(Date.now() - started < 3000, 'woken by the purge, not by the timeout');
+    assert.ok(woke.body.results.some((e: any) => e.id === '_user/bob'), JSON.stringify(woke.body));
     assert.equal((await req(`${pub}/pg0`, { headers: auth('bob') })).status, 403);
   });
 

@@ -797,6 +797,8 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
         assert.equal(changed.get('carol'), seq2 + 1);
         assert.equal(await s.lastSeq(), seq2 + 1);
         assert.equal(changed.has('nobody'), false);
+        assert.deepEqual((await s.grantsBy('g')).map((g) => [g.grantee, g.kind, g.value]).sort(), [['bob', 'channel', 'x'], ['carol', 'role', 'editors']]);
+        assert.deepEqual(await s.grantsBy('no-such-doc'), []);
         // A write without `grants` leaves them alone (the winner did not change).
         const [c3] = await s.commit([docWrite('g', seq2, { rev: '3-c' })]);
         assert.equal((c3 as { seq: number }).seq, seq2 + 2);

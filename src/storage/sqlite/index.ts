@@ -277,6 +277,10 @@ export class SqliteStore implements Store {
     return this.stmts.deletePrincipal.run(kind, name).changes > 0;
   }
 
+  async grantsBy(docId: string): Promise<GrantRow[]> {
+    return this.stmts.docGrants.all(docId).map((g) => ({ docId, grantee: g.grantee, kind: g.kind, value: g.value, seq: g.seq }));
+  }
+
   async grantsTo(grantees: string[]): Promise<GrantRow[]> {
     const out: GrantRow[] = [];
     for (const part of chunks([...new Set(grantees)])) {
