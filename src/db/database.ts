@@ -322,8 +322,9 @@ export class Database {
     }
   }
 
-  async delete(id: string, rev: string | undefined): Promise<WriteResult> {
-    return this.put({ id, body: { _deleted: true }, newEdits: true, parentRev: rev });
+  /** A tombstone child of `rev` (or, with no rev and no doc, a generation-1 tombstone). */
+  async delete(id: string, rev: string | undefined, principal?: Principal): Promise<WriteResult> {
+    return this.put({ id, body: { _deleted: true }, newEdits: true, parentRev: rev, principal });
   }
 
   async purge(id: string): Promise<boolean> {

@@ -4,7 +4,7 @@ import { parseJson } from '../../json/index.ts';
 import type { DocView } from '../../db/render.ts';
 import { boolParam, type RequestContext } from '../context.ts';
 import type { Route } from '../router.ts';
-import { ifMatch } from './docs.ts';
+import { ifMatch, sendWriteResult } from './docs.ts';
 
 /** Types a browser would render in our origin: served as downloads unless the operator opts in. */
 const UNSAFE_TYPES = new Set(['text/html', 'application/xhtml+xml', 'image/svg+xml']);
@@ -105,8 +105,7 @@ async function putAttachment(ctx: RequestContext): Promise<void> {
   const result = await ctx.database.put({
     id: ctx.params.doc, body, newEdits: true, parentRev: current?.rev, follows: new Map([[name, data]]), principal: ctx.principal,
   });
-  ctx.setHeader('Etag', `"${result.rev}"`);
-  await ctx.sendJson(201, JSON.stringify({ id: result.id, ok: true, rev: result.rev }));
+  await sendWriteResult(ctx, 201, result, true);
 }
 
 async function deleteAttachment(ctx: RequestContext): Promise<void> {
@@ -117,8 +116,7 @@ async function deleteAttachment(ctx: RequestContext): Promise<void> {
   const body = editableBody(current);
   delete (body._attachments as Record<string, unknown>)[name];
   const result = await ctx.database.put({ id: ctx.params.doc, body, newEdits: true, parentRev: current.rev, principal: ctx.principal });
-  ctx.setHeader('Etag', `"${result.rev}"`);
-  await ctx.sendJson(200, JSON.stringify({ id: result.id, ok: true, rev: result.rev }));
+  await sendWriteResult(ctx, 200, result, true);
 }
 
 export function attachmentRoutes(): Route[] {

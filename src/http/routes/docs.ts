@@ -1,6 +1,6 @@
 /** Document GET / PUT / POST / DELETE, including open_revs and multipart bodies. */
 import { HttpError } from '../../errors.ts';
-import { type Database, type GetOptions, newDocId, type WriteRequest } from '../../db/database.ts';
+import { type Database, type GetOptions, newDocId, type WriteRequest, type WriteResult } from '../../db/database.ts';
 import { type DocView, renderDoc } from '../../db/render.ts';
 import { boolParam, intParam, jsonParam, parseJsonBody, type RequestContext, stringArrayParam } from '../context.ts';
 import { MultipartWriter, parseMultipart, parseRelatedDocument, quoteParam } from '../multipart.ts';
@@ -34,6 +34,12 @@ function getOptions(ctx: RequestContext): GetOptions & { attachments: boolean; a
 /** Sets the Etag and revision for responses about one revision. */
 function etag(rev: string): string {
   return `"${rev}"`;
+}
+
+/** The answer to every document or attachment write: `{"id","ok":true,"rev"}`, with the new Etag when asked. */
+export async function sendWriteResult(ctx: RequestContext, status: number, result: WriteResult, withEtag: boolean): Promise<void> {
+  if (withEtag) ctx.setHeader('Etag', etag(result.rev));
+  await ctx.sendJson(status, JSON.stringify({ id: result.id, ok: true, rev: result.rev }));
 }
 
 export function ifMatch(ctx: RequestContext): string | undefined {
@@ -146,8 +152,7 @@ async function putDoc(ctx: RequestContext): Promise<void> {
   const newEdits = boolParam(ctx.query, 'new_edits', true);
   const req: WriteRequest = { id, body, newEdits, follows, parentRev: ctx.query.get('rev') ?? ifMatch(ctx), principal: ctx.principal };
   const result = await ctx.database.put(req);
-  if (newEdits) ctx.setHeader('Etag', etag(result.rev));
-  await ctx.sendJson(201, JSON.stringify({ id: result.id, ok: true, rev: result.rev }));
+  await sendWriteResult(ctx, 201, result, newEdits);
 }
 
 async function postDoc(ctx: RequestContext): Promise<void> {
@@ -160,14 +165,13 @@ async function postDoc(ctx: RequestContext): Promise<void> {
   if (typeof id !== 'string' || id === '' || id.startsWith('_')) throw new HttpError(400, 'Invalid doc ID');
   const result = await ctx.database.put({ id, body, newEdits: true, follows, principal: ctx.principal });
   ctx.setHeader('Location', encodeURIComponent(result.id));
-  ctx.setHeader('Etag', etag(result.rev));
-  await ctx.sendJson(200, JSON.stringify({ id: result.id, ok: true, rev: result.rev }));
+  await sendWriteResult(ctx, 200, result, true);
 }
 
 async function deleteDoc(ctx: RequestContext): Promise<void> {
   const rev = ctx.query.get('rev') ?? ifMatch(ctx);
-  const result = await ctx.database.put({ id: ctx.params.doc, body: { _deleted: true }, newEdits: true, parentRev: rev, principal: ctx.principal });
-  await ctx.sendJson(200, JSON.stringify({ id: result.id, ok: true, rev: result.rev }));
+  const result = await ctx.database.delete(ctx.params.doc, rev, ctx.principal);
+  await sendWriteResult(ctx, 200, result, false);
 }
 
 export function docRoutes(): Route[] {
