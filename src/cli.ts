@@ -20,7 +20,8 @@ Options:
   -interface ADDR        public API listen address (default :4984)
   -adminInterface ADDR   admin API listen address (default 127.0.0.1:4985)
   -metricsInterface ADDR metrics listen address (default 127.0.0.1:4986)
-  -url URL               server of the default database: sqlite:<path>, memory: or walrus:
+  -url URL               server of the default database: sqlite:<path>, memory:, walrus: or
+                         postgres://user:password@host:port/dbname
   -dbname NAME           name of the default database (default db)
   -log KEYS              console log keys, comma-separated (e.g. HTTP,CRUD,Changes)
   -logFilePath DIR       write sg_error.log, sg_warn.log, sg_info.log... into DIR

@@ -107,7 +107,7 @@ export class Principals {
   private readonly opts: PrincipalsOptions;
   private readonly now: () => number;
   private readonly verified: VerifiedPasswords;
-  private readonly accessCache = new Map<string, { lastSeq: number; recSeq: number; principal: UserPrincipal }>();
+  private readonly accessCache = new Map<string, { lastSeq: number | string; recSeq: number; principal: UserPrincipal }>();
   /** Serializes writes so each read-modify-write of a principal sees the previous one. */
   private writes: Promise<unknown> = Promise.resolve();
 
@@ -340,7 +340,8 @@ export class Principals {
    * rebuilding access was about a fifth of the server's CPU on authenticated reads.
    */
   private async principalFor(rec: PrincipalRecord): Promise<UserPrincipal> {
-    const lastSeq = await this.store.lastSeq();
+    // On shared storage the version also moves on principal deletions made by other nodes.
+    const lastSeq = this.store.accessVersion ? await this.store.accessVersion() : await this.store.lastSeq();
     const hit = this.accessCache.get(rec.name);
     if (hit && hit.lastSeq === lastSeq && hit.recSeq === rec.seq) return hit.principal;
     const access = await this.accessFor(rec);

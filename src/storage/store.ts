@@ -149,6 +149,14 @@ export interface LocalDoc {
   body: string;
 }
 
+/** What another process committed on shared storage (PostgreSQL with several nodes). */
+export interface RemoteCommit {
+  /** Channels whose index gained rows (documents added to or removed from them). */
+  channels: string[];
+  /** Users and `role:<name>`s whose access changed (grants, saves, deletions). */
+  grantees: string[];
+}
+
 export interface Store {
   /** Sequence of the last committed change. */
   lastSeq(): Promise<number>;
@@ -191,6 +199,16 @@ export interface Store {
   getSession(id: string): Promise<SessionRecord | undefined>;
   deleteSession(id: string): Promise<boolean>;
   deleteUserSessions(user: string): Promise<number>;
+  /**
+   * Shared storage only: calls `onCommit` after other processes commit, so this process's feeds
+   * wake. Returns an unsubscribe function. A single-process backend (SQLite) leaves it out.
+   */
+  watch?(onCommit: (c: RemoteCommit) => void): () => void;
+  /**
+   * Shared storage only: a value that changes whenever any user's access may have changed,
+   * including principal deletions (which take no sequence). Defaults to `lastSeq()`.
+   */
+  accessVersion?(): Promise<number | string>;
   /** The database's uuid, made once when the store is created. */
   uuid(): Promise<string>;
   close(): Promise<void>;

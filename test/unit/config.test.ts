@@ -145,10 +145,13 @@ describe('config: databases', () => {
   });
 
   it('refuses other servers, naming the db and the accepted schemes', () => {
-    assert.equal(acceptedServerSchemes(), 'sqlite:<path>, memory:, walrus:');
-    configError(() => db({ server: 'couchbase://x' }), 'databases.db.server: unsupported server "couchbase://x"; accepted schemes: sqlite:<path>, memory:, walrus:');
+    const accepted = 'sqlite:<path>, memory:, walrus:, postgres://host:port/dbname, postgresql://host:port/dbname';
+    assert.equal(acceptedServerSchemes(), accepted);
+    configError(() => db({ server: 'couchbase://x' }), `databases.db.server: unsupported server "couchbase://x"; accepted schemes: ${accepted}`);
     configError(() => db({ server: 'http://localhost:8091' }), 'databases.db.server', 'sqlite:<path>');
-    configError(() => db({ server: 'postgres://h/db' }), 'databases.db.server');
+    configError(() => db({ server: 'postgres://h' }), 'databases.db.server', 'database name');
+    assert.deepEqual(db({ server: 'postgresql://u:p%40ss@h:6543/sg?sslmode=require' }).storage,
+      { kind: 'postgres', host: 'h', port: 6543, database: 'sg', username: 'u', password: 'p@ss', sslmode: 'require' });
     configError(() => db({ server: 'sqlite:' }), 'databases.db.server', 'file path');
   });
 

@@ -1,0 +1,129 @@
+/**
+ * Tables of one Syncgate database inside PostgreSQL. Each Syncgate database (its `bucket`) gets a
+ * schema of its own, so several databases can share one PostgreSQL database, and every node that
+ * names the same server and bucket shares the same tables.
+ *
+ * Migrations run once, in order, each in its own transaction, recorded in `schema_migrations`.
+ * Several nodes may start at once against an empty database: a transaction-scoped advisory lock
+ * makes them take turns, and the second finds the work done.
+ */
+import type pg from 'pg';
+
+/** Quotes an identifier ("a""b"). */
+export function ident(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * `S.` stands for the schema. Ids sort by UTF-8 bytes (Sync Gateway's order): COLLATE "C" compares
+ * bytes, which in a UTF8 database is exactly that order.
+ */
+const MIGRATIONS: string[] = [
+  // 1: everything the Store contract speaks of.
+  `CREATE TABLE S.seq_counter (
+     id integer PRIMARY KEY CHECK (id = 1),
+     last_seq bigint NOT NULL,
+     -- Bumped by every principal deletion (which takes no sequence), so that other nodes' access
+     -- caches see it: see PostgresStore.accessVersion.
+     principal_deletions bigint NOT NULL DEFAULT 0
+   );
+   INSERT INTO S.seq_counter (id, last_seq) VALUES (1, 0);
+   CREATE TABLE S.meta (key text PRIMARY KEY, value text NOT NULL);
+   CREATE TABLE S.docs (
+     id text COLLATE "C" PRIMARY KEY,
+     tree text NOT NULL,
+     rev text NOT NULL,
+     deleted boolean NOT NULL,
+     seq bigint NOT NULL,
+     channels text NOT NULL,
+     expiry bigint
+   );
+   CREATE INDEX docs_by_seq ON S.docs (seq);
+   CREATE INDEX docs_by_expiry ON S.docs (expiry) WHERE expiry IS NOT NULL;
+   CREATE TABLE S.revs (
+     doc_id text COLLATE "C" NOT NULL,
+     rev text NOT NULL,
+     deleted boolean NOT NULL,
+     body text NOT NULL,
+     atts text,
+     channels text,
+     PRIMARY KEY (doc_id, rev)
+   );
+   CREATE TABLE S.channel_index (
+     channel text NOT NULL,
+     doc_id text COLLATE "C" NOT NULL,
+     seq bigint NOT NULL,
+     rev text NOT NULL,
+     deleted boolean NOT NULL,
+     removed boolean NOT NULL,
+     PRIMARY KEY (channel, doc_id)
+   );
+   CREATE INDEX channel_index_by_seq ON S.channel_index (channel, seq);
+   -- Other nodes find which channels a range of sequences touched (to wake their feeds).
+   CREATE INDEX channel_index_seq ON S.channel_index (seq);
+   CREATE TABLE S.attachments (digest text PRIMARY KEY, data bytea NOT NULL);
+   CREATE TABLE S.local_docs (id text PRIMARY KEY, rev integer NOT NULL, body text NOT NULL);
+   CREATE TABLE S.principals (
+     kind text NOT NULL,
+     name text COLLATE "C" NOT NULL,
+     data text NOT NULL,
+     seq bigint NOT NULL,
+     PRIMARY KEY (kind, name)
+   );
+   CREATE INDEX principals_by_seq ON S.principals (seq);
+   CREATE TABLE S.grants (
+     doc_id text NOT NULL,
+     grantee text NOT NULL,
+     kind text NOT NULL,
+     value text NOT NULL,
+     seq bigint NOT NULL,
+     PRIMARY KEY (doc_id, grantee, kind, value)
+   );
+   CREATE INDEX grants_by_grantee ON S.grants (grantee);
+   CREATE TABLE S.grant_changes (grantee text PRIMARY KEY, seq bigint NOT NULL);
+   CREATE INDEX grant_changes_by_seq ON S.grant_changes (seq);
+   CREATE TABLE S.sessions (
+     id text PRIMARY KEY,
+     "user" text NOT NULL,
+     expires bigint NOT NULL,
+     ttl bigint NOT NULL
+   );
+   CREATE INDEX sessions_by_user ON S.sessions ("user");`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Thrown when the schema exists but was written by a newer Syncgate. */
+export class SchemaTooNewError extends Error {}
+
+/**
+ * Creates the schema if needed and brings it to SCHEMA_VERSION. The schema's existence is checked
+ * before CREATE SCHEMA: PostgreSQL checks the CREATE privilege on the database even for
+ * `IF NOT EXISTS`, and an operator may have created the schema for a user without that privilege.
+ */
+export async function migrate(client: pg.ClientBase, schema: string, newUuid: () => string): Promise<void> {
+  const s = ident(schema);
+  await client.query('BEGIN');
+  try {
+    // One lock per schema name: nodes starting together migrate one after the other.
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`syncgate:${schema}`]);
+    const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+    if (exists.rowCount === 0) await client.query(`CREATE SCHEMA ${s}`);
+    await client.query(`CREATE TABLE IF NOT EXISTS ${s}.schema_migrations (
+      version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const r = await client.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${s}.schema_migrations`);
+    const current = Number(r.rows[0].v ?? 0);
+    if (current > SCHEMA_VERSION) {
+      throw new SchemaTooNewError(`PostgreSQL schema "${schema}" has version ${current}, newer than this Syncgate supports (${SCHEMA_VERSION})`);
+    }
+    for (let v = current; v < SCHEMA_VERSION; v++) {
+      await client.query(MIGRATIONS[v].replace(/\bS\./g, `${s}.`));
+      await client.query(`INSERT INTO ${s}.schema_migrations (version) VALUES ($1)`, [v + 1]);
+    }
+    await client.query(`INSERT INTO ${s}.meta (key, value) VALUES ('uuid', $1) ON CONFLICT (key) DO NOTHING`, [newUuid()]);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * The PostgreSQL backend against a throwaway cluster: the shared Store contract, then what only a
+ * shared server shows: two stores (two "nodes") racing on one schema with readers following the
+ * feed, remote commit notifications, schema versions, and an outage in the middle.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { HttpError } from '../../src/errors.ts';
+import { openPostgresStore, planConnection, type PostgresStore } from '../../src/storage/postgres/index.ts';
+import { SCHEMA_VERSION } from '../../src/storage/postgres/schema.ts';
+import type { RemoteCommit, Store } from '../../src/storage/store.ts';
+import { DB_NAME, USERS, startPgCluster, type PgCluster } from '../helpers/postgres.ts';
+import { docWrite, storeContract } from './contract.ts';
+
+const cluster: PgCluster = await startPgCluster();
+after(() => cluster.stop());
+
+let n = 0;
+const schemas = new WeakMap<Store, string>();
+
+function open(schema: string, extra: Partial<Parameters<typeof openPostgresStore>[0]> = {}): Promise<PostgresStore> {
+  return openPostgresStore({
+    spec: { host: '127.0.0.1', port: cluster.port, database: DB_NAME },
+    certpath: cluster.certs.clientCert, keypath: cluster.certs.clientKey, cacertpath: cluster.certs.caCert,
+    schema, poolSize: 12, ...extra,
+  });
+}
+
+storeContract('PostgresStore (TLS, client certificate)', async () => {
+  const schema = `contract_${++n}`;
+  const store = await open(schema);
+  schemas.set(store, schema);
+  return store;
+}, async (store) => {
+  await store.close();
+  await cluster.admin(`DROP SCHEMA IF EXISTS "${schemas.get(store)}" CASCADE`);
+});
+
+describe('PostgresStore: several nodes on one schema', () => {
+  let a: PostgresStore;
+  let b: PostgresStore;
+  before(async () => {
+    [a, b] = await Promise.all([open('nodes'), open('nodes')]);
+  });
+  after(async () => {
+    await a?.close();
+    await b?.close();
+  });
+
+  it('both nodes migrate concurrently to one schema and see the same uuid', async () => {
+    assert.equal(await a.uuid(), await b.uuid());
+    const v = await cluster.admin('SELECT max(version) AS v FROM nodes.schema_migrations');
+    assert.equal(Number(v.rows[0].v), SCHEMA_VERSION);
+  });
+
+  it('concurrent writers on both nodes, readers following the feed: no gap, no duplicate, in order', async () => {
+    const start = await a.lastSeq();
+    const WRITERS = 6;
+    const PER_WRITER = 60;
+    let writing = true;
+    const acknowledged = new Set<number>();
+    const writers = Array.from({ length: WRITERS }, async (_, w) => {
+      const store = w % 2 ? b : a;
+      for (let i = 0; i < PER_WRITER; i++) {
+        // Mixed batch sizes so that transactions of different lengths interleave.
+        const size = 1 + ((i + w) % 3);
+        const res = await store.commit(Array.from({ length: size }, (_, k) => docWrite(`w${w}-${i}-${k}`, 0, { channels: [`ch${k}`] })));
+        for (const r of res) if (r.ok) acknowledged.add(r.seq);
+      }
+    });
+    /** Follows the feed as a changes reader does: `until` = committed last seq, then continue from the last row. */
+    const reader = async (store: PostgresStore, channels?: string[]) => {
+      const seen: number[] = [];
+      let since = start;
+      for (;;) {
+        const done = !writing;
+        const until = await store.lastSeq();
+        const rows = await store.changes({ since, until, channels, limit: 50 });
+        for (const r of rows) if (seen[seen.length - 1] !== r.seq) seen.push(r.seq);
+        if (rows.length) since = rows[rows.length - 1].seq;
+        else if (done) return seen;
+        else since = Math.max(since, until);
+        if (rows.length === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+    };
+    const readers = [reader(a), reader(b), reader(a), reader(b, ['ch0', 'ch1', 'ch2'])];
+    await Promise.all(writers);
+    writing = false;
+    const results = await Promise.all(readers);
+    const total = WRITERS * PER_WRITER * 2; // sizes 1,2,3 in turn: 2 on average
+    assert.equal(acknowledged.size, total);
+    const expected = Array.from({ length: total }, (_, i) => start + i + 1);
+    assert.deepEqual([...acknowledged].sort((x, y) => x - y), expected, 'sequences are gap-free');
+    for (const seen of results) assert.deepEqual(seen, expected, 'each reader saw every sequence exactly once, in order');
+  });
+
+  it('a commit on one node is reported to the other node\'s watchers, with its channels', async () => {
+    const got: RemoteCommit[] = [];
+    const stop = b.watch((c) => got.push(c));
+    try {
+      await new Promise((r) => setTimeout(r, 300)); // LISTEN is up
+      await a.commit([docWrite('remote-1', 0, { channels: ['red', 'blue'] })]);
+      const deadline = Date.now() + 5000;
+      while (!got.some((c) => c.channels.includes('red')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      const hit = got.find((c) => c.channels.includes('red'));
+      assert.ok(hit, 'notified');
+      assert.deepEqual([...hit.channels].sort(), ['blue', 'red']);
+      // Grants and principal changes report their grantees.
+      got.length = 0;
+      await a.commit([{ ...docWrite('granting', 0), grants: [{ grantee: 'zed', kind: 'channel', value: 'z' }] }]);
+      await a.putPrincipal({ kind: 'role', name: 'editors', adminChannels: {}, adminRoles: {}, disabled: false });
+      await a.deletePrincipal('role', 'editors');
+      const until = Date.now() + 5000;
+      const grantees = () => new Set(got.flatMap((c) => c.grantees));
+      while (!(grantees().has('zed') && grantees().has('role:editors')) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(grantees().has('zed'));
+      assert.ok(grantees().has('role:editors'));
+    } finally {
+      stop();
+    }
+  });
+
+  it('a principal deletion on one node changes the access version seen by the other', async () => {
+    await a.putPrincipal({ kind: 'role', name: 'gone', adminChannels: { x: 1 }, adminRoles: {}, disabled: false });
+    const before = await b.accessVersion();
+    assert.equal(await a.deletePrincipal('role', 'gone'), true);
+    assert.notEqual(await b.accessVersion(), before);
+    assert.equal(await b.getPrincipal('role', 'gone'), undefined);
+  });
+});
+
+describe('PostgresStore: schema versions', () => {
+  it('refuses a schema written by a newer Syncgate, naming both versions', async () => {
+    const s = await open('newer');
+    await s.close();
+    await cluster.admin('INSERT INTO newer.schema_migrations (version) VALUES ($1)', [SCHEMA_VERSION + 1]);
+    await assert.rejects(open('newer'), new RegExp(`version ${SCHEMA_VERSION + 1}, newer than this Syncgate supports \\(${SCHEMA_VERSION}\\)`));
+  });
+
+  it('opening twice migrates once; a schema made by an operator for a user without CREATE on the database is used', async () => {
+    await cluster.admin(`CREATE SCHEMA operator_made AUTHORIZATION ${USERS.noPermission}`);
+    const s = await open('operator_made', { certpath: undefined, keypath: undefined, username: USERS.noPermission, password: 'pw-secret' });
+    await s.commit([docWrite('x', 0)]);
+    await s.close();
+    const again = await open('operator_made', { certpath: undefined, keypath: undefined, username: USERS.noPermission, password: 'pw-secret' });
+    assert.equal((await again.getDoc('x'))?.rev, '1-a');
+    await again.close();
+  });
+});
+
+describe('PostgresStore: an outage', () => {
+  it('requests fail with 503 while PostgreSQL is down, and work again once it is back, without reopening', async () => {
+    const s = await open('outage');
+    try {
+      await s.commit([docWrite('before', 0)]);
+      await cluster.pause('fast');
+      try {
+        const err = await s.commit([docWrite('during', 0)]).then(() => undefined, (e: unknown) => e);
+        assert.ok(err instanceof HttpError, `an HttpError, got ${String(err)}`);
+        assert.equal(err.status, 503);
+        await assert.rejects(s.getDoc('before'), (e: unknown) => e instanceof HttpError && e.status === 503);
+      } finally {
+        await cluster.resume();
+      }
+      assert.equal((await s.getDoc('before'))?.rev, '1-a');
+      const [r] = await s.commit([docWrite('after', 0)]);
+      assert.equal(r.ok, true);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('planConnection: which TLS and authentication a config gets', () => {
+  const target = { host: 'db.example.com', port: 5432, database: 'sg' };
+  const files = () => ({ certpath: cluster.certs.clientCert, keypath: cluster.certs.clientKey, cacertpath: cluster.certs.caCert });
+
+  it('a certificate wins over a password, with a warning; the user defaults to the certificate CN', () => {
+    const p = planConnection({ spec: target, ...files(), password: 'pw' });
+    assert.equal(p.user, USERS.cert);
+    assert.equal(p.config.password, undefined);
+    assert.match(p.auth, /X\.509 client certificate \(CN=sg_cert\)/);
+    assert.ok(p.warnings.some((w) => /certificate is used and the password is ignored/.test(w)));
+    assert.equal(p.tls, true);
+    const ssl = p.config.ssl as { rejectUnauthorized?: boolean; ca?: Buffer };
+    assert.equal(ssl.rejectUnauthorized, true);
+    assert.ok(ssl.ca);
+  });
+
+  it('config credentials win over the URL\'s; no CA means no TLS, with a warning', () => {
+    const p = planConnection({ spec: { ...target, username: 'url-user', password: 'url-pw' }, username: 'cfg-user', password: 'cfg-pw' });
+    assert.equal(p.user, 'cfg-user');
+    assert.equal(p.config.password, 'cfg-pw');
+    assert.equal(p.tls, false);
+    assert.ok(p.warnings.some((w) => /not encrypted/.test(w)));
+  });
+
+  it('sslmode=require encrypts without verifying (warned); verify-full needs a CA; disable refuses TLS files', () => {
+    const p = planConnection({ spec: { ...target, sslmode: 'require' }, username: 'u' });
+    assert.equal((p.config.ssl as { rejectUnauthorized?: boolean }).rejectUnauthorized, false);
+    assert.ok(p.warnings.some((w) => /not verified/.test(w)));
+    assert.throws(() => planConnection({ spec: { ...target, sslmode: 'verify-full' }, username: 'u' }), /needs cacertpath/);
+    assert.throws(() => planConnection({ spec: { ...target, sslmode: 'disable' }, username: 'u', cacertpath: cluster.certs.caCert }), /sslmode=disable/);
+  });
+
+  it('missing or unreadable files and a missing user are one clear line', () => {
+    assert.throws(() => planConnection({ spec: target, username: 'u', cacertpath: '/nonexistent/ca.pem' }), /cacertpath \/nonexistent\/ca\.pem cannot be read \(no such file\)/);
+    assert.throws(() => planConnection({ spec: target, cacertpath: cluster.certs.caCert, certpath: cluster.certs.clientKey, keypath: cluster.certs.clientKey }), /is not a PEM certificate/);
+    assert.throws(() => planConnection({ spec: target }), /no PostgreSQL user/);
+  });
+});
