@@ -1,0 +1,281 @@
+/**
+ * A client pulling: `subChanges` starts a feed read through the one changes path (`changesSince`
+ * over the user's `feedScope`, the notifier for continuous feeds), sent as `changes` batches; the
+ * client answers each batch with the revisions it wants, which go out as `rev` (or `norev`).
+ */
+import { HttpError } from '../../../errors.ts';
+import {
+  changesSince, type ChangeEntry, type ChangesOptions, feedScope, feedWaitKeys, type FeedScope, parseSince,
+  renderSeq, type Since,
+} from '../../../db/changes.ts';
+import type { DocView } from '../../../db/render.ts';
+import { renderAttachments } from '../../../db/render.ts';
+import { canSee } from '../../../auth/principal.ts';
+import type { BlipProperties, BlipRequest } from '../connection.ts';
+import { boolProp, intProp, type SyncContext } from './context.ts';
+
+/** Sync Gateway's default and minimum `batch`. */
+const DEFAULT_BATCH = 200;
+const MIN_BATCH = 10;
+/** Un-answered `changes` batches allowed in flight (Sync Gateway allows 2). */
+const MAX_BATCHES_IN_FLIGHT = 2;
+
+/** CBMobile_3 `changes` flags. */
+export const FLAG_DELETED = 1;
+export const FLAG_REVOKED = 2;
+export const FLAG_REMOVED = 4;
+
+export interface SubChangesOptions {
+  since: Since;
+  continuous: boolean;
+  batch: number;
+  activeOnly: boolean;
+  channels?: string[];
+  docIds?: string[];
+  revocations: boolean;
+  sendReplacementRevs: boolean;
+}
+
+/** Reads subChanges' properties and body; errors are HTTP/400 as in Sync Gateway. */
+export function parseSubChanges(req: BlipRequest): SubChangesOptions {
+  const p = req.properties;
+  if (p.versioning !== undefined && p.versioning !== 'rev-trees') throw new HttpError(400, `Unsupported versioning "${p.versioning}"`);
+  let since: Since = { seq: 0 };
+  if (p.since !== undefined && p.since !== '') {
+    let v: unknown = p.since;
+    try { v = JSON.parse(p.since); } catch { /* a bare sequence string */ }
+    since = parseSince(v);
+  }
+  if (boolProp(p.future)) since = { seq: Number.MAX_SAFE_INTEGER }; // clamped to the current sequence below
+  let channels: string[] | undefined;
+  if (p.filter !== undefined && p.filter !== '') {
+    if (p.filter !== 'sync_gateway/bychannel') throw new HttpError(400, 'Unknown filter; try sync_gateway/bychannel');
+    channels = (p.channels ?? '').split(',').filter((c) => c !== '');
+    if (channels.length === 0) throw new HttpError(400, "Missing 'channels' filter parameter");
+  }
+  const continuous = boolProp(p.continuous);
+  let docIds: string[] | undefined;
+  if (req.body.length > 0) {
+    const body = req.json<{ docIDs?: unknown } | null>();
+    if (body && body.docIDs !== undefined) {
+      if (!Array.isArray(body.docIDs) || !body.docIDs.every((d) => typeof d === 'string')) throw new HttpError(400, 'docIDs must be an array of strings');
+      if (continuous) throw new HttpError(400, 'docIDs filter is not supported with continuous changes');
+      docIds = body.docIDs as string[];
+    }
+  }
+  return {
+    since, continuous, channels, docIds,
+    batch: Math.max(MIN_BATCH, intProp(p.batch, DEFAULT_BATCH)),
+    activeOnly: boolProp(p.activeOnly),
+    revocations: boolProp(p.revocations),
+    sendReplacementRevs: boolProp(p.sendReplacementRevs),
+  };
+}
+
+/** One `changes` row: `[seq, docID, revID, deleted?]`. */
+type Row = [number | string, string, string, (number | boolean)?];
+
+/** Sequence as the JSON value `changes` rows and the `sequence` property carry. */
+function seqValue(s: Since): number | string {
+  return s.triggeredBy ? `${s.triggeredBy}:${s.seq}` : s.seq;
+}
+
+interface Wanted { id: string; rev: string; seq: Since; known: string[] }
+
+/** Counts batches awaiting their reply; `acquire` waits for a free slot. */
+class Slots {
+  private used = 0;
+  private waiters: (() => void)[] = [];
+  constructor(private readonly max: number) {}
+  async acquire(): Promise<void> {
+    while (this.used >= this.max) await new Promise<void>((r) => this.waiters.push(r));
+    this.used++;
+  }
+  release(): void {
+    this.used--;
+    this.waiters.shift()?.();
+  }
+}
+
+/** The server side of one subChanges: runs until caught up (one-shot), or until the connection ends. */
+export class ChangesFeed {
+  private scope: FeedScope;
+  private readonly batches = new Slots(MAX_BATCHES_IN_FLIGHT);
+  private readonly revsInFlight = new Set<Promise<void>>();
+  private stopped = false;
+
+  constructor(private readonly ctx: SyncContext, private readonly opts: SubChangesOptions, private readonly collection: BlipProperties) {
+    this.scope = feedScope(ctx.principal, opts.channels);
+  }
+
+  stop(): void { this.stopped = true; }
+
+  private get live(): boolean { return !this.stopped && !this.ctx.signal.aborted && !this.ctx.conn.closed && !this.ctx.db.isClosed; }
+
+  async run(): Promise<void> {
+    const { ctx, opts } = this;
+    const lastSeq = await ctx.db.store.lastSeq();
+    let since = opts.since.seq > lastSeq && !opts.since.triggeredBy ? { seq: lastSeq } : opts.since;
+    let caughtUp = false;
+    while (this.live) {
+      const changesOpts: ChangesOptions = { since, limit: opts.batch, activeOnly: opts.activeOnly, docIds: opts.docIds };
+      const page = await changesSince(ctx.db, this.scope, changesOpts);
+      since = page.last;
+      const rows = page.entries.map((e) => this.rowOf(e)).filter((r): r is Row => r !== undefined);
+      if (rows.length > 0) await this.sendBatch(rows, page.entries);
+      if (page.entries.length > 0) continue;
+      if (!caughtUp) {
+        caughtUp = true;
+        // An empty batch, noreply, means "caught up" (Sync Gateway sends null; Couchbase Lite takes both).
+        await Promise.all(this.revsInFlight);
+        if (!this.live) break;
+        await ctx.conn.sendRequest({ Profile: 'changes', ...this.collection }, [], { noReply: true });
+      }
+      if (!opts.continuous) break;
+      const changed = await ctx.db.notifier.wait(feedWaitKeys(ctx.principal, this.scope), 0, ctx.signal);
+      if (!changed || !this.live) break;
+      const before = this.scope;
+      if (!(await ctx.refreshPrincipal())) break;
+      this.scope = feedScope(ctx.principal, opts.channels);
+      if (opts.revocations && ctx.protocol >= 3) await this.sendRevocations(before);
+    }
+  }
+
+  /** The `changes` row for an entry; undefined for entries the protocol has no row for (the user doc). */
+  private rowOf(e: ChangeEntry): Row | undefined {
+    if (e.id.startsWith('_user/') || e.changes.length === 0) return undefined;
+    const row: Row = [seqValue(e.pos), e.id, e.changes[0].rev];
+    if (this.ctx.protocol >= 3) {
+      let flags = e.deleted ? FLAG_DELETED : 0;
+      // Removal from every channel the user sees is a flag only when the client asked for revocations;
+      // otherwise the client asks for the revision and gets `{"_removed":true}`.
+      if (e.unseen && this.opts.revocations) flags |= FLAG_REMOVED;
+      if (flags) row.push(flags);
+    } else if (e.deleted) row.push(true);
+    return row;
+  }
+
+  /** Sends one batch and, once the client answers, the revisions it asked for (in the background). */
+  private async sendBatch(rows: Row[], entries: ChangeEntry[]): Promise<void> {
+    await this.batches.acquire();
+    if (!this.live) { this.batches.release(); return; }
+    const bySeq = new Map(entries.map((e) => [JSON.stringify(seqValue(e.pos)) + e.id, e]));
+    const reply = this.ctx.conn.sendRequest({ Profile: 'changes', ...this.collection }, rows, { compressed: true });
+    // The slot frees when the reply arrives (or the connection dies), not when its revs are sent.
+    void reply.then(() => this.batches.release(), () => this.batches.release());
+    const work = reply.then(async (res) => {
+      if (!res || res.isError) {
+        if (res?.isError) this.ctx.log('warn', `client refused a changes batch: ${res.errorDomain}/${res.errorCode}`);
+        return;
+      }
+      const answer = res.body.length ? res.json<unknown>() : [];
+      if (!Array.isArray(answer)) throw new HttpError(400, 'changes reply must be an array');
+      const maxHistory = intProp(res.properties.maxHistory, 0) || undefined;
+      const wanted: Wanted[] = [];
+      answer.forEach((a, i) => {
+        if (!Array.isArray(a) || i >= rows.length) return;
+        const [seq, id, rev] = rows[i];
+        const e = bySeq.get(JSON.stringify(seq) + id);
+        if (!e) return;
+        wanted.push({ id, rev, seq: e.pos, known: a.filter((k): k is string => typeof k === 'string') });
+      });
+      if (wanted.length) await this.sendRevs(wanted, maxHistory);
+    }).catch((err) => {
+      if (this.live) this.ctx.log('warn', `sending revisions failed: ${(err as Error).message}`);
+    });
+    this.track(work);
+  }
+
+  private track(p: Promise<void>): void {
+    this.revsInFlight.add(p);
+    void p.finally(() => this.revsInFlight.delete(p));
+  }
+
+  /** Revisions for one answered batch: bodies read in one storage round trip, then one `rev` each. */
+  private async sendRevs(wanted: Wanted[], maxHistory: number | undefined): Promise<void> {
+    const { ctx } = this;
+    const views = await ctx.db.getMany(wanted.map((w) => ({
+      id: w.id, rev: w.rev, opts: { revs: true, revsLimit: maxHistory, revsFrom: w.known },
+    })), ctx.principal);
+    const replies: Promise<unknown>[] = [];
+    for (let i = 0; i < wanted.length && this.live; i++) {
+      const w = wanted[i];
+      let view = views[i];
+      const props: BlipProperties = { Profile: 'rev', id: w.id, rev: w.rev, sequence: renderSeq(w.seq), ...this.collection };
+      if (view instanceof HttpError && this.opts.sendReplacementRevs) {
+        // The revision is gone (superseded): send the current one in its place, same sequence.
+        const current = await ctx.db.getMany([{ id: w.id, opts: { revs: true, revsLimit: maxHistory, revsFrom: w.known } }], ctx.principal);
+        if (!(current[0] instanceof HttpError)) {
+          view = current[0];
+          props.rev = view.rev;
+          props.replacedRev = w.rev;
+        }
+      }
+      if (view instanceof HttpError) {
+        await ctx.conn.sendRequest({
+          Profile: 'norev', id: w.id, rev: w.rev, sequence: renderSeq(w.seq), error: String(view.status), reason: view.reason, ...this.collection,
+        }, undefined, { noReply: true });
+        continue;
+      }
+      const reply = this.sendRev(view, props);
+      if (reply) replies.push(reply);
+    }
+    await Promise.all(replies);
+  }
+
+  /** One `rev`. With attachments it expects a reply, and its digests stay fetchable until then. */
+  private sendRev(view: DocView, props: BlipProperties): Promise<unknown> | undefined {
+    const ids = view.revisions?.ids ?? [];
+    const start = view.revisions?.start ?? 0;
+    const history = ids.slice(1).map((d, i) => `${start - 1 - i}-${d}`);
+    if (history.length) props.history = history.join(',');
+    if (view.deleted) props.deleted = '1';
+    let body: string;
+    if (view.removed) body = '{"_removed":true}';
+    else if (view.attachments) {
+      const atts = `"_attachments":${renderAttachments(view.attachments)}`;
+      body = view.body.length > 2 ? `{${atts},${view.body.slice(1)}` : `{${atts}}`;
+    } else body = view.body;
+    const digests = !view.removed && view.attachments ? Object.values(view.attachments).map((a) => a.digest) : [];
+    if (digests.length === 0) {
+      void this.ctx.conn.sendRequest(props, body, { noReply: true, compressed: body.length > 256 }).catch(() => {});
+      return undefined;
+    }
+    const release = this.ctx.attachments.allow(view.id, digests);
+    return this.ctx.conn.sendRequest(props, body, { compressed: body.length > 256 })
+      .then((res) => {
+        if (res?.isError) this.ctx.log('info', `client refused rev ${view.id} ${view.rev}: ${res.errorDomain}/${res.errorCode}`);
+      })
+      .finally(release);
+  }
+
+  /**
+   * CBMobile_3 revocations: when the user lost channels during a live feed, each document it can no
+   * longer see through any channel is announced with the revoked flag (the client purges it).
+   */
+  private async sendRevocations(before: FeedScope): Promise<void> {
+    const { ctx } = this;
+    if (before.channels === 'all' || this.scope.channels === 'all') return;
+    const now = this.scope.channels;
+    const lost = [...before.channels.keys()].filter((c) => !now.has(c));
+    if (lost.length === 0) return;
+    const lostScope: FeedScope = { channels: new Map(lost.map((c) => [c, 0])) };
+    const userSeq = ctx.principal.kind === 'user' ? ctx.principal.seq : 0;
+    let since: Since = { seq: 0 };
+    for (;;) {
+      const page = await changesSince(ctx.db, lostScope, { since, limit: this.opts.batch, activeOnly: true });
+      if (page.entries.length === 0) break;
+      since = page.last;
+      const docs = await ctx.db.store.getDocs(page.entries.map((e) => e.id));
+      const rows: Row[] = [];
+      for (const e of page.entries) {
+        const doc = docs.get(e.id);
+        if (!doc || canSee(ctx.principal, doc.channels)) continue;
+        // Tagged with the revoking sequence, so each row has its own sequence and resuming replays from there.
+        rows.push([`${userSeq}:${e.pos.seq}`, e.id, doc.rev, FLAG_REVOKED]);
+      }
+      // Revoked rows ask for no revision: the reply is only awaited to keep the batch limit.
+      if (rows.length) await this.sendBatch(rows, []);
+    }
+  }
+}
