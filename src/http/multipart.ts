@@ -8,6 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { HttpError } from '../errors.ts';
+import { decodeUtf8 } from '../json/index.ts';
 
 export interface MimePart {
   /** Header names are lower-cased; repeated headers are joined with ", ". */
@@ -319,7 +320,7 @@ export function parseRelatedDocument(parts: MimePart[], opts: RelatedDocumentOpt
   const enc = contentEncoding(first);
   if (enc === 'gzip') jsonBytes = gunzipPart(jsonBytes, max, 'JSON part');
   else if (enc !== '' && enc !== 'identity') throw new HttpError(415, 'Unsupported Content-Encoding; use gzip');
-  const json = jsonBytes.toString('utf8');
+  const json = decodeUtf8(jsonBytes); // invalid UTF-8 is a 400 here too, not U+FFFD
 
   let doc: unknown;
   try {

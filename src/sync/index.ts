@@ -33,6 +33,9 @@ export class SyncFunctionError extends Error {}
 const BOOTSTRAP = `
 (function (userFn) {
   'use strict';
+  // Taken before user code ever runs: a function that replaces JSON.parse/stringify in its context
+  // must not be able to forge its own result (grants the helpers would refuse, a fake "ok").
+  var parseJSON = JSON.parse, stringifyJSON = JSON.stringify;
   var state = null;
   function list(v) {
     if (v === undefined || v === null) return [];
@@ -95,7 +98,7 @@ const BOOTSTRAP = `
     value: Object.freeze({ log: function () {}, warn: function () {}, error: function () {} }), writable: false, configurable: false
   });
   return function run(input) {
-    var args = JSON.parse(input);
+    var args = parseJSON(input);
     state = { channels: [], access: {}, roles: {}, expiry: null, user: args.user };
     var outcome = { ok: true };
     try {
@@ -107,7 +110,7 @@ const BOOTSTRAP = `
     }
     var expiry = state.expiry;
     if (expiry !== null && typeof expiry !== 'number' && typeof expiry !== 'string') expiry = null;
-    return JSON.stringify({ outcome: outcome, channels: state.channels, access: state.access, roles: state.roles, expiry: expiry });
+    return stringifyJSON({ outcome: outcome, channels: state.channels, access: state.access, roles: state.roles, expiry: expiry });
   };
 })
 `;

@@ -1,0 +1,147 @@
+/**
+ * The admin API is never reachable through the public port (issue 8, item 6), whatever the path
+ * looks like: percent-encoded underscores, doubled slashes, `..` and `.` segments, case changes,
+ * encoded slashes, absolute-form targets, and a WebSocket upgrade. Requests go over raw sockets
+ * because fetch (WHATWG URL) would normalize `..` and `%2e` before sending.
+ *
+ * Every answer to a reserved path (`/db/_...`, `/_...`) must be a 4xx; a trick that turns the path
+ * into an ordinary document route may succeed as a document write (GUEST can write here) but never
+ * yields admin output; and nothing on the admin side changes: users, roles, logging settings and
+ * databases, read through the admin port afterwards, are as before. (`/{db}/_session` is public by
+ * design and not a target; the admin-only `/{db}/_session/{id}` is.)
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { WebSocket } from 'ws';
+import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { rawRequest, sendRaw } from '../helpers/raw-http.ts';
+
+/** Spellings of an admin path segment (`_user`, `_role`, ...), from the plain one to tricks. */
+function spellings(seg: string): string[] {
+  const rest = seg.slice(1);
+  return [
+    seg, `%5F${rest}`, `%5f${rest}`, `%255F${rest}`, seg.toUpperCase(), `_${rest[0].toUpperCase()}${rest.slice(1)}`,
+    `${seg}%00`, `${seg}%20`, ` ${seg}`.replace(' ', '%20'), `${seg};x`, `${seg}.`, `${seg}%2F`,
+  ];
+}
+
+/** Ways to write `/{db}/{rest}` that a path normalizer might fold into it. */
+function dbPrefixes(db: string): string[] {
+  return [
+    `/${db}/`, `//${db}/`, `/${db}//`, `/./${db}/`, `/${db}/./`, `/${db}/../${db}/`, `/x/../${db}/`, `/${db}/%2E/`,
+    `/${db}/%2e%2e/${db}/`, `/${db.toUpperCase()}/`, `/${db}%2F`, `/${encodeURIComponent(db)}/`, `/%64${db.slice(1)}/`,
+    `http://127.0.0.1/${db}/`, `/${db}/x/../`,
+  ];
+}
+
+/**
+ * True when the router must treat the path as reserved: it is `/db/<segment>` or deeper with the
+ * second segment decoding to `_...` (an admin or special endpoint). Anything else that a trick
+ * produces (`/db/%255Fuser/x` is the document "%5Fuser", `/db/../db/_user/x` the attachment
+ * "db/_user/x" of the document "..") is an ordinary document route, which GUEST may use here.
+ */
+function reserved(path: string): boolean {
+  const segs = path.split('?')[0].split('/');
+  if (segs[0] !== '' || segs[1] !== 'db' || segs.length < 3) return false;
+  try { return decodeURIComponent(segs[2]).startsWith('_'); } catch { return true; }
+}
+
+/** A success on the public port must be a document, attachment, write result or session answer. */
+function ordinaryAnswer(contentType: string | undefined, body: Buffer): boolean {
+  if (!/json/.test(contentType ?? '')) return true; // attachment bytes
+  const v = JSON.parse(body.toString()) as Record<string, unknown>;
+  const id = typeof v.id === 'string' ? v.id : typeof v._id === 'string' ? v._id : undefined;
+  if (id !== undefined) return !id.startsWith('_') && !('all_channels' in v) && !('admin_channels' in v && 'name' in v && !('_rev' in v));
+  return 'userCtx' in v;
+}
+
+describe('the admin API is not reachable through the public port', () => {
+  let gw: TestGateway;
+  let port: number;
+  const snapshot = async () => {
+    const get = async (path: string) => (await req(`${gw.adminUrl}${path}`)).text;
+    return {
+      users: await get('/db/_user/'), roles: await get('/db/_role/'), alice: await get('/db/_user/alice'),
+      logging: await get('/_logging'), dbs: await get('/_all_dbs'),
+    };
+  };
+
+  before(async () => {
+    gw = await startGateway({
+      databases: {
+        db: {
+          server: 'memory:',
+          users: { alice: { password: 'pw-alice', admin_channels: ['a'] }, GUEST: { disabled: false, admin_channels: ['*'] } },
+          roles: { staff: { admin_channels: ['s'] } },
+        },
+      },
+    });
+    port = Number(new URL(gw.publicUrl).port);
+    await req(`${gw.adminUrl}/db/doc1`, { method: 'PUT', json: { channels: ['a'] } });
+  });
+  after(() => gw.stop());
+
+  test('admin routes under every path trick: 4xx and no effect, as GUEST and as a user', async () => {
+    const before = await snapshot();
+    const body = JSON.stringify({ name: 'mallory', password: 'pw-mallory', admin_channels: ['*'], admin_roles: ['staff'] });
+    const targets: { method: string; path: string }[] = [];
+    for (const prefix of dbPrefixes('db')) {
+      for (const seg of ['_user', '_role', '_config', '_purge', '_resync', '_compact', '_offline', '_online', '_raw', '_dumpchannel', '_flush', '_replicate']) {
+        // Every spelling under the plain prefix; the plain and the %5F spelling under every prefix.
+        for (const s of prefix === '/db/' ? spellings(seg) : spellings(seg).slice(0, 2)) {
+          targets.push({ method: 'GET', path: `${prefix}${s}/` });
+          targets.push({ method: 'PUT', path: `${prefix}${s}/mallory` });
+          targets.push({ method: 'POST', path: `${prefix}${s}/` });
+        }
+      }
+      targets.push({ method: 'DELETE', path: `${prefix}_user/alice` });
+      targets.push({ method: 'DELETE', path: `${prefix}%5Fuser/alice/_session` });
+      targets.push({ method: 'GET', path: `${prefix}_session/abc` });
+      targets.push({ method: 'DELETE', path: prefix });
+      targets.push({ method: 'PUT', path: `${prefix.replace(/db\/$/, 'newdb/')}` });
+    }
+    for (const top of ['_all_dbs', '%5Fall_dbs', '_ALL_DBS', '_logging', '%5Flogging', '_config', '%5Fconfig', '_expvar', '_metrics', '_debug/pprof/goroutine', '_stats', '_status', '_cluster_info', '_sgcollect_info', '_post_upgrade']) {
+      for (const pre of ['/', '//', '/./', '/x/../', '/%2E/']) {
+        targets.push({ method: 'GET', path: `${pre}${top}` });
+        targets.push({ method: 'PUT', path: `${pre}${top}` });
+        targets.push({ method: 'POST', path: `${pre}${top}` });
+      }
+    }
+    const failures: string[] = [];
+    const auths: Record<string, string>[] = [{}, { Authorization: `Basic ${Buffer.from('alice:pw-alice').toString('base64')}` }];
+    for (let i = 0; i < targets.length; i += 16) {
+      await Promise.all(targets.slice(i, i + 16).flatMap(({ method, path }) => auths.map(async (auth) => {
+        const headers = { ...auth, 'Content-Type': 'application/json', 'X-Forwarded-For': '127.0.0.1', 'X-Forwarded-Host': 'localhost:4985' };
+        const res = await sendRaw(port, rawRequest(method, path, headers, method === 'GET' || method === 'DELETE' ? undefined : body));
+        // A 4xx from our router/handlers, or (for targets Node's parser refuses) a bare 400 or a close.
+        if (res === null || (res.status >= 400 && res.status < 500)) return;
+        const who = Object.keys(auth).length ? 'as alice' : 'as GUEST';
+        if (res.status >= 300 || reserved(path)) failures.push(`${method} ${path} ${who}: ${res.status} ${res.body.subarray(0, 120)}`);
+        else if (!ordinaryAnswer(res.headers['content-type'], res.body)) failures.push(`${method} ${path} ${who}: not a document answer: ${res.body.subarray(0, 120)}`);
+      })));
+    }
+    assert.ok(targets.length > 1000, `${targets.length} targets`);
+    assert.deepEqual(failures, []);
+    assert.deepEqual(await snapshot(), before, 'nothing changed on the admin side');
+    assert.equal((await req(`${gw.adminUrl}/db/_user/mallory`)).status, 404);
+  });
+
+  test('a WebSocket upgrade to an admin path is refused', async () => {
+    for (const path of ['/db/_user/', '/db/%5Fuser/', '//db/_user/', '/_all_dbs', '/db/../db/_user/']) {
+      const status = await new Promise<number>((resolve) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`);
+        ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate(); });
+        ws.on('open', () => { resolve(101); ws.close(); });
+        ws.on('error', () => resolve(-1));
+      });
+      assert.ok(status >= 400 && status < 500, `${path}: ${status}`);
+    }
+  });
+
+  test('the same admin paths do work on the admin port (the tests above are not vacuous)', async () => {
+    assert.equal((await req(`${gw.adminUrl}/db/_user/alice`)).status, 200);
+    assert.equal((await req(`${gw.adminUrl}/db/%5Fuser/alice`)).status, 200, 'the admin router decodes %5F too');
+    assert.equal((await req(`${gw.adminUrl}/_all_dbs`)).status, 200);
+    assert.equal((await req(`${gw.publicUrl}/db/_user/alice`)).status, 404);
+  });
+});
