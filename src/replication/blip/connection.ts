@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import type { RawData, WebSocket } from 'ws';
 import { BlipProtocolError, CLOSE_INTERNAL_ERROR, CLOSE_MESSAGE_TOO_BIG, CLOSE_UNSUPPORTED_DATA } from './codec/errors.ts';
-import { FrameDecoder, FrameEncoder, type DataFrame } from './codec/frame-codec.ts';
+import { FrameDecoder, FrameEncoder, type DataFrame, type DecodedFrame } from './codec/frame-codec.ts';
 import {
   FLAG_COMPRESSED, FLAG_MORECOMING, FLAG_NOREPLY, FLAG_URGENT, FrameType, decodeFrameHeader, encodeAckFrame,
 } from './codec/frame.ts';
@@ -32,7 +32,7 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 20 * 1024 * 1024;
 const ACK_INTERVAL = 50_000;
 /** Above this many bytes buffered in the WebSocket, the sender waits for the socket to drain. */
 const WS_HIGH_WATER = 256 * 1024;
-/** Pause reading the socket while this many received frames await decoding (slow inflate). */
+/** Pause reading the socket while this many received frames await decoding (async-inflate fallback only). */
 const RX_QUEUE_PAUSE = 64;
 /** After our close frame, how long to wait for the peer's before dropping the TCP connection. */
 const CLOSE_TIMEOUT_MS = 5_000;
@@ -66,8 +66,8 @@ export class BlipConnection extends EventEmitter {
   private readonly log: BlipLogger;
   readonly role: 'server' | 'client';
 
-  private readonly encoder = new FrameEncoder();
-  private readonly decoder = new FrameDecoder();
+  private readonly encoder: FrameEncoder;
+  private readonly decoder: FrameDecoder;
   private readonly outbox = new Outbox();
   private handler: ((req: BlipRequest) => void | Promise<void>) | undefined;
 
@@ -79,8 +79,14 @@ export class BlipConnection extends EventEmitter {
   private incompleteBytes = 0;
 
   private sending = false;
-  private rxChain: Promise<void> = Promise.resolve();
-  private rxQueued = 0;
+  /**
+   * Received frames not yet handled, in wire order. Frames normally decode synchronously, so this
+   * stays empty and each frame is handled inside its 'message' event: frames that arrive together
+   * (e.g. several pushed revs) reach the handlers in the same tick and get batched there. Only with
+   * the async zlib fallback do frames wait here for the previous inflate.
+   */
+  private readonly rxQueue: Buffer[] = [];
+  private rxBusy = false;
   private rxPaused = false;
   private isClosed = false;
   private closeEmitted = false;
@@ -95,6 +101,8 @@ export class BlipConnection extends EventEmitter {
     this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.role = opts.role ?? 'server';
     this.log = opts.log ?? (() => {});
+    this.encoder = new FrameEncoder({ syncZlib: opts.syncZlib });
+    this.decoder = new FrameDecoder({ syncZlib: opts.syncZlib });
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: RawData, isBinary: boolean) => this.onWsMessage(data, isBinary));
     ws.on('close', (code: number, reason: Buffer) => this.onWsClose(code, reason.toString('utf8')));
@@ -180,7 +188,9 @@ export class BlipConnection extends EventEmitter {
         const more = end < msg.data.length;
         const flags = msg.type | (msg.compressed ? FLAG_COMPRESSED : 0) | (msg.urgent ? FLAG_URGENT : 0)
           | (msg.noReply ? FLAG_NOREPLY : 0) | (more ? FLAG_MORECOMING : 0);
-        const frame = await this.encoder.encode(msg.number, flags, msg.data.subarray(msg.offset, end));
+        const encoded = this.encoder.encodeFrame(msg.number, flags, msg.data.subarray(msg.offset, end));
+        // Awaited only on the async zlib fallback: an await per frame would cost a microtask turn.
+        const frame = encoded instanceof Promise ? await encoded : encoded;
         if (this.isClosed) return;
         msg.offset = end;
         msg.bytesSent += frame.length - decodeFrameHeader(frame).length;
@@ -216,31 +226,56 @@ export class BlipConnection extends EventEmitter {
     const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     this.counters.framesReceived++;
     this.counters.bytesReceived += frame.length;
-    this.rxQueued++;
-    if (this.rxQueued >= RX_QUEUE_PAUSE && !this.rxPaused) {
+    this.rxQueue.push(frame);
+    if (this.rxQueue.length >= RX_QUEUE_PAUSE && !this.rxPaused) {
       this.rxPaused = true;
       this.ws.pause();
     }
-    this.rxChain = this.rxChain
-      .then(() => (this.isClosed ? undefined : this.onFrame(frame)))
-      .catch((err: unknown) => this.fail(err))
-      .finally(() => {
-        this.rxQueued--;
-        if (this.rxPaused && this.rxQueued < RX_QUEUE_PAUSE / 4) {
-          this.rxPaused = false;
-          this.ws.resume();
-        }
-      });
+    if (!this.rxBusy) this.drainRx();
   }
 
-  private async onFrame(raw: Buffer): Promise<void> {
+  /**
+   * Handles queued frames strictly in order (CRC and inflate state). Runs synchronously; when a
+   * frame's decode is asynchronous (zlib fallback) it stops and resumes once that frame is handled.
+   */
+  private drainRx(): void {
+    this.rxBusy = true;
+    try {
+      while (this.rxQueue.length > 0 && !this.isClosed) {
+        const decoded = this.decodeNext(this.rxQueue.shift()!);
+        this.maybeResume();
+        if (decoded instanceof Promise) {
+          decoded
+            .then((frame) => { if (!this.isClosed) this.onFrame(frame); })
+            .catch((err: unknown) => this.fail(err))
+            .finally(() => this.drainRx());
+          return; // still busy: later frames wait for this one
+        }
+        this.onFrame(decoded);
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+    this.rxBusy = false;
+  }
+
+  private maybeResume(): void {
+    if (this.rxPaused && this.rxQueue.length < RX_QUEUE_PAUSE / 4) {
+      this.rxPaused = false;
+      this.ws.resume();
+    }
+  }
+
+  /** Decodes a frame against what is left of its message's size budget. */
+  private decodeNext(raw: Buffer): DecodedFrame | Promise<DecodedFrame> {
     const header = decodeFrameHeader(raw);
     let partial: Partial | undefined;
     if (header.type === FrameType.MSG) partial = this.incomingRequests.get(header.number);
     else if (header.type === FrameType.RPY || header.type === FrameType.ERR) partial = this.pendingReplies.get(header.number)?.partial;
-    const budget = this.maxMessageBytes - (partial?.size ?? 0);
-    const frame = await this.decoder.decode(raw, budget);
-    if (this.isClosed) return;
+    return this.decoder.decodeFrame(raw, this.maxMessageBytes - (partial?.size ?? 0));
+  }
+
+  private onFrame(frame: DecodedFrame): void {
     if (frame.kind === 'ack') {
       this.counters.acksReceived++;
       if (this.outbox.ack(frame.type, frame.number, frame.bytesReceived)) this.pump();
@@ -349,6 +384,7 @@ export class BlipConnection extends EventEmitter {
   private shutDown(reason: Error): void {
     this.isClosed = true;
     this.outbox.clear();
+    this.rxQueue.length = 0;
     this.incomingRequests.clear();
     const pending = [...this.pendingReplies.values()];
     this.pendingReplies.clear();

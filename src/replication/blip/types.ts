@@ -40,6 +40,11 @@ export interface BlipConnectionOptions {
   maxMessageBytes?: number;
   role?: 'server' | 'client';
   log?: BlipLogger;
+  /**
+   * Deflate/inflate frames synchronously (default true, when this Node supports it; see
+   * codec/compression.ts). false forces the asynchronous zlib path: for tests and comparisons.
+   */
+  syncZlib?: boolean;
 }
 
 export interface BlipStats {

@@ -19,6 +19,19 @@ export function encodeVarint(value: number): Buffer {
   return Buffer.from(bytes);
 }
 
+/** Writes `value` (a non-negative safe integer) at `offset`; returns the offset after it. */
+export function writeVarint(buf: Uint8Array, offset: number, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`varint out of range: ${value}`);
+  let v = value;
+  let pos = offset;
+  while (v >= 0x80) {
+    buf[pos++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  buf[pos++] = v;
+  return pos;
+}
+
 export function varintLength(value: number): number {
   let n = 1;
   for (let v = value; v >= 0x80; v = Math.floor(v / 0x80)) n++;
