@@ -128,7 +128,12 @@ export function planConnection(o: PostgresConnectOptions, now = Date.now()): Con
     // During an outage requests fail fast (503) instead of queueing for a connection forever.
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
+    // A network cut without a reset (a dead NAT entry, a pulled cable) would otherwise leave a query
+    // waiting for TCP to give up, minutes later: the request gets a 503 after 30 s instead, and
+    // keepalives find the dead idle connections. No query of ours legitimately runs that long.
+    query_timeout: 30_000,
     keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     application_name: 'syncgate',
   };
   if (password !== undefined) config.password = password;
@@ -141,7 +146,7 @@ const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
   '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006', '08P01',
 ]);
-const UNAVAILABLE_MESSAGES = /Connection terminated|terminating connection|timeout exceeded when trying to connect|not queryable|Client was closed|Connection ended/i;
+const UNAVAILABLE_MESSAGES = /Connection terminated|terminating connection|timeout exceeded when trying to connect|Query read timeout|not queryable|Client was closed|Connection ended/i;
 
 /** True when an error means PostgreSQL is (for now) unreachable: the request gets a 503. */
 export function isUnavailable(err: unknown): boolean {
