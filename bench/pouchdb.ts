@@ -1,68 +1,40 @@
 /**
- * PouchDB pushes, then a fresh PouchDB pulls, N 1 KB documents through Syncgate
- * (SQLite on a temp file). Prints docs/s for each direction, and the ratio of each to a ceiling
- * measured in the same run: the same documents written straight into PouchDB's memory adapter
- * (so the figure says how much the network protocol + server cost, on this noisy machine).
+ * Target 3, end to end: an unmodified PouchDB (memory adapter, in this process) pushes N (default
+ * 20,000) 1 KB documents to the server, then a fresh PouchDB pulls them all; against Syncgate and
+ * against the peer, each server in its own process. PouchDB's default protocol: `_revs_diff` +
+ * `_bulk_docs` (new_edits=false) for the push, `_changes` + `_bulk_get` for the pull, batch size 100.
  *
- *   npm run bench                          # all benchmarks; this one with 10,000 docs
- *   BENCH_DOCS=2000 npm run bench -- pouchdb  # this one only
+ *   npm run bench -- pouchdb          BENCH_DOCS=5000 npm run bench -- pouchdb
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import os from 'node:os';
-import { parseConfigText } from '../src/config/index.ts';
-import { Gateway } from '../src/gateway.ts';
-import { Logger } from '../src/log/index.ts';
 import { localDb, remoteDb } from '../test/helpers/pouchdb.ts';
 import { runIfMain } from './main.ts';
+import { alternate, type BenchServer, docBody, docId, fmt, machine, reportRounds, startPeer, startSyncgate, timed } from './servers.ts';
 
-
-function makeDocs(n: number): Record<string, unknown>[] {
-  const filler = 'x'.repeat(900);
-  return Array.from({ length: n }, (_, i) => ({ _id: `doc-${String(i).padStart(7, '0')}`, i, type: 'bench', filler }));
-}
-
-async function time<T = any>(fn: () => Promise<T>): Promise<[number, T]> {
-  const t0 = performance.now();
-  const out = await fn();
-  return [(performance.now() - t0) / 1000, out];
+async function pushThenPull(start: () => Promise<BenchServer>, n: number): Promise<{ push: number; pull: number }> {
+  const server = await start();
+  try {
+    const source = localDb();
+    for (let i = 0; i < n; i += 500) {
+      await source.bulkDocs(Array.from({ length: Math.min(500, n - i) }, (_, k) => ({ _id: docId(i + k), ...docBody(i + k) })));
+    }
+    const [pushSecs, push] = await timed<any>(() => source.replicate.to(remoteDb(server.url), { batch_size: 100 }));
+    if (push.docs_written !== n) throw new Error(`${server.name}: push wrote ${push.docs_written} of ${n}`);
+    const target = localDb();
+    const [pullSecs, pull] = await timed<any>(() => target.replicate.from(remoteDb(server.url), { batch_size: 100 }));
+    if (pull.docs_written !== n) throw new Error(`${server.name}: pull wrote ${pull.docs_written} of ${n}`);
+    await Promise.all([source.destroy(), target.destroy()]);
+    return { push: n / pushSecs, pull: n / pullSecs };
+  } finally {
+    await server.stop();
+  }
 }
 
 export async function run(): Promise<void> {
-  const N = Number(process.env.BENCH_DOCS ?? 10_000);
-  const dir = mkdtempSync(join(tmpdir(), 'syncgate-bench-'));
-  const config = parseConfigText(JSON.stringify({ databases: { db: { server: `sqlite:${join(dir, 'db.sqlite3')}`, users: { GUEST: { disabled: false, admin_channels: ['*'] } } } } }), 'bench');
-  const gateway = new Gateway(config, { logger: new Logger({ level: 'warn' }), interface: '127.0.0.1:0', adminInterface: '127.0.0.1:0', metricsInterface: '127.0.0.1:0' });
-  const addrs = await gateway.start();
-  const url = `http://127.0.0.1:${addrs.public.port}/db`;
-  try {
-    console.log(`Syncgate bench: ${N} docs of ~1 KB, ${os.cpus().length} cores, Node ${process.version}`);
-    const docs = makeDocs(N);
-
-    const [ceilingSecs] = await time(async () => {
-      const db = localDb();
-      for (let i = 0; i < docs.length; i += 100) await db.bulkDocs(docs.slice(i, i + 100).map((d) => ({ ...d })));
-    });
-
-    const source = localDb();
-    for (let i = 0; i < docs.length; i += 500) await source.bulkDocs(docs.slice(i, i + 500));
-    const [pushSecs, push] = await time<any>(() => source.replicate.to(remoteDb(url), { batch_size: 100 }));
-    if (push.docs_written !== N) throw new Error(`push wrote ${push.docs_written} of ${N}`);
-
-    const target = localDb();
-    const [pullSecs, pull] = await time<any>(() => target.replicate.from(remoteDb(url), { batch_size: 100 }));
-    if (pull.docs_written !== N) throw new Error(`pull wrote ${pull.docs_written} of ${N}`);
-
-    const rate = (secs: number) => Math.round(N / secs);
-    const ceiling = rate(ceilingSecs);
-    console.log(`ceiling: PouchDB memory adapter bulkDocs  ${ceiling} docs/s`);
-    console.log(`push:    PouchDB -> Syncgate             ${rate(pushSecs)} docs/s  (${(rate(pushSecs) / ceiling).toFixed(2)} of ceiling)`);
-    console.log(`pull:    Syncgate -> PouchDB             ${rate(pullSecs)} docs/s  (${(rate(pullSecs) / ceiling).toFixed(2)} of ceiling)`);
-  } finally {
-    await gateway.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const n = Number(process.env.BENCH_DOCS ?? 20_000);
+  console.log(`PouchDB end to end (memory adapter client, batch 100): ${fmt(n)} docs of ~1 KB; ${machine()}`);
+  const { ours, theirs } = await alternate(2, (side) => pushThenPull(side === 'syncgate' ? () => startSyncgate() : startPeer, n));
+  reportRounds('PouchDB push (docs/s)', ours.map((r) => r.push), theirs.map((r) => r.push), 'docs/s', { min: 2 });
+  reportRounds('PouchDB pull (docs/s)', ours.map((r) => r.pull), theirs.map((r) => r.pull), 'docs/s', { min: 2 });
 }
 
 runIfMain(import.meta.url, run);

@@ -2,14 +2,22 @@
  * `npm run bench`: every benchmark in sequence, each printing its figures beside a peer measured in
  * the same run (see BENCHMARKS.md). Name some to run only those: `npm run bench -- auth feed`.
  *
- *   npm run bench                          # pouchdb (BENCH_DOCS, 10,000), auth, feed (BENCH_FEED_DOCS, 1,000,000)
- *   BENCH_DOCS=2000 BENCH_FEED_DOCS=200000 npm run bench
+ *   npm run bench                          # every one below, in order
+ *   npm run bench -- push pull             # only these
+ *   BENCH_DOCS=2000 BENCH_FEED_DOCS=200000 npm run bench   # smaller (each file lists its variables)
  */
+import { run as push } from './push.ts';
+import { run as pull } from './pull.ts';
 import { run as pouchdb } from './pouchdb.ts';
+import { run as fanout } from './fanout.ts';
+import { run as users } from './users.ts';
+import { run as growth } from './growth.ts';
 import { run as auth } from './auth.ts';
 import { run as feed } from './channel-feed.ts';
+import { run as postgres } from './postgres.ts';
+import { run as blip } from './blip.ts';
 
-const BENCHES: Record<string, () => Promise<void>> = { pouchdb, auth, feed };
+const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip };
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

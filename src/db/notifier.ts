@@ -14,6 +14,10 @@ export class Notifier {
   private readonly byChannel = new Map<string, Set<Waiter>>();
   private readonly anyChange = new Set<Waiter>();
   private closed = false;
+  private notified = 0;
+
+  /** How many notifications so far: moves with every change a feed could see. */
+  get version(): number { return this.notified; }
 
   /** Number of feeds currently waiting. */
   get waiting(): number {
@@ -63,6 +67,7 @@ export class Notifier {
 
   /** Called after a commit with the channels the committed revisions were added to or removed from. */
   notify(channels: Iterable<string>): void {
+    this.notified++;
     const woken = new Set<Waiter>(this.anyChange);
     for (const ch of channels) {
       const set = this.byChannel.get(ch);

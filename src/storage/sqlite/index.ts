@@ -42,6 +42,11 @@ function toRevision(r: RevRow): StoredRevision {
   return out;
 }
 
+/** Page cache per database (KiB): SQLite's default is 2 MB. */
+const CACHE_KIB = 64 * 1024;
+/** Reads through mmap up to this much of the file (the cache above then holds mostly dirty pages). */
+const MMAP_BYTES = 1024 * 1024 * 1024;
+
 /** SQLite limits bound parameters per statement; chunk IN lists well below it. */
 const IN_CHUNK = 500;
 
@@ -71,6 +76,12 @@ export class SqliteStore implements Store {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
       this.db.pragma('busy_timeout = 5000');
+      // Reads of bodies and revision trees are point lookups spread over the whole file: with
+      // SQLite's default 2 MB page cache nearly every one was a miss and a pread (a fifth of the
+      // server's CPU when 1,000 users pulled at once). A larger cache plus memory-mapped reads
+      // keep the hot part of the file in the process at no copy.
+      this.db.pragma(`cache_size = -${CACHE_KIB}`);
+      this.db.pragma(`mmap_size = ${MMAP_BYTES}`);
       migrate(this.db);
     } catch (err) {
       this.db.close();
@@ -118,7 +129,13 @@ export class SqliteStore implements Store {
     };
     this.seq = Number(this.stmts.getMeta.get('last_seq')?.value ?? 0);
     if (!this.stmts.getMeta.get('uuid')) this.stmts.setMeta.run('uuid', randomUUID().replace(/-/g, ''));
-    this.commitTx = this.db.transaction((writes: DocWrite[]) => writes.map((w) => this.applyWrite(w)));
+    this.commitTx = this.db.transaction((writes: DocWrite[]) => {
+      const before = this.seq;
+      const results = writes.map((w) => this.applyWrite(w));
+      // Once per transaction, not once per document: readers only see the committed whole anyway.
+      if (this.seq !== before) this.stmts.setMeta.run('last_seq', String(this.seq));
+      return results;
+    });
   }
 
   private cached<P extends unknown[], R>(sql: string): Database.Statement<P, R> {
@@ -153,9 +170,11 @@ export class SqliteStore implements Store {
     }
     // A change to who can see what is a change of those users, with a sequence of its own (as Sync
     // Gateway bumps the user's sequence): their `_user/` feed entries never share the doc's sequence.
-    const grantees = w.grants ? this.replaceGrants(w.id, w.grants, seq, seq + 1) : [];
+    // A document without a row yet has no grants rows either (purge removes both), so a new
+    // document that grants nothing skips the lookup of its old grants.
+    const noGrants = !w.grants || (w.grants.length === 0 && w.expectedSeq === 0);
+    const grantees = noGrants ? [] : this.replaceGrants(w.id, w.grants!, seq, seq + 1);
     this.seq = grantees.length ? seq + 1 : seq;
-    s.setMeta.run('last_seq', String(this.seq));
     return grantees.length ? { ok: true, seq, grantees } : { ok: true, seq };
   }
 

@@ -67,6 +67,22 @@ const MIGRATIONS: string[] = [
   // 3: document expiry (TTL), from `_exp` or the sync function's expiry().
   `ALTER TABLE docs ADD COLUMN expiry INTEGER;
    CREATE INDEX docs_by_expiry ON docs (expiry) WHERE expiry IS NOT NULL;`,
+  // 4: revision bodies in an ordinary (rowid) table. WITHOUT ROWID suits rows far smaller than a
+  // page; with bodies of 1 KB and more each leaf held three or four rows and spilled to overflow
+  // pages, and a point lookup of one body cost 3-5x what it costs through the (doc_id, rev) index
+  // of a rowid table (measured: 40-48 µs against 8-14 µs on 20,000 1 KB bodies).
+  `CREATE TABLE revs_v4 (
+     doc_id TEXT NOT NULL,
+     rev TEXT NOT NULL,
+     deleted INTEGER NOT NULL,
+     body TEXT NOT NULL,
+     atts TEXT,
+     channels TEXT,
+     PRIMARY KEY (doc_id, rev)
+   );
+   INSERT INTO revs_v4 (doc_id, rev, deleted, body, atts, channels) SELECT doc_id, rev, deleted, body, atts, channels FROM revs;
+   DROP TABLE revs;
+   ALTER TABLE revs_v4 RENAME TO revs;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

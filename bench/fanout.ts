@@ -1,0 +1,131 @@
+/**
+ * Target 4, fan-out: L (default 10,000) live listeners on Syncgate, longpoll, continuous and
+ * websocket in turn, each following one of 100 channels (`filter=sync_gateway/bychannel`), held by
+ * 4 client processes. Then K writes, each to a document in all 100 channels: the time from the
+ * write's request to each listener seeing it, p50/p99/max over every (write, listener). Resident
+ * memory of the server is read with every listener connected and idle, beside the same server
+ * before any listener (bytes per connection = the difference / L).
+ *
+ * The peer, for scale (it has no channels, and no websocket feed): both servers with 200 longpoll
+ * listeners on the whole database.
+ *
+ *   npm run bench -- fanout        BENCH_FANOUT=2000 npm run bench -- fanout
+ *   BENCH_FANOUT_PEER=0 BENCH_FANOUT_KINDS=websocket npm run bench -- fanout   # one kind, no peer run
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { runIfMain } from './main.ts';
+import { type BenchServer, client, cpuMs, fmt, getJson, machine, percentile, rssBytes, startPeer, startSyncgate } from './servers.ts';
+
+const CHANNELS = 100;
+/** Every listener here is GUEST from one address: lift the per-user cap on open feeds (default 100). */
+const UNLIMITED_FEEDS = { top: { limits: { max_changes_feeds_per_user: 0 } } };
+/** Writes per run; each waits until every listener saw it (or 30 s). */
+const WRITES = 5;
+const PEER_WRITES = 2;
+const BIG_WRITES = 3;
+const KINDS = ['longpoll', 'continuous', 'websocket'];
+const channelList = Array.from({ length: CHANNELS }, (_, i) => `fan-${i}`);
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface FanoutResult { latencies: number[]; missing: number; idleRss: number; baseRss: number; cpuPerWrite: number }
+
+async function openFeeds(server: BenchServer): Promise<number> {
+  if (!server.metricsUrl) return NaN;
+  const text = await (await fetch(`${server.metricsUrl}/_metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(/^syncgate_changes_feeds_open\{[^}]*\} (\d+)/gm)) n += Number(m[1]);
+  return n;
+}
+
+async function fanout(server: BenchServer, listeners: number, procs: number, kinds: string[], filter: boolean, writes = WRITES): Promise<FanoutResult> {
+  const { pool, path } = client(server.url);
+  const put = async (id: string) => {
+    const res = await pool.request({ method: 'PUT', path: `${path}/${id}`, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ channels: channelList, text: 'x'.repeat(800) }) });
+    await res.body.text();
+    if (res.statusCode !== 201) throw new Error(`PUT ${id}: ${res.statusCode}`);
+  };
+  const children: ChildProcess[] = [];
+  try {
+    await put('warm-up');
+    await sleep(500);
+    const baseRss = rssBytes(server.pid);
+    const since = (await getJson(pool, `${path}/`)).update_seq;
+    const per = Math.ceil(listeners / procs);
+    const opened: Promise<unknown>[] = [];
+    for (let p = 0; p < procs; p++) {
+      const count = Math.min(per, listeners - p * per);
+      const spec = { url: server.url, since, from: p * per, count, channels: CHANNELS, kinds, filter };
+      const child = fork(fileURLToPath(new URL('./fanout-client.ts', import.meta.url)), [JSON.stringify(spec)], { execArgv: ['--import', 'tsx'] });
+      children.push(child);
+      opened.push(new Promise((r) => child.once('message', r)));
+    }
+    await Promise.all(opened);
+    // Syncgate counts its waiting feeds; the peer does not, so it gets a fixed pause instead.
+    const deadline = Date.now() + 60_000;
+    if (server.metricsUrl) while ((await openFeeds(server)) < listeners && Date.now() < deadline) await sleep(250);
+    await sleep(2000);
+    const idleRss = rssBytes(server.pid);
+    const latencies: number[] = [];
+    let missing = 0;
+    let cpu = 0;
+    for (let k = 0; k < writes; k++) {
+      const id = `write-${k}`;
+      const cpu0 = cpuMs(server.pid);
+      const t0 = now();
+      await put(id);
+      let times: number[] = [];
+      for (const stop = Date.now() + 30_000; Date.now() < stop;) {
+        await sleep(250);
+        const reports = await Promise.all(children.map((c) => new Promise<number[]>((r) => {
+          c.once('message', (m: any) => r(m.times));
+          c.send({ report: id });
+        })));
+        times = reports.flat();
+        if (times.length >= listeners) break;
+      }
+      cpu += cpuMs(server.pid) - cpu0; // includes the longpolls re-arming, and the report polls' 250 ms
+      missing += listeners - times.length;
+      for (const t of times) latencies.push(t - t0);
+      await sleep(300); // longpoll listeners re-arm
+    }
+    return { latencies, missing, idleRss, baseRss, cpuPerWrite: cpu / writes };
+  } finally {
+    for (const c of children) c.kill();
+    await pool.close();
+  }
+}
+
+function describe(label: string, r: FanoutResult, listeners: number): { p99: number } {
+  const p = (q: number) => percentile(r.latencies, q);
+  const perConn = (r.idleRss - r.baseRss) / listeners;
+  console.log(`${label.padEnd(44)} p50 ${p(50).toFixed(0).padStart(5)} ms  p99 ${p(99).toFixed(0).padStart(5)} ms  max ${Math.max(...r.latencies).toFixed(0).padStart(5)} ms  missed ${r.missing}`);
+  console.log(`${''.padEnd(44)} server CPU per write ${r.cpuPerWrite.toFixed(0)} ms (${((1000 * r.cpuPerWrite) / listeners).toFixed(0)} µs per listener, re-arming included)`);
+  console.log(`${''.padEnd(44)} RSS ${fmt(r.baseRss / 2 ** 20)} MB -> ${fmt(r.idleRss / 2 ** 20)} MB idle with listeners: ${fmt(perConn)} bytes per connection`);
+  return { p99: p(99) };
+}
+
+async function withServer<T>(start: () => Promise<BenchServer>, fn: (s: BenchServer) => Promise<T>): Promise<T> {
+  const server = await start();
+  try { return await fn(server); } finally { await server.stop(); }
+}
+
+export async function run(): Promise<void> {
+  const listeners = Number(process.env.BENCH_FANOUT ?? 10_000);
+  const small = 200;
+  const kinds = (process.env.BENCH_FANOUT_KINDS ?? KINDS.join(',')).split(',');
+  console.log(`fan-out: ${WRITES} writes (peer ${PEER_WRITES}, ${fmt(listeners)} listeners ${BIG_WRITES}), each to a doc in all of ${CHANNELS} channels; ${machine()}`);
+  if (process.env.BENCH_FANOUT_PEER !== '0') {
+    const oursSmall = await withServer(() => startSyncgate({}, UNLIMITED_FEEDS), (s) => fanout(s, small, 1, ['longpoll'], true));
+    const peerSmall = await withServer(startPeer, (s) => fanout(s, small, 1, ['longpoll'], false, PEER_WRITES));
+    const a = describe(`Syncgate, ${small} longpoll (by channel)`, oursSmall, small);
+    const b = describe(`peer, ${small} longpoll (whole db)`, peerSmall, small);
+    console.log(`  p99 ratio Syncgate/peer: ${(a.p99 / b.p99).toFixed(2)} (lower is better)`);
+  }
+  const big = await withServer(() => startSyncgate({}, UNLIMITED_FEEDS), (s) => fanout(s, listeners, 4, kinds, true, BIG_WRITES));
+  const c = describe(`Syncgate, ${fmt(listeners)} ${kinds.join('/')}`, big, listeners);
+  console.log(`  target p99 < 250 ms: ${c.p99 < 250 && big.missing === 0 ? 'met' : 'NOT met'};  RSS < 1 GB: ${big.idleRss < 2 ** 30 ? 'met' : 'NOT met'}`);
+}
+
+runIfMain(import.meta.url, run);
