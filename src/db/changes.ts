@@ -6,6 +6,7 @@
  * subChanges are all built on `changesSince`.
  */
 import { HttpError } from '../errors.ts';
+import { ALL_CHANNELS, type Principal } from '../auth/principal.ts';
 import { decodeRevTree, leaves, winningRev } from '../revtree/index.ts';
 import type { ChangeRow } from '../storage/store.ts';
 import { bodyKey } from '../storage/store.ts';
@@ -43,6 +44,8 @@ export interface ChangeEntry {
   id: string;
   deleted?: true;
   removed?: string[];
+  /** The reader no longer sees the document at this position (removed from every channel it sees). */
+  unseen?: true;
   /** Rendered document JSON text, with include_docs. */
   doc?: string;
   changes: { rev: string }[];
@@ -146,6 +149,20 @@ export async function changesSince(db: Database, scope: FeedScope, opts: Changes
   }
 }
 
+/**
+ * `changesSince` for a live feed that a commit has just woken: every caught-up feed of a channel
+ * asks the same question at that moment, so they share one read (see shared-reads.ts). The page
+ * is shared: read-only. (One-shot reads do not go through here: nothing to share, and on
+ * PostgreSQL the state check costs a query.)
+ */
+export async function sharedChangesSince(db: Database, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
+  const key = 'changes:' + JSON.stringify([
+    scope.channels === 'all' ? 'all' : [...scope.channels], scope.allGrantedAt, scope.user,
+    opts.since, opts.limit, opts.style, opts.includeDocs, opts.docIds, opts.activeOnly,
+  ]);
+  return db.sharedReads.read(await db.readState(), key, () => changesSince(db, scope, opts));
+}
+
 async function readPage(db: Database, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
   const until = await db.store.lastSeq();
   const limit = opts.limit && opts.limit > 0 ? opts.limit : undefined;
@@ -217,6 +234,7 @@ async function shapeEntries(db: Database, rows: Candidate[], opts: ChangesOption
     if (r.isUser) return e;
     if (r.deleted) e.deleted = true;
     if (r.removedFrom) e.removed = [...new Set(r.removedFrom)];
+    if (!r.visible) e.unseen = true;
     const doc = docs?.get(r.id);
     if (doc && doc.rev === r.rev && r.visible) {
       const tree = decodeRevTree(doc.tree);
@@ -248,4 +266,30 @@ export function renderEntry(e: ChangeEntry): string {
   if (e.removed) s += `,"removed":${JSON.stringify(e.removed)}`;
   if (e.doc !== undefined) s += `,"doc":${e.doc}`;
   return s + `,"changes":${JSON.stringify(e.changes)}}`;
+}
+
+/**
+ * What a principal's feed reads, narrowed by the bychannel filter. BLIP's subChanges uses it; it is
+ * the same computation as the REST feed's (src/http/routes/changes.ts), which can import it from here.
+ */
+export function feedScope(p: Principal, filter?: string[]): FeedScope {
+  if (p.kind === 'admin') return { channels: filter ? new Map(filter.map((c) => [c, 0])) : 'all' };
+  const user = { name: p.isGuest ? 'GUEST' : p.name, seq: p.seq };
+  const star = p.channels.get(ALL_CHANNELS);
+  if (star !== undefined) {
+    if (!filter) return { channels: 'all', allGrantedAt: star, user };
+    return { channels: new Map(filter.map((c) => [c, Math.min(star, p.channels.get(c) ?? star)])), user };
+  }
+  const channels = new Map<string, number>();
+  for (const [c, g] of p.channels) if (!filter || filter.includes(c)) channels.set(c, g);
+  return { channels, user };
+}
+
+/** Notifier keys a live feed waits on: its channels and its own principal (and roles); null = any change. */
+export function feedWaitKeys(p: Principal, scope: FeedScope): string[] | null {
+  if (p.kind === 'admin') return scope.channels === 'all' ? null : [...scope.channels.keys()];
+  const keys = [`_user:${p.isGuest ? 'GUEST' : p.name}`, ...[...p.roles.keys()].map((r) => `_role:${r}`)];
+  if (scope.channels === 'all') keys.push(ALL_CHANNELS);
+  else keys.push(...scope.channels.keys());
+  return keys;
 }

@@ -16,6 +16,7 @@ import { parseExpiry, type SyncFunction, type SyncResult, type SyncUser } from '
 import { bodyKey } from '../storage/store.ts';
 import { DEFAULT_MAX_ATTACHMENT_SIZE, processAttachments } from './attachments.ts';
 import { Notifier } from './notifier.ts';
+import { SharedReads } from './shared-reads.ts';
 import { type DocView, toRevisions } from './render.ts';
 
 /** What the database reports as it works (the metrics module implements it; db does not import it). */
@@ -37,6 +38,10 @@ export interface DatabaseOptions {
   revsLimit: number;
   allowConflicts: boolean;
   maxAttachmentSize?: number;
+  /** Largest document body (JSON, attachments excluded) in bytes: 413 `Document too large!` beyond; 0 = no limit. */
+  maxDocumentBytes?: number;
+  /** Most channels the sync function may assign one revision: 403 beyond; 0 = no limit. */
+  maxChannelsPerDoc?: number;
   /** The compiled sync function; without one, `doc.channels` is used directly (Sync Gateway's default). */
   sync?: SyncFunction;
   stats?: DatabaseStats;
@@ -53,6 +58,8 @@ export interface WriteRequest {
   follows?: Map<string, Buffer>;
   /** Who writes: the sync function's require* checks apply to users only. Default: admin. */
   principal?: Principal;
+  /** Replicated revision that must extend the current revision (BLIP `noconflicts`), even where conflicts are allowed. */
+  noConflicts?: boolean;
 }
 
 export interface WriteResult { id: string; rev: string }
@@ -104,13 +111,20 @@ export class Database {
   readonly name: string;
   readonly store: Store;
   readonly notifier = new Notifier();
+  /** Reads shared by live feeds asking the same question at the same state (see shared-reads.ts). */
+  readonly sharedReads = new SharedReads();
   readonly revsLimit: number;
   readonly allowConflicts: boolean;
   maxAttachmentSize: number;
+  readonly maxDocumentBytes: number;
+  readonly maxChannelsPerDoc: number;
   readonly startTime = Date.now() * 1000;
   readonly sync?: SyncFunction;
   readonly stats: DatabaseStats;
   private closed = false;
+  private readonly unwatch?: () => void;
+  /** Aborted when the database stops: long-lived sessions (BLIP connections) end on it. */
+  private readonly stopping = new AbortController();
 
   constructor(opts: DatabaseOptions) {
     this.name = opts.name;
@@ -118,11 +132,22 @@ export class Database {
     this.revsLimit = opts.revsLimit;
     this.allowConflicts = opts.allowConflicts;
     this.maxAttachmentSize = opts.maxAttachmentSize ?? DEFAULT_MAX_ATTACHMENT_SIZE;
+    this.maxDocumentBytes = opts.maxDocumentBytes ?? 0;
+    this.maxChannelsPerDoc = opts.maxChannelsPerDoc ?? 0;
     this.sync = opts.sync;
     this.stats = opts.stats ?? NO_STATS;
+    // Shared storage (PostgreSQL, several nodes): other nodes' commits wake this node's feeds too.
+    this.unwatch = opts.store.watch?.((c) => this.notifier.notify([...c.channels, ...c.grantees.map(principalKey)]));
   }
 
   get isClosed(): boolean { return this.closed; }
+
+  /** What a shared read depends on: moves with every commit and every notification. */
+  async readState(): Promise<string> {
+    return `${await this.store.lastSeq()}:${this.notifier.version}`;
+  }
+
+  get stopSignal(): AbortSignal { return this.stopping.signal; }
 
   // ---- writes ---------------------------------------------------------------------------------
 
@@ -224,7 +249,7 @@ export class Database {
       follows: req.follows, keepRevpos: false, maxSize: this.maxAttachmentSize,
     });
     await this.checkDigests(atts.needDigests);
-    const stored = canonicalJson(props);
+    const stored = this.checkSize(canonicalJson(props));
     const digestInput = deleted ? canonicalJson({ ...props, _deleted: true }) : stored;
     const rev = createRevId(parent ?? '', digestInput);
     if (tree.has(rev)) return { rev, existing: true };
@@ -240,7 +265,7 @@ export class Database {
     const tree: RevTree = doc ? decodeRevTree(doc.tree) : new Map();
     if (tree.has(rev)) return { rev, existing: true };
     const { attachedTo } = addHistory(tree, hist, deleted);
-    if (!this.allowConflicts && doc) {
+    if ((!this.allowConflicts || req.noConflicts) && doc) {
       const legal = attachedTo === doc.rev
         || (deleted && attachedTo !== null && isLeaf(decodeRevTree(doc.tree), attachedTo) && !tree.get(attachedTo)!.deleted)
         || (doc.deleted && attachedTo === null);
@@ -253,8 +278,14 @@ export class Database {
       follows: req.follows, keepRevpos: true, maxSize: this.maxAttachmentSize,
     });
     await this.checkDigests(atts.needDigests);
-    const stored = canonicalJson(props);
+    const stored = this.checkSize(canonicalJson(props));
     return this.finishWrite(req, doc, tree, { rev, deleted, body: stored, attachments: atts.meta }, props, atts.blobs, attachedTo, parentRevision);
+  }
+
+  /** Sync Gateway refuses documents over 20 MB with 413 `Document too large!`; the body as stored is what counts. */
+  private checkSize(stored: string): string {
+    if (this.maxDocumentBytes > 0 && Buffer.byteLength(stored) > this.maxDocumentBytes) throw new HttpError(413, 'Document too large!');
+    return stored;
   }
 
   private async checkDigests(digests: string[]): Promise<void> {
@@ -275,6 +306,11 @@ export class Database {
     const id = req.id;
     const oldDoc = parentRevision ? syncDocJson(id, parentRevision.rev, parentRevision.deleted, parentRevision.body) : null;
     const result = this.runSync(id, revision, props, oldDoc, req.principal ?? ADMIN);
+    // Every channel is an index row per revision and a fan-out key: a runaway sync function (or a
+    // client feeding `channel(doc.channels)` a huge list) must not turn one write into thousands.
+    if (this.maxChannelsPerDoc > 0 && result.channels.length > this.maxChannelsPerDoc) {
+      throw new HttpError(403, `Document is in ${result.channels.length} channels; the limit is ${this.maxChannelsPerDoc}`);
+    }
     revision.channels = result.channels;
     const pruned = prune(tree, this.revsLimit);
     const winner = winningRev(tree)!;
@@ -448,11 +484,21 @@ export class Database {
     return this.store.getAttachment(digest);
   }
 
-  /** Attachment bytes to inline: those newer than every revision the client says it has. */
-  async attachmentsToInline(atts: AttachmentMap | null, attsSince: string[] | undefined): Promise<Map<string, Buffer>> {
+  /**
+   * Attachment bytes to inline: those added after the closest ancestor of `of.rev` that the client
+   * says it has (Sync Gateway's findAncestorFromSet). A listed revision on another branch says
+   * nothing about this one's attachments: counting it would send stubs the client cannot resolve.
+   */
+  async attachmentsToInline(atts: AttachmentMap | null, attsSince: string[] | undefined, of?: { id: string; rev: string }): Promise<Map<string, Buffer>> {
     const out = new Map<string, Buffer>();
     if (!atts) return out;
-    const minRevpos = attsSince?.length ? Math.max(...attsSince.map(genOf)) : 0;
+    let since = attsSince ?? [];
+    if (since.length && of) {
+      const doc = await this.store.getDoc(of.id);
+      const ancestry = new Set(doc ? history(decodeRevTree(doc.tree), of.rev) : []);
+      since = since.filter((r) => ancestry.has(r));
+    }
+    const minRevpos = since.length ? Math.max(...since.map(genOf)) : 0;
     for (const [name, meta] of Object.entries(atts)) {
       if (meta.revpos <= minRevpos) continue;
       const data = await this.store.getAttachment(meta.digest);
@@ -519,7 +565,9 @@ export class Database {
   /** Ends live feeds and refuses to start new waits; the store stays open for in-flight requests. */
   stopFeeds(): void {
     this.closed = true;
+    this.unwatch?.();
     this.notifier.close();
+    this.stopping.abort();
   }
 
   async close(): Promise<void> {

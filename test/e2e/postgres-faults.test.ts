@@ -85,6 +85,27 @@ function follower(node: Node) {
   return { ids, failures: () => failures, stop: async () => { running = false; await done; } };
 }
 
+/** One continuous feed that must stay open throughout: it is never reconnected. */
+async function continuousFollower(node: Node) {
+  const ac = new AbortController();
+  const res = await fetch(`${node.publicUrl}/db/_changes?feed=continuous&since=0&heartbeat=500`, { signal: ac.signal });
+  const reader = res.body!.getReader();
+  let text = '';
+  let ended = false;
+  const pump = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+      if (done) { ended = true; return; }
+      text += Buffer.from(value!).toString();
+    }
+  })();
+  return {
+    has: (id: string) => text.includes(`"id":${JSON.stringify(id)}`),
+    ended: () => ended,
+    stop: async () => { ac.abort(); await pump; },
+  };
+}
+
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
@@ -98,6 +119,8 @@ describe('PostgreSQL faults', () => {
     const [a, b] = await Promise.all([start('restart'), start('restart')]);
     const writers = [writer(a, 'wa'), writer(b, 'wb'), writer(a, 'wa2')];
     const feed = follower(b);
+    // Reads while PostgreSQL is down (the writers on A keep waking it): it rides the outage out.
+    const live = await continuousFollower(b);
     await waitFor(() => writers.every((w) => w.acked.length >= 20), 20_000, 'writes before the restart');
     await cluster.pause('fast');
     const before = writers.map((w) => w.acked.length);
@@ -115,6 +138,9 @@ describe('PostgreSQL faults', () => {
     // The feed on B resumes and delivers every acknowledged write.
     await waitFor(() => acked.every((id) => feed.ids.has(id)), 20_000, 'the feed to deliver every acknowledged write');
     await feed.stop();
+    await waitFor(() => acked.every((id) => live.has(id)), 20_000, 'the continuous feed to deliver every acknowledged write');
+    assert.equal(live.ended(), false, 'the continuous feed stayed open through the outage');
+    await live.stop();
     // Every acknowledged write is there, through either node.
     const all = await (await fetch(`${a.publicUrl}/db/_all_docs`)).json() as { rows: { id: string }[] };
     const present = new Set(all.rows.map((r) => r.id));

@@ -1,7 +1,9 @@
 /** `_changes` in all four feed styles: normal, longpoll, continuous and websocket. */
 import type { WebSocket } from 'ws';
 import { HttpError } from '../../errors.ts';
-import { changesSince, type ChangesOptions, type FeedScope, formatSince, parseSince, renderEntry } from '../../db/changes.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { decodeUtf8, parseJson } from '../../json/index.ts';
+import { changesSince, type ChangesOptions, sharedChangesSince, type FeedScope, formatSince, parseSince, renderEntry } from '../../db/changes.ts';
 import type { Database } from '../../db/database.ts';
 import { ALL_CHANNELS, type Principal } from '../../auth/principal.ts';
 import type { RequestContext } from '../context.ts';
@@ -52,8 +54,11 @@ class LiveScope {
     this.principal = ctx.principal;
     this.scope = feedScope(this.principal, filter);
   }
-  async reload(): Promise<boolean> {
-    const p = await this.ctx.reloadPrincipal();
+  async reload(db: Database): Promise<boolean> {
+    // Every feed of this user woken by one commit reloads the same principal: load it once.
+    const p = this.principal.kind === 'admin'
+      ? await this.ctx.reloadPrincipal()
+      : await db.sharedReads.read(await db.readState(), `user:${this.principal.name}`, () => this.ctx.reloadPrincipal());
     if (!p) return false; // the user was deleted or disabled: end the feed
     this.principal = p;
     this.scope = feedScope(p, this.filter);
@@ -88,15 +93,35 @@ function docIdsOf(v: unknown): string[] | undefined {
   return s.split(',').filter((x) => x !== '');
 }
 
+/**
+ * A live feed outlives a storage outage (PostgreSQL restarting): a read that fails with 503 is
+ * retried with backoff while the client stays connected, so the feed resumes where it was instead
+ * of ending and sending every client back to reconnect at the same moment.
+ */
+export async function untilAvailable<T>(signal: AbortSignal, read: () => Promise<T>): Promise<T> {
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+    try {
+      return await read();
+    } catch (err) {
+      if (!(err instanceof HttpError) || err.status !== 503 || signal.aborted) throw err;
+      await sleep(delay, undefined, { signal }).catch(() => undefined);
+      if (signal.aborted) throw err;
+    }
+  }
+}
+
 /** Reads feed options from query parameters, a POST body or a websocket's first message. */
 export function parseFeedParams(get: Source, maxHeartbeatMs?: number): FeedParams {
-  const feed = String(get('feed') ?? 'normal');
-  if (!FEEDS.has(feed)) throw new HttpError(400, 'Unknown feed type');
-  const style = String(get('style') ?? 'main_only');
+  // Strings only: String(["normal"]) would be "normal" (Go's typed decoding refuses it too).
+  const feed = get('feed') ?? 'normal';
+  if (typeof feed !== 'string' || !FEEDS.has(feed)) throw new HttpError(400, 'Unknown feed type');
+  const style = get('style') ?? 'main_only';
   if (style !== 'main_only' && style !== 'all_docs') throw new HttpError(400, 'Unknown style');
+  const limit = int(get('limit'), 'limit');
+  if (limit !== undefined && limit < 0) throw new HttpError(400, 'Invalid limit');
   const options: ChangesOptions = {
     since: parseSince(get('since')),
-    limit: int(get('limit'), 'limit'),
+    limit,
     style,
     includeDocs: bool(get('include_docs')),
     activeOnly: bool(get('active_only')),
@@ -149,8 +174,8 @@ async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams
       const changed = await live.wait(db, wait, ac.signal);
       if (ac.signal.aborted) return;
       if (changed) {
-        if (!(await live.reload())) break;
-        page = await changesSince(db, live.scope, p.options);
+        if (!(await untilAvailable(ac.signal, () => live.reload(db)))) break;
+        page = await untilAvailable(ac.signal, () => sharedChangesSince(db, live.scope, p.options));
       }
       else if (p.heartbeatMs > 0) {
         if (!res.headersSent) { res.statusCode = 200; res.setHeader('Content-Type', 'application/json'); }
@@ -176,10 +201,11 @@ async function continuous(ctx: RequestContext, db: Database, p: FeedParams): Pro
   const opts = { ...p.options };
   const live = new LiveScope(ctx, p.channels);
   let sent = 0;
+  let read = changesSince; // the shared read once woken by a commit
   const deadline = p.heartbeatMs === 0 && p.timeoutMs > 0 ? Date.now() + p.timeoutMs : Infinity;
   while (!ac.signal.aborted && !db.isClosed) {
     if (opts.limit) opts.limit = p.options.limit! - sent;
-    const page = await changesSince(db, live.scope, opts);
+    const page = await untilAvailable(ac.signal, () => read(db, live.scope, opts));
     for (const e of page.entries) {
       if (!res.write(renderEntry(e) + '\n')) await new Promise((r) => res.once('drain', r));
     }
@@ -190,7 +216,8 @@ async function continuous(ctx: RequestContext, db: Database, p: FeedParams): Pro
     const left = deadline - Date.now();
     if (left <= 0) break;
     const changed = await live.wait(db, p.heartbeatMs > 0 ? p.heartbeatMs : left, ac.signal);
-    if (changed && !(await live.reload())) break;
+    if (changed) read = sharedChangesSince;
+    if (changed && !(await untilAvailable(ac.signal, () => live.reload(db)))) break;
     if (!changed && p.heartbeatMs > 0 && !ac.signal.aborted) res.write('\n');
   }
   res.end();
@@ -205,21 +232,28 @@ export function websocketFeed(ws: WebSocket, db: Database, ctx: RequestContext, 
   ws.once('message', async (data) => {
     try {
       let body: Record<string, unknown> = {};
-      const text = data.toString();
-      if (text.trim() !== '') body = JSON.parse(text);
+      // The same rules as an HTTP body: strict UTF-8 (binary frames too), the JSON depth limit, an object.
+      const text = decodeUtf8(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
+      if (text.trim() !== '') {
+        const parsed = parseJson(text);
+        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new HttpError(400, 'Invalid options');
+        body = parsed as Record<string, unknown>;
+      }
       const p = parseFeedParams((n) => body[n], maxHeartbeatMs);
       const opts = { ...p.options };
       const live = new LiveScope(ctx, p.channels);
       let caughtUp = false;
+      let read = changesSince; // the shared read once woken by a commit
       while (!ac.signal.aborted && !db.isClosed) {
-        const page = await changesSince(db, live.scope, opts);
+        const page = await untilAvailable(ac.signal, () => read(db, live.scope, opts));
         opts.since = page.last;
         if (page.entries.length > 0) ws.send(`[${page.entries.map(renderEntry).join(',')}]`);
         if (page.entries.length > 0 && opts.limit) break;
         if (page.entries.length > 0) continue;
         if (!caughtUp) { ws.send('[]'); caughtUp = true; }
         const changed = await live.wait(db, p.heartbeatMs > 0 ? p.heartbeatMs : 0, ac.signal);
-        if (changed && !(await live.reload())) break;
+        if (changed) read = sharedChangesSince;
+        if (changed && !(await untilAvailable(ac.signal, () => live.reload(db)))) break;
         if (!changed && !ac.signal.aborted) ws.send('');
       }
       ws.close(1000);
