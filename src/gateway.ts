@@ -12,12 +12,16 @@ import type { DatabaseRegistry } from './http/registry.ts';
 import { createListener, isLoopback, listen, type TlsSettings } from './http/server.ts';
 import { loadTls } from './http/tls.ts';
 import { OperatorAuth } from './auth/operators.ts';
+import { LoginLockout } from './auth/lockout.ts';
+import { RequestGuard } from './http/limits.ts';
 import { createLogger, type Logger } from './log/index.ts';
 import { SqliteStore } from './storage/sqlite/index.ts';
 import { SyncFunction } from './sync/index.ts';
 import { Metrics, metricsRoutes } from './metrics/index.ts';
 import { authenticate, createDbAuth, type DbAuth, principalReloader } from './auth/index.ts';
 import type { Store } from './storage/store.ts';
+import { openPostgresStore, type PostgresStore } from './storage/postgres/index.ts';
+import { type PostgresSpec, redactServerUrl } from './config/server.ts';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -35,12 +39,36 @@ export interface RunningAddresses {
   metrics: AddressInfo;
 }
 
-export function openStore(config: DatabaseConfig): Store {
+export async function openStore(config: DatabaseConfig, logger?: Logger): Promise<Store> {
   switch (config.storage.kind) {
     case 'sqlite': return new SqliteStore({ path: config.storage.path });
     case 'memory': return new SqliteStore({ path: ':memory:' });
+    case 'postgres': return openPostgres(config, config.storage, logger);
   }
 }
+
+/** Connects (TLS and client certificate as configured) and migrates; a failure is one line naming the database. */
+async function openPostgres(config: DatabaseConfig, spec: PostgresSpec, logger?: Logger): Promise<Store> {
+  let store: PostgresStore;
+  try {
+    store = await openPostgresStore({
+      spec, username: config.username, password: config.password, certpath: config.certpath, keypath: config.keypath,
+      cacertpath: config.cacertpath, poolSize: config.poolSize, schema: config.bucket, log: logger,
+    });
+  } catch (err) {
+    throw new Error(`database "${config.name}": ${(err as Error).message}`);
+  }
+  const p = store.plan;
+  logger?.always(`${p.tls ? 'Establishing TLS connection' : 'Establishing connection (without TLS)'} to PostgreSQL ${p.where} for database ${spec.database}`);
+  logger?.always(`Bucket: database "${config.name}" authenticates to PostgreSQL as user "${p.user}" with ${p.auth}, schema "${config.bucket}", pool of ${p.config.max}`);
+  return store;
+}
+
+/**
+ * Seconds to receive a whole request when `ServerReadTimeout` is not set: bounds a client that
+ * trickles its body, yet leaves a 32 MB upload about 2 Mbit/s. Responses are never cut by it.
+ */
+export const DEFAULT_SERVER_READ_TIMEOUT = 120;
 
 export class Gateway implements DatabaseRegistry {
   readonly config: GatewayConfig;
@@ -53,6 +81,10 @@ export class Gateway implements DatabaseRegistry {
   private readonly databases = new Map<string, Database>();
   private readonly auths = new Map<string, DbAuth>();
   private servers: http.Server[] = [];
+  /** Login lockout for every database and operator port of this gateway (SECURITY.md). */
+  readonly lockout: LoginLockout;
+  /** Rate limits and feed caps shared by this gateway's listeners. */
+  readonly guard: RequestGuard;
 
   constructor(config: GatewayConfig, options: GatewayOptions = {}) {
     this.config = config;
@@ -60,6 +92,16 @@ export class Gateway implements DatabaseRegistry {
     this.metrics = options.metrics ?? new Metrics();
     this.ownsLogger = !options.logger;
     this.logger = options.logger ?? createLogger(config.logging);
+    const l = config.limits;
+    this.lockout = new LoginLockout({
+      maxFailures: l.loginMaxFailures, windowMs: l.loginFailureWindowSecs * 1000, lockoutMs: l.loginLockoutSecs * 1000,
+      bcryptCost: config.bcryptCost, log: this.logger,
+    });
+    const window = l.rateWindowSecs * 1000;
+    this.guard = new RequestGuard({
+      perAddress: { requests: l.requestsPerAddress, windowMs: window }, perUser: { requests: l.requestsPerUser, windowMs: window },
+      maxFeedsPerUser: l.maxChangesFeedsPerUser, trustedProxies: l.trustedProxies,
+    });
   }
 
   get(name: string): Database | undefined { return this.databases.get(name); }
@@ -73,15 +115,18 @@ export class Gateway implements DatabaseRegistry {
     this.metrics.addDatabase(config.name);
     const stats = this.metrics.forDatabase(config.name);
     const db = new Database({
-      name: config.name, store: openStore(config), revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync, stats,
+      name: config.name, store: await openStore(config, this.logger), revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync, stats,
+      maxAttachmentSize: this.config.limits.maxAttachmentBytes, maxDocumentBytes: this.config.limits.maxDocumentBytes,
+      maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc,
     });
     const auth = createDbAuth(db.store, config, {
       bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind),
+      lockout: this.lockout,
     });
     await auth.principals.applyConfig(config.users, config.roles);
     this.databases.set(config.name, db);
     this.auths.set(config.name, auth);
-    this.logger.info(`CRUD: Opened database "${config.name}" on ${config.storage.kind === 'sqlite' ? 'sqlite:' + config.storage.path : 'in-memory storage'}`);
+    this.logger.info(`CRUD: Opened database "${config.name}" on ${config.storage.kind === 'sqlite' ? 'sqlite:' + config.storage.path : config.storage.kind === 'postgres' ? redactServerUrl(config.server) : 'in-memory storage'}`);
     return db;
   }
 
@@ -119,7 +164,8 @@ export class Gateway implements DatabaseRegistry {
     }
     for (const dbc of Object.values(this.config.databases)) await this.openDatabase(dbc);
     const settings: HttpSettings = {
-      maxBodyBytes: this.options.maxBodyBytes ?? 32 * 1024 * 1024,
+      maxBodyBytes: this.options.maxBodyBytes ?? this.config.limits.maxBodyBytes,
+      maxBulkDocs: this.config.limits.maxBulkDocs,
       compressResponses: this.config.compressResponses,
       pretty: this.config.pretty,
     };
@@ -132,10 +178,13 @@ export class Gateway implements DatabaseRegistry {
         ctx.reloadPrincipal = principalReloader(ctx.principal, auth.principals);
       },
       readHeaderTimeout: this.config.readHeaderTimeout, idleTimeout: this.config.idleTimeout,
+      requestTimeout: this.config.serverReadTimeout ?? DEFAULT_SERVER_READ_TIMEOUT,
+      maxConnections: this.config.maxIncomingConnections,
+      maxConnectionsPerAddress: this.config.limits.maxConnectionsPerAddress, guard: this.guard,
     };
-    const operators = (users?: Record<string, string>) => (users ? new OperatorAuth(users) : undefined);
-    const metricsServer = createListener({ ...common, admin: true, routes: metricsRoutes(this.metrics), operators: operators(this.config.metricsUsers) });
-    const adminServer = createListener({ ...common, admin: true, operators: operators(this.config.adminUsers) });
+    const operators = (users: Record<string, string> | undefined, scope: string) => (users ? new OperatorAuth(users, { lockout: this.lockout, scope }) : undefined);
+    const metricsServer = createListener({ ...common, admin: true, routes: metricsRoutes(this.metrics), operators: operators(this.config.metricsUsers, 'metrics port') });
+    const adminServer = createListener({ ...common, admin: true, operators: operators(this.config.adminUsers, 'admin port') });
     const publicServer = createListener({ ...common, admin: false, cors: this.config.cors });
     this.servers = [metricsServer, adminServer, publicServer];
     const metricsAddr = this.options.metricsInterface ?? this.config.metricsInterface;

@@ -5,10 +5,11 @@
  */
 import { HttpError } from '../errors.ts';
 import type { RequestContext } from '../http/context.ts';
-import type { Principal } from './principal.ts';
+import type { Principal, UserPrincipal } from './principal.ts';
 import { GUEST_NAME } from './access.ts';
 import { disabledGuest, type Principals } from './principals.ts';
 import { readCookie, sessionCookie, type Sessions } from './sessions.ts';
+import type { LoginLockout } from './lockout.ts';
 
 export const WWW_AUTHENTICATE = 'Basic realm="Couchbase Sync Gateway"';
 
@@ -20,9 +21,24 @@ export interface AuthenticateOptions {
   sendWwwAuthenticate: boolean;
   cookieSecure: boolean;
   cookieHttpOnly: boolean;
-  log?: { info(msg: string): void };
+  /** `ud` (the gateway logger's) redacts user names per `logging.redaction_level`. */
+  log?: { info(msg: string): void; ud?(value: string): string };
   /** Counts failed authentications (metrics). */
   onAuthFailure?: (kind: 'basic' | 'session' | 'guest') => void;
+  /** The gateway's login lockout (Basic auth and `POST /_session`); none: every attempt is checked. */
+  lockout?: LoginLockout;
+}
+
+/**
+ * Checks a user's password through the login lockout, when there is one: a locked (user, address)
+ * pair fails without bcrypt, and an unknown name costs a decoy bcrypt, so neither the answer nor
+ * its timing tells whether the user exists. `POST /_session` uses it too.
+ */
+export function verifyLogin(opts: AuthenticateOptions, db: string, address: string, name: string, password: string): Promise<UserPrincipal | undefined> {
+  const verify = () => opts.principals.verifyPassword(name, password);
+  if (!opts.lockout) return verify();
+  // "Exists" means "verifyPassword ran bcrypt": an enabled user. Disabled ones get the decoy too.
+  return opts.lockout.attempt(`db ${db}`, name, address, password, verify, async () => (await opts.principals.loadUser(name)) !== undefined);
 }
 
 /**
@@ -58,9 +74,9 @@ export function basicCredentials(header: string | undefined): { name: string; pa
 export async function authenticate(ctx: RequestContext, opts: AuthenticateOptions, publicPrivileges: boolean): Promise<Principal> {
   const creds = basicCredentials(ctx.header('authorization'));
   if (creds) {
-    const user = await opts.principals.verifyPassword(creds.name, creds.password);
+    const user = await verifyLogin(opts, ctx.db?.name ?? ctx.params.db ?? '', ctx.clientAddress, creds.name, creds.password);
     if (!user) {
-      opts.log?.info(`Auth: HTTP auth failed for username=${JSON.stringify(creds.name)}`);
+      opts.log?.info(`Auth: HTTP auth failed for ${opts.log.ud ? `username="${opts.log.ud(creds.name)}"` : `username=${JSON.stringify(creds.name)}`}`);
       { opts.onAuthFailure?.('basic'); throw new UnauthorizedError('Invalid login', opts.sendWwwAuthenticate); }
     }
     return user;

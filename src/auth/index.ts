@@ -1,11 +1,13 @@
 /** Access control: principals, access computation, sessions and request authentication. */
 import type { Store } from '../storage/store.ts';
 import type { AuthenticateOptions } from './authenticate.ts';
+import type { LoginLockout } from './lockout.ts';
 import { Principals } from './principals.ts';
 import { DEFAULT_COOKIE_NAME, Sessions } from './sessions.ts';
 
 export * from './access.ts';
 export * from './authenticate.ts';
+export * from './lockout.ts';
 export * from './principal.ts';
 export * from './principals.ts';
 export * from './sessions.ts';
@@ -37,6 +39,8 @@ export interface DbAuthOptions {
   log?: { info(msg: string): void };
   now?: () => number;
   onAuthFailure?: (kind: 'basic' | 'session' | 'guest') => void;
+  /** Shared by every database of a gateway (its keys name the database). */
+  lockout?: LoginLockout;
 }
 
 /** Builds a database's DbAuth. Call `principals.applyConfig(config.users, config.roles)` once after. */
@@ -52,5 +56,6 @@ export function createDbAuth(store: Store, config: DbAuthConfig, opts: DbAuthOpt
     sendWwwAuthenticate: config.sendWwwAuthenticateHeader,
     log: opts.log,
     onAuthFailure: opts.onAuthFailure,
+    lockout: opts.lockout,
   };
 }

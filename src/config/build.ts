@@ -2,11 +2,12 @@
  * Normalized (schema-checked) config objects → GatewayConfig: defaults, cross-field rules
  * (revs_limit, SSL pair, bcrypt cost, db and principal names) and the storage spec.
  */
+import { isIP } from 'node:net';
 import { isPlainObject } from './normalize.ts';
 import { LOG_KEYS, LOG_LEVELS } from './schema.ts';
 import { DEFAULT_SERVER, parseServer } from './server.ts';
 import type {
-  CorsConfig, DatabaseConfig, GatewayConfig, LoggingConfig, LogLevel, RoleConfig, TlsVersion, UserConfig,
+  CorsConfig, DatabaseConfig, GatewayConfig, LimitsConfig, LoggingConfig, LogLevel, RoleConfig, TlsVersion, UserConfig,
 } from './types.ts';
 
 export const DB_NAME_RE = /^[a-z][-a-z0-9_$()+/]*$/;
@@ -155,6 +156,12 @@ function buildDatabase(name: string, db: Obj, ctx: BuildContext): DatabaseConfig
     }
   }
 
+  if (typeof storage !== 'string' && storage.kind === 'postgres') {
+    if (str(db.certpath) && !str(db.keypath)) err(`${path}.keypath: certpath is set but keypath is missing; a client certificate needs its key`);
+    if (str(db.keypath) && !str(db.certpath)) err(`${path}.certpath: keypath is set but certpath is missing`);
+    if (num(db.pool_size) === 0) err(`${path}.pool_size: must be at least 1`);
+  } else if (num(db.pool_size) !== undefined) warn(`${path}.pool_size is ignored: it applies to postgres:// servers only`);
+
   const allowEmptyPassword = bool(db.allow_empty_password) ?? false;
   const { users, roles } = buildPrincipals(db, path, allowEmptyPassword, err, warn);
   if (ctx.errors.length > before || typeof storage === 'string') return undefined;
@@ -176,7 +183,63 @@ function buildDatabase(name: string, db: Obj, ctx: BuildContext): DatabaseConfig
     const v = str(db[k]);
     if (v !== undefined) config[k] = v;
   }
+  if (num(db.pool_size) !== undefined) config.poolSize = num(db.pool_size);
   return config;
+}
+
+const MIB = 1024 * 1024;
+
+/**
+ * `limits` defaults (SECURITY.md lists them). Lockout on, as CouchDB ships it; rate limits off,
+ * since a reverse proxy or a load test sends everything from one address and a wrong guess would
+ * break working deployments; sizes as Sync Gateway's (20 MB documents and attachments).
+ */
+export const DEFAULT_LIMITS: LimitsConfig = {
+  loginMaxFailures: 5, loginFailureWindowSecs: 300, loginLockoutSecs: 900,
+  requestsPerAddress: 0, requestsPerUser: 0, rateWindowSecs: 60,
+  maxChangesFeedsPerUser: 100, maxConnectionsPerAddress: 0,
+  maxBodyBytes: 32 * MIB, maxDocumentBytes: 20 * MIB, maxAttachmentBytes: 20 * MIB,
+  maxBulkDocs: 10_000, maxChannelsPerDoc: 1000,
+  // Loopback by default: the documented deployment is NGINX on the same host, where every request
+  // arrives from 127.0.0.1 and, without this, one guesser would lock a user out for everyone. A
+  // directly exposed listener never sees remote clients from loopback, so nobody else can forge it.
+  trustedProxies: ['127.0.0.1', '::1'],
+};
+
+function buildLimits(top: Obj, err: (m: string) => void): LimitsConfig {
+  const raw = obj(top.limits) ?? {};
+  const n = (key: string, dflt: number) => num(raw[key]) ?? dflt;
+  const d = DEFAULT_LIMITS;
+  const limits: LimitsConfig = {
+    loginMaxFailures: n('login_max_failures', d.loginMaxFailures),
+    loginFailureWindowSecs: n('login_failure_window_secs', d.loginFailureWindowSecs),
+    loginLockoutSecs: n('login_lockout_secs', d.loginLockoutSecs),
+    requestsPerAddress: n('requests_per_address', d.requestsPerAddress),
+    requestsPerUser: n('requests_per_user', d.requestsPerUser),
+    rateWindowSecs: n('rate_window_secs', d.rateWindowSecs),
+    maxChangesFeedsPerUser: n('max_changes_feeds_per_user', d.maxChangesFeedsPerUser),
+    maxConnectionsPerAddress: n('max_connections_per_address', d.maxConnectionsPerAddress),
+    maxBodyBytes: n('max_body_bytes', d.maxBodyBytes),
+    maxDocumentBytes: n('max_document_bytes', d.maxDocumentBytes),
+    maxAttachmentBytes: n('max_attachment_bytes', d.maxAttachmentBytes),
+    maxBulkDocs: n('max_bulk_docs', d.maxBulkDocs),
+    maxChannelsPerDoc: n('max_channels_per_doc', d.maxChannelsPerDoc),
+    trustedProxies: strs(raw.trusted_proxies) ?? d.trustedProxies,
+  };
+  // A lockout or rate limit with a zero-length window would silently do nothing.
+  if (limits.loginMaxFailures > 0) {
+    if (limits.loginFailureWindowSecs === 0) err('limits.login_failure_window_secs: must be at least 1 while limits.login_max_failures is set');
+    if (limits.loginLockoutSecs === 0) err('limits.login_lockout_secs: must be at least 1 while limits.login_max_failures is set');
+  }
+  if ((limits.requestsPerAddress > 0 || limits.requestsPerUser > 0) && limits.rateWindowSecs === 0) {
+    err('limits.rate_window_secs: must be at least 1 while a request rate limit is set');
+  }
+  // Unbounded request bodies would be read whole into memory.
+  if (limits.maxBodyBytes < 1024) err(`limits.max_body_bytes: must be at least 1024 (got ${limits.maxBodyBytes})`);
+  limits.trustedProxies.forEach((p, i) => {
+    if (!isIP(p.startsWith('::ffff:') ? p.slice(7) : p)) err(`limits.trusted_proxies[${i}]: ${JSON.stringify(p)} is not an IP address`);
+  });
+  return limits;
 }
 
 /** Builds the GatewayConfig; problems go to ctx (the caller throws if ctx.errors is not empty). */
@@ -219,6 +282,7 @@ export function buildGatewayConfig(top: Obj, ctx: BuildContext): GatewayConfig {
     readHeaderTimeout: num(top.ReadHeaderTimeout) ?? 5,
     idleTimeout: num(top.IdleTimeout) ?? 90,
     bcryptCost,
+    limits: buildLimits(top, err),
     logging: buildLogging(top, ctx),
     databases,
     warnings: ctx.warnings,

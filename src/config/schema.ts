@@ -134,6 +134,8 @@ export const DATABASE_FIELDS: Fields = {
   certpath: built(string),
   keypath: built(string),
   cacertpath: built(string),
+  // Syncgate's own: connections in this node's PostgreSQL pool (postgres:// servers only).
+  pool_size: built(uint),
   kv_tls_port: later(integer),
   sync: built(string),
   users: built(mapOf(object(USER_FIELDS))),
@@ -172,6 +174,24 @@ export const DATABASE_FIELDS: Fields = {
   deprecated: later(any),
 };
 
+// ---- Syncgate's `limits` (top level): lockout, rate limits, sizes; 0 turns a limit off ----
+export const LIMITS_FIELDS: Fields = {
+  login_max_failures: built(uint),
+  login_failure_window_secs: built(uint),
+  login_lockout_secs: built(uint),
+  requests_per_address: built(uint),
+  requests_per_user: built(uint),
+  rate_window_secs: built(uint),
+  max_changes_feeds_per_user: built(uint),
+  max_connections_per_address: built(uint),
+  max_body_bytes: built(uint),
+  max_document_bytes: built(uint),
+  max_attachment_bytes: built(uint),
+  max_bulk_docs: built(uint),
+  max_channels_per_doc: built(uint),
+  trusted_proxies: built(strings),
+};
+
 // ---- top level (Go ServerConfig) ----
 export const TOP_LEVEL_FIELDS: Fields = {
   interface: built(string),
@@ -182,7 +202,8 @@ export const TOP_LEVEL_FIELDS: Fields = {
   SSLKey: built(string),
   tls_minimum_version: built(enumOf(...TLS_VERSIONS)),
   ServerReadTimeout: built(uint),
-  ServerWriteTimeout: built(uint),
+  // Go's WriteTimeout cuts any response that outlives it, live changes feeds included: not applied.
+  ServerWriteTimeout: later(uint, { inert: 0 }),
   ReadHeaderTimeout: built(uint),
   IdleTimeout: built(uint),
   MaxIncomingConnections: built(uint),
@@ -208,6 +229,9 @@ export const TOP_LEVEL_FIELDS: Fields = {
   // and metrics ports, stored as bcrypt hashes (`syncgate --hash-password` makes one).
   admin_users: built(mapOf(object({ password_hash: built(string) }))),
   metrics_users: built(mapOf(object({ password_hash: built(string) }))),
+  // Syncgate's own abuse limits (Sync Gateway has none of these); defaults and meaning in build.ts
+  // `buildLimits` and SECURITY.md.
+  limits: built(object(LIMITS_FIELDS)),
   replicator_compression: later(integer),
   hide_product_version: later(boolean, { inert: false }),
   DeploymentID: later(string),

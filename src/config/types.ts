@@ -52,6 +52,8 @@ export interface DatabaseConfig {
   certpath?: string;
   keypath?: string;
   cacertpath?: string;
+  /** `pool_size`: most connections this node opens to a PostgreSQL server (default 10). */
+  poolSize?: number;
   /** This db's keys as given (canonical spelling, nulls dropped, no defaults filled in). */
   raw: Record<string, unknown>;
 }
@@ -76,6 +78,27 @@ export interface CorsConfig {
   maxAge: number;
 }
 
+/** Syncgate's `limits` (SECURITY.md): abuse protection. A 0 count or size means no limit. */
+export interface LimitsConfig {
+  /** Failed logins for one user from one address that lock that pair out; 0 = no lockout. */
+  loginMaxFailures: number;
+  loginFailureWindowSecs: number;
+  loginLockoutSecs: number;
+  /** Requests per `rateWindowSecs` (also the burst), per client address / per user. */
+  requestsPerAddress: number;
+  requestsPerUser: number;
+  rateWindowSecs: number;
+  maxChangesFeedsPerUser: number;
+  maxConnectionsPerAddress: number;
+  maxBodyBytes: number;
+  maxDocumentBytes: number;
+  maxAttachmentBytes: number;
+  maxBulkDocs: number;
+  maxChannelsPerDoc: number;
+  /** Reverse proxies whose `X-Forwarded-For` is believed. */
+  trustedProxies: string[];
+}
+
 export interface GatewayConfig {
   interface: string;
   adminInterface: string;
@@ -87,11 +110,13 @@ export interface GatewayConfig {
   compressResponses: boolean;
   /** 0 = unlimited. */
   maxIncomingConnections: number;
+  /** Seconds to receive a whole request (headers and body); 0 = none. Never cuts a response. */
   serverReadTimeout?: number;
   serverWriteTimeout?: number;
   readHeaderTimeout: number;
   idleTimeout: number;
   bcryptCost: number;
+  limits: LimitsConfig;
   /** Operator name → bcrypt hash. When set, the admin port requires HTTP Basic with one of them. */
   adminUsers?: Record<string, string>;
   /** Likewise for the metrics port. */

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gunzip, gzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { HttpError, toHttpError } from '../errors.ts';
-import { parseJson } from '../json/index.ts';
+import { parseJsonBytes } from '../json/index.ts';
 import type { Database } from '../db/database.ts';
 import { ADMIN, type Principal } from '../auth/principal.ts';
 import type { DbAuth } from '../auth/index.ts';
@@ -26,6 +26,8 @@ export interface HttpSettings {
   maxBodyBytes: number;
   compressResponses: boolean;
   pretty: boolean;
+  /** Most documents in one `_bulk_docs` (and `_bulk_get`) request; unset or 0 = no limit. */
+  maxBulkDocs?: number;
 }
 
 export interface Logger {
@@ -49,6 +51,8 @@ export class RequestContext {
   auth?: DbAuth;
   /** Who the request acts as: the admin on the admin port, else the authenticated user or GUEST. */
   principal: Principal = ADMIN;
+  /** The client's address (behind a trusted proxy, from `X-Forwarded-For`): the key of lockouts and rate limits. */
+  clientAddress: string;
   /** Recomputes the principal (live feeds call it when grants change); undefined once it is gone. */
   reloadPrincipal: () => Promise<Principal | undefined> = async () => this.principal;
   private bodyPromise?: Promise<Buffer>;
@@ -58,6 +62,7 @@ export class RequestContext {
     this.res = res;
     this.isAdmin = isAdmin;
     this.settings = settings;
+    this.clientAddress = req.socket?.remoteAddress ?? '';
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     this.path = q >= 0 ? url.slice(0, q) : url;
@@ -188,6 +193,9 @@ export class RequestContext {
     res.statusCode = e.status;
     const allow = (err as { allow?: string[] }).allow;
     if (allow) res.setHeader('Allow', allow.join(', '));
+    // 429s say when to come back (src/http/limits.ts TooManyRequestsError).
+    const retryAfter = (err as { retryAfter?: number }).retryAfter;
+    if (retryAfter) res.setHeader('Retry-After', String(retryAfter));
     if (e.status === 401 && !(err as { noWwwAuthenticate?: boolean }).noWwwAuthenticate) {
       res.setHeader('WWW-Authenticate', 'Basic realm="Couchbase Sync Gateway"');
     }
@@ -205,8 +213,7 @@ export class RequestContext {
 
 export function parseJsonBody(buf: Buffer): unknown {
   if (buf.length === 0) throw new HttpError(400, 'Document body is empty');
-  const text = buf.toString('utf8');
-  return parseJson(text);
+  return parseJsonBytes(buf);
 }
 
 /** Query flags: `true`/`false`, as Sync Gateway reads them. */
@@ -221,7 +228,8 @@ export function intParam(q: URLSearchParams, name: string, dflt?: number): numbe
   if (v === null || v === '') return dflt;
   if (!/^-?\d+$/.test(v)) throw new HttpError(400, `Invalid value for ${name}: ${v}`);
   const n = Number(v);
-  if (!Number.isSafeInteger(n)) throw new HttpError(400, `Invalid value for ${name}: ${v}`);
+  // Every integer query value (limit, skip, revs_limit) is a count: a negative one is refused, not ignored.
+  if (!Number.isSafeInteger(n) || n < 0) throw new HttpError(400, `Invalid value for ${name}: ${v}`);
   return n;
 }
 

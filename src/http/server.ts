@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { Metrics } from '../metrics/index.ts';
@@ -25,6 +25,9 @@ import { docRoutes } from './routes/docs.ts';
 import { localRoutes } from './routes/local.ts';
 import { authRoutes as sessionRoutes } from './routes/session.ts';
 import { authRoutes as userRoleRoutes } from './routes/users-roles.ts';
+import { normalizeAddress, type RequestGuard, TooManyRequestsError } from './limits.ts';
+import { UnauthorizedError, WWW_AUTHENTICATE } from '../auth/authenticate.ts';
+import { adoptSubprotocolSession, BLIPSYNC_PATTERN, BlipSyncEndpoint, blipSyncRoutes } from '../replication/blip/sync/handshake.ts';
 
 export interface TlsSettings {
   cert: string | Buffer;
@@ -57,6 +60,14 @@ export interface ListenerOptions {
   /** Seconds; 0 disables. */
   readHeaderTimeout?: number;
   idleTimeout?: number;
+  /** Seconds to receive a whole request, body included (`ServerReadTimeout`); 0 disables. Never cuts a response. */
+  requestTimeout?: number;
+  /** `MaxIncomingConnections`: open connections beyond this are closed at once; 0 = unlimited. */
+  maxConnections?: number;
+  /** `limits.max_connections_per_address`; 0 = unlimited. */
+  maxConnectionsPerAddress?: number;
+  /** Rate limits, feed caps and the client address (src/http/limits.ts); shared by a gateway's listeners. */
+  guard?: RequestGuard;
 }
 
 export function allRoutes(registry: DatabaseRegistry): Route[] {
@@ -68,6 +79,7 @@ export function allRoutes(registry: DatabaseRegistry): Route[] {
     ...localRoutes(),
     ...userRoleRoutes(),
     ...sessionRoutes(),
+    ...blipSyncRoutes(),
     ...docRoutes(),
     ...attachmentRoutes(),
   ];
@@ -88,6 +100,7 @@ export function createListener(opts: ListenerOptions): http.Server {
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const ctx = new RequestContext(req, res, opts.admin, opts.settings);
+    if (opts.guard) ctx.clientAddress = opts.guard.clientAddress(req);
     res.setHeader('Server', SERVER_HEADER);
     const t0 = performance.now();
     let route = UNMATCHED_ROUTE;
@@ -109,7 +122,9 @@ export function createListener(opts: ListenerOptions): http.Server {
     try {
       // Before routing, so that errors carry the CORS headers too and a page can read them.
       addCorsHeaders(ctx, opts.cors);
-      if (opts.operators) await opts.operators.check(ctx.header('authorization'));
+      // Before any bcrypt or storage work, so a flood costs as little as possible.
+      if (!opts.admin) opts.guard?.checkAddress(ctx.clientAddress);
+      if (opts.operators) await opts.operators.check(ctx.header('authorization'), ctx.clientAddress);
       const match = router.resolve(ctx.method, ctx.path);
       if ('allow' in match) {
         addPreflightHeaders(ctx, opts.cors, match.allow);
@@ -127,6 +142,11 @@ export function createListener(opts: ListenerOptions): http.Server {
         ctx.db = db;
         ctx.auth = opts.registry.authFor(dbName);
         if (!opts.admin && opts.authenticate) await opts.authenticate(ctx, match.route.publicPrivileges === true);
+        if (!opts.admin && opts.guard) {
+          opts.guard.checkUser(dbName, ctx.principal);
+          // Every `_changes` request counts while it is open; live ones are what the cap is for.
+          if (match.route.pattern === '/{db}/_changes') res.once('close', opts.guard.openFeed(dbName, ctx.principal, ctx.clientAddress));
+        }
       }
       checkLoginOrigin(ctx, opts.cors, match.route);
       logRequest();
@@ -144,26 +164,42 @@ export function createListener(opts: ListenerOptions): http.Server {
     });
   };
 
+  // Node checks the header and request timeouts on this interval (default 30 s, which would let a
+  // slowloris client hold a socket six times longer than ReadHeaderTimeout says).
+  const connectionsCheckingInterval = 1000;
   const server: http.Server = opts.tls
-    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: opts.tls.minVersion }, onRequest)
-    : http.createServer(onRequest);
+    ? https.createServer({
+      cert: opts.tls.cert, key: opts.tls.key, minVersion: opts.tls.minVersion, connectionsCheckingInterval,
+      // A client that opens TLS and stalls the handshake is held no longer than one that stalls its headers (as Go).
+      ...(opts.readHeaderTimeout ? { handshakeTimeout: opts.readHeaderTimeout * 1000 } : {}),
+    }, onRequest)
+    : http.createServer({ connectionsCheckingInterval }, onRequest);
   if (opts.readHeaderTimeout) server.headersTimeout = opts.readHeaderTimeout * 1000;
   if (opts.idleTimeout) server.keepAliveTimeout = opts.idleTimeout * 1000;
-  // Long feeds stream for minutes: no whole-request timeout.
-  server.requestTimeout = 0;
+  // Node's requestTimeout bounds only the receipt of a request (headers and body), not the response:
+  // long-running feeds (longpoll, continuous) are answered long after their request is in and are
+  // never cut by it, while a client trickling a body byte by byte is.
+  server.requestTimeout = (opts.requestTimeout ?? 0) * 1000;
+  if (opts.maxConnections) limitConnections(server, opts.maxConnections, opts.logger);
+  if (opts.maxConnectionsPerAddress) limitConnectionsPerAddress(server, opts.maxConnectionsPerAddress);
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  const blipSync = new BlipSyncEndpoint();
   server.on('upgrade', async (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    const refuse = (status: number, reason: string) => {
+    const refuse = (status: number, reason: string, extraHeaders = '') => {
       const body = JSON.stringify({ error: new HttpError(status, reason).error, reason });
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n${extraHeaders}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     };
+    let releaseFeed: (() => void) | undefined;
     try {
-      if (opts.operators) await opts.operators.check(req.headers.authorization);
+      const address = opts.guard ? opts.guard.clientAddress(req) : req.socket.remoteAddress ?? '';
+      if (!opts.admin) opts.guard?.checkAddress(address);
+      if (opts.operators) await opts.operators.check(req.headers.authorization, address);
       const url = req.url ?? '/';
       const path = url.split('?')[0];
       const match = router.resolve('GET', path);
-      if ('allow' in match || match.route.pattern !== '/{db}/_changes') return refuse(404, 'unknown URL');
+      const blip = !('allow' in match) && match.route.pattern === BLIPSYNC_PATTERN;
+      if ('allow' in match || (match.route.pattern !== '/{db}/_changes' && !blip)) return refuse(404, 'unknown URL');
       const db = opts.registry.get(match.params.db);
       if (!db) return refuse(404, `no such database "${match.params.db}"`);
       // Authenticated before the upgrade: a refused client gets a plain HTTP 401, never a socket.
@@ -171,22 +207,74 @@ export function createListener(opts: ListenerOptions): http.Server {
       ctx.params = match.params;
       ctx.db = db;
       ctx.auth = opts.registry.authFor(match.params.db);
+      ctx.clientAddress = address;
+      if (blip && ctx.auth) adoptSubprotocolSession(req, ctx.auth.cookieName);
       if (!opts.admin && opts.authenticate) await opts.authenticate(ctx, false);
+      if (!opts.admin && opts.guard) {
+        opts.guard.checkUser(match.params.db, ctx.principal);
+        // A WebSocket feed or a BLIP replication is a live feed for as long as its socket lives.
+        releaseFeed = opts.guard.openFeed(match.params.db, ctx.principal, address);
+        socket.once('close', releaseFeed);
+      }
+      if (blip) {
+        return blipSync.accept(req, socket, head, {
+          db, principal: ctx.principal, reloadPrincipal: ctx.reloadPrincipal, setCookie: ctx.res.getHeader('Set-Cookie'),
+          log: (level, msg) => opts.logger[level](`BLIP: ${msg}`),
+          opened: () => opts.metrics?.websocketOpened('blip') ?? (() => {}),
+        });
+      }
       wss.handleUpgrade(req, socket, head, (ws) => {
         const done = opts.metrics?.websocketOpened('changes');
         if (done) ws.once('close', done);
         websocketFeed(ws, db, ctx);
       });
     } catch (err) {
+      releaseFeed?.();
       const e = err instanceof HttpError ? err : new HttpError(500, 'Internal error');
-      refuse(e.status, e.reason);
+      // Couchbase Lite 2.8 only sends its credentials after a 401 that asks for them.
+      refuse(e.status, e.reason, e instanceof UnauthorizedError && !e.noWwwAuthenticate ? `WWW-Authenticate: ${WWW_AUTHENTICATE}\r\n`
+        : err instanceof TooManyRequestsError ? `Retry-After: ${err.retryAfter}\r\n` : '');
     }
   });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // A client too slow to send its request (ReadHeaderTimeout, ServerReadTimeout) hears 408, as from Node's default handler.
+    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
     else socket.destroy();
   });
   return server;
+}
+
+/**
+ * `MaxIncomingConnections`: Node closes each connection past the limit as it arrives (its 'drop'
+ * event), which a client sees at once, unlike a backlog it would hang in. Logged at most every 10 s.
+ */
+function limitConnections(server: http.Server, max: number, logger: Logger): void {
+  server.maxConnections = max;
+  let lastWarned = 0;
+  server.on('drop', (data?: { remoteAddress?: string }) => {
+    const now = Date.now();
+    if (now - lastWarned < 10_000) return;
+    lastWarned = now;
+    logger.warn(`HTTP: MaxIncomingConnections (${max}) reached: refusing connections (latest from ${data?.remoteAddress ?? 'unknown'})`);
+  });
+}
+
+/** `limits.max_connections_per_address`: one host cannot take every connection slot (slowloris). */
+function limitConnectionsPerAddress(server: http.Server, max: number): void {
+  const open = new Map<string, number>();
+  // 'connection' fires for TLS sockets too, before the handshake: a refused client costs no crypto.
+  server.on('connection', (socket: Socket) => {
+    const addr = normalizeAddress(socket.remoteAddress ?? '');
+    const n = open.get(addr) ?? 0;
+    if (n >= max) { socket.destroy(); return; }
+    open.set(addr, n + 1);
+    socket.once('close', () => {
+      const left = (open.get(addr) ?? 1) - 1;
+      if (left <= 0) open.delete(addr);
+      else open.set(addr, left);
+    });
+  });
 }
 
 /** True for addresses only this machine can reach: 127.0.0.0/8, ::1, localhost. */

@@ -78,12 +78,22 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   await ctx.sendJson(200, `{"rows":[${rows.join(',\n')}],\n"total_rows":${rows.length},"update_seq":${lastSeq}}`);
 }
 
+/**
+ * `limits.max_bulk_docs`: one request is one storage transaction and one response held in memory.
+ * 413, as CouchDB answers past its `max_bulk_docs_count` (Sync Gateway has no such limit).
+ */
+function checkBatchSize(ctx: RequestContext, n: number, what: string): void {
+  const max = ctx.settings.maxBulkDocs ?? 0;
+  if (max > 0 && n > max) throw new HttpError(413, `Too many documents in ${what}: ${n} (the limit is ${max})`);
+}
+
 async function bulkDocs(ctx: RequestContext): Promise<void> {
   const db = ctx.database;
   const body = await ctx.json() as { docs?: unknown; new_edits?: unknown };
   if (!body || typeof body !== 'object' || !Array.isArray(body.docs)) throw new HttpError(400, "missing 'docs' property");
   const newEdits = body.new_edits === undefined ? true : body.new_edits !== false;
   const docs = body.docs as unknown[];
+  checkBatchSize(ctx, docs.length, '_bulk_docs');
   const rows: ({ id: string; rev?: string; error?: string; reason?: string; status?: number } | undefined)[] = new Array(docs.length);
   const writes: { i: number; req: WriteRequest }[] = [];
   const locals: number[] = [];
@@ -145,6 +155,7 @@ async function bulkGet(ctx: RequestContext): Promise<void> {
   const attachments = boolParam(q, 'attachments');
   const revsLimit = intParam(q, 'revs_limit');
   const items = parseBulkGetItems(await ctx.json());
+  checkBatchSize(ctx, items.length, '_bulk_get');
   const results = await db.getMany(items.map((it) => ({
     id: it.id, rev: it.rev,
     opts: { revs, revsLimit: it.revs_limit ?? revsLimit, revsFrom: it.revs_from ?? it.atts_since },
@@ -161,7 +172,7 @@ async function bulkGet(ctx: RequestContext): Promise<void> {
         out.push(`{"id":${JSON.stringify(it.id)},"docs":[{"error":${JSON.stringify(error)}}]}`);
         continue;
       }
-      const inline = attachments ? await db.attachmentsToInline(r.attachments, it.atts_since) : undefined;
+      const inline = attachments ? await db.attachmentsToInline(r.attachments, it.atts_since, r) : undefined;
       out.push(`{"id":${JSON.stringify(it.id)},"docs":[{"ok":${renderDoc(r, { inline })}}]}`);
     }
     await ctx.sendJson(200, `{"results":[${out.join(',')}]}`);

@@ -78,7 +78,7 @@ async function getDoc(ctx: RequestContext): Promise<void> {
   const openRevsParam = ctx.query.get('open_revs');
   if (openRevsParam !== null) return getOpenRevs(ctx, db, id, openRevsParam, opts);
   const view = await db.get(id, opts, ctx.principal);
-  const inline = opts.attachments ? await db.attachmentsToInline(view.attachments, opts.attsSince) : new Map<string, Buffer>();
+  const inline = opts.attachments ? await db.attachmentsToInline(view.attachments, opts.attsSince, view) : new Map<string, Buffer>();
   ctx.setHeader('Etag', etag(view.rev));
   const multipart = accepts(ctx, 'multipart/') && (inline.size > 0 || !accepts(ctx, 'application/json'));
   if (multipart) {
@@ -124,7 +124,7 @@ async function getOpenRevs(ctx: RequestContext, db: Database, id: string, param:
 
 /** One revision as a part of a multipart/mixed body (open_revs, _bulk_get). */
 export async function revisionPart(db: Database, view: DocView, attachments: boolean, w: MultipartWriter, attsSince?: string[]): Promise<Buffer> {
-  const inline = attachments ? await db.attachmentsToInline(view.attachments, attsSince) : new Map<string, Buffer>();
+  const inline = attachments ? await db.attachmentsToInline(view.attachments, attsSince, view) : new Map<string, Buffer>();
   const ids = { 'X-Doc-ID': view.id, 'X-Rev-ID': view.rev };
   const hasLarge = [...inline.values()].some((d) => d.length > MAX_INLINE_ATTACHMENT);
   if (!hasLarge) return w.part({ 'Content-Type': 'application/json', ...ids }, renderDoc(view, { inline }));

@@ -6,7 +6,7 @@
  */
 import {
   DEFAULT_SESSION_TTL_MS, GUEST_NAME, PRINCIPAL_NAME, UnauthorizedError, expiredSessionCookie, readCookie, sessionCookie,
-  type DbAuth, type UserPrincipal,
+  verifyLogin, type DbAuth, type UserPrincipal,
 } from '../../auth/index.ts';
 import { HttpError } from '../../errors.ts';
 import { RawNumber } from '../../json/index.ts';
@@ -46,7 +46,9 @@ async function login(ctx: RequestContext): Promise<void> {
   const body = await ctx.optionalJsonObject();
   let user: UserPrincipal | undefined;
   if (body && typeof body.name === 'string') {
-    user = await auth.principals.verifyPassword(body.name, typeof body.password === 'string' ? body.password : '');
+    // Through the login lockout, like Basic auth: this is the other door for password guessing.
+    user = await verifyLogin(auth, ctx.db?.name ?? ctx.params.db ?? '', ctx.clientAddress, body.name, typeof body.password === 'string' ? body.password : '');
+    if (!user) auth.log?.info(`Auth: login failed for ${auth.log.ud ? `username="${auth.log.ud(body.name)}"` : `username=${JSON.stringify(body.name)}`}`);
   }
   const p = ctx.principal;
   if (!user && p?.kind === 'user' && !p.isGuest) user = p;
