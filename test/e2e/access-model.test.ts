@@ -57,6 +57,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { req, startGateway } from '../helpers/gateway.ts';
+import { seededRandom as mulberry32 } from '../helpers/random.ts';
 
 const SYNC = `function(doc, oldDoc) {
   channel(doc.channels);
@@ -85,18 +86,6 @@ const DEFAULT_SEEDS = [1, 2, 3, 4, 5];
 const DEFAULT_STEPS = 40;
 
 // ---------------------------------------------------------------------------------------------
-// Seeded PRNG
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Rng {
   private next: () => number;

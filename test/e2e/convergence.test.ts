@@ -25,22 +25,13 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { localDb, remoteDb } from '../helpers/pouchdb.ts';
+import { seededRandom as rng } from '../helpers/random.ts';
 
 const FIRST_SEED = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
 const SEEDS = process.env.SEED ? 1 : Number(process.env.CONVERGENCE_SEEDS ?? 2);
 const STEPS = Number(process.env.CONVERGENCE_STEPS ?? 120);
 const IDS = 8; // few ids, so that replicas edit the same documents and conflict
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').slice(0, 16);
 

@@ -26,20 +26,11 @@ import Database from 'better-sqlite3';
 import { req } from '../helpers/gateway.ts';
 import { type CliProcess, freePort, startCli, stopCli } from '../helpers/cli-process.ts';
 import { localDb, remoteDb } from '../helpers/pouchdb.ts';
+import { seededRandom as rng } from '../helpers/random.ts';
 
 const SEED = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 20);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

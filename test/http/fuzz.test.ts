@@ -22,22 +22,12 @@ import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { type RawResponse, rawRequest, sendRaw } from '../helpers/raw-http.ts';
+import { seededRandom as rng } from '../helpers/random.ts';
 
 const SEED = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
 const COUNT = Number(process.env.FUZZ_COUNT ?? 3000);
 const MAX_BODY = 64 * 1024;
 
-/** mulberry32: small, fast, seedable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   constructor(readonly next: () => number) {}
