@@ -1,5 +1,6 @@
 /** Incoming message objects handed to handlers and to `sendRequest` callers. */
 import { HttpError } from '../../errors.ts';
+import { parseJsonBytes } from '../../json/index.ts';
 import { FLAG_COMPRESSED, FLAG_NOREPLY, FLAG_URGENT, FrameType } from './codec/frame.ts';
 import type { BlipMessageIn, BlipProperties, BlipRequest, BlipResponse } from './types.ts';
 
@@ -22,10 +23,12 @@ export class IncomingMessage implements BlipMessageIn {
 
   json<T = unknown>(): T {
     if (this.body.length === 0) return null as T;
+    // The same parser as HTTP bodies: strict UTF-8 (no silent U+FFFD in stored text), the nesting
+    // limit (deeper documents overflow the stack in later layers: a 500), number-preserving.
     try {
-      return JSON.parse(this.body.toString('utf8')) as T;
-    } catch {
-      throw new HttpError(400, 'Invalid JSON in BLIP message body');
+      return parseJsonBytes(this.body) as T;
+    } catch (err) {
+      throw new HttpError(400, `Invalid JSON in BLIP message body${err instanceof HttpError ? `: ${err.reason}` : ''}`);
     }
   }
 }

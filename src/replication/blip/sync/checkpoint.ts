@@ -4,6 +4,7 @@
  * checkpoint written over BLIP is the same `_local` doc the REST API shows.
  */
 import { HttpError } from '../../../errors.ts';
+import { isJsonObject } from '../../../json/index.ts';
 import type { BlipRequest } from '../connection.ts';
 import { requireProp, type SyncContext } from './context.ts';
 
@@ -37,8 +38,8 @@ export async function setCheckpoint(ctx: SyncContext, req: BlipRequest): Promise
   ctx.collections.check(req);
   const client = requireProp(req, 'client');
   const body = req.json<unknown>();
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'checkpoint body must be a JSON object');
-  const doc: Record<string, unknown> = { ...(body as Record<string, unknown>) };
+  if (!isJsonObject(body)) throw new HttpError(400, 'checkpoint body must be a JSON object');
+  const doc: Record<string, unknown> = { ...body };
   delete doc._id;
   // A stale or unknown rev is 409 (404 when a rev is given but nothing is stored), as in Sync Gateway.
   doc._rev = req.properties.rev || undefined;

@@ -63,7 +63,9 @@ export function boolProp(v: string | undefined): boolean {
 /** Positive integer property, or the default. */
 export function intProp(v: string | undefined, dflt: number): number {
   if (v === undefined || v === '') return dflt;
-  if (!/^\d+$/.test(v)) throw new HttpError(400, `Invalid integer property "${v}"`);
+  // Safe integers only: `99999999999999999999` passed the pattern and reached SQLite as a REAL LIMIT
+  // ("datatype mismatch"), which failed the changes feed and closed the connection with 1011.
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new HttpError(400, `Invalid integer property "${v}"`);
   return Number(v);
 }
 

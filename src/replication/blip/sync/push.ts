@@ -5,6 +5,7 @@
  */
 import { HttpError } from '../../../errors.ts';
 import type { Database, WriteRequest, WriteResult } from '../../../db/database.ts';
+import { isJsonObject } from '../../../json/index.ts';
 import { parseRevId } from '../../../revid.ts';
 import { decodeRevTree, genOf } from '../../../revtree/index.ts';
 import { toRevisions } from '../../../db/render.ts';
@@ -83,6 +84,9 @@ export async function clientChanges(ctx: SyncContext, req: BlipRequest): Promise
 /** Client → server `norev`: the client could not send a revision it announced. Nothing to store. */
 export function clientNorev(ctx: SyncContext, req: BlipRequest): void {
   ctx.log('debug', `client sent norev for ${req.properties.id} ${req.properties.rev}: ${req.properties.error ?? ''} ${req.properties.reason ?? ''}`);
+  // Clients send it noreply; one that asks for a reply gets the empty one go-blip sends by default
+  // (without it the requester waits forever).
+  if (!req.noReply) req.respond();
 }
 
 /** The revision and its ancestors from `rev` and `history`, newest first, stopping at a gap in generations. */
@@ -180,8 +184,8 @@ export async function clientRev(ctx: SyncContext, writer: RevWriter, req: BlipRe
   if (id.startsWith('_')) throw new HttpError(400, 'Invalid doc ID');
   const hist = revHistory(rev, req.properties.history);
   const parsed = req.body.length ? req.json<unknown>() : {};
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new HttpError(400, 'Document body must be a JSON object');
-  const body: Record<string, unknown> = { ...(parsed as Record<string, unknown>) };
+  if (!isJsonObject(parsed)) throw new HttpError(400, 'Document body must be a JSON object');
+  const body: Record<string, unknown> = { ...parsed };
   for (const k of ['_id', '_rev', '_revisions', '_deleted']) delete body[k];
   if (body._removed !== undefined) throw new HttpError(400, 'A removal cannot be pushed');
   let follows: Map<string, Buffer> | undefined;

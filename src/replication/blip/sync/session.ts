@@ -3,6 +3,7 @@
  * `Profile` to the checkpoint, pull, push and attachment handlers. Handler errors become ERR
  * replies in Sync Gateway's `HTTP` domain; an unknown profile is `BLIP/404`.
  */
+import { setMaxListeners } from 'node:events';
 import type { WebSocket } from 'ws';
 import { HttpError } from '../../../errors.ts';
 import type { Database } from '../../../db/database.ts';
@@ -57,7 +58,12 @@ export class SyncSession {
     this.conn.on('error', (err: Error) => opts.log('info', `BLIP connection error: ${err.message}`));
     // The database is going away (gateway stopping): end the connection normally.
     if (opts.db.stopSignal.aborted) this.conn.close(1001, 'database closed');
-    else opts.db.stopSignal.addEventListener('abort', () => this.conn.close(1001, 'database closed'), { once: true, signal: this.abort.signal });
+    // One listener per open connection (removed when it closes): past 10 connections Node would
+    // print a MaxListenersExceededWarning ("possible leak") for a normal load.
+    else {
+      setMaxListeners(0, opts.db.stopSignal);
+      opts.db.stopSignal.addEventListener('abort', () => this.conn.close(1001, 'database closed'), { once: true, signal: this.abort.signal });
+    }
     this.conn.onRequest((req) => this.dispatch(req));
     void this.watchPrincipal();
   }
