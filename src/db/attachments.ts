@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { HttpError } from '../errors.ts';
 import type { AttachmentMap, AttachmentMeta } from '../storage/store.ts';
+import { isJsonObject } from '../json/index.ts';
 
 export const DEFAULT_MAX_ATTACHMENT_SIZE = 20 * 1024 * 1024;
 
@@ -50,7 +51,7 @@ export function processAttachments(input: AttachmentInput): ProcessedAttachments
   if (typeof entries !== 'object' || Array.isArray(entries)) throw new HttpError(400, 'Invalid _attachments');
   const meta: AttachmentMap = {};
   for (const [name, raw] of Object.entries(entries as Record<string, unknown>)) {
-    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new HttpError(400, `Invalid attachment "${name}"`);
+    if (!isJsonObject(raw)) throw new HttpError(400, `Invalid attachment "${name}"`);
     const e = raw as Record<string, unknown>;
     const contentType = typeof e.content_type === 'string' ? e.content_type : undefined;
     let data: Buffer | undefined;

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { HttpError } from '../errors.ts';
-import { canonicalJson, parseJson } from '../json/index.ts';
+import { canonicalJson, parseJson, isJsonObject } from '../json/index.ts';
 import { createRevId, parseRevId } from '../revid.ts';
 import {
   addHistory, decodeRevTree, encodeRevTree, genOf, history, isLeaf, leaves, prune, winningRev,
@@ -216,7 +216,7 @@ export class Database {
 
   private async prepare(req: WriteRequest, doc: StoredDoc | undefined): Promise<Prepared> {
     const body = req.body;
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'Document body must be a JSON object');
+    if (!isJsonObject(body)) throw new HttpError(400, 'Document body must be a JSON object');
     return req.newEdits ? this.prepareNewEdit(req, doc) : this.prepareReplicated(req, doc);
   }
 
@@ -542,7 +542,7 @@ export class Database {
   }
 
   async putLocal(id: string, body: Record<string, unknown>): Promise<string> {
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'Document body must be a JSON object');
+    if (!isJsonObject(body)) throw new HttpError(400, 'Document body must be a JSON object');
     const expected = parseLocalRev(body._rev);
     const rest: Record<string, unknown> = {};
     for (const k of Object.keys(body)) if (k !== '_id' && k !== '_rev') rest[k] = body[k];

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gunzip, gzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { HttpError, toHttpError } from '../errors.ts';
-import { parseJsonBytes } from '../json/index.ts';
+import { parseJsonBytes, isJsonObject } from '../json/index.ts';
 import type { Database } from '../db/database.ts';
 import { ADMIN, type Principal } from '../auth/principal.ts';
 import type { DbAuth } from '../auth/index.ts';
@@ -145,7 +145,7 @@ export class RequestContext {
     const buf = await this.body();
     if (buf.length === 0) return undefined;
     const v = await this.json();
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new HttpError(400, 'Request body must be a JSON object');
+    if (!isJsonObject(v)) throw new HttpError(400, 'Request body must be a JSON object');
     return v as Record<string, unknown>;
   }
 

@@ -1,2 +1,2 @@
-export { MAX_JSON_DEPTH, RawNumber, decodeUtf8, parseJson, parseJsonBytes } from './parse.ts';
+export { MAX_JSON_DEPTH, RawNumber, decodeUtf8, isJsonObject, parseJson, parseJsonBytes } from './parse.ts';
 export { canonicalJson, goJsonString } from './canonical.ts';

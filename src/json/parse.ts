@@ -21,6 +21,15 @@ export class RawNumber {
 }
 
 /**
+ * True for a parsed JSON object: not null, not an array, and not a `RawNumber` (a top-level `-0` or
+ * `1e309` parses to one, which `typeof` calls an object). Every layer that expects an object body
+ * asks this one question, so none of them can store a number as `{"text": "-0"}`.
+ */
+export function isJsonObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof RawNumber);
+}
+
+/**
  * Every real number literal is preceded (after JSON whitespace) by `[`, `:`, `,`
  * or the start of the text, so this never misses one; matches inside strings
  * are harmless false positives that only cost a trip through the slow path.

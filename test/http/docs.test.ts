@@ -226,4 +226,21 @@ describe('documents over the public API', () => {
     assert.equal((await req(`${gw.publicUrl}/newdb/`)).status, 404);
     assert.equal((await req(`${gw.publicUrl}/db/`, { method: 'DELETE' })).status, 405);
   });
+
+  test('a body that is a number JSON cannot hold exactly (-0, 1e309, 1.0) is refused, never stored', async () => {
+    const before = (await req(`${gw.adminUrl}/db/`)).body.update_seq;
+    for (const text of ['-0', '1e309', '1.0', '12345678901234567890']) {
+      const init = { headers: { 'content-type': 'application/json' }, body: text };
+      for (const [method, url] of [['PUT', `${db}/num`], ['POST', `${db}/`], ['PUT', `${db}/_local/num`]] as const) {
+        const r = await req(url, { ...init, method });
+        assert.equal(r.status, 400, `${method} ${url} with ${text}: ${r.text}`);
+        assert.equal(r.body.error, 'Bad Request');
+      }
+      const bulk = await req(`${db}/_bulk_docs`, { method: 'POST', headers: init.headers, body: `{"docs":[${text}]}` });
+      assert.ok(bulk.status === 400 || (bulk.status === 201 && bulk.body[0].status === 400), `_bulk_docs with ${text}: ${bulk.text}`);
+    }
+    assert.equal((await req(`${db}/num`)).status, 404);
+    assert.equal((await req(`${db}/_local/num`)).status, 404);
+    assert.equal((await req(`${gw.adminUrl}/db/`)).body.update_seq, before);
+  });
 });

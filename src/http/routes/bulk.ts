@@ -7,6 +7,7 @@ import { boolParam, intParam, jsonParam, type RequestContext } from '../context.
 import { MultipartWriter } from '../multipart.ts';
 import type { Route } from '../router.ts';
 import { accepts, revisionPart } from './docs.ts';
+import { isJsonObject } from '../../json/index.ts';
 
 /** `startkey` and friends: a JSON string, or (as Sync Gateway also accepts) the bare id. */
 function keyParam(q: URLSearchParams, ...names: string[]): string | undefined {
@@ -98,7 +99,7 @@ async function bulkDocs(ctx: RequestContext): Promise<void> {
   const writes: { i: number; req: WriteRequest }[] = [];
   const locals: number[] = [];
   docs.forEach((raw, i) => {
-    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    if (!isJsonObject(raw)) {
       rows[i] = { id: '', error: 'bad_request', reason: 'Document body must be a JSON object', status: 400 };
       return;
     }
@@ -202,7 +203,7 @@ async function bulkGet(ctx: RequestContext): Promise<void> {
 
 async function revsDiff(ctx: RequestContext): Promise<void> {
   const body = await ctx.json();
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'Bad revs_diff request');
+  if (!isJsonObject(body)) throw new HttpError(400, 'Bad revs_diff request');
   const result = await ctx.database.revsDiff(body as Record<string, string[]>, ctx.principal);
   await ctx.sendJson(200, JSON.stringify(result));
 }

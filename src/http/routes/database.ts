@@ -3,6 +3,7 @@ import { HttpError } from '../../errors.ts';
 import type { RequestContext } from '../context.ts';
 import type { DatabaseRegistry } from '../registry.ts';
 import type { Route } from '../router.ts';
+import { isJsonObject } from '../../json/index.ts';
 
 export const VERSION = '2.8.3';
 const DB_NAME = /^[a-z][-a-z0-9_$()+/]*$/;
@@ -55,7 +56,7 @@ export function databaseRoutes(registry: DatabaseRegistry): Route[] {
 
   const purge = async (ctx: RequestContext) => {
     const body = await ctx.json();
-    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'Bad purge request');
+    if (!isJsonObject(body)) throw new HttpError(400, 'Bad purge request');
     const purged: Record<string, string[]> = {};
     for (const [id, revs] of Object.entries(body as Record<string, unknown>)) {
       // Only the whole-document form is supported, as in Sync Gateway; other entries are skipped.

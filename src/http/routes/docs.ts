@@ -5,6 +5,7 @@ import { type DocView, renderDoc } from '../../db/render.ts';
 import { boolParam, intParam, jsonParam, parseJsonBody, type RequestContext, stringArrayParam } from '../context.ts';
 import { MultipartWriter, parseMultipart, parseRelatedDocument, quoteParam } from '../multipart.ts';
 import type { Route } from '../router.ts';
+import { isJsonObject } from '../../json/index.ts';
 
 /** Attachments up to this size stay inline as base64 even in multipart responses (Sync Gateway's rule). */
 const MAX_INLINE_ATTACHMENT = 200;
@@ -142,7 +143,7 @@ export async function readDocumentBody(ctx: RequestContext): Promise<{ body: Rec
     body = parseJsonBody(Buffer.from(doc.json));
     follows = doc.attachments;
   } else body = await ctx.json();
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'Document body must be a JSON object');
+  if (!isJsonObject(body)) throw new HttpError(400, 'Document body must be a JSON object');
   return { body: body as Record<string, unknown>, follows };
 }
 

@@ -3,6 +3,7 @@ import { HttpError } from '../../errors.ts';
 import type { RequestContext } from '../context.ts';
 import type { Route } from '../router.ts';
 import { ifMatch } from './docs.ts';
+import { isJsonObject } from '../../json/index.ts';
 
 async function getLocal(ctx: RequestContext): Promise<void> {
   await ctx.sendJson(200, await ctx.database.getLocal(ctx.params.id));
@@ -10,7 +11,7 @@ async function getLocal(ctx: RequestContext): Promise<void> {
 
 async function putLocal(ctx: RequestContext): Promise<void> {
   const body = await ctx.json();
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'Document body must be a JSON object');
+  if (!isJsonObject(body)) throw new HttpError(400, 'Document body must be a JSON object');
   const rev = await ctx.database.putLocal(ctx.params.id, body as Record<string, unknown>);
   await ctx.sendJson(201, JSON.stringify({ id: `_local/${ctx.params.id}`, ok: true, rev }));
 }

@@ -9,7 +9,7 @@ import {
   verifyLogin, type DbAuth, type UserPrincipal,
 } from '../../auth/index.ts';
 import { HttpError } from '../../errors.ts';
-import { RawNumber } from '../../json/index.ts';
+import { RawNumber, isJsonObject } from '../../json/index.ts';
 import type { RequestContext } from '../context.ts';
 import type { Route } from '../router.ts';
 import { dbAuth } from './users-roles.ts';
@@ -97,7 +97,7 @@ function ttlSeconds(v: unknown): number | undefined {
 async function createUserSession(ctx: RequestContext): Promise<void> {
   const auth = dbAuth(ctx);
   const body = await ctx.json();
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'Bad JSON: expected an object');
+  if (!isJsonObject(body)) throw new HttpError(400, 'Bad JSON: expected an object');
   const { name, ttl } = body as Record<string, unknown>;
   if (typeof name !== 'string' || name === '' || name === GUEST_NAME || !PRINCIPAL_NAME.test(name)) {
     throw new HttpError(400, 'Invalid or missing user name');

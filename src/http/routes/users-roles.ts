@@ -7,6 +7,7 @@ import type { DbAuth, Principals } from '../../auth/index.ts';
 import { HttpError } from '../../errors.ts';
 import type { RequestContext } from '../context.ts';
 import type { Route } from '../router.ts';
+import { isJsonObject } from '../../json/index.ts';
 
 /** The database's access-control services, set on the context by the server. */
 export function dbAuth(ctx: RequestContext): DbAuth {
@@ -17,7 +18,7 @@ export function dbAuth(ctx: RequestContext): DbAuth {
 
 async function objectBody(ctx: RequestContext): Promise<Record<string, unknown>> {
   const body = await ctx.json();
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'Bad JSON: expected an object');
+  if (!isJsonObject(body)) throw new HttpError(400, 'Bad JSON: expected an object');
   return body as Record<string, unknown>;
 }
 
