@@ -107,7 +107,14 @@ export class Principals {
   private readonly opts: PrincipalsOptions;
   private readonly now: () => number;
   private readonly verified: VerifiedPasswords;
-  private readonly accessCache = new Map<string, { lastSeq: number | string; recSeq: number; principal: UserPrincipal }>();
+  /**
+   * `current`: the access version read before this enabled user's record was: while the version
+   * has not moved, the record is still the stored one (every save takes a sequence, deletions clear
+   * the cache), so loadUser can skip reading it.
+   */
+  private readonly accessCache = new Map<string, { lastSeq: number | string; recSeq: number; principal: UserPrincipal; current?: number | string }>();
+  /** Moves on every clear of the cache: a load that began before a deletion must not refill it. */
+  private cacheGeneration = 0;
   /** Serializes writes so each read-modify-write of a principal sees the previous one. */
   private writes: Promise<unknown> = Promise.resolve();
 
@@ -122,9 +129,15 @@ export class Principals {
 
   /** An enabled user with its computed access, or undefined (absent, disabled, or GUEST not enabled). */
   async loadUser(name: string): Promise<UserPrincipal | undefined> {
+    // A commit wakes thousands of longpolls that all re-request as the same user (GUEST) at the same
+    // version: they share one load instead of each reading the record.
+    const version = await this.accessVersion();
+    const hit = this.accessCache.get(name);
+    if (hit && hit.current === version) return hit.principal;
+    const generation = this.cacheGeneration;
     const rec = await this.store.getPrincipal('user', name);
     if (!rec || rec.disabled) return undefined;
-    return this.principalFor(rec);
+    return this.principalFor(rec, { version, generation });
   }
 
   /** Like loadUser but also returns disabled users (admin views of a session). */
@@ -255,7 +268,7 @@ export class Principals {
     if (name === GUEST_NAME) throw new HttpError(405, 'The GUEST user cannot be deleted. Only disabled via an update.');
     await this.serialized(async () => {
       if (!(await this.store.deletePrincipal('user', name))) throw new HttpError(404, 'missing');
-      this.accessCache.clear(); // a deletion takes no sequence, so cached access cannot see it
+      this.clearAccessCache(); // a deletion takes no sequence, so cached access cannot see it
       await this.store.deleteUserSessions(name);
     });
   }
@@ -263,7 +276,7 @@ export class Principals {
   async deleteRole(name: string): Promise<void> {
     await this.serialized(async () => {
       if (!(await this.store.deletePrincipal('role', name))) throw new HttpError(404, 'missing');
-      this.accessCache.clear(); // a deletion takes no sequence, so cached access cannot see it
+      this.clearAccessCache(); // a deletion takes no sequence, so cached access cannot see it
     });
   }
 
@@ -339,16 +352,33 @@ export class Principals {
    * and principal save advances the database's sequence, and deletions clear the cache. Before this,
    * rebuilding access was about a fifth of the server's CPU on authenticated reads.
    */
-  private async principalFor(rec: PrincipalRecord): Promise<UserPrincipal> {
-    // On shared storage the version also moves on principal deletions made by other nodes.
-    const lastSeq = this.store.accessVersion ? await this.store.accessVersion() : await this.store.lastSeq();
+  private async principalFor(rec: PrincipalRecord, loaded?: { version: number | string; generation: number }): Promise<UserPrincipal> {
+    // `loaded`: an enabled user's record read after its version was (loadUser); that version,
+    // read before the record, is a safe key for both (versions only move forward).
+    const generation = loaded?.generation ?? this.cacheGeneration;
+    const lastSeq = loaded ? loaded.version : await this.accessVersion();
     const hit = this.accessCache.get(rec.name);
-    if (hit && hit.lastSeq === lastSeq && hit.recSeq === rec.seq) return hit.principal;
+    if (hit && hit.lastSeq === lastSeq && hit.recSeq === rec.seq) {
+      if (loaded && generation === this.cacheGeneration) hit.current = lastSeq;
+      return hit.principal;
+    }
     const access = await this.accessFor(rec);
     const principal: UserPrincipal = { kind: 'user', name: rec.name, isGuest: rec.name === GUEST_NAME, ...access };
-    if (this.accessCache.size >= 10_000) this.accessCache.clear();
-    this.accessCache.set(rec.name, { lastSeq, recSeq: rec.seq, principal });
+    // Computed from reads that may predate a deletion: not kept.
+    if (generation !== this.cacheGeneration) return principal;
+    if (this.accessCache.size >= 10_000) this.clearAccessCache();
+    this.accessCache.set(rec.name, { lastSeq, recSeq: rec.seq, principal, ...(loaded ? { current: lastSeq } : {}) });
     return principal;
+  }
+
+  /** On shared storage the version also moves on principal deletions made by other nodes. */
+  private accessVersion(): Promise<number | string> {
+    return this.store.accessVersion ? this.store.accessVersion() : this.store.lastSeq();
+  }
+
+  private clearAccessCache(): void {
+    this.accessCache.clear();
+    this.cacheGeneration++;
   }
 }
 

@@ -156,8 +156,11 @@ export async function changesSince(db: Database, scope: FeedScope, opts: Changes
  * PostgreSQL the state check costs a query.)
  */
 export async function sharedChangesSince(db: Database, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
-  const key = 'changes:' + JSON.stringify([
+  // Scopes are shared by the feeds of one principal and filter (see LiveScope): their part of the key is built once.
+  const scopeKey = db.sharedReads.derived(scope, 'key', () => JSON.stringify([
     scope.channels === 'all' ? 'all' : [...scope.channels], scope.allGrantedAt, scope.user,
+  ]));
+  const key = 'changes:' + scopeKey + JSON.stringify([
     opts.since, opts.limit, opts.style, opts.includeDocs, opts.docIds, opts.activeOnly,
   ]);
   return db.sharedReads.read(await db.readState(), key, () => changesSince(db, scope, opts));
@@ -269,8 +272,8 @@ export function renderEntry(e: ChangeEntry): string {
 }
 
 /**
- * What a principal's feed reads, narrowed by the bychannel filter. BLIP's subChanges uses it; it is
- * the same computation as the REST feed's (src/http/routes/changes.ts), which can import it from here.
+ * What a principal's feed reads, narrowed by the bychannel filter: the one definition the REST feed
+ * and BLIP's subChanges both use.
  */
 export function feedScope(p: Principal, filter?: string[]): FeedScope {
   if (p.kind === 'admin') return { channels: filter ? new Map(filter.map((c) => [c, 0])) : 'all' };

@@ -5,9 +5,31 @@
 
 export const ALL_CHANNELS = '*';
 
-interface Waiter {
-  channels: string[] | null;
-  wake: () => void;
+/**
+ * One waiting feed. Its callbacks are methods, not closures: a commit re-arms thousands of feeds at
+ * once, and each closure (named ones go through a helper under tsx) is work and garbage per wait.
+ */
+class Waiter {
+  timer: NodeJS.Timeout | undefined;
+  private done = false;
+  constructor(
+    readonly channels: string[] | null,
+    private readonly notifier: Notifier,
+    private readonly resolve: (changed: boolean) => void,
+    private readonly signal: AbortSignal | undefined,
+  ) {}
+  wake(): void { this.finish(true); }
+  /** The abort listener (an EventListener object). */
+  handleEvent(): void { this.finish(false); }
+  finish(changed: boolean): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.signal?.removeEventListener('abort', this);
+    this.notifier.remove(this);
+    this.resolve(changed);
+  }
+  static expire(w: Waiter): void { w.finish(false); }
 }
 
 export class Notifier {
@@ -33,15 +55,7 @@ export class Notifier {
   wait(channels: string[] | null, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     if (this.closed || signal?.aborted) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const finish = (changed: boolean) => {
-        if (timer) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.remove(waiter);
-        resolve(changed);
-      };
-      const onAbort = () => finish(false);
-      const waiter: Waiter = { channels, wake: () => finish(true) };
+      const waiter = new Waiter(channels, this, resolve, signal);
       if (channels === null) this.anyChange.add(waiter);
       else {
         for (const ch of channels) {
@@ -50,12 +64,13 @@ export class Notifier {
           set.add(waiter);
         }
       }
-      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) timer = setTimeout(() => finish(false), timeoutMs);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) waiter.timer = setTimeout(Waiter.expire, timeoutMs, waiter);
+      signal?.addEventListener('abort', waiter, { once: true });
     });
   }
 
-  private remove(w: Waiter): void {
+  /** Called by the waiter as it finishes. */
+  remove(w: Waiter): void {
     if (w.channels === null) { this.anyChange.delete(w); return; }
     for (const ch of w.channels) {
       const set = this.byChannel.get(ch);

@@ -22,6 +22,8 @@ export class SharedReads {
   private state = '';
   private stateSince = 0;
   private readonly pending = new Map<string, Promise<unknown>>();
+  /** Values derived from shared read-only objects (see `derived`). */
+  private readonly derivedValues = new WeakMap<object, Map<string, unknown>>();
 
   read<T>(state: string, key: string, load: () => Promise<T>): Promise<T> {
     const now = Date.now();
@@ -40,5 +42,28 @@ export class SharedReads {
       p.catch(() => { if (this.pending.get(key) === mine) this.pending.delete(key); });
     }
     return p;
+  }
+
+  /**
+   * A result's bytes in one output format, rendered once: the feeds woken by one commit share one
+   * page, and writing one Buffer to each of them saves each a render and an encode. Kept as long
+   * as the result is.
+   */
+  rendered(result: object, format: string, render: () => string): Buffer {
+    return this.derived(result, `render:${format}`, () => Buffer.from(render()));
+  }
+
+  /**
+   * A value computed once from a shared object that is never modified (a shared page, a cached
+   * principal, a feed scope) and kept as long as that object is: `make` must depend on nothing else
+   * than the object and `key`.
+   */
+  derived<T>(owner: object, key: string, make: () => T): T {
+    let values = this.derivedValues.get(owner);
+    if (!values) this.derivedValues.set(owner, (values = new Map()));
+    if (values.has(key)) return values.get(key) as T;
+    const v = make();
+    values.set(key, v);
+    return v;
   }
 }
