@@ -2,10 +2,12 @@
 import type { WebSocket } from 'ws';
 import { HttpError } from '../../errors.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodeUtf8, parseJson } from '../../json/index.ts';
-import { changesSince, type ChangesOptions, sharedChangesSince, type FeedScope, formatSince, parseSince, renderEntry } from '../../db/changes.ts';
+import { decodeUtf8, parseJson, isJsonObject } from '../../json/index.ts';
+import {
+  changesSince, type ChangesOptions, type ChangesPage, feedScope, feedWaitKeys, sharedChangesSince, type FeedScope, formatSince, parseSince, renderEntry,
+} from '../../db/changes.ts';
 import type { Database } from '../../db/database.ts';
-import { ALL_CHANNELS, type Principal } from '../../auth/principal.ts';
+import type { Principal } from '../../auth/principal.ts';
 import type { RequestContext } from '../context.ts';
 import type { Route } from '../router.ts';
 
@@ -23,36 +25,24 @@ export interface FeedParams {
   timeoutMs: number;
 }
 
-/** What a principal's feed reads, narrowed by the bychannel filter. */
-export function feedScope(p: Principal, filter?: string[]): FeedScope {
-  if (p.kind === 'admin') return { channels: filter ? new Map(filter.map((c) => [c, 0])) : 'all' };
-  const user = { name: p.isGuest ? 'GUEST' : p.name, seq: p.seq };
-  const star = p.channels.get(ALL_CHANNELS);
-  if (star !== undefined) {
-    if (!filter) return { channels: 'all', allGrantedAt: star, user };
-    return { channels: new Map(filter.map((c) => [c, Math.min(star, p.channels.get(c) ?? star)])), user };
-  }
-  const channels = new Map<string, number>();
-  for (const [c, g] of p.channels) if (!filter || filter.includes(c)) channels.set(c, g);
-  return { channels, user };
-}
-
-/** Notifier keys a live feed waits on: its channels and its own principal (and roles); null = any change. */
-function waitKeys(p: Principal, scope: FeedScope): string[] | null {
-  if (p.kind === 'admin') return scope.channels === 'all' ? null : [...scope.channels.keys()];
-  const keys = [`_user:${p.isGuest ? 'GUEST' : p.name}`, ...[...p.roles.keys()].map((r) => `_role:${r}`)];
-  if (scope.channels === 'all') keys.push(ALL_CHANNELS);
-  else keys.push(...scope.channels.keys());
-  return keys;
-}
-
 /** A live feed's view of its reader, refreshed after every wake-up: grants and revocations apply at once. */
 class LiveScope {
   principal: Principal;
   scope: FeedScope;
-  constructor(private readonly ctx: RequestContext, private readonly filter?: string[]) {
+  private waitKeys: string[] | null;
+  constructor(private readonly ctx: RequestContext, private readonly db: Database, private readonly filter?: string[]) {
     this.principal = ctx.principal;
-    this.scope = feedScope(this.principal, filter);
+    [this.scope, this.waitKeys] = this.view(this.principal);
+  }
+  /**
+   * Scope and wait keys, computed once per principal object and filter: principals come from the
+   * access cache, so the feeds of one user and channel (and each longpoll's next request) share them.
+   */
+  private view(p: Principal): [FeedScope, string[] | null] {
+    return this.db.sharedReads.derived(p, `feed:${JSON.stringify(this.filter ?? null)}`, () => {
+      const scope = feedScope(p, this.filter);
+      return [scope, feedWaitKeys(p, scope)];
+    });
   }
   async reload(db: Database): Promise<boolean> {
     // Every feed of this user woken by one commit reloads the same principal: load it once.
@@ -61,11 +51,11 @@ class LiveScope {
       : await db.sharedReads.read(await db.readState(), `user:${this.principal.name}`, () => this.ctx.reloadPrincipal());
     if (!p) return false; // the user was deleted or disabled: end the feed
     this.principal = p;
-    this.scope = feedScope(p, this.filter);
+    [this.scope, this.waitKeys] = this.view(p);
     return true;
   }
   wait(db: Database, ms: number, signal: AbortSignal): Promise<boolean> {
-    return db.notifier.wait(waitKeys(this.principal, this.scope), ms, signal);
+    return db.notifier.wait(this.waitKeys, ms, signal);
   }
 }
 
@@ -152,13 +142,30 @@ export function parseFeedParams(get: Source, maxHeartbeatMs?: number): FeedParam
 
 function aborter(ctx: RequestContext): AbortController {
   const ac = new AbortController();
-  ctx.res.once('close', () => ac.abort());
+  // Once the response is ended nothing waits on the signal; aborting would only build an AbortError
+  // (a stack trace) for every longpoll answered.
+  ctx.res.once('close', () => { if (!ctx.res.writableEnded) ac.abort(); });
   return ac;
 }
 
+/** The three feed styles' renderings of a page; shared pages are rendered once (SharedReads.rendered). */
+function longpollBody(page: ChangesPage): string {
+  return `{"results":[\r\n${page.entries.map((e) => renderEntry(e) + '\n').join(',')}],\n"last_seq":${JSON.stringify(formatSince(page.last))}}\n`;
+}
+
+function continuousLines(page: ChangesPage): string {
+  return page.entries.map((e) => renderEntry(e) + '\n').join('');
+}
+
+function websocketBatch(page: ChangesPage): string {
+  return `[${page.entries.map(renderEntry).join(',')}]`;
+}
+
 async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams): Promise<void> {
-  const live = new LiveScope(ctx, p.channels);
-  let page = await changesSince(db, live.scope, p.options);
+  const live = new LiveScope(ctx, db, p.channels);
+  // Longpoll clients re-request together right after each change (same channels, same since):
+  // they share the read, and its rendered body.
+  let page = await (p.feed === 'longpoll' ? sharedChangesSince : changesSince)(db, live.scope, p.options);
   const res = ctx.res;
   res.setHeader('Cache-Control', 'private, max-age=0, no-cache, no-store');
   if (p.feed === 'longpoll' && page.entries.length === 0) {
@@ -183,7 +190,8 @@ async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams
       }
     }
   }
-  const body = `{"results":[\r\n${page.entries.map((e) => renderEntry(e) + '\n').join(',')}],\n"last_seq":${JSON.stringify(formatSince(page.last))}}\n`;
+  const final = page;
+  const body = db.sharedReads.rendered(final, 'longpoll', () => longpollBody(final));
   if (res.headersSent) { res.end(body); return; }
   res.statusCode = 200;
   res.setHeader('Content-Type', 'application/json');
@@ -199,15 +207,16 @@ async function continuous(ctx: RequestContext, db: Database, p: FeedParams): Pro
   res.flushHeaders();
   res.once('close', db.stats.feedOpened('continuous'));
   const opts = { ...p.options };
-  const live = new LiveScope(ctx, p.channels);
+  const live = new LiveScope(ctx, db, p.channels);
   let sent = 0;
   let read = changesSince; // the shared read once woken by a commit
   const deadline = p.heartbeatMs === 0 && p.timeoutMs > 0 ? Date.now() + p.timeoutMs : Infinity;
   while (!ac.signal.aborted && !db.isClosed) {
     if (opts.limit) opts.limit = p.options.limit! - sent;
     const page = await untilAvailable(ac.signal, () => read(db, live.scope, opts));
-    for (const e of page.entries) {
-      if (!res.write(renderEntry(e) + '\n')) await new Promise((r) => res.once('drain', r));
+    // The page's lines in one write (the same bytes as line by line).
+    if (page.entries.length > 0 && !res.write(db.sharedReads.rendered(page, 'continuous', () => continuousLines(page)))) {
+      await new Promise((r) => res.once('drain', r));
     }
     sent += page.entries.length;
     opts.since = page.last;
@@ -236,18 +245,19 @@ export function websocketFeed(ws: WebSocket, db: Database, ctx: RequestContext, 
       const text = decodeUtf8(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
       if (text.trim() !== '') {
         const parsed = parseJson(text);
-        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new HttpError(400, 'Invalid options');
+        if (!isJsonObject(parsed)) throw new HttpError(400, 'Invalid options');
         body = parsed as Record<string, unknown>;
       }
       const p = parseFeedParams((n) => body[n], maxHeartbeatMs);
       const opts = { ...p.options };
-      const live = new LiveScope(ctx, p.channels);
+      const live = new LiveScope(ctx, db, p.channels);
       let caughtUp = false;
       let read = changesSince; // the shared read once woken by a commit
       while (!ac.signal.aborted && !db.isClosed) {
         const page = await untilAvailable(ac.signal, () => read(db, live.scope, opts));
         opts.since = page.last;
-        if (page.entries.length > 0) ws.send(`[${page.entries.map(renderEntry).join(',')}]`);
+        // A Buffer goes out as a text frame with binary: false.
+        if (page.entries.length > 0) ws.send(db.sharedReads.rendered(page, 'websocket', () => websocketBatch(page)), { binary: false });
         if (page.entries.length > 0 && opts.limit) break;
         if (page.entries.length > 0) continue;
         if (!caughtUp) { ws.send('[]'); caughtUp = true; }
