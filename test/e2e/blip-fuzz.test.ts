@@ -33,6 +33,7 @@ import { BlipConnection, type BlipProperties, type BlipRequest, type BlipRespons
 import { FrameDecoder, FrameEncoder } from '../../src/replication/blip/codec/frame-codec.ts';
 import { encodeMessage } from '../../src/replication/blip/codec/properties.ts';
 import { encodeVarint } from '../../src/replication/blip/codec/varint.ts';
+import { seededRandom as rng } from '../helpers/random.ts';
 
 const SEED = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
 const MSG_COUNT = Number(process.env.FUZZ_COUNT ?? 3000);
@@ -50,18 +51,6 @@ const alice = { user: 'alice', password: 'alice-pw' };
 // Frame flags (spec blip.md §2.2).
 const MSG = 0; const RPY = 1; const ERR = 2; const ACKMSG = 4; const ACKRPY = 5;
 const COMPRESSED = 0x08; const URGENT = 0x10; const NOREPLY = 0x20; const MORE = 0x40;
-
-/** mulberry32: small, fast, seedable (as in test/http/fuzz.test.ts). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   constructor(readonly next: () => number) {}
