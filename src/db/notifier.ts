@@ -51,9 +51,15 @@ export class Notifier {
   /**
    * Resolves on the next commit touching one of `channels` (null: any commit), on timeout, on abort
    * or when the database closes. Resolves true when woken by a change.
+   *
+   * `seen` is the `version` the caller noted before the read it is now waiting after. A read takes
+   * time (a PostgreSQL round trip, or a shared read started earlier), and a commit notified while it
+   * ran would otherwise be slept through until the next one: then the wait answers true at once and
+   * the caller reads again (at worst one read that finds nothing new).
    */
-  wait(channels: string[] | null, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  wait(channels: string[] | null, timeoutMs: number, signal?: AbortSignal, seen?: number): Promise<boolean> {
     if (this.closed || signal?.aborted) return Promise.resolve(false);
+    if (seen !== undefined && seen !== this.notified) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
       const waiter = new Waiter(channels, this, resolve, signal);
       if (channels === null) this.anyChange.add(waiter);

@@ -54,8 +54,15 @@ class LiveScope {
     [this.scope, this.waitKeys] = this.view(p);
     return true;
   }
+  /** The notifier's version before the last read (see Notifier.wait). */
+  private seen = 0;
+  /** Reads a page of this feed, noting first what the notifier had announced. */
+  read(read: typeof changesSince, opts: ChangesOptions): Promise<ChangesPage> {
+    this.seen = this.db.notifier.version;
+    return read(this.db, this.scope, opts);
+  }
   wait(db: Database, ms: number, signal: AbortSignal): Promise<boolean> {
-    return db.notifier.wait(this.waitKeys, ms, signal);
+    return db.notifier.wait(this.waitKeys, ms, signal, this.seen);
   }
 }
 
@@ -165,7 +172,7 @@ async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams
   const live = new LiveScope(ctx, db, p.channels);
   // Longpoll clients re-request together right after each change (same channels, same since):
   // they share the read, and its rendered body.
-  let page = await (p.feed === 'longpoll' ? sharedChangesSince : changesSince)(db, live.scope, p.options);
+  let page = await live.read(p.feed === 'longpoll' ? sharedChangesSince : changesSince, p.options);
   const res = ctx.res;
   res.setHeader('Cache-Control', 'private, max-age=0, no-cache, no-store');
   if (p.feed === 'longpoll' && page.entries.length === 0) {
@@ -182,7 +189,7 @@ async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams
       if (ac.signal.aborted) return;
       if (changed) {
         if (!(await untilAvailable(ac.signal, () => live.reload(db)))) break;
-        page = await untilAvailable(ac.signal, () => sharedChangesSince(db, live.scope, p.options));
+        page = await untilAvailable(ac.signal, () => live.read(sharedChangesSince, p.options));
       }
       else if (p.heartbeatMs > 0) {
         if (!res.headersSent) { res.statusCode = 200; res.setHeader('Content-Type', 'application/json'); }
@@ -213,7 +220,7 @@ async function continuous(ctx: RequestContext, db: Database, p: FeedParams): Pro
   const deadline = p.heartbeatMs === 0 && p.timeoutMs > 0 ? Date.now() + p.timeoutMs : Infinity;
   while (!ac.signal.aborted && !db.isClosed) {
     if (opts.limit) opts.limit = p.options.limit! - sent;
-    const page = await untilAvailable(ac.signal, () => read(db, live.scope, opts));
+    const page = await untilAvailable(ac.signal, () => live.read(read, opts));
     // The page's lines in one write (the same bytes as line by line).
     if (page.entries.length > 0 && !res.write(db.sharedReads.rendered(page, 'continuous', () => continuousLines(page)))) {
       await new Promise((r) => res.once('drain', r));
@@ -254,7 +261,7 @@ export function websocketFeed(ws: WebSocket, db: Database, ctx: RequestContext, 
       let caughtUp = false;
       let read = changesSince; // the shared read once woken by a commit
       while (!ac.signal.aborted && !db.isClosed) {
-        const page = await untilAvailable(ac.signal, () => read(db, live.scope, opts));
+        const page = await untilAvailable(ac.signal, () => live.read(read, opts));
         opts.since = page.last;
         // A Buffer goes out as a text frame with binary: false.
         if (page.entries.length > 0) ws.send(db.sharedReads.rendered(page, 'websocket', () => websocketBatch(page)), { binary: false });

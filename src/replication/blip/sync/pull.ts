@@ -119,6 +119,7 @@ export class ChangesFeed {
     let caughtUp = false;
     while (this.live) {
       const changesOpts: ChangesOptions = { since, limit: opts.batch, activeOnly: opts.activeOnly, docIds: opts.docIds };
+      const seen = ctx.db.notifier.version; // a commit notified during the read wakes the wait below at once
       const page = await changesSince(ctx.db, this.scope, changesOpts);
       since = page.last;
       const rows = page.entries.map((e) => this.rowOf(e)).filter((r): r is Row => r !== undefined);
@@ -132,7 +133,7 @@ export class ChangesFeed {
         await ctx.conn.sendRequest({ Profile: 'changes', ...this.collection }, [], { noReply: true });
       }
       if (!opts.continuous) break;
-      const changed = await ctx.db.notifier.wait(feedWaitKeys(ctx.principal, this.scope), 0, ctx.signal);
+      const changed = await ctx.db.notifier.wait(feedWaitKeys(ctx.principal, this.scope), 0, ctx.signal, seen);
       if (!changed || !this.live) break;
       const before = this.scope;
       if (!(await ctx.refreshPrincipal())) break;
