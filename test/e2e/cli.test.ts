@@ -1,44 +1,12 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { req } from '../helpers/gateway.ts';
 import { localDb, remoteDb } from '../helpers/pouchdb.ts';
-
-const BIN = resolve(import.meta.dirname, '../../bin/syncgate.js');
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-    s.on('error', rej);
-  });
-}
-
-/** Starts the CLI and resolves once the public listener answers. */
-async function startCli(args: string[], cwd: string, publicPort: number): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`syncgate exited early (${child.exitCode}):\n${out}`);
-    try {
-      const r = await fetch(`http://127.0.0.1:${publicPort}/`);
-      if (r.status === 200) break;
-    } catch { /* not up yet */ }
-    if (Date.now() > deadline) throw new Error(`syncgate did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child, output: () => out };
-}
+import { BIN, freePort, startCli } from '../helpers/cli-process.ts';
 
 function stopCli(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
   return new Promise((res) => {
