@@ -15,6 +15,9 @@ const now = () => performance.timeOrigin + performance.now();
 const seen = new Map<string, number[]>();
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
 let complained = false;
+/** Feeds that failed or closed, by kind: a missed listener is then explained, not guessed at. */
+const lost: Record<string, number> = {};
+const lose = (kind: string) => { lost[kind] = (lost[kind] ?? 0) + 1; };
 
 function saw(ids: string[]): void {
   const t = now();
@@ -49,7 +52,7 @@ function longpoll(i: number, since: number): void {
       saw(ids);
       longpoll(i, body.last_seq);
     });
-  }).on('error', () => {});
+  }).on('error', () => lose('longpoll error'));
 }
 
 function continuous(i: number): void {
@@ -65,7 +68,8 @@ function continuous(i: number): void {
         if (line) saw([JSON.parse(line).id]);
       }
     });
-  }).on('error', () => {});
+    res.on('end', () => lose(`continuous ended (${res.statusCode})`));
+  }).on('error', () => lose('continuous error'));
 }
 
 function websocket(i: number): void {
@@ -79,7 +83,8 @@ function websocket(i: number): void {
     const entries = JSON.parse(text) as { id: string }[];
     if (entries.length) saw(entries.map((e) => e.id));
   });
-  ws.on('error', () => {});
+  ws.on('error', () => lose('websocket error'));
+  ws.on('close', (code) => lose(`websocket closed ${code}`));
 }
 
 for (let i = spec.from; i < spec.from + spec.count; i++) {
@@ -93,6 +98,6 @@ for (let i = spec.from; i < spec.from + spec.count; i++) {
 process.send!({ open: true });
 process.on('message', (m: { report?: string }) => {
   if (m.report === undefined) return;
-  process.send!({ doc: m.report, times: seen.get(m.report) ?? [] });
+  process.send!({ doc: m.report, times: seen.get(m.report) ?? [], lost });
 });
 process.on('disconnect', () => process.exit(0));

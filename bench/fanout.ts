@@ -29,7 +29,7 @@ const channelList = Array.from({ length: CHANNELS }, (_, i) => `fan-${i}`);
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface FanoutResult { latencies: number[]; missing: number; idleRss: number; baseRss: number; cpuPerWrite: number }
+interface FanoutResult { latencies: number[]; missing: number; idleRss: number; baseRss: number; cpuPerWrite: number; lost: Record<string, number> }
 
 async function openFeeds(server: BenchServer): Promise<number> {
   if (!server.metricsUrl) return NaN;
@@ -70,6 +70,7 @@ async function fanout(server: BenchServer, listeners: number, procs: number, kin
     const latencies: number[] = [];
     let missing = 0;
     let cpu = 0;
+    let lost: Record<string, number> = {};
     for (let k = 0; k < writes; k++) {
       const id = `write-${k}`;
       const cpu0 = cpuMs(server.pid);
@@ -78,11 +79,13 @@ async function fanout(server: BenchServer, listeners: number, procs: number, kin
       let times: number[] = [];
       for (const stop = Date.now() + 30_000; Date.now() < stop;) {
         await sleep(250);
-        const reports = await Promise.all(children.map((c) => new Promise<number[]>((r) => {
-          c.once('message', (m: any) => r(m.times));
+        const reports = await Promise.all(children.map((c) => new Promise<{ times: number[]; lost: Record<string, number> }>((r) => {
+          c.once('message', (m: any) => r(m));
           c.send({ report: id });
         })));
-        times = reports.flat();
+        times = reports.flatMap((m) => m.times);
+        lost = {};
+        for (const m of reports) for (const [why, n] of Object.entries(m.lost)) lost[why] = (lost[why] ?? 0) + n;
         if (times.length >= listeners) break;
       }
       cpu += cpuMs(server.pid) - cpu0; // includes the longpolls re-arming, and the report polls' 250 ms
@@ -90,7 +93,7 @@ async function fanout(server: BenchServer, listeners: number, procs: number, kin
       for (const t of times) latencies.push(t - t0);
       await sleep(300); // longpoll listeners re-arm
     }
-    return { latencies, missing, idleRss, baseRss, cpuPerWrite: cpu / writes };
+    return { latencies, missing, idleRss, baseRss, cpuPerWrite: cpu / writes, lost };
   } finally {
     for (const c of children) c.kill();
     await pool.close();
@@ -101,6 +104,7 @@ function describe(label: string, r: FanoutResult, listeners: number): { p99: num
   const p = (q: number) => percentile(r.latencies, q);
   const perConn = (r.idleRss - r.baseRss) / listeners;
   console.log(`${label.padEnd(44)} p50 ${p(50).toFixed(0).padStart(5)} ms  p99 ${p(99).toFixed(0).padStart(5)} ms  max ${Math.max(...r.latencies).toFixed(0).padStart(5)} ms  missed ${r.missing}`);
+  if (Object.keys(r.lost).length) console.log(`${''.padEnd(44)} feeds lost: ${JSON.stringify(r.lost)}`);
   console.log(`${''.padEnd(44)} server CPU per write ${r.cpuPerWrite.toFixed(0)} ms (${((1000 * r.cpuPerWrite) / listeners).toFixed(0)} µs per listener, re-arming included)`);
   console.log(`${''.padEnd(44)} RSS ${fmt(r.baseRss / 2 ** 20)} MB -> ${fmt(r.idleRss / 2 ** 20)} MB idle with listeners: ${fmt(perConn)} bytes per connection`);
   return { p99: p(99) };

@@ -55,6 +55,13 @@ export interface ChangesPage {
   entries: ChangeEntry[];
   /** Where the next read (page or live wait) continues from. */
   last: Since;
+  /**
+   * Nothing committed before this read began is left after `last` (no source was cut off by a
+   * limit): a live feed can go straight to waiting instead of reading again to find an empty page.
+   * A commit that lands during the read moves the notifier after the version the feed noted before
+   * reading, so its wait returns at once (see Notifier.wait).
+   */
+  complete: boolean;
 }
 
 export function parseSince(value: unknown): Since {
@@ -160,9 +167,8 @@ export async function sharedChangesSince(db: Database, scope: FeedScope, opts: C
   const scopeKey = db.sharedReads.derived(scope, 'key', () => JSON.stringify([
     scope.channels === 'all' ? 'all' : [...scope.channels], scope.allGrantedAt, scope.user,
   ]));
-  const key = 'changes:' + scopeKey + JSON.stringify([
-    opts.since, opts.limit, opts.style, opts.includeDocs, opts.docIds, opts.activeOnly,
-  ]);
+  // Built for every woken feed: a plain concatenation (doc_ids filters are one-shot only).
+  const key = `changes:${scopeKey}|${opts.since.triggeredBy ?? ''}:${opts.since.seq}|${opts.limit}|${opts.style}|${!!opts.includeDocs}|${!!opts.activeOnly}|${opts.docIds ? JSON.stringify(opts.docIds) : ''}`;
   return db.sharedReads.read(await db.readState(), key, () => changesSince(db, scope, opts));
 }
 
@@ -211,7 +217,11 @@ async function readPage(db: Database, scope: FeedScope, opts: ChangesOptions): P
     }
   }
   let candidates = [...byDoc.values()].sort((a, b) => cmp(a.key, b.key));
-  if (limit !== undefined && candidates.length > limit) candidates = candidates.slice(0, limit);
+  let complete = bound === undefined;
+  if (limit !== undefined && candidates.length > limit) {
+    candidates = candidates.slice(0, limit);
+    complete = false;
+  }
 
   let lastKey: Key = keyOf(since);
   if (candidates.length) lastKey = candidates[candidates.length - 1].key;
@@ -223,7 +233,7 @@ async function readPage(db: Database, scope: FeedScope, opts: ChangesOptions): P
     }
   }
   const kept = opts.activeOnly ? candidates.filter((c) => c.isUser || (!c.deleted && c.visible)) : candidates;
-  return { entries: await shapeEntries(db, kept, opts), last: posOf(lastKey) };
+  return { entries: await shapeEntries(db, kept, opts), last: posOf(lastKey), complete };
 }
 
 async function shapeEntries(db: Database, rows: Candidate[], opts: ChangesOptions): Promise<ChangeEntry[]> {

@@ -30,8 +30,11 @@ class LiveScope {
   principal: Principal;
   scope: FeedScope;
   private waitKeys: string[] | null;
+  /** The `derived` key of this filter's view, built once per feed rather than once per wake-up. */
+  private readonly viewKey: string;
   constructor(private readonly ctx: RequestContext, private readonly db: Database, private readonly filter?: string[]) {
     this.principal = ctx.principal;
+    this.viewKey = `feed:${JSON.stringify(filter ?? null)}`;
     [this.scope, this.waitKeys] = this.view(this.principal);
   }
   /**
@@ -39,7 +42,7 @@ class LiveScope {
    * access cache, so the feeds of one user and channel (and each longpoll's next request) share them.
    */
   private view(p: Principal): [FeedScope, string[] | null] {
-    return this.db.sharedReads.derived(p, `feed:${JSON.stringify(this.filter ?? null)}`, () => {
+    return this.db.sharedReads.derived(p, this.viewKey, () => {
       const scope = feedScope(p, this.filter);
       return [scope, feedWaitKeys(p, scope)];
     });
@@ -228,7 +231,7 @@ async function continuous(ctx: RequestContext, db: Database, p: FeedParams): Pro
     sent += page.entries.length;
     opts.since = page.last;
     if (p.options.limit && sent >= p.options.limit) break;
-    if (page.entries.length > 0) continue;
+    if (page.entries.length > 0 && !page.complete) continue;
     const left = deadline - Date.now();
     if (left <= 0) break;
     const changed = await live.wait(db, p.heartbeatMs > 0 ? p.heartbeatMs : left, ac.signal);
@@ -266,7 +269,7 @@ export function websocketFeed(ws: WebSocket, db: Database, ctx: RequestContext, 
         // A Buffer goes out as a text frame with binary: false.
         if (page.entries.length > 0) ws.send(db.sharedReads.rendered(page, 'websocket', () => websocketBatch(page)), { binary: false });
         if (page.entries.length > 0 && opts.limit) break;
-        if (page.entries.length > 0) continue;
+        if (page.entries.length > 0 && !page.complete) continue;
         if (!caughtUp) { ws.send('[]'); caughtUp = true; }
         const changed = await live.wait(db, p.heartbeatMs > 0 ? p.heartbeatMs : 0, ac.signal);
         if (changed) read = sharedChangesSince;

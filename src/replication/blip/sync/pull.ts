@@ -124,7 +124,7 @@ export class ChangesFeed {
       since = page.last;
       const rows = page.entries.map((e) => this.rowOf(e)).filter((r): r is Row => r !== undefined);
       if (rows.length > 0) await this.sendBatch(rows, page.entries);
-      if (page.entries.length > 0) continue;
+      if (page.entries.length > 0 && !page.complete) continue;
       if (!caughtUp) {
         caughtUp = true;
         // An empty batch, noreply, means "caught up" (Sync Gateway sends null; Couchbase Lite takes both).
