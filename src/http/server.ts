@@ -284,11 +284,18 @@ export function isLoopback(address: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+/**
+ * Pending-connection queue asked of the kernel (capped by net.core.somaxconn). Node's default, 511,
+ * overflows when thousands of live clients reconnect at once (after a restart or a network blip):
+ * the overflow is reset or retried a second later, so clients see ECONNRESET or stall.
+ */
+const LISTEN_BACKLOG = 4096;
+
 export function listen(server: http.Server, address: string): Promise<AddressInfo> {
   const { host, port } = parseAddress(address);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
       server.off('error', reject);
       resolve(server.address() as AddressInfo);
     });

@@ -32,3 +32,58 @@ test('a wait times out; closing wakes the waiters and refuses new waits', async 
   assert.equal(await p, true);
   assert.equal(await n.wait(['a'], 0), false);
 });
+
+test('a listener remembers a notification that arrives while its feed is busy', async () => {
+  const n = new Notifier();
+  const l = n.listener();
+  l.follow(['a']);
+  l.reading();
+  n.notify(['a']); // lands during the read
+  assert.equal(await l.wait(1000), true, 'not slept through');
+  l.reading();
+  n.notify(['b']); // another channel
+  assert.equal(await l.wait(20), false, 'times out: b is not followed');
+  const p = l.wait(0);
+  n.notify(['a']);
+  assert.equal(await p, true);
+  l.end();
+});
+
+test('a listener notified before its read began does not wake after it', async () => {
+  const n = new Notifier();
+  const l = n.listener();
+  l.follow(['a']);
+  n.notify(['a']);
+  l.reading(); // the read covers that change
+  assert.equal(await l.wait(20), false);
+  l.end();
+});
+
+test('a listener follows new keys, and ending it unregisters it and ends its wait', async () => {
+  const n = new Notifier();
+  const l = n.listener();
+  const keys = ['a'];
+  l.follow(keys);
+  l.follow(keys); // the same array: nothing to do
+  assert.equal(n.waiting, 1);
+  l.follow(['b']);
+  const p = l.wait(0);
+  n.notify(['a']);
+  n.notify(['b']);
+  assert.equal(await p, true);
+  const q = l.wait(0);
+  l.end();
+  assert.equal(await q, false);
+  assert.equal(n.waiting, 0);
+  assert.equal(await l.wait(0), false, 'an ended listener does not wait');
+});
+
+test('closing the notifier wakes listeners, then their waits answer false', async () => {
+  const n = new Notifier();
+  const l = n.listener();
+  l.follow(null);
+  const p = l.wait(0);
+  n.close();
+  assert.equal(await p, true);
+  assert.equal(await l.wait(0), false);
+});

@@ -7,6 +7,7 @@ import {
   changesSince, type ChangesOptions, type ChangesPage, feedScope, feedWaitKeys, sharedChangesSince, type FeedScope, formatSince, parseSince, renderEntry,
 } from '../../db/changes.ts';
 import type { Database } from '../../db/database.ts';
+import type { Listener } from '../../db/notifier.ts';
 import type { Principal } from '../../auth/principal.ts';
 import type { RequestContext } from '../context.ts';
 import type { Route } from '../router.ts';
@@ -55,18 +56,25 @@ class LiveScope {
     if (!p) return false; // the user was deleted or disabled: end the feed
     this.principal = p;
     [this.scope, this.waitKeys] = this.view(p);
+    this.listener?.follow(this.waitKeys); // a no-op unless the principal's access changed
     return true;
   }
-  /** The notifier's version before the last read (see Notifier.wait). */
-  private seen = 0;
-  /** Reads a page of this feed, noting first what the notifier had announced. */
+  /** Set once the feed may wait: it follows the notifier from before its first read (see Listener). */
+  private listener?: Listener;
+  listen(): void {
+    this.listener ??= this.db.notifier.listener();
+    this.listener.follow(this.waitKeys);
+  }
+  /** Reads a page of this feed; what was notified before it began is covered by it. */
   read(read: typeof changesSince, opts: ChangesOptions): Promise<ChangesPage> {
-    this.seen = this.db.notifier.version;
+    this.listener?.reading();
     return read(this.db, this.scope, opts);
   }
-  wait(db: Database, ms: number, signal: AbortSignal): Promise<boolean> {
-    return db.notifier.wait(this.waitKeys, ms, signal, this.seen);
+  /** The next change on this feed's keys (true), or the timeout (0: none) or the feed's end (false). */
+  wait(ms: number): Promise<boolean> {
+    return this.listener ? this.listener.wait(ms) : Promise.resolve(false);
   }
+  end(): void { this.listener?.end(); }
 }
 
 type Source = (name: string) => unknown;
@@ -173,6 +181,10 @@ function websocketBatch(page: ChangesPage): string {
 
 async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams): Promise<void> {
   const live = new LiveScope(ctx, db, p.channels);
+  if (p.feed === 'longpoll') {
+    live.listen();
+    ctx.res.once('close', () => live.end());
+  }
   // Longpoll clients re-request together right after each change (same channels, same since):
   // they share the read, and its rendered body.
   let page = await live.read(p.feed === 'longpoll' ? sharedChangesSince : changesSince, p.options);
@@ -188,7 +200,7 @@ async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams
       const left = deadline - Date.now();
       if (left <= 0) break;
       const wait = p.heartbeatMs > 0 ? p.heartbeatMs : left;
-      const changed = await live.wait(db, wait, ac.signal);
+      const changed = await live.wait(wait);
       if (ac.signal.aborted) return;
       if (changed) {
         if (!(await untilAvailable(ac.signal, () => live.reload(db)))) break;
@@ -218,6 +230,8 @@ async function continuous(ctx: RequestContext, db: Database, p: FeedParams): Pro
   res.once('close', db.stats.feedOpened('continuous'));
   const opts = { ...p.options };
   const live = new LiveScope(ctx, db, p.channels);
+  live.listen();
+  res.once('close', () => live.end());
   let sent = 0;
   let read = changesSince; // the shared read once woken by a commit
   const deadline = p.heartbeatMs === 0 && p.timeoutMs > 0 ? Date.now() + p.timeoutMs : Infinity;
@@ -234,11 +248,12 @@ async function continuous(ctx: RequestContext, db: Database, p: FeedParams): Pro
     if (page.entries.length > 0 && !page.complete) continue;
     const left = deadline - Date.now();
     if (left <= 0) break;
-    const changed = await live.wait(db, p.heartbeatMs > 0 ? p.heartbeatMs : left, ac.signal);
+    const changed = await live.wait(p.heartbeatMs > 0 ? p.heartbeatMs : left);
     if (changed) read = sharedChangesSince;
     if (changed && !(await untilAvailable(ac.signal, () => live.reload(db)))) break;
     if (!changed && p.heartbeatMs > 0 && !ac.signal.aborted) res.write('\n');
   }
+  live.end();
   res.end();
 }
 
@@ -261,6 +276,9 @@ export function websocketFeed(ws: WebSocket, db: Database, ctx: RequestContext, 
       const p = parseFeedParams((n) => body[n], maxHeartbeatMs);
       const opts = { ...p.options };
       const live = new LiveScope(ctx, db, p.channels);
+      if (ac.signal.aborted) return;
+      live.listen();
+      ac.signal.addEventListener('abort', () => live.end(), { once: true });
       let caughtUp = false;
       let read = changesSince; // the shared read once woken by a commit
       while (!ac.signal.aborted && !db.isClosed) {
@@ -271,11 +289,12 @@ export function websocketFeed(ws: WebSocket, db: Database, ctx: RequestContext, 
         if (page.entries.length > 0 && opts.limit) break;
         if (page.entries.length > 0 && !page.complete) continue;
         if (!caughtUp) { ws.send('[]'); caughtUp = true; }
-        const changed = await live.wait(db, p.heartbeatMs > 0 ? p.heartbeatMs : 0, ac.signal);
+        const changed = await live.wait(p.heartbeatMs > 0 ? p.heartbeatMs : 0);
         if (changed) read = sharedChangesSince;
         if (changed && !(await untilAvailable(ac.signal, () => live.reload(db)))) break;
         if (!changed && !ac.signal.aborted) ws.send('');
       }
+      live.end();
       ws.close(1000);
     } catch (err) {
       const e = err instanceof HttpError ? err : new HttpError(400, 'Invalid options');
