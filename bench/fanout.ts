@@ -15,7 +15,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runIfMain } from './main.ts';
-import { type BenchServer, client, cpuMs, fmt, getJson, machine, percentile, rssBytes, startPeer, startSyncgate } from './servers.ts';
+import { type BenchServer, client, cpuMs, fmt, getJson, machine, percentile, rssBytes, startFloor, startPeer, startSyncgate } from './servers.ts';
 
 const CHANNELS = 100;
 /** Every listener here is GUEST from one address: lift the per-user cap on open feeds (default 100). */
@@ -73,6 +73,11 @@ async function fanout(server: BenchServer, listeners: number, procs: number, kin
     let lost: Record<string, number> = {};
     for (let k = 0; k < writes; k++) {
       const id = `write-${k}`;
+      // Every longpoll re-armed after the previous write (10,000 re-requests take the server a while):
+      // otherwise the time a poll spent queued behind the others would be counted as this write's.
+      if (server.metricsUrl && k > 0) {
+        for (const stop = Date.now() + 30_000; (await openFeeds(server)) < listeners && Date.now() < stop;) await sleep(100);
+      }
       const cpu0 = cpuMs(server.pid);
       const t0 = now();
       await put(id);
@@ -91,7 +96,7 @@ async function fanout(server: BenchServer, listeners: number, procs: number, kin
       cpu += cpuMs(server.pid) - cpu0; // includes the longpolls re-arming, and the report polls' 250 ms
       missing += listeners - times.length;
       for (const t of times) latencies.push(t - t0);
-      await sleep(300); // longpoll listeners re-arm
+      await sleep(300); // longpoll listeners re-arm (Syncgate: checked above; the peer has no count)
     }
     return { latencies, missing, idleRss, baseRss, cpuPerWrite: cpu / writes, lost };
   } finally {
@@ -129,6 +134,10 @@ export async function run(): Promise<void> {
   }
   const big = await withServer(() => startSyncgate({}, UNLIMITED_FEEDS), (s) => fanout(s, listeners, 4, kinds, true, BIG_WRITES));
   const c = describe(`Syncgate, ${fmt(listeners)} ${kinds.join('/')}`, big, listeners);
+  // The same listeners and client processes on a bare node:http + ws server that only holds them.
+  const floor = await withServer(startFloor, (s) => fanout(s, listeners, 4, kinds, false, BIG_WRITES));
+  const f = describe(`floor (bare node:http + ws), ${fmt(listeners)}`, floor, listeners);
+  console.log(`  p99 ratio Syncgate/floor: ${(c.p99 / f.p99).toFixed(2)} (lower is better; 1 = all of it is the machine, Node's HTTP stack and the clients)`);
   console.log(`  target p99 < 250 ms: ${c.p99 < 250 && big.missing === 0 ? 'met' : 'NOT met'};  RSS < 1 GB: ${big.idleRss < 2 ** 30 ? 'met' : 'NOT met'}`);
 }
 

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 
 export interface BenchServer {
-  name: 'syncgate' | 'peer';
+  name: 'syncgate' | 'peer' | 'floor';
   /** Database URL on the public port (`http://127.0.0.1:port/db`). */
   url: string;
   /** Database URL on the admin port (Syncgate only). */
@@ -81,6 +81,15 @@ export async function startPeer(): Promise<BenchServer> {
   const res = await fetch(url, { method: 'PUT' });
   if (res.status !== 201) throw new Error(`peer: PUT /db gave ${res.status}`);
   return { name: 'peer', url, pid: child.pid!, dir, stop: stopper(child, dir) };
+}
+
+/** The fan-out floor: a bare node:http + ws server holding listeners (see fanout-floor-child.ts). */
+export async function startFloor(): Promise<BenchServer> {
+  const { child, ports } = await startChild('./fanout-floor-child.ts', [], 'floor');
+  return {
+    name: 'floor', url: `http://127.0.0.1:${ports.public}/db`, metricsUrl: `http://127.0.0.1:${ports.metrics}`,
+    pid: child.pid!, dir: '', stop: stopper(child, undefined),
+  };
 }
 
 /** Resident memory of a process, from /proc (Linux). */
