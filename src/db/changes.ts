@@ -167,9 +167,13 @@ export async function sharedChangesSince(db: Database, scope: FeedScope, opts: C
   const scopeKey = db.sharedReads.derived(scope, 'key', () => JSON.stringify([
     scope.channels === 'all' ? 'all' : [...scope.channels], scope.allGrantedAt, scope.user,
   ]));
-  // Built for every woken feed: a plain concatenation (doc_ids filters are one-shot only).
-  const key = `changes:${scopeKey}|${opts.since.triggeredBy ?? ''}:${opts.since.seq}|${opts.limit}|${opts.style}|${!!opts.includeDocs}|${!!opts.activeOnly}|${opts.docIds ? JSON.stringify(opts.docIds) : ''}`;
+  const key = `changes:${scopeKey}|${optionsKey(opts)}`;
   return db.sharedReads.read(await db.readState(), key, () => changesSince(db, scope, opts));
+}
+
+/** Everything in the options that shapes a page, as a key: built for every woken feed, so a plain concatenation. */
+export function optionsKey(opts: ChangesOptions): string {
+  return `${opts.since.triggeredBy ?? ''}:${opts.since.seq}|${opts.limit}|${opts.style}|${!!opts.includeDocs}|${!!opts.activeOnly}|${opts.docIds ? JSON.stringify(opts.docIds) : ''}`;
 }
 
 async function readPage(db: Database, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
