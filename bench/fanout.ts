@@ -6,6 +6,9 @@
  * memory of the server is read with every listener connected and idle, beside the same server
  * before any listener (bytes per connection = the difference / L).
  *
+ * The floor: the same L listeners and client processes on a bare node:http + ws server that only
+ * holds them (fanout-floor-child.ts); Syncgate's p99 is printed as a ratio to it.
+ *
  * The peer, for scale (it has no channels, and no websocket feed): both servers with 200 longpoll
  * listeners on the whole database.
  *
