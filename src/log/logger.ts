@@ -127,12 +127,15 @@ export class Logger {
 
   /** `HTTP:  #001: GET /db/doc (as alice)` at info; the query is sanitized, the user name redacted. */
   httpRequest(n: number, method: string, url: string, actor: RequestActor): void {
+    // Every request calls this: skip the redaction and formatting when no sink takes info lines.
+    if (!this.enabled('info')) return;
     const who = typeof actor === 'string' ? actor : this.ud(actor.user);
     this.log('info', `HTTP:  ${serial(n)}: ${method} ${sanitizeRequestTarget(url)} (as ${who})`);
   }
 
   /** `HTTP+: #001:     --> 200   (1.2 ms)` at debug; a status of 300 or more is logged under `HTTP` at info. */
   httpResponse(n: number, status: number, ms: number, message = ''): void {
+    if (!this.enabled(status < 300 ? 'debug' : 'info')) return;
     const text = `${serial(n)}:     --> ${status} ${message}  (${ms.toFixed(1)} ms)`;
     if (status < 300) this.log('debug', `HTTP+: ${text}`);
     else this.log('info', `HTTP:  ${text}`);
