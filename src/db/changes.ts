@@ -58,8 +58,9 @@ export interface ChangesPage {
   /**
    * Nothing committed before this read began is left after `last` (no source was cut off by a
    * limit): a live feed can go straight to waiting instead of reading again to find an empty page.
-   * A commit that lands during the read moves the notifier after the version the feed noted before
-   * reading, so its wait returns at once (see Notifier.wait).
+   * A commit that lands during the read is remembered by the feed's notifier registration from
+   * before the read began, so its wait returns at once (Listener.reading, or the `seen` version of
+   * Notifier.wait).
    */
   complete: boolean;
 }

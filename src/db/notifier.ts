@@ -5,16 +5,16 @@
 
 export const ALL_CHANNELS = '*';
 
-/**
- * One waiting feed. Its callbacks are methods, not closures: a commit re-arms thousands of feeds at
- * once, and each closure (named ones go through a helper under tsx) is work and garbage per wait.
- */
 /** What the notifier wakes: the keys it is registered under (null: every change). */
 interface Wakeable {
   readonly keys: string[] | null;
   wake(): void;
 }
 
+/**
+ * One wait (`Notifier.wait`). Its callbacks are methods, not closures: a commit re-arms thousands of
+ * feeds at once, and each closure (named ones go through a helper under tsx) is work and garbage.
+ */
 class Waiter implements Wakeable {
   timer: NodeJS.Timeout | undefined;
   private done = false;
