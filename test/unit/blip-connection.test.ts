@@ -91,6 +91,21 @@ function closeOf(conn: BlipConnection): Promise<[number, string]> {
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Waits until `read()` has not changed for `quietMs` (at most 10 s): a sender stalled by flow control
+ * has stopped, however slow the machine was to get there (a fixed sleep could look too early).
+ */
+async function settled(read: () => number, quietMs = 200): Promise<number> {
+  let last = read();
+  for (const stop = Date.now() + 10_000; Date.now() < stop;) {
+    await sleep(quietMs);
+    const now = read();
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
+}
+
 describe('BlipConnection over a real WebSocket', () => {
   const server = new TestServer(handle);
   before(() => server.listening());
@@ -197,8 +212,8 @@ describe('BlipConnection over a real WebSocket', () => {
     side.ws.pause(); // the server stops reading its socket: no frames decoded, no ACKs sent
     const body = patterned(5_000_000, 9);
     const reply = conn.sendRequest({ Profile: 'echo' }, body);
-    await sleep(400);
-    const sent = conn.stats.bytesSent;
+    const sent = await settled(() => conn.stats.bytesSent);
+    assert.ok(sent > 0, 'the sender started');
     assert.ok(sent <= 128_000 + 2 * 16_384, `sent ${sent} bytes without an ACK`);
     await sleep(200);
     assert.equal(conn.stats.bytesSent, sent, 'sender stays paused');
@@ -216,8 +231,8 @@ describe('BlipConnection over a real WebSocket', () => {
     side.conn.onRequest((req) => req.respond({}, body));
     (conn as unknown as { ws: WebSocket }).ws.pause();
     const big = conn.sendRequest({ Profile: 'x' });
-    await sleep(400);
-    assert.ok(side.conn.stats.bytesSent <= 200 + 128_000 + 2 * 16_384, `server sent ${side.conn.stats.bytesSent}`);
+    const sent = await settled(() => side.conn.stats.bytesSent);
+    assert.ok(sent <= 200 + 128_000 + 2 * 16_384, `server sent ${sent}`);
     (conn as unknown as { ws: WebSocket }).ws.resume();
     assert.equal(sha((await big)!.body), sha(body));
     conn.close();
