@@ -294,19 +294,40 @@ export function runCliToExit(configPath: string, timeoutMs = 30_000): Promise<{ 
   });
 }
 
-/** Starts a node and resolves once its public port answers. */
+/**
+ * Starts a node and resolves once its public port answers. Its ports come from `freePort`, so
+ * another test process may bind one first: then the node exits with EADDRINUSE (and a probe could
+ * even reach that other server), so a node that dies just after answering, or before, is started
+ * again on new ports.
+ */
 export async function startNode(dir: string, databases: Record<string, unknown>): Promise<Node> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNodeOnce(dir, databases);
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startNodeOnce(dir: string, databases: Record<string, unknown>): Promise<Node> {
   const cfg = await nodeConfig(dir, databases);
   const child = spawn(process.execPath, [BIN, cfg.path], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => { out += d; });
   child.stderr!.on('data', (d) => { out += d; });
+  const exited = new Promise<void>((r) => child.once('close', () => r())); // 'close': its output is all read
   const publicUrl = `http://127.0.0.1:${cfg.publicPort}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`syncgate exited early (${child.exitCode}):\n${out}`);
+    if (child.exitCode !== null) { await exited; throw new Error(`syncgate exited early (${child.exitCode}):\n${out}`); }
     try {
-      if ((await fetch(`${publicUrl}/`)).status === 200) break;
+      if ((await fetch(`${publicUrl}/`)).status === 200) {
+        // The public listener binds last: if it lost its port, the process is about to exit.
+        await new Promise((r) => setTimeout(r, 150));
+        if (child.exitCode === null) break;
+        continue;
+      }
     } catch { /* not up yet */ }
     if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`syncgate did not start:\n${out}`); }
     await new Promise((r) => setTimeout(r, 50));
