@@ -8,7 +8,7 @@
 import http from 'node:http';
 import { WebSocket } from 'ws';
 
-interface Spec { url: string; since: number; from: number; count: number; channels: number; kinds: string[]; filter: boolean }
+interface Spec { url: string; since: number; from: number; count: number; channels: number; kinds: string[]; filter: boolean; sessions?: string[] }
 const spec = JSON.parse(process.argv[2]!) as Spec;
 const now = () => performance.timeOrigin + performance.now();
 /** doc id -> arrival times of its first sighting, one per listener. */
@@ -33,8 +33,13 @@ function query(i: number, feed: string, since: number): string {
   return `${spec.url}/_changes?feed=${feed}&since=${since}&heartbeat=0&timeout=600000${spec.filter ? `&filter=sync_gateway/bychannel&channels=${ch}` : ''}`;
 }
 
+/** Listener i's session cookie, when each listener is a user of its own. */
+function headers(i: number): Record<string, string> {
+  return spec.sessions ? { cookie: `SyncGatewaySession=${spec.sessions[i - spec.from]}` } : {};
+}
+
 function longpoll(i: number, since: number): void {
-  http.get(query(i, 'longpoll', since), { agent }, (res) => {
+  http.get(query(i, 'longpoll', since), { agent, headers: headers(i) }, (res) => {
     let text = '';
     res.setEncoding('utf8');
     res.on('data', (c) => { text += c; });
@@ -58,7 +63,7 @@ function longpoll(i: number, since: number): void {
 }
 
 function continuous(i: number): void {
-  http.get(query(i, 'continuous', spec.since), { agent: false }, (res) => {
+  http.get(query(i, 'continuous', spec.since), { agent: false, headers: headers(i) }, (res) => {
     let buf = '';
     res.setEncoding('utf8');
     res.on('data', (c: string) => {
@@ -75,7 +80,7 @@ function continuous(i: number): void {
 }
 
 function websocket(i: number): void {
-  const ws = new WebSocket(`${spec.url.replace(/^http/, 'ws')}/_changes?feed=websocket`, { perMessageDeflate: false });
+  const ws = new WebSocket(`${spec.url.replace(/^http/, 'ws')}/_changes?feed=websocket`, { perMessageDeflate: false, headers: headers(i) });
   ws.on('open', () => {
     ws.send(JSON.stringify({ since: spec.since, ...(spec.filter ? { filter: 'sync_gateway/bychannel', channels: `fan-${i % spec.channels}` } : {}) }));
   });

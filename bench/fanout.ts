@@ -14,6 +14,7 @@
  *
  *   npm run bench -- fanout        BENCH_FANOUT=2000 npm run bench -- fanout
  *   BENCH_FANOUT_PEER=0 BENCH_FANOUT_KINDS=websocket npm run bench -- fanout   # one kind, no peer run
+ *   BENCH_FANOUT_USERS=1 npm run bench -- fanout     # one user per listener (sessions), not all GUEST
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -42,8 +43,34 @@ async function openFeeds(server: BenchServer): Promise<number> {
   return n;
 }
 
-async function fanout(server: BenchServer, listeners: number, procs: number, kinds: string[], filter: boolean, writes = WRITES): Promise<FanoutResult> {
-  const { pool, path } = client(server.url);
+/**
+ * One user per listener (`BENCH_FANOUT_USERS=1`), as real devices are: user u<i> may read channel
+ * fan-(i % 100) only, and logs in with a session made on the admin port (users have no password,
+ * so no bcrypt). Returns each listener's session id.
+ */
+async function makeUsers(server: BenchServer, listeners: number): Promise<string[]> {
+  const { pool, path } = client(server.adminUrl!, 8);
+  try {
+    const sessions: string[] = new Array(listeners);
+    const one = async (i: number) => {
+      const put = await pool.request({ method: 'PUT', path: `${path}/_user/u${i}`, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ admin_channels: [channelList[i % CHANNELS]] }) });
+      await put.body.text();
+      if (put.statusCode >= 300) throw new Error(`PUT _user/u${i}: ${put.statusCode}`);
+      const res = await pool.request({ method: 'POST', path: `${path}/_session`, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: `u${i}`, ttl: 86_400 }) });
+      const body = JSON.parse(await res.body.text()) as { session_id: string };
+      sessions[i] = body.session_id;
+    };
+    for (let i = 0; i < listeners; i += 64) await Promise.all(Array.from({ length: Math.min(64, listeners - i) }, (_, k) => one(i + k)));
+    return sessions;
+  } finally {
+    await pool.close();
+  }
+}
+
+async function fanout(server: BenchServer, listeners: number, procs: number, kinds: string[], filter: boolean, writes = WRITES, users = false): Promise<FanoutResult> {
+  // With one user per listener GUEST is disabled: writes and the start position go through the admin port.
+  const { pool, path } = client(users ? server.adminUrl! : server.url);
+  const sessions = users ? await makeUsers(server, listeners) : undefined;
   const put = async (id: string) => {
     const res = await pool.request({ method: 'PUT', path: `${path}/${id}`, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ channels: channelList, text: 'x'.repeat(800) }) });
     await res.body.text();
@@ -59,7 +86,7 @@ async function fanout(server: BenchServer, listeners: number, procs: number, kin
     const opened: Promise<unknown>[] = [];
     for (let p = 0; p < procs; p++) {
       const count = Math.min(per, listeners - p * per);
-      const spec = { url: server.url, since, from: p * per, count, channels: CHANNELS, kinds, filter };
+      const spec = { url: server.url, since, from: p * per, count, channels: CHANNELS, kinds, filter, sessions: sessions?.slice(p * per, p * per + count) };
       const child = fork(fileURLToPath(new URL('./fanout-client.ts', import.meta.url)), [JSON.stringify(spec)], { execArgv: ['--import', 'tsx'] });
       children.push(child);
       opened.push(new Promise((r) => child.once('message', r)));
@@ -135,8 +162,10 @@ export async function run(): Promise<void> {
     const b = describe(`peer, ${small} longpoll (whole db)`, peerSmall, small);
     console.log(`  p99 ratio Syncgate/peer: ${(a.p99 / b.p99).toFixed(2)} (lower is better)`);
   }
-  const big = await withServer(() => startSyncgate({}, UNLIMITED_FEEDS), (s) => fanout(s, listeners, 4, kinds, true, BIG_WRITES));
-  const c = describe(`Syncgate, ${fmt(listeners)} ${kinds.join('/')}`, big, listeners);
+  const users = process.env.BENCH_FANOUT_USERS === '1';
+  const dbConfig = users ? { users: { GUEST: { disabled: true } }, allow_empty_password: true } : {};
+  const big = await withServer(() => startSyncgate(dbConfig, UNLIMITED_FEEDS), (s) => fanout(s, listeners, 4, kinds, true, BIG_WRITES, users));
+  const c = describe(`Syncgate, ${fmt(listeners)} ${kinds.join('/')}${users ? ', one user each' : ''}`, big, listeners);
   // The same listeners and client processes on a bare node:http + ws server that only holds them.
   const floor = await withServer(startFloor, (s) => fanout(s, listeners, 4, kinds, false, BIG_WRITES));
   const f = describe(`floor (bare node:http + ws), ${fmt(listeners)}`, floor, listeners);

@@ -164,12 +164,33 @@ export async function changesSince(db: Database, scope: FeedScope, opts: Changes
  * PostgreSQL the state check costs a query.)
  */
 export async function sharedChangesSince(db: Database, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
-  // Scopes are shared by the feeds of one principal and filter (see LiveScope): their part of the key is built once.
-  const scopeKey = db.sharedReads.derived(scope, 'key', () => JSON.stringify([
-    scope.channels === 'all' ? 'all' : [...scope.channels], scope.allGrantedAt, scope.user,
-  ]));
-  const key = `changes:${scopeKey}|${optionsKey(opts)}`;
+  const key = `changes:${pageScopeKey(db, scope, opts)}|${optionsKey(opts)}`;
   return db.sharedReads.read(await db.readState(), key, () => changesSince(db, scope, opts));
+}
+
+/**
+ * What a page read from `opts.since` depends on in a scope, as a key. A caught-up feed usually had
+ * all its channels before its position: then no channel is backfilled, so the grant sequences do
+ * not shape the page, and neither does the user unless its own `_user/` entry is due. Every user
+ * following the same channels then shares one read: with one user per device, 10,000 feeds of 100
+ * channels made 10,000 index reads per write instead of 100. Otherwise the whole scope is the key.
+ */
+function pageScopeKey(db: Database, scope: FeedScope, opts: ChangesOptions): string {
+  // Built once per scope object (scopes are shared by the feeds of one principal and filter).
+  const k = db.sharedReads.derived(scope, 'page-key', () => {
+    const all = scope.channels === 'all';
+    return {
+      channels: all ? 'all' : JSON.stringify([...(scope.channels as Map<string, number>).keys()].sort()),
+      newestGrant: all ? (scope.allGrantedAt ?? 0) : Math.max(0, ...(scope.channels as Map<string, number>).values()),
+      whole: JSON.stringify([all ? 'all' : [...(scope.channels as Map<string, number>)], scope.allGrantedAt, scope.user]),
+    };
+  });
+  const since = opts.since;
+  const floor = since.triggeredBy ? since.triggeredBy - 1 : since.seq;
+  // The same tests as readPage's: a channel is backfilled when granted after the position.
+  const backfill = since.triggeredBy !== undefined || (floor > 0 && k.newestGrant > Math.max(floor, 1));
+  const userEntry = scope.user !== undefined && scope.user.seq > floor && !opts.docIds;
+  return backfill || userEntry ? `scope:${k.whole}` : `channels:${k.channels}`;
 }
 
 /** Everything in the options that shapes a page, as a key: built for every woken feed, so a plain concatenation. */

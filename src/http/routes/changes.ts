@@ -62,7 +62,8 @@ class LiveScope {
       const p = await this.ctx.reloadPrincipal();
       if (!p) return undefined;
       const view = this.view(p);
-      return { p, view, page: await changesSince(db, view[0], opts) };
+      // Shared again across users: feeds of other users following the same channels read the same page.
+      return { p, view, page: await sharedChangesSince(db, view[0], opts) };
     });
     if (!r) return undefined;
     this.principal = r.p;
