@@ -205,8 +205,9 @@ export interface Store {
    */
   watch?(onCommit: (c: RemoteCommit) => void): () => void;
   /**
-   * Shared storage only: a value that changes whenever any user's access may have changed,
-   * including principal deletions (which take no sequence). Defaults to `lastSeq()`.
+   * A value that changes whenever any user's access may have changed (principal saves and
+   * deletions, which take no sequence; grant changes), and need not change otherwise: cached
+   * access stays valid while it stands. Defaults to `lastSeq()` (moves on every write).
    */
   accessVersion?(): Promise<number | string>;
   /** The database's uuid, made once when the store is created. */

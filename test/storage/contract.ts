@@ -811,6 +811,24 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
         assert.ok(after.get('bob')! > (c3 as { seq: number }).seq);
       }));
 
+      it('the access version moves on every change to access: principal saves and deletions, grant changes, purges', withStore(async (s) => {
+        const version = () => (s.accessVersion ? s.accessVersion() : s.lastSeq());
+        const moved = async (what: string, change: () => Promise<unknown>) => {
+          const before = await version();
+          await change();
+          assert.notEqual(await version(), before, `${what} moves the access version`);
+        };
+        await moved('a user save', () => s.putPrincipal({ kind: 'user', name: 'ann', adminChannels: {}, adminRoles: {}, disabled: false }));
+        await moved('a role save', () => s.putPrincipal({ kind: 'role', name: 'r', adminChannels: { c: 0 }, adminRoles: {}, disabled: false }));
+        await moved('a new grant', () => s.commit([{ ...docWrite('gr', 0), grants: [{ grantee: 'ann', kind: 'channel' as const, value: 'c' }] }]));
+        const seq = (await s.getDoc('gr'))!.seq;
+        await moved('a revoked grant', () => s.commit([{ ...docWrite('gr', seq, { rev: '2-b' }), grants: [] }]));
+        const seq2 = (await s.getDoc('gr'))!.seq;
+        await s.commit([{ ...docWrite('gr', seq2, { rev: '3-c' }), grants: [{ grantee: 'ann', kind: 'role' as const, value: 'r' }] }]);
+        await moved('a purge of a granting doc', () => s.purge('gr'));
+        await moved('a principal deletion', () => s.deletePrincipal('user', 'ann'));
+      }));
+
       it('sessions: put, get, delete one, delete all of a user', withStore(async (s) => {
         await s.putSession({ id: 's1', user: 'alice', expires: 1000, ttlMs: 500 });
         await s.putSession({ id: 's2', user: 'alice', expires: 2000, ttlMs: 500 });

@@ -200,6 +200,25 @@ describe('SqliteStore: the file', () => {
   });
 });
 
+describe('SqliteStore: access version', () => {
+  it('document writes that change no grants leave it alone, so cached access stays valid', async () => {
+    const s = new SqliteStore({ path: ':memory:' });
+    try {
+      await s.putPrincipal({ kind: 'user', name: 'ann', adminChannels: { c: 0 }, adminRoles: {}, disabled: false });
+      const v = await s.accessVersion();
+      await s.commit([docWrite('a', 0, { channels: ['c'] })]);
+      await s.commit([{ ...docWrite('b', 0), grants: [] }]); // a new doc that grants nothing
+      const seq = (await s.getDoc('a'))!.seq;
+      await s.commit([docWrite('a', seq, { rev: '2-b', channels: ['c'] })]);
+      assert.equal(await s.accessVersion(), v);
+      await s.commit([{ ...docWrite('c', 0), grants: [{ grantee: 'ann', kind: 'channel', value: 'd' }] }]);
+      assert.notEqual(await s.accessVersion(), v, 'a grant moves it');
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('SqliteStore: transactions', () => {
   it('a batch that throws part-way commits nothing and consumes no sequence', async () => {
     await using(':memory:', async (s) => {

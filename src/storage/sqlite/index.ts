@@ -59,6 +59,13 @@ function chunks<T>(items: T[], size = IN_CHUNK): T[][] {
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private seq: number;
+  /**
+   * Moves on every change that can alter someone's access (principal saves and deletions, grant
+   * changes): the access version (see Store.accessVersion), so that document writes, which are
+   * nearly all writes, leave every user's cached access valid. A process-local counter, never
+   * reused, so a bump inside a transaction that rolls back only costs a recomputation.
+   */
+  private accessEpoch = 0;
   private readonly stmts;
   private readonly commitTx: (writes: DocWrite[]) => CommitResult[];
   /**
@@ -196,10 +203,13 @@ export class SqliteStore implements Store {
       s.insertGrant.run(docId, g.grantee, g.kind, g.value, prev ? prev.seq : seq);
     }
     for (const grantee of changed) s.stampGrantee.run(grantee, stampSeq);
+    this.accessEpoch++;
     return [...changed];
   }
 
   async lastSeq(): Promise<number> { return this.seq; }
+
+  async accessVersion(): Promise<number> { return this.accessEpoch; }
 
   async getDoc(id: string): Promise<StoredDoc | undefined> {
     const r = this.stmts.getDoc.get(id);
@@ -285,6 +295,7 @@ export class SqliteStore implements Store {
       const seq = this.seq + 1;
       const { kind, name, ...data } = p;
       this.stmts.putPrincipal.run(kind, name, JSON.stringify(data), seq);
+      this.accessEpoch++;
       this.stmts.setMeta.run('last_seq', String(seq));
       this.seq = seq;
       return seq;
@@ -293,6 +304,7 @@ export class SqliteStore implements Store {
   }
 
   async deletePrincipal(kind: PrincipalKind, name: string): Promise<boolean> {
+    this.accessEpoch++;
     return this.stmts.deletePrincipal.run(kind, name).changes > 0;
   }
 
