@@ -226,6 +226,22 @@ describe('access control end to end', () => {
     assert.ok(again.body.results.some((e: any) => e.id === 'late'));
   });
 
+  test('two users on the same channels at the same position, one of them granted a channel since: each gets its own page', async () => {
+    // Longpolls at one position share a read when their pages must be equal (same channels, nothing
+    // backfilled, no _user entry due). A channel granted through a role after the position makes
+    // cid's page differ (a backfill of what that channel already had): it must not be dan's.
+    await req(`${adm}/_role/crew`, { method: 'PUT', json: { admin_channels: ['k'] } });
+    await req(`${adm}/_user/cid`, { method: 'PUT', json: { password: 'pw-cid', admin_roles: ['crew'] } });
+    await req(`${adm}/_user/dan`, { method: 'PUT', json: { password: 'pw-dan', admin_channels: ['k', 'k2'] } });
+    await req(`${adm}/in-k2`, { method: 'PUT', json: { channels: ['k2'] } });
+    const since = encodeURIComponent((await req(`${pub}/_changes`, { headers: auth('dan') })).body.last_seq);
+    await req(`${adm}/_role/crew`, { method: 'PUT', json: { admin_channels: ['k', 'k2'] } });
+    const poll = (user: string) => req(`${pub}/_changes?feed=longpoll&since=${since}&timeout=1500`, { headers: auth(user) });
+    const [cid, dan] = await Promise.all([poll('cid'), poll('dan')]);
+    assert.ok(cid.body.results.some((e: { id: string }) => e.id === 'in-k2'), `cid gets k2's backfill: ${JSON.stringify(cid.body)}`);
+    assert.deepEqual(dan.body.results, [], 'dan had k2 already: nothing new');
+  });
+
   test('duplicate keys in a _user body resolve the same way in every layer (last wins)', async () => {
     const body = '{"name":"dup","password":"pw-dup","admin_channels":["evil"],"admin_channels":["fine"]}';
     const r = await req(`${adm}/_user/dup`, { method: 'PUT', body, headers: { 'content-type': 'application/json' } });
