@@ -47,6 +47,17 @@ describe('PostgresStore: several nodes on one schema', () => {
     await b?.close();
   });
 
+  it('the access version is shared: a grant made on one node moves it on the other; plain document writes do not', async () => {
+    const v0 = await b.accessVersion();
+    await a.commit([docWrite('av-plain', 0, { channels: ['c'] })]);
+    assert.equal(await b.accessVersion(), v0, 'a document write that grants nothing');
+    await a.commit([{ ...docWrite('av-grant', 0), grants: [{ grantee: 'ann', kind: 'channel' as const, value: 'c' }] }]);
+    const v1 = await b.accessVersion();
+    assert.notEqual(v1, v0, 'a grant on A');
+    await a.putPrincipal({ kind: 'role', name: 'av-role', adminChannels: {}, adminRoles: {}, disabled: false });
+    assert.notEqual(await b.accessVersion(), v1, 'a role save on A');
+  });
+
   it('both nodes migrate concurrently to one schema and see the same uuid', async () => {
     assert.equal(await a.uuid(), await b.uuid());
     const v = await cluster.admin('SELECT max(version) AS v FROM nodes.schema_migrations');

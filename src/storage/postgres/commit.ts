@@ -147,7 +147,8 @@ export async function commitWrites(c: pg.PoolClient, t: Tables, writes: DocWrite
   const grants = [...rewrittenGrants].flatMap((id) => grantState.get(id)!.map((g) => ({ docId: id, g })));
   const stampList = [...stamps];
   const res = await c.query<{ base: number }>(
-    `WITH s AS (UPDATE ${t.counter} SET last_seq = last_seq + $1::bigint WHERE id = 1 RETURNING last_seq - $1::bigint AS base),
+    `WITH s AS (UPDATE ${t.counter} SET last_seq = last_seq + $1::bigint, access_changes = access_changes + $25::bigint WHERE id = 1
+       RETURNING last_seq - $1::bigint AS base),
      d AS (INSERT INTO ${t.docs} (id, tree, rev, deleted, seq, channels, expiry)
        SELECT x.id, x.tree, x.rev, x.deleted, s.base + x.off, x.channels, x.expiry
        FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::bigint[], $7::text[], $8::bigint[]) AS x(id, tree, rev, deleted, off, channels, expiry), s
@@ -171,7 +172,8 @@ export async function commitWrites(c: pg.PoolClient, t: Tables, writes: DocWrite
       grants.map((x) => x.docId), grants.map((x) => x.g.grantee), grants.map((x) => x.g.kind), grants.map((x) => x.g.value),
       grants.map((x) => ('fixed' in x.g.seq ? x.g.seq.fixed : null)), grants.map((x) => ('off' in x.g.seq ? x.g.seq.off : null)),
       stampList.map(([g]) => g), stampList.map(([, off]) => off),
-      note.channel, note.node]);
+      note.channel, note.node,
+      stampList.length > 0 ? 1 : 0]); // someone's grants changed: their access did
   const allocated = res.rows[0].base;
   return outcome.map((o): CommitResult => {
     if (!o) return CONFLICT;

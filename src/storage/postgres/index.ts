@@ -153,9 +153,13 @@ export class PostgresStore implements Store {
     return (await this.q<{ last_seq: number }>(`SELECT last_seq FROM ${this.t.counter} WHERE id = 1`)).rows[0].last_seq;
   }
 
+  /**
+   * Moves on principal saves and deletions and on grant changes made by any node, not on plain
+   * document writes, so they leave cached access valid (it still costs this one query per check).
+   */
   async accessVersion(): Promise<string> {
-    const r = await this.q<{ last_seq: number; d: number }>(`SELECT last_seq, principal_deletions AS d FROM ${this.t.counter} WHERE id = 1`);
-    return `${r.rows[0].last_seq}:${r.rows[0].d}`;
+    const r = await this.q<{ a: string; d: string }>(`SELECT access_changes AS a, principal_deletions AS d FROM ${this.t.counter} WHERE id = 1`);
+    return `${r.rows[0].a}:${r.rows[0].d}`;
   }
 
   watch(onCommit: (c: RemoteCommit) => void): () => void {
@@ -205,7 +209,7 @@ export class PostgresStore implements Store {
       if (g.rowCount) {
         // Purging a granting document revokes its grants: stamp the grantees with a new sequence.
         await c.query(
-          `WITH s AS (UPDATE ${t.counter} SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq),
+          `WITH s AS (UPDATE ${t.counter} SET last_seq = last_seq + 1, access_changes = access_changes + 1 WHERE id = 1 RETURNING last_seq),
            gc AS (INSERT INTO ${t.grantChanges} (grantee, seq) SELECT DISTINCT x, s.last_seq FROM unnest($1::text[]) AS x, s
              ON CONFLICT (grantee) DO UPDATE SET seq = excluded.seq)
            SELECT pg_notify($2, $3 || ' ' || last_seq) FROM s`, [g.rows.map((r) => r.grantee), this.notifyChannel, this.node]);
@@ -304,7 +308,7 @@ export class PostgresStore implements Store {
     const t = this.t;
     // One statement: the counter lock orders it with document commits (see commit.ts).
     const r = await this.q<{ last_seq: number }>(
-      `WITH s AS (UPDATE ${t.counter} SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq),
+      `WITH s AS (UPDATE ${t.counter} SET last_seq = last_seq + 1, access_changes = access_changes + 1 WHERE id = 1 RETURNING last_seq),
        p AS (INSERT INTO ${t.principals} (kind, name, data, seq) SELECT $1, $2, $3, s.last_seq FROM s
          ON CONFLICT (kind, name) DO UPDATE SET data = excluded.data, seq = excluded.seq)
        SELECT last_seq, pg_notify($4, $5 || ' ' || last_seq) FROM s`,

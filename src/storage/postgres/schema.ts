@@ -89,6 +89,9 @@ const MIGRATIONS: string[] = [
      ttl bigint NOT NULL
    );
    CREATE INDEX sessions_by_user ON S.sessions ("user");`,
+  // 2: bumped by every change that can alter someone's access (principal saves, grant changes), so
+  // the access version need not move with plain document writes (see PostgresStore.accessVersion).
+  `ALTER TABLE S.seq_counter ADD COLUMN access_changes bigint NOT NULL DEFAULT 0;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
