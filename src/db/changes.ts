@@ -178,11 +178,12 @@ export async function sharedChangesSince(db: Database, scope: FeedScope, opts: C
 function pageScopeKey(db: Database, scope: FeedScope, opts: ChangesOptions): string {
   // Built once per scope object (scopes are shared by the feeds of one principal and filter).
   const k = db.sharedReads.derived(scope, 'page-key', () => {
-    const all = scope.channels === 'all';
+    const chans = scope.channels;
+    if (chans === 'all') return { channels: 'all', newestGrant: scope.allGrantedAt ?? 0, whole: JSON.stringify(['all', scope.allGrantedAt, scope.user]) };
     return {
-      channels: all ? 'all' : JSON.stringify([...(scope.channels as Map<string, number>).keys()].sort()),
-      newestGrant: all ? (scope.allGrantedAt ?? 0) : Math.max(0, ...(scope.channels as Map<string, number>).values()),
-      whole: JSON.stringify([all ? 'all' : [...(scope.channels as Map<string, number>)], scope.allGrantedAt, scope.user]),
+      channels: JSON.stringify([...chans.keys()].sort()),
+      newestGrant: Math.max(0, ...chans.values()),
+      whole: JSON.stringify([[...chans], scope.allGrantedAt, scope.user]),
     };
   });
   const since = opts.since;
