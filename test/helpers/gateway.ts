@@ -73,3 +73,14 @@ export async function req(url: string, init: RequestInit & { json?: unknown } = 
   try { body = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
   return { status: res.status, headers: res.headers, body, text };
 }
+
+/**
+ * What database `db` holds, read through the admin port: fuzz tests compare it before and after a
+ * hostile request to show that a rejected request wrote nothing.
+ */
+export async function storedState(gw: TestGateway): Promise<{ seq: unknown; docs: number; changes: string }> {
+  const info = await req(`${gw.adminUrl}/db/`);
+  const all = await req(`${gw.adminUrl}/db/_all_docs`);
+  const changes = await req(`${gw.adminUrl}/db/_changes?style=all_docs`);
+  return { seq: info.body.update_seq, docs: all.body.rows.length, changes: changes.text };
+}

@@ -20,7 +20,7 @@ import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { req, startGateway, storedState, type TestGateway } from '../helpers/gateway.ts';
 import { type RawResponse, rawRequest, sendRaw } from '../helpers/raw-http.ts';
 import { seededRandom as rng } from '../helpers/random.ts';
 
@@ -350,12 +350,7 @@ describe(`hostile input on the public port (SEED=${SEED})`, () => {
   let gw: TestGateway;
   let port: number;
   let fx: Fixture;
-  const state = async () => {
-    const info = await req(`${gw.adminUrl}/db/`);
-    const all = await req(`${gw.adminUrl}/db/_all_docs`);
-    const changes = await req(`${gw.adminUrl}/db/_changes?style=all_docs`);
-    return { seq: info.body.update_seq, docs: all.body.rows.length, changes: changes.text };
-  };
+  const state = () => storedState(gw);
 
   before(async () => {
     console.log(`fuzz seed: SEED=${SEED} (replay: SEED=${SEED} node --import tsx --test test/http/fuzz.test.ts)`);
