@@ -18,6 +18,7 @@ import { DEFAULT_MAX_ATTACHMENT_SIZE, processAttachments } from './attachments.t
 import { Notifier } from './notifier.ts';
 import { SharedReads } from './shared-reads.ts';
 import { type DocView, toRevisions } from './render.ts';
+import type { DbState } from './state.ts';
 
 /** What the database reports as it works (the metrics module implements it; db does not import it). */
 export interface DatabaseStats {
@@ -45,6 +46,8 @@ export interface DatabaseOptions {
   /** The compiled sync function; without one, `doc.channels` is used directly (Sync Gateway's default). */
   sync?: SyncFunction;
   stats?: DatabaseStats;
+  /** Run state at construction (default `Online`); a reload builds the new database `Starting`. */
+  initialState?: DbState;
 }
 
 export interface WriteRequest {
@@ -122,6 +125,7 @@ export class Database {
   readonly sync?: SyncFunction;
   readonly stats: DatabaseStats;
   private closed = false;
+  private runState: DbState;
   private readonly unwatch?: () => void;
   /** Aborted when the database stops: long-lived sessions (BLIP connections) end on it. */
   private readonly stopping = new AbortController();
@@ -136,11 +140,16 @@ export class Database {
     this.maxChannelsPerDoc = opts.maxChannelsPerDoc ?? 0;
     this.sync = opts.sync;
     this.stats = opts.stats ?? NO_STATS;
+    this.runState = opts.initialState ?? 'Online';
     // Shared storage (PostgreSQL, several nodes): other nodes' commits wake this node's feeds too.
     this.unwatch = opts.store.watch?.((c) => this.notifier.notify([...c.channels, ...c.grantees.map(principalKey)]));
   }
 
   get isClosed(): boolean { return this.closed; }
+
+  /** `Online` serves every request; any other state only the offline-capable handlers. */
+  get state(): DbState { return this.runState; }
+  setState(state: DbState): void { this.runState = state; }
 
   /** What a shared read depends on: moves with every commit and every notification. */
   async readState(): Promise<string> {

@@ -17,6 +17,8 @@ export interface Route {
   adminOnly?: boolean;
   /** Runs even without a valid user (login endpoints): a bad cookie is ignored, a disabled GUEST allowed. */
   publicPrivileges?: boolean;
+  /** Runs whatever the database's state; every other `/{db}/...` route needs it `Online` (503 otherwise). */
+  offlineCapable?: boolean;
 }
 
 interface CompiledRoute extends Route {

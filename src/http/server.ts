@@ -27,6 +27,7 @@ import { authRoutes as sessionRoutes } from './routes/session.ts';
 import { authRoutes as userRoleRoutes } from './routes/users-roles.ts';
 import { normalizeAddress, type RequestGuard, TooManyRequestsError } from './limits.ts';
 import { UnauthorizedError, WWW_AUTHENTICATE } from '../auth/authenticate.ts';
+import { notOnlineError } from '../db/state.ts';
 import { adoptSubprotocolSession, BLIPSYNC_PATTERN, BlipSyncEndpoint, blipSyncRoutes } from '../replication/blip/sync/handshake.ts';
 
 export interface TlsSettings {
@@ -139,6 +140,7 @@ export function createListener(opts: ListenerOptions): http.Server {
       if (dbName !== undefined && !(match.route.pattern === '/{db}/' && ctx.method === 'PUT')) {
         const db = opts.registry.get(dbName);
         if (!db) throw new HttpError(404, `no such database "${dbName}"`);
+        if (db.state !== 'Online' && !match.route.offlineCapable) throw notOnlineError(db.state);
         ctx.db = db;
         ctx.auth = opts.registry.authFor(dbName);
         if (!opts.admin && opts.authenticate) await opts.authenticate(ctx, match.route.publicPrivileges === true);
@@ -202,6 +204,7 @@ export function createListener(opts: ListenerOptions): http.Server {
       if ('allow' in match || (match.route.pattern !== '/{db}/_changes' && !blip)) return refuse(404, 'unknown URL');
       const db = opts.registry.get(match.params.db);
       if (!db) return refuse(404, `no such database "${match.params.db}"`);
+      if (db.state !== 'Online') { const e = notOnlineError(db.state); return refuse(e.status, e.reason); }
       // Authenticated before the upgrade: a refused client gets a plain HTTP 401, never a socket.
       const ctx = new RequestContext(req, new http.ServerResponse(req), opts.admin, opts.settings);
       ctx.params = match.params;

@@ -23,7 +23,7 @@ async function dbInfo(ctx: RequestContext): Promise<void> {
   const seq = await db.store.lastSeq();
   await ctx.sendJson(200, JSON.stringify({
     db_name: db.name, update_seq: seq, committed_update_seq: seq, instance_start_time: db.startTime,
-    compact_running: false, purge_seq: 0, disk_format_version: 0, state: 'Online',
+    compact_running: false, purge_seq: 0, disk_format_version: 0, state: db.state,
     server_uuid: await db.store.uuid(),
   }));
 }
@@ -69,9 +69,9 @@ export function databaseRoutes(registry: DatabaseRegistry): Route[] {
   return [
     { methods: ['GET'], pattern: '/', handler: root },
     { methods: ['GET'], pattern: '/_all_dbs', handler: allDbs, adminOnly: true },
-    { methods: ['GET'], pattern: '/{db}/', handler: dbInfo },
+    { methods: ['GET'], pattern: '/{db}/', handler: dbInfo, offlineCapable: true },
     { methods: ['PUT'], pattern: '/{db}/', handler: createDb },
-    { methods: ['DELETE'], pattern: '/{db}/', handler: deleteDb, adminOnly: true },
+    { methods: ['DELETE'], pattern: '/{db}/', handler: deleteDb, adminOnly: true, offlineCapable: true },
     { methods: ['POST'], pattern: '/{db}/_ensure_full_commit', handler: ensureFullCommit },
     { methods: ['POST'], pattern: '/{db}/_purge', handler: purge, adminOnly: true },
   ];
