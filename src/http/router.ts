@@ -17,6 +17,10 @@ export interface Route {
   adminOnly?: boolean;
   /** Runs even without a valid user (login endpoints): a bad cookie is ignored, a disabled GUEST allowed. */
   publicPrivileges?: boolean;
+  /** Served without operator credentials on the admin and metrics ports (the `/_ping` health check). */
+  unauthenticated?: boolean;
+  /** The request line is logged at debug, not info (Sync Gateway's silent handlers: `/_ping`). */
+  quiet?: boolean;
 }
 
 interface CompiledRoute extends Route {
