@@ -152,15 +152,18 @@ export async function allDocsValue(db: Database, p: Principal, row: { id: string
     if (visible.length) value.channels = visible;
   }
   if (extras.access && p.kind === 'admin') {
-    const sets = new Map<string, Set<string>>();
+    const channelSets = new Map<string, Set<string>>();
+    const roleSets = new Map<string, Set<string>>();
     for (const g of await db.store.grantsBy(row.id)) {
-      const key = g.kind === 'role' ? `role:${g.grantee}` : g.grantee;
+      const [sets, key] = g.kind === 'role' ? [roleSets, `role:${g.grantee}`] : [channelSets, g.grantee];
       if (!sets.has(key)) sets.set(key, new Set());
       sets.get(key)!.add(g.value);
     }
-    if (sets.size) {
+    // Role grants are written last: on a clash with an access() grantee named `role:<user>` they win, as in Go.
+    const merged = new Map([...channelSets, ...roleSets]);
+    if (merged.size) {
       const access: Record<string, string[]> = {};
-      for (const key of [...sets.keys()].sort()) access[key] = [...sets.get(key)!].sort();
+      for (const key of [...merged.keys()].sort()) access[key] = [...merged.get(key)!].sort();
       value.access = access;
     }
   }
