@@ -10,6 +10,7 @@ import { HttpError } from './errors.ts';
 import type { HttpSettings, RequestContext } from './http/context.ts';
 import type { DatabaseRegistry } from './http/registry.ts';
 import { createListener, isLoopback, listen, type TlsSettings } from './http/server.ts';
+import { pingRoute } from './http/routes/inspection.ts';
 import { loadTls } from './http/tls.ts';
 import { OperatorAuth } from './auth/operators.ts';
 import { LoginLockout } from './auth/lockout.ts';
@@ -183,7 +184,7 @@ export class Gateway implements DatabaseRegistry {
       maxConnectionsPerAddress: this.config.limits.maxConnectionsPerAddress, guard: this.guard,
     };
     const operators = (users: Record<string, string> | undefined, scope: string) => (users ? new OperatorAuth(users, { lockout: this.lockout, scope }) : undefined);
-    const metricsServer = createListener({ ...common, admin: true, routes: metricsRoutes(this.metrics), operators: operators(this.config.metricsUsers, 'metrics port') });
+    const metricsServer = createListener({ ...common, admin: true, routes: [...metricsRoutes(this.metrics), pingRoute()], operators: operators(this.config.metricsUsers, 'metrics port') });
     const adminServer = createListener({ ...common, admin: true, operators: operators(this.config.adminUsers, 'admin port') });
     const publicServer = createListener({ ...common, admin: false, cors: this.config.cors });
     this.servers = [metricsServer, adminServer, publicServer];

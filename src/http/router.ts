@@ -19,6 +19,10 @@ export interface Route {
   publicPrivileges?: boolean;
   /** Runs whatever the database's state; every other `/{db}/...` route needs it `Online` (503 otherwise). */
   offlineCapable?: boolean;
+  /** Served without operator credentials on the admin and metrics ports (the `/_ping` health check). */
+  unauthenticated?: boolean;
+  /** The request line is logged at debug, not info (Sync Gateway's silent handlers: `/_ping`). */
+  quiet?: boolean;
 }
 
 interface CompiledRoute extends Route {

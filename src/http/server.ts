@@ -22,6 +22,7 @@ import { bulkRoutes } from './routes/bulk.ts';
 import { changesRoutes, websocketFeed } from './routes/changes.ts';
 import { databaseRoutes } from './routes/database.ts';
 import { docRoutes } from './routes/docs.ts';
+import { inspectionRoutes } from './routes/inspection.ts';
 import { localRoutes } from './routes/local.ts';
 import { authRoutes as sessionRoutes } from './routes/session.ts';
 import { authRoutes as userRoleRoutes } from './routes/users-roles.ts';
@@ -75,6 +76,7 @@ export function allRoutes(registry: DatabaseRegistry): Route[] {
   // Order matters only among patterns that can match the same path: literals before {doc}.
   return [
     ...databaseRoutes(registry),
+    ...inspectionRoutes(registry),
     ...changesRoutes(),
     ...bulkRoutes(),
     ...localRoutes(),
@@ -109,12 +111,13 @@ export function createListener(opts: ListenerOptions): http.Server {
     res.once('close', () => opts.metrics?.observeRequest(route, ctx.method, res.statusCode, (performance.now() - t0) / 1000));
     const n = opts.nextRequestNumber();
     let requestLogged = false;
+    let quiet = false;
     // The request line names who it acts as, so it is written once authentication is known.
     const logRequest = () => {
       if (requestLogged) return;
       requestLogged = true;
       const p = ctx.principal;
-      opts.logger.httpRequest(n, ctx.method, req.url ?? ctx.path, opts.admin ? 'ADMIN' : p.kind === 'user' && !p.isGuest ? { user: p.name } : 'GUEST');
+      opts.logger.httpRequest(n, ctx.method, req.url ?? ctx.path, opts.admin ? 'ADMIN' : p.kind === 'user' && !p.isGuest ? { user: p.name } : 'GUEST', quiet ? 'debug' : 'info');
     };
     res.once('finish', () => {
       logRequest();
@@ -125,8 +128,14 @@ export function createListener(opts: ListenerOptions): http.Server {
       addCorsHeaders(ctx, opts.cors);
       // Before any bcrypt or storage work, so a flood costs as little as possible.
       if (!opts.admin) opts.guard?.checkAddress(ctx.clientAddress);
-      if (opts.operators) await opts.operators.check(ctx.header('authorization'), ctx.clientAddress);
-      const match = router.resolve(ctx.method, ctx.path);
+      // Resolved before the operator check so that an unauthenticated route (`/_ping`) skips it;
+      // an unknown path still answers only after the credentials are checked.
+      let match: ReturnType<Router['resolve']> | undefined;
+      let routeError: unknown;
+      try { match = router.resolve(ctx.method, ctx.path); } catch (err) { routeError = err; }
+      const open = match !== undefined && !('allow' in match) && match.route.unauthenticated === true;
+      if (opts.operators && !open) await opts.operators.check(ctx.header('authorization'), ctx.clientAddress);
+      if (!match) throw routeError;
       if ('allow' in match) {
         addPreflightHeaders(ctx, opts.cors, match.allow);
         res.statusCode = 204;
@@ -135,6 +144,7 @@ export function createListener(opts: ListenerOptions): http.Server {
         return;
       }
       route = match.route.pattern;
+      quiet = match.route.quiet === true;
       ctx.params = match.params;
       const dbName = match.params.db;
       if (dbName !== undefined && !(match.route.pattern === '/{db}/' && ctx.method === 'PUT')) {

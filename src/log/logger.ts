@@ -126,11 +126,11 @@ export class Logger {
   // ---- per-request lines (spec §8 "HTTP lines") ----
 
   /** `HTTP:  #001: GET /db/doc (as alice)` at info; the query is sanitized, the user name redacted. */
-  httpRequest(n: number, method: string, url: string, actor: RequestActor): void {
-    // Every request calls this: skip the redaction and formatting when no sink takes info lines.
-    if (!this.enabled('info')) return;
+  httpRequest(n: number, method: string, url: string, actor: RequestActor, level: 'info' | 'debug' = 'info'): void {
+    // Every request calls this: skip the redaction and formatting when no sink takes the line.
+    if (!this.enabled(level)) return;
     const who = typeof actor === 'string' ? actor : this.ud(actor.user);
-    this.log('info', `HTTP:  ${serial(n)}: ${method} ${sanitizeRequestTarget(url)} (as ${who})`);
+    this.log(level, `HTTP:  ${serial(n)}: ${method} ${sanitizeRequestTarget(url)} (as ${who})`);
   }
 
   /** `HTTP+: #001:     --> 200   (1.2 ms)` at debug; a status of 300 or more is logged under `HTTP` at info. */

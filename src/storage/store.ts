@@ -126,6 +126,18 @@ export interface ChangesQuery {
   docIds?: string[];
 }
 
+/** One row of a document's channel index (`Store.docChannels`): the channel it is in, or was removed from. */
+export interface DocChannelRow {
+  channel: string;
+  /** Sequence of the write that last touched this row (the removal, when `removed`). */
+  seq: number;
+  /** Winning revision after that write. */
+  rev: string;
+  deleted: boolean;
+  /** The document left this channel at `seq`. */
+  removed: boolean;
+}
+
 export interface AllDocsQuery {
   startkey?: string;
   endkey?: string;
@@ -176,6 +188,13 @@ export interface Store {
   expired(nowSecs: number, limit: number): Promise<string[]>;
   changes(q: ChangesQuery): Promise<ChangeRow[]>;
   allDocs(q: AllDocsQuery): Promise<AllDocsRow[]>;
+  /**
+   * Every channel index row of one document, by channel name: the channels it is in and those it
+   * was removed from (with the removing sequence). Admin inspection (`_raw`), not a hot path.
+   */
+  docChannels(id: string): Promise<DocChannelRow[]>;
+  /** The newest `limit` rows of one channel's index, oldest first (`_dumpchannel`). */
+  channelTail(channel: string, limit: number): Promise<ChangeRow[]>;
   countDocs(): Promise<number>;
   getAttachment(digest: string): Promise<Buffer | undefined>;
   hasAttachments(digests: string[]): Promise<Set<string>>;

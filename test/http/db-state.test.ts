@@ -29,6 +29,7 @@ describe('database run state gates requests', () => {
       const info = await req(`${gw.adminUrl}/db/`);
       assert.equal(info.status, 200);
       assert.equal(info.body.state, state);
+      assert.equal((await req(`${gw.adminUrl}/_status`)).body.databases.db.state, state);
       for (const url of [`${gw.publicUrl}/db/a`, `${gw.adminUrl}/db/_changes`]) {
         const r = await req(url);
         assert.equal(r.status, 503, url);

@@ -534,6 +534,51 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
       }));
     });
 
+    describe('channel index of one document (docChannels) and of one channel (channelTail)', () => {
+      it('docChannels: current channels, and removals with the removing seq and rev', withStore(async (s) => {
+        assert.deepEqual(await s.docChannels('d'), []);
+        const s1 = await put(s, docWrite('d', 0, { rev: '1-d', channels: ['b', 'a'] }));
+        await put(s, docWrite('other', 0, { channels: ['a', 'z'] }));
+        assert.deepEqual(await s.docChannels('d'), [
+          { channel: 'a', seq: s1, rev: '1-d', deleted: false, removed: false },
+          { channel: 'b', seq: s1, rev: '1-d', deleted: false, removed: false },
+        ]);
+        const s3 = await put(s, docWrite('d', s1, { rev: '2-d', channels: ['b', 'c'], previousChannels: ['b', 'a'] }));
+        const s4 = await put(s, docWrite('d', s3, { rev: '3-d', deleted: true, channels: [], previousChannels: ['b', 'c'] }));
+        assert.deepEqual(await s.docChannels('d'), [
+          { channel: 'a', seq: s3, rev: '2-d', deleted: false, removed: true },
+          { channel: 'b', seq: s4, rev: '3-d', deleted: true, removed: true },
+          { channel: 'c', seq: s4, rev: '3-d', deleted: true, removed: true },
+        ]);
+        // Back into a channel it left: a current row again.
+        const s5 = await put(s, docWrite('d', s4, { rev: '4-d', channels: ['a'], previousChannels: [] }));
+        assert.deepEqual((await s.docChannels('d')).find((r) => r.channel === 'a'), { channel: 'a', seq: s5, rev: '4-d', deleted: false, removed: false });
+        assert.equal(await s.purge('d'), true);
+        assert.deepEqual(await s.docChannels('d'), []);
+        assert.equal((await s.docChannels('other')).length, 2);
+      }));
+
+      it('docChannels orders channel names by UTF-8 bytes', withStore(async (s) => {
+        const names = ['é', 'Z', 'a', '_x', '😀', 'ÿ'];
+        await put(s, docWrite('d', 0, { channels: names }));
+        const sorted = [...names].sort(utf8Compare);
+        assert.deepEqual((await s.docChannels('d')).map((r) => r.channel), sorted);
+      }));
+
+      it('channelTail: the newest rows of one channel, oldest first, removals marked', withStore(async (s) => {
+        assert.deepEqual(await s.channelTail('a', 10), []);
+        for (let i = 1; i <= 5; i++) await put(s, docWrite(`d${i}`, 0, { rev: `1-${i}`, channels: ['a'] }));
+        await put(s, docWrite('elsewhere', 0, { channels: ['b'] }));
+        // d2 leaves a (a removal row at the new seq); d3 is rewritten (its row moves to the end).
+        const s7 = await put(s, docWrite('d2', 2, { rev: '2-2', channels: [], previousChannels: ['a'] }));
+        const s8 = await put(s, docWrite('d3', 3, { rev: '2-3', channels: ['a'], previousChannels: ['a'] }));
+        assert.deepEqual(brief(await s.channelTail('a', 10)), ['1:d1:1-1', '4:d4:1-4', '5:d5:1-5', `${s7}:d2:2-2:removed=a`, `${s8}:d3:2-3`]);
+        assert.deepEqual(brief(await s.channelTail('a', 2)), [`${s7}:d2:2-2:removed=a`, `${s8}:d3:2-3`]);
+        assert.deepEqual(brief(await s.channelTail('b', 2)), ['6:elsewhere:1-a']);
+        assert.deepEqual(await s.channelTail('nowhere', 2), []);
+      }));
+    });
+
     describe('allDocs and countDocs', () => {
       const ids = ['b', 'a', 'd', 'c', 'e', 'f'];
       async function seed(s: Store): Promise<void> {

@@ -7,6 +7,7 @@ import { boolParam, intParam, jsonParam, type RequestContext } from '../context.
 import { MultipartWriter } from '../multipart.ts';
 import type { Route } from '../router.ts';
 import { accepts, revisionPart } from './docs.ts';
+import { allDocsValue } from './inspection.ts';
 import { isJsonObject } from '../../json/index.ts';
 
 /** `startkey` and friends: a JSON string, or (as Sync Gateway also accepts) the bare id. */
@@ -29,7 +30,7 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   const q = ctx.query;
   const includeDocs = boolParam(q, 'include_docs');
   const withSeq = boolParam(q, 'update_seq');
-  const withChannels = boolParam(q, 'channels');
+  const extras = { channels: boolParam(q, 'channels'), access: boolParam(q, 'access') };
   let keys: unknown = jsonParam(q, 'keys');
   if (ctx.method === 'POST') {
     const body = await ctx.json();
@@ -44,8 +45,7 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   const lastSeq = await db.store.lastSeq();
   const p = ctx.principal;
   const rowText = async (id: string, rev: string, seq: number, channels: string[]) => {
-    const value: Record<string, unknown> = { rev };
-    if (withChannels) value.channels = p.kind === 'admin' || p.channels.has('*') ? channels : channels.filter((c) => p.channels.has(c));
+    const value = await allDocsValue(db, p, { id, rev, channels }, extras);
     let s = `{"key":${JSON.stringify(id)},"id":${JSON.stringify(id)},"value":${JSON.stringify(value)}`;
     if (includeDocs) s += `,"doc":${renderDoc(await db.get(id, { rev }, p))}`;
     if (withSeq) s += `,"update_seq":${seq}`;

@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { HttpError } from '../../errors.ts';
 import type {
-  AllDocsQuery, AllDocsRow, ChangeRow, ChangesQuery, CommitResult, DocWrite, GrantRow, LocalDoc,
+  AllDocsQuery, AllDocsRow, ChangeRow, ChangesQuery, CommitResult, DocChannelRow, DocWrite, GrantRow, LocalDoc,
   PrincipalKind, PrincipalRecord, RemoteCommit, SessionRecord, Store, StoredDoc, StoredRevision,
 } from '../store.ts';
 import { bodyKey } from '../store.ts';
@@ -260,6 +260,22 @@ export class PostgresStore implements Store {
       `SELECT id, rev, seq, deleted, channels FROM ${this.t.docs} ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
        ORDER BY id ${q.descending ? 'DESC' : 'ASC'} LIMIT $${args.length - 1} OFFSET $${args.length}`, args);
     return r.rows.map((x) => ({ id: x.id, rev: x.rev, seq: x.seq, deleted: x.deleted, channels: JSON.parse(x.channels) }));
+  }
+
+  async docChannels(id: string): Promise<DocChannelRow[]> {
+    // The index is keyed (channel, doc_id): this scans it, as purge does. Fine for an admin
+    // inspection; an index on doc_id would make both point lookups.
+    const r = await this.q<{ channel: string; seq: number; rev: string; deleted: boolean; removed: boolean }>(
+      `SELECT channel, seq, rev, deleted, removed FROM ${this.t.channels} WHERE doc_id = $1 ORDER BY channel COLLATE "C"`, [id]);
+    return r.rows.map((x) => ({ channel: x.channel, seq: x.seq, rev: x.rev, deleted: x.deleted, removed: x.removed }));
+  }
+
+  async channelTail(channel: string, limit: number): Promise<ChangeRow[]> {
+    const r = await this.q<{ seq: number; doc_id: string; rev: string; deleted: boolean; removed: boolean }>(
+      `SELECT seq, doc_id, rev, deleted, removed FROM ${this.t.channels} WHERE channel = $1 ORDER BY seq DESC LIMIT $2`, [channel, limit]);
+    return r.rows.reverse().map((x): ChangeRow => ({
+      seq: x.seq, id: x.doc_id, rev: x.rev, deleted: x.deleted, ...(x.removed ? { removed: channel } : {}),
+    }));
   }
 
   async countDocs(): Promise<number> {

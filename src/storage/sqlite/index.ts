@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type {
-  AllDocsQuery, AllDocsRow, ChangeRow, ChangesQuery, CommitResult, DocWrite, Grant, GrantRow, LocalDoc,
+  AllDocsQuery, AllDocsRow, ChangeRow, ChangesQuery, CommitResult, DocChannelRow, DocWrite, Grant, GrantRow, LocalDoc,
   PrincipalKind, PrincipalRecord, SessionRecord, Store, StoredDoc, StoredRevision,
 } from '../store.ts';
 import { bodyKey } from '../store.ts';
@@ -424,6 +424,23 @@ export class SqliteStore implements Store {
   }
 
   async countDocs(): Promise<number> { return this.stmts.countDocs.get()!.n; }
+
+  async docChannels(id: string): Promise<DocChannelRow[]> {
+    // The index is keyed (channel, doc_id): this scans it, as purge does. Fine for an admin
+    // inspection; an index on doc_id would make both point lookups.
+    return this.cached<[string], { channel: string; seq: number; rev: string; deleted: number; removed: number }>(
+      'SELECT channel, seq, rev, deleted, removed FROM channel_index WHERE doc_id = ? ORDER BY channel',
+    ).all(id).map((r) => ({ channel: r.channel, seq: r.seq, rev: r.rev, deleted: r.deleted === 1, removed: r.removed === 1 }));
+  }
+
+  async channelTail(channel: string, limit: number): Promise<ChangeRow[]> {
+    const rows = this.cached<[string, number], { seq: number; doc_id: string; rev: string; deleted: number; removed: number }>(
+      'SELECT seq, doc_id, rev, deleted, removed FROM channel_index WHERE channel = ? ORDER BY seq DESC LIMIT ?',
+    ).all(channel, limit);
+    return rows.reverse().map((r) => ({
+      seq: r.seq, id: r.doc_id, rev: r.rev, deleted: r.deleted === 1, ...(r.removed ? { removed: channel } : {}),
+    }));
+  }
 
   async getAttachment(digest: string): Promise<Buffer | undefined> {
     return this.stmts.getAtt.get(digest)?.data;
