@@ -30,6 +30,7 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   const includeDocs = boolParam(q, 'include_docs');
   const withSeq = boolParam(q, 'update_seq');
   const withChannels = boolParam(q, 'channels');
+  const withAttachments = includeDocs && boolParam(q, 'attachments');
   let keys: unknown = jsonParam(q, 'keys');
   if (ctx.method === 'POST') {
     const body = await ctx.json();
@@ -47,7 +48,12 @@ async function allDocs(ctx: RequestContext): Promise<void> {
     const value: Record<string, unknown> = { rev };
     if (withChannels) value.channels = p.kind === 'admin' || p.channels.has('*') ? channels : channels.filter((c) => p.channels.has(c));
     let s = `{"key":${JSON.stringify(id)},"id":${JSON.stringify(id)},"value":${JSON.stringify(value)}`;
-    if (includeDocs) s += `,"doc":${renderDoc(await db.get(id, { rev }, p))}`;
+    if (includeDocs) {
+      const view = await db.get(id, { rev }, p);
+      // attachments=true inlines every attachment's bytes as base64 (PouchDB's `attachments: true`).
+      const inline = withAttachments ? await db.attachmentsToInline(view.attachments, undefined) : undefined;
+      s += `,"doc":${renderDoc(view, { inline })}`;
+    }
     if (withSeq) s += `,"update_seq":${seq}`;
     return s + '}';
   };
