@@ -2,16 +2,38 @@
  * Attachments on the write path: `_attachments` entries arrive inline (base64 `data`), as
  * multipart parts (`follows`) or as stubs pointing at an earlier revision. Bytes are stored once
  * per digest (`sha1-<base64>`) and shared by every revision and document that names them.
+ *
+ * Every attachment has two digests, both computed here once, when its bytes arrive: Sync
+ * Gateway's `sha1-` (the key of the bytes, what Couchbase Lite sees over BLIP) and CouchDB's `md5-`
+ * (what REST clients see: PouchDB compares it with its own copy's before downloading). A stub that
+ * comes back may name either.
  */
 import { createHash } from 'node:crypto';
 import { HttpError } from '../errors.ts';
-import type { AttachmentMap, AttachmentMeta } from '../storage/store.ts';
+import type { AttachmentKey, AttachmentMap, AttachmentMeta, NewAttachment } from '../storage/store.ts';
 import { isJsonObject } from '../json/index.ts';
 
 export const DEFAULT_MAX_ATTACHMENT_SIZE = 20 * 1024 * 1024;
 
+/** Sync Gateway's digest: `sha1-<base64>`. */
 export function attachmentDigest(data: Buffer): string {
   return 'sha1-' + createHash('sha1').update(data).digest('base64');
+}
+
+/** CouchDB's and PouchDB's digest: `md5-<base64>`. */
+export function attachmentMd5(data: Buffer): string {
+  return 'md5-' + createHash('md5').update(data).digest('base64');
+}
+
+/** Whether `digest` (either kind) names these bytes. */
+export function digestMatches(data: Buffer, digest: string): boolean {
+  if (digest.startsWith('md5-')) return attachmentMd5(data) === digest;
+  return attachmentDigest(data) === digest;
+}
+
+/** Whether a stub's digest (either kind) names this stored attachment. */
+export function namesAttachment(digest: string, meta: { digest: string; md5?: string }): boolean {
+  return digest === meta.digest || (meta.md5 !== undefined && digest === meta.md5);
 }
 
 export interface AttachmentInput {
@@ -30,9 +52,15 @@ export interface AttachmentInput {
 
 export interface ProcessedAttachments {
   meta: AttachmentMap | null;
-  blobs: Map<string, Buffer>;
-  /** Stubs that did not match the parent: their digests must already be stored. */
+  /** New bytes by sha1 digest. */
+  blobs: Map<string, NewAttachment>;
+  /**
+   * Stubs that did not match the parent: their digests (either kind) must already be stored, and
+   * resolveStubs fills in the stored digests before the revision is written.
+   */
   needDigests: string[];
+  /** Names of those stubs. */
+  stubNames: string[];
 }
 
 function isBase64(s: string): boolean {
@@ -44,10 +72,11 @@ function positiveInt(v: unknown): number | undefined {
 }
 
 export function processAttachments(input: AttachmentInput): ProcessedAttachments {
-  const blobs = new Map<string, Buffer>();
+  const blobs = new Map<string, NewAttachment>();
   const needDigests: string[] = [];
+  const stubNames: string[] = [];
   const { entries } = input;
-  if (entries === undefined || entries === null) return { meta: null, blobs, needDigests };
+  if (entries === undefined || entries === null) return { meta: null, blobs, needDigests, stubNames };
   if (typeof entries !== 'object' || Array.isArray(entries)) throw new HttpError(400, 'Invalid _attachments');
   const meta: AttachmentMap = {};
   for (const [name, raw] of Object.entries(entries as Record<string, unknown>)) {
@@ -65,9 +94,10 @@ export function processAttachments(input: AttachmentInput): ProcessedAttachments
     if (data) {
       if (data.length > input.maxSize) throw new HttpError(413, `Attachment "${name}" is too large (maximum ${input.maxSize} bytes)`);
       const digest = attachmentDigest(data);
-      blobs.set(digest, data);
+      const md5 = attachmentMd5(data);
+      blobs.set(digest, { data, md5 });
       const m: AttachmentMeta = {
-        digest, length: data.length,
+        digest, md5, length: data.length,
         revpos: (input.keepRevpos && positiveInt(e.revpos)) || input.generation,
       };
       if (contentType) m.content_type = contentType;
@@ -83,12 +113,13 @@ export function processAttachments(input: AttachmentInput): ProcessedAttachments
       const revpos = positiveInt(e.revpos);
       if (revpos === undefined) throw new HttpError(400, `Missing/invalid revpos in stub attachment "${name}"`);
       const fromParent = input.parent?.[name];
-      if (fromParent && (typeof e.digest !== 'string' || e.digest === fromParent.digest)) {
+      if (fromParent && (typeof e.digest !== 'string' || namesAttachment(e.digest, fromParent))) {
         meta[name] = { ...fromParent };
         continue;
       }
       if (typeof e.digest !== 'string') throw new HttpError(400, `Missing digest in stub attachment "${name}"`);
       needDigests.push(e.digest);
+      stubNames.push(name);
       const m: AttachmentMeta = { digest: e.digest, length: typeof e.length === 'number' ? e.length : 0, revpos };
       if (contentType) m.content_type = contentType;
       if (typeof e.encoding === 'string') m.encoding = e.encoding;
@@ -98,5 +129,24 @@ export function processAttachments(input: AttachmentInput): ProcessedAttachments
     }
     throw new HttpError(400, `Missing data of attachment "${name}"`);
   }
-  return { meta: Object.keys(meta).length ? meta : null, blobs, needDigests };
+  return { meta: Object.keys(meta).length ? meta : null, blobs, needDigests, stubNames };
+}
+
+/**
+ * Gives stubs that did not match the parent the stored attachment their digest names (either kind):
+ * both digests and, unless the client describes an encoded form, the stored length. 400 for a
+ * digest nothing stored has, and for an md5 that names two different stored attachments (an md5
+ * collision can be made on purpose: such a stub must not pick someone else's bytes).
+ */
+export function resolveStubs(atts: ProcessedAttachments, found: AttachmentKey[]): void {
+  for (const name of atts.stubNames) {
+    const m = atts.meta![name];
+    const matches = found.filter((f) => namesAttachment(m.digest, f));
+    if (matches.length === 0) throw new HttpError(400, `Unknown attachment digest ${m.digest}`);
+    if (matches.length > 1) throw new HttpError(400, `Ambiguous attachment digest ${m.digest}`);
+    const [key] = matches;
+    m.digest = key.digest;
+    m.md5 = key.md5;
+    if (m.encoding === undefined) m.length = key.length;
+  }
 }

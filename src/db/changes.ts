@@ -8,7 +8,7 @@
 import { HttpError } from '../errors.ts';
 import { ALL_CHANNELS, type Principal } from '../auth/principal.ts';
 import { decodeRevTree, leaves, winningRev } from '../revtree/index.ts';
-import type { ChangeRow } from '../storage/store.ts';
+import type { ChangeRow, StoredRevision } from '../storage/store.ts';
 import { bodyKey } from '../storage/store.ts';
 import type { Database } from './database.ts';
 import { renderDoc } from './render.ts';
@@ -34,6 +34,8 @@ export interface ChangesOptions {
   limit?: number;
   style?: 'main_only' | 'all_docs';
   includeDocs?: boolean;
+  /** With includeDocs: attachment bytes inline as base64 `data`. */
+  attachments?: boolean;
   docIds?: string[];
   activeOnly?: boolean;
 }
@@ -196,7 +198,7 @@ function pageScopeKey(db: Database, scope: FeedScope, opts: ChangesOptions): str
 
 /** Everything in the options that shapes a page, as a key: built for every woken feed, so a plain concatenation. */
 export function optionsKey(opts: ChangesOptions): string {
-  return `${opts.since.triggeredBy ?? ''}:${opts.since.seq}|${opts.limit}|${opts.style}|${!!opts.includeDocs}|${!!opts.activeOnly}|${opts.docIds ? JSON.stringify(opts.docIds) : ''}`;
+  return `${opts.since.triggeredBy ?? ''}:${opts.since.seq}|${opts.limit}|${opts.style}|${!!opts.includeDocs}${opts.attachments ? '+atts' : ''}|${!!opts.activeOnly}|${opts.docIds ? JSON.stringify(opts.docIds) : ''}`;
 }
 
 async function readPage(db: Database, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
@@ -269,6 +271,7 @@ async function shapeEntries(db: Database, rows: Candidate[], opts: ChangesOption
   const bodies = opts.includeDocs
     ? await db.store.getRevisions(docRows.filter((r) => r.visible).map((r) => ({ id: r.id, rev: r.rev })))
     : undefined;
+  const inline = bodies && opts.attachments ? await inlineAttachments(db, bodies) : undefined;
   return rows.map((r) => {
     const e: ChangeEntry = { pos: posOf(r.key), id: r.id, changes: r.isUser ? [] : [{ rev: r.rev }] };
     if (r.isUser) return e;
@@ -286,12 +289,19 @@ async function shapeEntries(db: Database, rows: Candidate[], opts: ChangesOption
       else {
         const b = bodies!.get(bodyKey(r.id, r.rev));
         e.doc = b
-          ? renderDoc({ id: r.id, rev: r.rev, deleted: b.deleted, body: b.body, attachments: b.attachments })
+          ? renderDoc({ id: r.id, rev: r.rev, deleted: b.deleted, body: b.body, attachments: b.attachments }, { inline: inline?.get(bodyKey(r.id, r.rev)) })
           : renderDoc({ id: r.id, rev: r.rev, deleted: r.deleted, body: '{}', attachments: null });
       }
     }
     return e;
   });
+}
+
+/** Every attachment's bytes of these revisions, by body key then name (include_docs with attachments=true). */
+async function inlineAttachments(db: Database, bodies: Map<string, StoredRevision>): Promise<Map<string, Map<string, Buffer>>> {
+  const out = new Map<string, Map<string, Buffer>>();
+  for (const [key, b] of bodies) if (b.attachments) out.set(key, await db.attachmentsToInline(b.attachments, undefined));
+  return out;
 }
 
 /** The entry's `seq` as JSON: a number, or the string `"T:N"` for backfill. */

@@ -10,11 +10,11 @@ import {
   addHistory, decodeRevTree, encodeRevTree, genOf, history, isLeaf, leaves, prune, winningRev,
   type RevTree,
 } from '../revtree/index.ts';
-import type { AttachmentMap, DocWrite, Grant, Store, StoredDoc, StoredRevision } from '../storage/store.ts';
+import type { AttachmentMap, DocWrite, Grant, NewAttachment, Store, StoredDoc, StoredRevision } from '../storage/store.ts';
 import { ADMIN, canSee, type Principal } from '../auth/principal.ts';
 import { parseExpiry, type SyncFunction, type SyncResult, type SyncUser } from '../sync/index.ts';
 import { bodyKey } from '../storage/store.ts';
-import { DEFAULT_MAX_ATTACHMENT_SIZE, processAttachments } from './attachments.ts';
+import { DEFAULT_MAX_ATTACHMENT_SIZE, processAttachments, resolveStubs, type ProcessedAttachments } from './attachments.ts';
 import { Notifier } from './notifier.ts';
 import { SharedReads } from './shared-reads.ts';
 import { type DocView, toRevisions } from './render.ts';
@@ -257,7 +257,7 @@ export class Database {
       entries: body._attachments, generation, parent: parentRevision?.attachments ?? null,
       follows: req.follows, keepRevpos: false, maxSize: this.maxAttachmentSize,
     });
-    await this.checkDigests(atts.needDigests);
+    await this.resolveStubs(atts);
     const stored = this.checkSize(canonicalJson(props));
     const digestInput = deleted ? canonicalJson({ ...props, _deleted: true }) : stored;
     const rev = createRevId(parent ?? '', digestInput);
@@ -286,7 +286,7 @@ export class Database {
       entries: body._attachments, generation: genOf(rev), parent: parentRevision?.attachments ?? null,
       follows: req.follows, keepRevpos: true, maxSize: this.maxAttachmentSize,
     });
-    await this.checkDigests(atts.needDigests);
+    await this.resolveStubs(atts);
     const stored = this.checkSize(canonicalJson(props));
     return this.finishWrite(req, doc, tree, { rev, deleted, body: stored, attachments: atts.meta }, props, atts.blobs, attachedTo, parentRevision);
   }
@@ -297,10 +297,10 @@ export class Database {
     return stored;
   }
 
-  private async checkDigests(digests: string[]): Promise<void> {
-    if (digests.length === 0) return;
-    const have = await this.store.hasAttachments(digests);
-    for (const d of digests) if (!have.has(d)) throw new HttpError(400, `Unknown attachment digest ${d}`);
+  /** Stubs naming attachments stored elsewhere (by either digest): 400 unless stored. */
+  private async resolveStubs(atts: ProcessedAttachments): Promise<void> {
+    if (atts.needDigests.length === 0) return;
+    resolveStubs(atts, await this.store.findAttachments(atts.needDigests));
   }
 
   /**
@@ -309,7 +309,7 @@ export class Database {
    */
   private async finishWrite(
     req: WriteRequest, doc: StoredDoc | undefined, tree: RevTree, revision: StoredRevision,
-    props: Record<string, unknown>, blobs: Map<string, Buffer>, parent: string | null,
+    props: Record<string, unknown>, blobs: Map<string, NewAttachment>, parent: string | null,
     parentRevision: StoredRevision | undefined,
   ): Promise<Prepared> {
     const id = req.id;
@@ -554,7 +554,8 @@ export class Database {
     if (!isJsonObject(body)) throw new HttpError(400, 'Document body must be a JSON object');
     const expected = parseLocalRev(body._rev);
     const rest: Record<string, unknown> = {};
-    for (const k of Object.keys(body)) if (k !== '_id' && k !== '_rev') rest[k] = body[k];
+    // Local docs hold no attachments: CouchDB drops `_attachments` from them (PouchDB's suite expects it).
+    for (const k of Object.keys(body)) if (k !== '_id' && k !== '_rev' && k !== '_attachments') rest[k] = body[k];
     const cur = await this.store.getLocal(id);
     if (expected > 0 && !cur) throw new HttpError(404, 'No previous revision to replace');
     const rev = await this.store.putLocal(id, expected, JSON.stringify(rest));

@@ -2,7 +2,7 @@
  * Documents leave the database as JSON text spliced from the stored body, never re-serialized:
  * number literals stay exactly as the client wrote them, and large bodies cost one string concat.
  */
-import type { AttachmentMap } from '../storage/store.ts';
+import type { AttachmentMap, AttachmentMeta } from '../storage/store.ts';
 
 export interface Revisions { start: number; ids: string[] }
 
@@ -20,24 +20,44 @@ export interface DocView {
   expiry?: number;
 }
 
+/**
+ * Which digest an attachment shows as `digest`: `md5` for the CouchDB replication protocol (every
+ * REST answer: PouchDB compares it with the md5 of its own copy before downloading), `sha1` for
+ * Couchbase Lite over BLIP (as Sync Gateway: its `getAttachment` and proofs name that digest).
+ */
+export type DigestKind = 'md5' | 'sha1';
+
 export interface RenderOptions {
   /** Attachment bytes to inline as base64 `data`, by name. */
   inline?: Map<string, Buffer>;
   /** Attachments sent as separate MIME parts: marked `follows` instead of `stub`. */
   follows?: Set<string>;
+  /** Default `md5`: renderDoc is the REST rendering. */
+  digests?: DigestKind;
 }
 
-export function renderAttachments(atts: AttachmentMap, opts: RenderOptions = {}): string {
+/** One attachment's metadata as a client sees it: `digest` of the asked kind, no internal fields. */
+function clientMeta(meta: AttachmentMeta, kind: DigestKind): Record<string, unknown> {
+  const { md5, ...rest } = meta;
+  // A digest the migration could not hash (its bytes were missing) has no md5: sha1 is all there is.
+  if (kind === 'md5' && md5) rest.digest = md5;
+  return rest;
+}
+
+export function renderAttachments(atts: AttachmentMap, opts: RenderOptions & { digests: DigestKind }): string {
   const out: Record<string, unknown> = {};
   for (const [name, meta] of Object.entries(atts)) {
+    const m = clientMeta(meta, opts.digests);
     const data = opts.inline?.get(name);
-    if (data) out[name] = { ...meta, data: data.toString('base64') };
-    else if (opts.follows?.has(name)) out[name] = { ...meta, follows: true };
-    else out[name] = { ...meta, stub: true };
+    if (data) m.data = data.toString('base64');
+    else if (opts.follows?.has(name)) m.follows = true;
+    else m.stub = true;
+    out[name] = m;
   }
   return JSON.stringify(out);
 }
 
+/** The REST rendering of a revision (`md5-` digests unless told otherwise). */
 export function renderDoc(view: DocView, opts: RenderOptions = {}): string {
   let head = `{"_id":${JSON.stringify(view.id)},"_rev":${JSON.stringify(view.rev)}`;
   if (view.removed) head += ',"_removed":true';
@@ -46,7 +66,7 @@ export function renderDoc(view: DocView, opts: RenderOptions = {}): string {
     if (view.revisions) head += `,"_revisions":${JSON.stringify(view.revisions)}`;
     return head + '}';
   }
-  if (view.attachments) head += `,"_attachments":${renderAttachments(view.attachments, opts)}`;
+  if (view.attachments) head += `,"_attachments":${renderAttachments(view.attachments, { ...opts, digests: opts.digests ?? 'md5' })}`;
   if (view.revisions) head += `,"_revisions":${JSON.stringify(view.revisions)}`;
   if (view.expiry !== undefined) head += `,"_exp":${JSON.stringify(new Date(view.expiry * 1000).toISOString())}`;
   return view.body.length > 2 ? head + ',' + view.body.slice(1) : head + '}';

@@ -9,7 +9,17 @@ import type { EncodedRevTree } from '../revtree/index.ts';
 /** Attachment metadata as it appears in `_attachments` (stubs only; bytes live by digest). */
 export interface AttachmentMeta {
   content_type?: string;
+  /**
+   * `sha1-<base64>`: Sync Gateway's digest, the key of the stored bytes and what Couchbase Lite sees
+   * over BLIP (its proofs and `getAttachment` name it).
+   */
   digest: string;
+  /**
+   * `md5-<base64>`: CouchDB's and PouchDB's digest, what REST clients see as `digest` (PouchDB
+   * compares it with its own copy's to decide whether to download the attachment again). Set on
+   * every attachment written or migrated since schema 5 (SQLite) / 3 (PostgreSQL).
+   */
+  md5?: string;
   length: number;
   revpos: number;
   encoding?: string;
@@ -17,6 +27,23 @@ export interface AttachmentMeta {
 }
 
 export type AttachmentMap = Record<string, AttachmentMeta>;
+
+/** Bytes of a new attachment with their md5 digest (computed once, by the write path). */
+export interface NewAttachment {
+  data: Buffer;
+  /** `md5-<base64>` of `data`. */
+  md5: string;
+}
+
+/** A stored attachment's two digests and its size, found by either digest. */
+export interface AttachmentKey {
+  /** `sha1-<base64>`: the key of the bytes. */
+  digest: string;
+  /** `md5-<base64>`. */
+  md5: string;
+  /** Stored bytes. */
+  length: number;
+}
 
 /** One document's metadata row: its revision tree, winner and feed position. */
 export interface StoredDoc {
@@ -57,8 +84,8 @@ export interface DocWrite {
   addBodies: StoredRevision[];
   /** Revisions whose bodies are no longer needed (no longer leaves, or pruned). */
   dropBodies: string[];
-  /** New attachment bytes, by digest. Content-addressed, so writing an existing digest is a no-op. */
-  attachments?: Map<string, Buffer>;
+  /** New attachment bytes, by sha1 digest. Content-addressed, so writing an existing digest is a no-op. */
+  attachments?: Map<string, NewAttachment>;
   /**
    * When set, replaces every grant this document made (they are recorded at this write's sequence),
    * and marks each grantee whose grants changed as changed at this sequence.
@@ -197,7 +224,14 @@ export interface Store {
   channelTail(channel: string, limit: number): Promise<ChangeRow[]>;
   countDocs(): Promise<number>;
   getAttachment(digest: string): Promise<Buffer | undefined>;
+  /** Which of these sha1 digests are stored. */
   hasAttachments(digests: string[]): Promise<Set<string>>;
+  /**
+   * Stored attachments whose sha1 `digest` or `md5` is one of these digests (either kind, mixed):
+   * how a stub that comes back from a CouchDB client (md5) or Couchbase Lite (sha1) finds its bytes.
+   * An md5 may match more than one row (md5 collisions can be made on purpose): all are returned.
+   */
+  findAttachments(digests: string[]): Promise<AttachmentKey[]>;
   getLocal(id: string): Promise<LocalDoc | undefined>;
   /** Writes a local doc if its current rev is `expectedRev` (0 = absent). Returns the new rev, or null on conflict. */
   putLocal(id: string, expectedRev: number, body: string): Promise<number | null>;

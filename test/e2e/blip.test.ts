@@ -5,7 +5,7 @@
  * continuous pull with grants and revocations, and access checks, as two users.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { BlipClient, BlipHttpError, LocalDb, openBlipSocket, sha1Digest } from '../helpers/blip-client.ts';
@@ -172,9 +172,10 @@ describe('BLIP replication', () => {
     // The same revisions are there over REST.
     const one = await req(`${gw.adminUrl}/db/doc-0050?revs=true`);
     assert.equal(one.body._rev, src.current('doc-0050'));
-    assert.equal(one.body._attachments['photo.bin'].digest, sha1Digest(src.blobs.get(one.body._attachments['photo.bin'].digest)!));
-    const att = await fetch(`${gw.adminUrl}/db/doc-0050/photo.bin`);
-    assert.deepEqual(Buffer.from(await att.arrayBuffer()), src.blobs.get(one.body._attachments['photo.bin'].digest));
+    const att = Buffer.from(await (await fetch(`${gw.adminUrl}/db/doc-0050/photo.bin`)).arrayBuffer());
+    assert.deepEqual(att, src.blobs.get(sha1Digest(att)), 'the bytes the client sent under their sha1 digest');
+    // REST shows CouchDB's md5 digest (PouchDB's); BLIP shows the sha1 one (the pull below checks it).
+    assert.equal(one.body._attachments['photo.bin'].digest, 'md5-' + createHash('md5').update(att).digest('base64'));
 
     const dst = new LocalDb();
     const p = await BlipClient.connect(url, alice);
@@ -191,6 +192,8 @@ describe('BLIP replication', () => {
       assert.equal(!!a1, !!a2, id);
     }
     for (const [digest, data] of src.blobs) assert.deepEqual(dst.blobs.get(digest), data);
+    // Over BLIP the digest is Sync Gateway's sha1, never REST's md5.
+    assert.equal((dst.get('doc-0050')!.body!._attachments as any)['photo.bin'].digest, sha1Digest(att));
     await p.close();
 
     const bobDb = new LocalDb();
@@ -224,10 +227,49 @@ describe('BLIP replication', () => {
     await p.close();
   });
 
+  test('a pushed stub may name the md5 digest: proven when the server has the bytes, fetched when not; pulls show sha1', async () => {
+    const md5 = (b: Buffer) => 'md5-' + createHash('md5').update(b).digest('base64');
+    const stored = randomBytes(500);
+    const fresh = randomBytes(700);
+    const seed = new LocalDb();
+    seed.put('md5-seed', { channels: ['a'] }, { attachments: { 's.bin': { data: stored } } });
+    const c0 = await BlipClient.connect(url, alice);
+    assert.equal((await c0.push(seed)).sent, 1);
+    await c0.close();
+    // A peer that names md5 digests (as a CouchDB-protocol client would) in its stubs.
+    const src = new LocalDb();
+    src.blobs.set(md5(stored), stored);
+    src.blobs.set(md5(fresh), fresh);
+    src.insert('md5-stub', '1-aaaa', [], false, {
+      channels: ['a'],
+      _attachments: {
+        'old.bin': { stub: true, digest: md5(stored), length: stored.length, revpos: 1 },
+        'new.bin': { stub: true, digest: md5(fresh), length: fresh.length, revpos: 1 },
+      },
+    });
+    const c = await BlipClient.connect(url, alice);
+    const push = await c.push(src);
+    assert.equal(push.errors.size, 0, JSON.stringify([...push.errors]));
+    assert.deepEqual(c.served, { getAttachment: 1, proveAttachment: 1 });
+    await c.close();
+    const rest = await req(`${gw.adminUrl}/db/md5-stub`);
+    assert.equal(rest.body._attachments['old.bin'].digest, md5(stored));
+    assert.equal(rest.body._attachments['new.bin'].digest, md5(fresh));
+    assert.deepEqual(Buffer.from(await (await fetch(`${gw.adminUrl}/db/md5-stub/new.bin`)).arrayBuffer()), fresh);
+    const dst = new LocalDb();
+    const p = await BlipClient.connect(url, alice);
+    await p.pull(dst, { docIDs: ['md5-stub'] });
+    const atts = dst.get('md5-stub')!.body!._attachments as any;
+    assert.equal(atts['old.bin'].digest, sha1Digest(stored));
+    assert.equal(atts['new.bin'].digest, sha1Digest(fresh));
+    assert.deepEqual(dst.blobs.get(sha1Digest(fresh)), fresh);
+    await p.close();
+  });
+
   test('an attachment can only be fetched while the server is sending its revision', async () => {
     const c = await BlipClient.connect(url, alice);
-    const doc = await req(`${gw.adminUrl}/db/doc-0050`);
-    const digest = doc.body._attachments['photo.bin'].digest;
+    // The digest Couchbase Lite would name: sha1 (REST shows md5, which the gate would refuse anyway).
+    const digest = sha1Digest(Buffer.from(await (await fetch(`${gw.adminUrl}/db/doc-0050/photo.bin`)).arrayBuffer()));
     await assert.rejects(c.call({ Profile: 'getAttachment', digest, docID: 'doc-0050' }), (e: any) => e.domain === 'HTTP' && e.status === 403);
     await c.close();
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
-import { localDb, remoteDb } from '../helpers/pouchdb.ts';
+import { localDb, PouchDB, remoteDb } from '../helpers/pouchdb.ts';
 
 /** Every live doc of a PouchDB, winners only, without revision noise. */
 async function contents(db: any): Promise<Map<string, any>> {
@@ -87,6 +87,48 @@ describe('PouchDB replicates with Syncgate', () => {
     await a.replicate.from(remote);
     assert.ok(Buffer.from(await a.getAttachment('att-doc', 'extra.bin')).equals(extra));
     assert.ok(Buffer.from(await a.getAttachment('att-doc', 'big.bin')).equals(bytes));
+  });
+
+  test('a pull does not download an attachment the replica already has (md5 digests over REST)', async () => {
+    const gets: string[] = [];
+    // The real fetch underneath; only the attachment GETs (/{db}/{doc}/{att}) are noted.
+    const counting = () => new PouchDB(url, {
+      skip_setup: true,
+      fetch: (u: string, o: any) => {
+        const parts = new URL(u).pathname.split('/').filter(Boolean);
+        if ((o?.method ?? 'GET') === 'GET' && parts.length === 3 && !parts[1].startsWith('_')) gets.push(u);
+        return (PouchDB as any).fetch(u, o);
+      },
+    });
+    const writer = localDb();
+    const bytes = (i: number) => Buffer.from(`attachment of keep-${i} `.repeat(20));
+    await writer.bulkDocs(Array.from({ length: 20 }, (_, i) => ({ _id: `keep-${i}`, v: 1, _attachments: { 'k.bin': { content_type: 'application/octet-stream', data: bytes(i) } } })));
+    await writer.replicate.to(remoteDb(url));
+    const reader = localDb();
+    assert.equal((await reader.replicate.from(counting(), { doc_ids: Array.from({ length: 20 }, (_, i) => `keep-${i}`) })).docs_written, 20);
+    assert.equal(gets.length, 20, 'the first pull fetches each attachment once');
+    gets.length = 0;
+    const all = await writer.allDocs({ include_docs: true, keys: Array.from({ length: 20 }, (_, i) => `keep-${i}`) });
+    await writer.bulkDocs(all.rows.map((r: any) => ({ ...r.doc, v: 2 })));
+    await writer.replicate.to(remoteDb(url));
+    assert.equal((await reader.replicate.from(counting(), { doc_ids: Array.from({ length: 20 }, (_, i) => `keep-${i}`) })).docs_written, 20);
+    assert.deepEqual(gets, [], 'bodies changed, attachments did not: nothing downloaded again');
+    for (let i = 0; i < 20; i++) assert.ok(Buffer.from(await reader.getAttachment(`keep-${i}`, 'k.bin')).equals(bytes(i)));
+  });
+
+  test('changes and allDocs with include_docs, attachments and binary decode the inline bytes', async () => {
+    const data = randomBytes(3000);
+    const r = await req(`${url}/inline-att`, { method: 'PUT', json: { v: 1, _attachments: { 'i.bin': { content_type: 'application/octet-stream', data: data.toString('base64') } } } });
+    assert.equal(r.status, 201);
+    const remote = remoteDb(url);
+    const changes = await remote.changes({ include_docs: true, attachments: true, binary: true, doc_ids: ['inline-att'] });
+    const fromChanges = changes.results.find((x: any) => x.id === 'inline-att').doc._attachments['i.bin'];
+    assert.ok(Buffer.from(fromChanges.data).equals(data));
+    assert.equal(fromChanges.content_type, 'application/octet-stream');
+    const all = await remote.allDocs({ include_docs: true, attachments: true, binary: true, keys: ['inline-att'] });
+    assert.ok(Buffer.from(all.rows[0].doc._attachments['i.bin'].data).equals(data));
+    const got = await remote.get('inline-att', { attachments: true, binary: true });
+    assert.ok(Buffer.from(got._attachments['i.bin'].data).equals(data));
   });
 
   test('conflicts: both sides agree on the winner and keep the loser', async () => {

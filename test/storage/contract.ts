@@ -44,7 +44,9 @@ export interface WriteOptions {
   bodyAttachments?: AttachmentMap | null;
   addBodies?: StoredRevision[];
   dropBodies?: string[];
+  /** New bytes by sha1 digest; their md5 is computed here unless `md5s` names one (to test collisions). */
   attachments?: Map<string, Buffer>;
+  md5s?: Map<string, string>;
   tree?: EncodedRevTree;
 }
 
@@ -62,8 +64,12 @@ export function docWrite(id: string, expectedSeq: number, o: WriteOptions = {}):
     previousChannels: o.previousChannels ?? [],
     addBodies: o.addBodies ?? [{ rev, deleted, body: o.body ?? `{"rev":${JSON.stringify(rev)}}`, attachments: o.bodyAttachments ?? null }],
     dropBodies: o.dropBodies ?? [],
-    ...(o.attachments ? { attachments: o.attachments } : {}),
+    ...(o.attachments ? { attachments: new Map([...o.attachments].map(([d, data]) => [d, { data, md5: o.md5s?.get(d) ?? md5Of(data) }])) } : {}),
   };
+}
+
+export function md5Of(data: Buffer): string {
+  return `md5-${createHash('md5').update(data).digest('base64')}`;
 }
 
 export function digestOf(data: Buffer): string {
@@ -122,6 +128,7 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
         assert.equal(await s.countDocs(), 0);
         assert.equal(await s.getAttachment('sha1-none'), undefined);
         assert.equal((await s.hasAttachments(['sha1-none'])).size, 0);
+        assert.deepEqual(await s.findAttachments(['sha1-none', 'md5-none']), []);
         assert.equal(await s.getLocal('x'), undefined);
         assert.equal(await s.purge('a'), false);
       }));
@@ -132,6 +139,7 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
         assert.equal((await s.getDocs([])).size, 0);
         assert.equal((await s.getRevisions([])).size, 0);
         assert.equal((await s.hasAttachments([])).size, 0);
+        assert.deepEqual(await s.findAttachments([]), []);
         await put(s, docWrite('a', 0, { channels: ['c'] }));
         assert.deepEqual(await s.changes({ since: 0, docIds: [] }), []);
         assert.deepEqual(await s.changes({ since: 0, channels: [] }), []);
@@ -744,6 +752,43 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
         assert.equal(got.size, 1300);
         assert.deepEqual(got, new Set(present));
         assert.ok((await s.getAttachment(present[1299]))?.equals(blobs[1299]));
+      }));
+
+      it('findAttachments finds by either digest (mixed in one call) with both digests and the stored length', withStore(async (s) => {
+        const a = Buffer.from('first attachment');
+        const b = Buffer.from([0, 1, 2, 0xff]);
+        const empty = Buffer.alloc(0);
+        await put(s, docWrite('x', 0, { attachments: new Map([a, b, empty].map((d) => [digestOf(d), d])) }));
+        const key = (d: Buffer) => ({ digest: digestOf(d), md5: md5Of(d), length: d.length });
+        const sorted = (xs: { digest: string }[]) => [...xs].sort((p, q) => (p.digest < q.digest ? -1 : 1));
+        assert.deepEqual(await s.findAttachments([digestOf(a)]), [key(a)]);
+        assert.deepEqual(await s.findAttachments([md5Of(b)]), [key(b)]);
+        assert.deepEqual(sorted(await s.findAttachments([md5Of(a), digestOf(b), md5Of(empty), 'md5-missing', 'sha1-missing', md5Of(a)])),
+          sorted([key(a), key(b), key(empty)]));
+        // Both digests of one attachment in one call: one row.
+        assert.deepEqual(await s.findAttachments([md5Of(a), digestOf(a)]), [key(a)]);
+      }));
+
+      it('findAttachments returns every attachment behind an md5 (collisions can be made on purpose)', withStore(async (s) => {
+        const one = Buffer.from('one');
+        const two = Buffer.from('two');
+        await put(s, docWrite('x', 0, {
+          attachments: new Map([[digestOf(one), one], [digestOf(two), two]]),
+          md5s: new Map([[digestOf(one), 'md5-same'], [digestOf(two), 'md5-same']]),
+        }));
+        const got = (await s.findAttachments(['md5-same'])).map((k) => k.digest).sort();
+        assert.deepEqual(got, [digestOf(one), digestOf(two)].sort());
+      }));
+
+      it('findAttachments with more than 1000 digests of both kinds', withStore(async (s) => {
+        const blobs = Array.from({ length: 1200 }, (_, i) => Buffer.from(`blob #${i}`));
+        await put(s, docWrite('many', 0, { attachments: new Map(blobs.map((b) => [digestOf(b), b])) }));
+        const ask = blobs.map((b, i) => (i % 2 ? md5Of(b) : digestOf(b)));
+        const got = await s.findAttachments([...ask, ...ask.slice(0, 30), 'md5-missing']);
+        assert.equal(got.length, 1200);
+        assert.deepEqual(new Set(got.map((k) => k.digest)), new Set(blobs.map(digestOf)));
+        const bySha1 = new Map(blobs.map((b) => [digestOf(b), b]));
+        for (const k of got) assert.deepEqual(k, { digest: k.digest, md5: md5Of(bySha1.get(k.digest)!), length: bySha1.get(k.digest)!.length });
       }));
     });
 

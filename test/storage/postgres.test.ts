@@ -7,10 +7,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { HttpError } from '../../src/errors.ts';
 import { openPostgresStore, planConnection, type PostgresStore } from '../../src/storage/postgres/index.ts';
-import { SCHEMA_VERSION } from '../../src/storage/postgres/schema.ts';
+import pg from 'pg';
+import { SCHEMA_VERSION, migrate } from '../../src/storage/postgres/schema.ts';
 import type { RemoteCommit, Store } from '../../src/storage/store.ts';
 import { DB_NAME, USERS, startPgCluster, type PgCluster } from '../helpers/postgres.ts';
-import { docWrite, storeContract } from './contract.ts';
+import { digestOf, docWrite, linearTree, md5Of, storeContract } from './contract.ts';
 
 const cluster: PgCluster = await startPgCluster();
 after(() => cluster.stop());
@@ -156,6 +157,67 @@ describe('PostgresStore: schema versions', () => {
     const again = await open('operator_made', { certpath: undefined, keypath: undefined, username: USERS.noPermission, password: 'pw-secret' });
     assert.equal((await again.getDoc('x'))?.rev, '1-a');
     await again.close();
+  });
+});
+
+describe('PostgresStore: schema 3, md5 digests of attachments', () => {
+  /** A schema as Syncgate left it at version 2 (before md5 digests): the old migrations only, then rows in their old form. */
+  async function schema2(schema: string): Promise<{ a: Buffer; b: Buffer }> {
+    const a = Buffer.from('attachment A, stored before md5 digests');
+    const b = Buffer.from([0, 1, 2, 3, 0xfe, 0xff]);
+    const c = new pg.Client({ host: cluster.dir, port: cluster.port, user: 'postgres', database: DB_NAME });
+    await c.connect();
+    try {
+      await migrate(c, schema, () => 'fixture-uuid', 2);
+      const s = `"${schema}"`;
+      const meta = (d: Buffer, revpos: number) => ({ content_type: 'application/octet-stream', digest: digestOf(d), length: d.length, revpos });
+      await c.query(`INSERT INTO ${s}.attachments (digest, data) VALUES ($1, $2), ($3, $4)`, [digestOf(a), a, digestOf(b), b]);
+      await c.query(`INSERT INTO ${s}.docs (id, tree, rev, deleted, seq, channels) VALUES ('old', $1, '2-b', false, 1, '[]')`, [JSON.stringify(linearTree('2-b'))]);
+      await c.query(`INSERT INTO ${s}.revs (doc_id, rev, deleted, body, atts, channels) VALUES ('old', '2-b', false, '{"v":2}', $1, '[]')`,
+        [JSON.stringify({ 'a.bin': meta(a, 1), 'b.bin': meta(b, 2), 'lost.bin': { digest: 'sha1-lost', length: 1, revpos: 1 } })]);
+      await c.query(`UPDATE ${s}.seq_counter SET last_seq = 1`);
+      // The store's user owns what an older Syncgate would have created for it.
+      await c.query(`ALTER SCHEMA ${s} OWNER TO ${USERS.cert}`);
+      const tables = await c.query<{ t: string }>('SELECT tablename AS t FROM pg_tables WHERE schemaname = $1', [schema]);
+      for (const { t } of tables.rows) await c.query(`ALTER TABLE ${s}."${t}" OWNER TO ${USERS.cert}`);
+    } finally {
+      await c.end();
+    }
+    return { a, b };
+  }
+
+  it('a version-2 schema is migrated: stored bytes get their md5, and every _attachments entry its md5', async () => {
+    const { a, b } = await schema2('old_atts');
+    const s = await open('old_atts');
+    try {
+      const rev = await s.getRevision('old', '2-b');
+      assert.deepEqual(rev?.attachments, {
+        'a.bin': { content_type: 'application/octet-stream', digest: digestOf(a), length: a.length, revpos: 1, md5: md5Of(a) },
+        'b.bin': { content_type: 'application/octet-stream', digest: digestOf(b), length: b.length, revpos: 2, md5: md5Of(b) },
+        'lost.bin': { digest: 'sha1-lost', length: 1, revpos: 1 },
+      });
+      assert.deepEqual(await s.findAttachments([md5Of(b)]), [{ digest: digestOf(b), md5: md5Of(b), length: b.length }]);
+      assert.equal(await s.lastSeq(), 1);
+      assert.equal(await s.uuid(), 'fixture-uuid');
+    } finally {
+      await s.close();
+    }
+    const v = await cluster.admin('SELECT max(version) AS v FROM old_atts.schema_migrations');
+    assert.equal(Number(v.rows[0].v), SCHEMA_VERSION);
+  });
+
+  it('a failing migration leaves the schema at its old version, untouched', async () => {
+    await schema2('old_fail');
+    // Something the migration's CREATE INDEX trips on, after its UPDATEs have run.
+    await cluster.admin('CREATE TABLE old_fail.attachments_by_md5 (x int)');
+    await cluster.admin(`ALTER TABLE old_fail.attachments_by_md5 OWNER TO ${USERS.cert}`);
+    await assert.rejects(open('old_fail'), /attachments_by_md5/);
+    const v = await cluster.admin('SELECT max(version) AS v FROM old_fail.schema_migrations');
+    assert.equal(Number(v.rows[0].v), 2);
+    const cols = await cluster.admin("SELECT column_name FROM information_schema.columns WHERE table_schema = 'old_fail' AND table_name = 'attachments' ORDER BY ordinal_position");
+    assert.deepEqual(cols.rows.map((r) => r.column_name), ['digest', 'data']);
+    const atts = await cluster.admin("SELECT atts FROM old_fail.revs WHERE doc_id = 'old'");
+    assert.ok(!String(atts.rows[0].atts).includes('md5'));
   });
 });
 

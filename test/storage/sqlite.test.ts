@@ -14,7 +14,8 @@ import { SqliteStore } from '../../src/storage/sqlite/index.ts';
 import { SCHEMA_VERSION } from '../../src/storage/sqlite/schema.ts';
 import type { EncodedRevTree } from '../../src/revtree/index.ts';
 import type { Store } from '../../src/storage/store.ts';
-import { digestOf, docWrite, storeContract } from './contract.ts';
+import { digestOf, docWrite, md5Of, storeContract } from './contract.ts';
+import { writeSchema4File } from '../fixtures/sqlite-schema4.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'syncgate-sqlite-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -304,5 +305,50 @@ describe('SqliteStore: schema versions', () => {
     assert.deepEqual(openFds(path), []);
     assert.throws(() => new SqliteStore({ path }), /newer/);
     assert.deepEqual(openFds(path), []);
+  });
+});
+
+describe('SqliteStore: schema 5, md5 digests of attachments', () => {
+  it('a schema-4 file is migrated: stored bytes get their md5, and every _attachments entry its md5', async () => {
+    const path = freshPath();
+    const { a, b } = writeSchema4File(path);
+    await using(path, async (s) => {
+      const rev = await s.getRevision('old', '2-b');
+      assert.deepEqual(rev?.attachments, {
+        'a.bin': { content_type: 'application/octet-stream', digest: digestOf(a), length: a.length, revpos: 1, md5: md5Of(a) },
+        'b.bin': { content_type: 'application/octet-stream', digest: digestOf(b), length: b.length, revpos: 2, md5: md5Of(b) },
+        'lost.bin': { digest: 'sha1-lost', length: 1, revpos: 1 },
+      });
+      assert.equal((await s.getRevision('plain', '1-a'))?.attachments, null);
+      assert.deepEqual(await s.findAttachments([md5Of(a)]), [{ digest: digestOf(a), md5: md5Of(a), length: a.length }]);
+      assert.ok((await s.getAttachment(digestOf(b)))?.equals(b));
+      assert.equal(await s.lastSeq(), 1);
+    });
+    const raw = new Database(path, { readonly: true });
+    try {
+      assert.equal(raw.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('a failing migration leaves the file at its old version, untouched', async () => {
+    const path = freshPath();
+    writeSchema4File(path);
+    const raw = new Database(path);
+    // Something the migration's CREATE INDEX will trip on, after its UPDATEs have run.
+    raw.exec('CREATE TABLE attachments_by_md5 (x)');
+    raw.close();
+    assert.throws(() => new SqliteStore({ path }), /attachments_by_md5/);
+    const check = new Database(path, { readonly: true });
+    try {
+      assert.equal(check.pragma('user_version', { simple: true }), 4);
+      const cols = check.prepare<[], { name: string }>('PRAGMA table_info(attachments)').all().map((c) => c.name);
+      assert.deepEqual(cols, ['digest', 'data']);
+      const atts = check.prepare<[], { atts: string }>("SELECT atts FROM revs WHERE doc_id = 'old'").get()!.atts;
+      assert.ok(!atts.includes('md5'), 'the _attachments entries are as they were');
+    } finally {
+      check.close();
+    }
   });
 });

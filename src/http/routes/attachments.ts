@@ -87,7 +87,13 @@ async function loadForEdit(ctx: RequestContext, rev: string | undefined): Promis
     return undefined;
   }
   if (rev === undefined) throw new HttpError(409, 'Cannot modify attachments without a specific rev ID');
-  const view = await db.get(ctx.params.doc, { rev }, ctx.principal);
+  // The document exists, so a revision without a body is a stale one (bodies of revisions that are
+  // no longer leaves are dropped) or none of its own: 409 as CouchDB and a document PUT answer. The
+  // write below refuses a non-leaf the same way.
+  const view = await db.get(ctx.params.doc, { rev }, ctx.principal).catch((err: unknown) => {
+    if (err instanceof HttpError && err.status === 404) throw new HttpError(409, 'Document revision conflict');
+    throw err;
+  });
   if (view.removed) throw new HttpError(403, 'forbidden');
   return view;
 }

@@ -31,6 +31,7 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   const includeDocs = boolParam(q, 'include_docs');
   const withSeq = boolParam(q, 'update_seq');
   const extras = { channels: boolParam(q, 'channels'), access: boolParam(q, 'access') };
+  const withAttachments = includeDocs && boolParam(q, 'attachments');
   let keys: unknown = jsonParam(q, 'keys');
   if (ctx.method === 'POST') {
     const body = await ctx.json();
@@ -47,7 +48,12 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   const rowText = async (id: string, rev: string, seq: number, channels: string[]) => {
     const value = await allDocsValue(db, p, { id, rev, channels }, extras);
     let s = `{"key":${JSON.stringify(id)},"id":${JSON.stringify(id)},"value":${JSON.stringify(value)}`;
-    if (includeDocs) s += `,"doc":${renderDoc(await db.get(id, { rev }, p))}`;
+    if (includeDocs) {
+      const view = await db.get(id, { rev }, p);
+      // attachments=true inlines every attachment's bytes as base64 (PouchDB's `attachments: true`).
+      const inline = withAttachments ? await db.attachmentsToInline(view.attachments, undefined) : undefined;
+      s += `,"doc":${renderDoc(view, { inline })}`;
+    }
     if (withSeq) s += `,"update_seq":${seq}`;
     return s + '}';
   };

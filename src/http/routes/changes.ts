@@ -146,6 +146,8 @@ export function parseFeedParams(get: Source, maxHeartbeatMs?: number): FeedParam
     includeDocs: bool(get('include_docs')),
     activeOnly: bool(get('active_only')),
   };
+  // With include_docs, attachment bytes inline as base64 (what PouchDB's `attachments: true` asks).
+  if (options.includeDocs && bool(get('attachments'))) options.attachments = true;
   let channels: string[] | undefined;
   const filter = get('filter');
   if (filter !== undefined && filter !== null && filter !== '') {

@@ -21,8 +21,16 @@ async function deleteLocal(ctx: RequestContext): Promise<void> {
   await ctx.sendJson(200, JSON.stringify({ id: `_local/${ctx.params.id}`, ok: true }));
 }
 
+/** CouchDB's answer to any attachment request on a local document (`/{db}/_local/{id}/{att}`). */
+async function localAttachment(): Promise<void> {
+  throw new HttpError(400, '_local documents do not accept attachments.');
+}
+
 export function localRoutes(): Route[] {
   return [
+    // Before `{id+}`, which would read `_local/doc/att` as a local doc named "doc/att". A local id
+    // with a slash in it comes as one segment (`%2F`), which `{id}` takes whole.
+    { methods: ['GET', 'PUT', 'DELETE'], pattern: '/{db}/_local/{id}/{att+}', handler: localAttachment },
     { methods: ['GET'], pattern: '/{db}/_local/{id+}', handler: getLocal },
     { methods: ['PUT'], pattern: '/{db}/_local/{id+}', handler: putLocal },
     { methods: ['DELETE'], pattern: '/{db}/_local/{id+}', handler: deleteLocal },

@@ -20,7 +20,7 @@
  * documents only queue on that last step.
  */
 import type pg from 'pg';
-import type { CommitResult, DocWrite, Grant } from '../store.ts';
+import type { CommitResult, DocWrite, Grant, NewAttachment } from '../store.ts';
 
 export interface Tables {
   counter: string; docs: string; revs: string; channels: string; attachments: string;
@@ -78,7 +78,7 @@ export async function commitWrites(c: pg.PoolClient, t: Tables, writes: DocWrite
   const finalDocs = new Map<string, { w: DocWrite; off: number }>();
   const channelRows = new Map<string, { channel: string; docId: string; off: number; rev: string; deleted: boolean; removed: boolean }>();
   const bodies = new Map<string, { docId: string; rev: string; b: DocWrite['addBodies'][number] | null }>();
-  const attachments = new Map<string, Buffer>();
+  const attachments = new Map<string, NewAttachment>();
   const rewrittenGrants = new Set<string>();
   const stamps = new Map<string, number>();
   for (const w of writes) {
@@ -122,8 +122,8 @@ export async function commitWrites(c: pg.PoolClient, t: Tables, writes: DocWrite
   // this batch writes a document twice).
   if (attachments.size) {
     const digests = [...attachments.keys()].sort();
-    await c.query(`INSERT INTO ${t.attachments} (digest, data) SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (digest) DO NOTHING`,
-      [digests, digests.map((d) => attachments.get(d)!)]);
+    await c.query(`INSERT INTO ${t.attachments} (digest, md5, data) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) ON CONFLICT (digest) DO NOTHING`,
+      [digests, digests.map((d) => attachments.get(d)!.md5), digests.map((d) => attachments.get(d)!.data)]);
   }
   const drops = [...bodies.values()].filter((x) => !x.b);
   if (drops.length) {

@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { HttpError } from '../../errors.ts';
 import type {
-  AllDocsQuery, AllDocsRow, ChangeRow, ChangesQuery, CommitResult, DocChannelRow, DocWrite, GrantRow, LocalDoc,
+  AllDocsQuery, AllDocsRow, AttachmentKey, ChangeRow, ChangesQuery, CommitResult, DocChannelRow, DocWrite, GrantRow, LocalDoc,
   PrincipalKind, PrincipalRecord, RemoteCommit, SessionRecord, Store, StoredDoc, StoredRevision,
 } from '../store.ts';
 import { bodyKey } from '../store.ts';
@@ -290,6 +290,14 @@ export class PostgresStore implements Store {
     if (digests.length === 0) return new Set();
     const r = await this.q<{ digest: string }>(`SELECT digest FROM ${this.t.attachments} WHERE digest = ANY($1::text[])`, [[...new Set(digests)]]);
     return new Set(r.rows.map((x) => x.digest));
+  }
+
+  async findAttachments(digests: string[]): Promise<AttachmentKey[]> {
+    if (digests.length === 0) return [];
+    const r = await this.q<AttachmentKey>(
+      `SELECT digest, md5, octet_length(data) AS length FROM ${this.t.attachments} WHERE digest = ANY($1::text[]) OR md5 = ANY($1::text[])`,
+      [[...new Set(digests)]]);
+    return r.rows;
   }
 
   async getLocal(id: string): Promise<LocalDoc | undefined> {

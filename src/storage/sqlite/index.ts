@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type {
-  AllDocsQuery, AllDocsRow, ChangeRow, ChangesQuery, CommitResult, DocChannelRow, DocWrite, Grant, GrantRow, LocalDoc,
+  AllDocsQuery, AllDocsRow, AttachmentKey, ChangeRow, ChangesQuery, CommitResult, DocChannelRow, DocWrite, Grant, GrantRow, LocalDoc,
   PrincipalKind, PrincipalRecord, SessionRecord, Store, StoredDoc, StoredRevision,
 } from '../store.ts';
 import { bodyKey } from '../store.ts';
@@ -110,7 +110,7 @@ export class SqliteStore implements Store {
         `INSERT INTO channel_index (channel, doc_id, seq, rev, deleted, removed) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT(channel, doc_id) DO UPDATE SET seq = excluded.seq, rev = excluded.rev,
            deleted = excluded.deleted, removed = excluded.removed`),
-      insertAtt: db.prepare('INSERT OR IGNORE INTO attachments (digest, data) VALUES (?, ?)'),
+      insertAtt: db.prepare('INSERT OR IGNORE INTO attachments (digest, md5, data) VALUES (?, ?, ?)'),
       getAtt: db.prepare<[string], { data: Buffer }>('SELECT data FROM attachments WHERE digest = ?'),
       setMeta: db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
       getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
@@ -160,7 +160,7 @@ export class SqliteStore implements Store {
     const current = s.docSeq.get(w.id)?.seq ?? 0;
     if (current !== w.expectedSeq) return { ok: false, reason: 'conflict' };
     const seq = this.seq + 1;
-    if (w.attachments) for (const [digest, data] of w.attachments) s.insertAtt.run(digest, data);
+    if (w.attachments) for (const [digest, a] of w.attachments) s.insertAtt.run(digest, a.md5, a.data);
     for (const rev of w.dropBodies) s.deleteRev.run(w.id, rev);
     for (const b of w.addBodies) {
       s.insertRev.run(w.id, b.rev, b.deleted ? 1 : 0, b.body, b.attachments ? JSON.stringify(b.attachments) : null,
@@ -455,6 +455,18 @@ export class SqliteStore implements Store {
       for (const r of rows) out.add(r.digest);
     }
     return out;
+  }
+
+  async findAttachments(digests: string[]): Promise<AttachmentKey[]> {
+    const out = new Map<string, AttachmentKey>();
+    for (const part of chunks([...new Set(digests)], IN_CHUNK / 2)) {
+      const marks = part.map(() => '?').join(',');
+      const rows = this.cached<string[], AttachmentKey>(
+        `SELECT digest, md5, length(data) AS length FROM attachments WHERE digest IN (${marks}) OR md5 IN (${marks})`,
+      ).all(...part, ...part);
+      for (const r of rows) out.set(r.digest, r);
+    }
+    return [...out.values()];
   }
 
   async getLocal(id: string): Promise<LocalDoc | undefined> {

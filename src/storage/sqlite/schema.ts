@@ -4,6 +4,7 @@
  * newer one (written by a later Syncgate) is refused instead of being misread.
  */
 import type Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
 
 const MIGRATIONS: string[] = [
   // 1: documents, revision bodies, the channel index, attachments, local docs, metadata.
@@ -83,6 +84,17 @@ const MIGRATIONS: string[] = [
    INSERT INTO revs_v4 (doc_id, rev, deleted, body, atts, channels) SELECT doc_id, rev, deleted, body, atts, channels FROM revs;
    DROP TABLE revs;
    ALTER TABLE revs_v4 RENAME TO revs;`,
+  // 5: the md5 digest of every attachment beside its sha1 one. REST clients (PouchDB, CouchDB) get
+  // `md5-` digests, the kind they compute themselves, so that they recognize an attachment they
+  // already hold; stubs that come back may name either kind. Existing bytes are hashed here, and
+  // every stored `_attachments` entry gains its `md5` (a dangling digest keeps none).
+  `ALTER TABLE attachments ADD COLUMN md5 TEXT;
+   UPDATE attachments SET md5 = syncgate_md5_digest(data);
+   CREATE INDEX attachments_by_md5 ON attachments (md5);
+   UPDATE revs SET atts = (
+     SELECT json_group_object(e.key, CASE WHEN a.md5 IS NULL THEN json(e.value) ELSE json_set(e.value, '$.md5', a.md5) END)
+     FROM json_each(revs.atts) AS e LEFT JOIN attachments AS a ON a.digest = json_extract(e.value, '$.digest'))
+   WHERE atts IS NOT NULL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -95,10 +107,15 @@ export function checkVersion(db: Database.Database): void {
   }
 }
 
-export function migrate(db: Database.Database): void {
+/** Brings the file to `target` (the current version; tests build older files with a lower one). */
+export function migrate(db: Database.Database, target = SCHEMA_VERSION): void {
   checkVersion(db);
   const current = db.pragma('user_version', { simple: true }) as number;
-  for (let v = current; v < SCHEMA_VERSION; v++) {
+  if (current >= target) return;
+  // Migration 5 hashes stored attachment bytes; SQLite has no md5 of its own.
+  db.function('syncgate_md5_digest', { deterministic: true }, (data: unknown) => (
+    Buffer.isBuffer(data) ? 'md5-' + createHash('md5').update(data).digest('base64') : null));
+  for (let v = current; v < target; v++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[v]);
       db.pragma(`user_version = ${v + 1}`);

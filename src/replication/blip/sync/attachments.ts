@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { HttpError } from '../../../errors.ts';
-import { attachmentDigest } from '../../../db/attachments.ts';
+import { digestMatches } from '../../../db/attachments.ts';
 import type { BlipRequest } from '../connection.ts';
 import { boolProp, requireProp, type SyncContext } from './context.ts';
 
@@ -75,7 +75,7 @@ export async function fetchFromClient(ctx: SyncContext, docId: string, digest: s
   if (reply.isError) throw new HttpError(400, `Client could not send attachment ${digest}: ${reply.errorDomain}/${reply.errorCode}`);
   const data = reply.body;
   if (data.length > ctx.db.maxAttachmentSize) throw new HttpError(413, `Attachment ${digest} is too large`);
-  if (attachmentDigest(data) !== digest || (length !== undefined && length !== data.length)) {
+  if (!digestMatches(data, digest) || (length !== undefined && length !== data.length)) {
     throw new HttpError(400, `Incorrect data sent for attachment with digest: ${digest}`);
   }
   return data;

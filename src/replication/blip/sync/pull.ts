@@ -234,7 +234,7 @@ export class ChangesFeed {
     let body: string;
     if (view.removed) body = '{"_removed":true}';
     else if (view.attachments) {
-      const atts = `"_attachments":${renderAttachments(view.attachments)}`;
+      const atts = `"_attachments":${renderAttachments(view.attachments, { digests: 'sha1' })}`;
       body = view.body.length > 2 ? `{${atts},${view.body.slice(1)}` : `{${atts}}`;
     } else body = view.body;
     const digests = !view.removed && view.attachments ? Object.values(view.attachments).map((a) => a.digest) : [];

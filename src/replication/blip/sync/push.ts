@@ -11,6 +11,7 @@ import { decodeRevTree, genOf } from '../../../revtree/index.ts';
 import { toRevisions } from '../../../db/render.ts';
 import type { BlipRequest } from '../connection.ts';
 import { fetchFromClient, proveWithClient } from './attachments.ts';
+import { namesAttachment } from '../../../db/attachments.ts';
 import { boolProp, requireProp, type SyncContext } from './context.ts';
 
 /** Drops trailing "nothing to say" entries, as the protocol allows (`[]` = all zero). */
@@ -149,22 +150,28 @@ async function resolveStubs(ctx: SyncContext, id: string, hist: string[], atts: 
   }
   const follows = new Map<string, Buffer>();
   if (stubs.length === 0) return follows;
+  // Couchbase Lite names sha1 digests; a stub naming the md5 one (a CouchDB-protocol peer) works too.
   const known = new Set<string>();
   const doc = await ctx.db.getDocMeta(id);
   if (doc) {
     const tree = decodeRevTree(doc.tree);
     const parent = hist.slice(1).find((h) => tree.has(h));
     const parentRev = parent ? await ctx.db.store.getRevision(id, parent) : undefined;
-    for (const m of Object.values(parentRev?.attachments ?? {})) known.add(m.digest);
+    for (const m of Object.values(parentRev?.attachments ?? {})) {
+      known.add(m.digest);
+      if (m.md5) known.add(m.md5);
+    }
   }
   const unknown = stubs.filter((s) => !known.has(s.digest));
-  const have = unknown.length ? await ctx.db.store.hasAttachments(unknown.map((s) => s.digest)) : new Set<string>();
+  const stored = unknown.length ? await ctx.db.store.findAttachments(unknown.map((s) => s.digest)) : [];
   const fetched = new Map<string, Buffer>();
   for (const s of unknown) {
     let data = fetched.get(s.digest);
-    if (!data && have.has(s.digest)) {
-      const stored = await ctx.db.getAttachmentData(s.digest);
-      if (stored && await proveWithClient(ctx, s.digest, stored, collection)) continue;
+    const have = stored.filter((k) => namesAttachment(s.digest, k));
+    // Two stored attachments behind one md5 (a made collision): fetch rather than prove either.
+    if (!data && have.length === 1) {
+      const bytes = await ctx.db.getAttachmentData(have[0].digest);
+      if (bytes && await proveWithClient(ctx, s.digest, bytes, collection)) continue;
     }
     data ??= await fetchFromClient(ctx, id, s.digest, s.length, collection);
     fetched.set(s.digest, data);
