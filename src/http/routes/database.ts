@@ -46,7 +46,9 @@ export function databaseRoutes(registry: DatabaseRegistry): Route[] {
     if (registry.get(name)) throw new HttpError(412, 'Duplicate database name');
     const config = (await ctx.optionalJsonObject()) ?? {};
     await registry.create(name, config);
-    throw new HttpError(201, 'created');
+    // Sync Gateway answers 201 with an empty body; CouchDB (and PouchDB's http adapter, which
+    // parses it) expects `{"ok":true}`. The JSON body costs Sync Gateway clients nothing.
+    await ctx.sendJson(201, '{"ok":true}');
   };
 
   const deleteDb = async (ctx: RequestContext) => {
