@@ -30,16 +30,17 @@ describe('bulk endpoints and local docs', () => {
     assert.equal(r.status, 201);
     assert.equal(r.body.length, 5);
     assert.equal(r.body[0].id, 'b1');
+    assert.equal(r.body[0].ok, true, 'CouchDB marks every written row ok: PouchDB reads it');
     assert.match(r.body[0].rev, /^1-/);
     assert.deepEqual(r.body[1], { id: 'doc00', error: 'conflict', reason: 'Document exists', status: 409 });
     assert.equal(r.body[2].status, 400);
     assert.match(r.body[3].id, /^[0-9a-f]{32}$/);
-    assert.deepEqual(r.body[4], { id: '_local/ck', rev: '0-1' });
+    assert.deepEqual(r.body[4], { id: '_local/ck', ok: true, rev: '0-1' });
     const rep = await req(`${db}/_bulk_docs`, {
       method: 'POST',
       json: { new_edits: false, docs: [{ _id: 'r1', _rev: '3-c', _revisions: { start: 3, ids: ['c', 'b', 'a'] }, v: 3 }, { _id: 'r2', v: 1 }] },
     });
-    assert.deepEqual(rep.body[0], { id: 'r1', rev: '3-c' });
+    assert.deepEqual(rep.body[0], { id: 'r1', ok: true, rev: '3-c' });
     assert.equal(rep.body[1].status, 400);
     const missing = await req(`${db}/_bulk_docs`, { method: 'POST', json: { nodocs: [] } });
     assert.equal(missing.status, 400);

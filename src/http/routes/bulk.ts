@@ -95,7 +95,7 @@ async function bulkDocs(ctx: RequestContext): Promise<void> {
   const newEdits = body.new_edits === undefined ? true : body.new_edits !== false;
   const docs = body.docs as unknown[];
   checkBatchSize(ctx, docs.length, '_bulk_docs');
-  const rows: ({ id: string; rev?: string; error?: string; reason?: string; status?: number } | undefined)[] = new Array(docs.length);
+  const rows: ({ id: string; ok?: true; rev?: string; error?: string; reason?: string; status?: number } | undefined)[] = new Array(docs.length);
   const writes: { i: number; req: WriteRequest }[] = [];
   const locals: number[] = [];
   docs.forEach((raw, i) => {
@@ -118,7 +118,7 @@ async function bulkDocs(ctx: RequestContext): Promise<void> {
     const { i, req } = writes[k];
     rows[i] = r instanceof HttpError
       ? { id: req.id, error: r.couchName, reason: r.reason, status: r.status }
-      : { id: r.id, rev: r.rev };
+      : { id: r.id, ok: true, rev: r.rev }; // CouchDB's row shape: PouchDB's bulkDocs callers test `ok`
   });
   // Local docs go after the normal ones, as Sync Gateway does.
   const localRows = [];
@@ -127,7 +127,7 @@ async function bulkDocs(ctx: RequestContext): Promise<void> {
     const id = (doc._id as string).slice('_local/'.length);
     try {
       const rev = await db.putLocal(id, doc);
-      localRows.push({ id: doc._id as string, rev });
+      localRows.push({ id: doc._id as string, ok: true, rev });
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
       localRows.push({ id: doc._id as string, error: err.couchName, reason: err.reason, status: err.status });
