@@ -176,7 +176,10 @@ export interface Store {
   expired(nowSecs: number, limit: number): Promise<string[]>;
   changes(q: ChangesQuery): Promise<ChangeRow[]>;
   allDocs(q: AllDocsQuery): Promise<AllDocsRow[]>;
+  /** Live (non-deleted) documents; kept by the store, so this costs no scan. */
   countDocs(): Promise<number>;
+  /** Live and deleted (tombstoned, not purged) documents: `doc_count` and `doc_del_count`. No scan. */
+  docCounts(): Promise<{ live: number; deleted: number }>;
   getAttachment(digest: string): Promise<Buffer | undefined>;
   hasAttachments(digests: string[]): Promise<Set<string>>;
   getLocal(id: string): Promise<LocalDoc | undefined>;

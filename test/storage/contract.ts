@@ -600,10 +600,31 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
       it('countDocs counts live docs only and follows deletes, resurrections and purges', withStore(async (s) => {
         await seed(s);
         assert.equal(await s.countDocs(), 5);
+        assert.deepEqual(await s.docCounts(), { live: 5, deleted: 1 });
         await put(s, docWrite('c', 7, { rev: '3-c' }));
         assert.equal(await s.countDocs(), 6);
+        assert.deepEqual(await s.docCounts(), { live: 6, deleted: 0 });
         await s.purge('a');
         assert.equal(await s.countDocs(), 5);
+        await put(s, docWrite('b', 1, { rev: '2-b', deleted: true }));
+        assert.deepEqual(await s.docCounts(), { live: 4, deleted: 1 });
+        await s.purge('b');
+        await s.purge('never-was');
+        assert.deepEqual(await s.docCounts(), { live: 4, deleted: 0 });
+      }));
+
+      it('docCounts: one batch writing a doc twice, a lost race and a new tombstone count once each', withStore(async (s) => {
+        const [x1, x2, t, lost] = await s.commit([
+          docWrite('x', 0, { rev: '1-x' }),
+          docWrite('x', 1, { rev: '2-x', deleted: true }),
+          docWrite('t', 0, { rev: '1-t', deleted: true }),
+          docWrite('x', 0, { rev: '1-y' }), // stale expectedSeq: a conflict, counts nothing
+        ]);
+        assert.deepEqual([x1.ok, x2.ok, t.ok, lost], [true, true, true, CONFLICT]);
+        assert.deepEqual(await s.docCounts(), { live: 0, deleted: 2 });
+        await put(s, docWrite('x', 2, { rev: '3-x' }));
+        assert.deepEqual(await s.docCounts(), { live: 1, deleted: 1 });
+        assert.equal(await s.countDocs(), 1);
       }));
     });
 

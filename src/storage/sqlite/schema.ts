@@ -83,6 +83,11 @@ const MIGRATIONS: string[] = [
    INSERT INTO revs_v4 (doc_id, rev, deleted, body, atts, channels) SELECT doc_id, rev, deleted, body, atts, channels FROM revs;
    DROP TABLE revs;
    ALTER TABLE revs_v4 RENAME TO revs;`,
+  // 5: live and deleted document counts (GET /{db}/ doc_count, doc_del_count), kept by every commit
+  // and purge so reading them costs one row, not a scan of every document.
+  `CREATE TABLE doc_counts (id INTEGER PRIMARY KEY CHECK (id = 1), live INTEGER NOT NULL, deleted INTEGER NOT NULL);
+   INSERT INTO doc_counts (id, live, deleted)
+     SELECT 1, coalesce(sum(deleted = 0), 0), coalesce(sum(deleted = 1), 0) FROM docs;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
