@@ -160,15 +160,21 @@ export class Database {
   /**
    * Writes many documents in one storage transaction. Each row succeeds or fails on its own (an
    * HttpError in its slot); rows that lost a race with a concurrent writer are retried alone.
+   * Several writes of one document (a replicator's revisions of one id, new_edits=false) go one per
+   * round, in request order, each seeing the one before: waiting for its turn is not contention,
+   * so only lost races count towards the retry limit.
    */
   async bulkWrite(reqs: WriteRequest[]): Promise<(WriteResult | HttpError)[]> {
     const results: (WriteResult | HttpError)[] = new Array(reqs.length);
+    const racesLost = new Array<number>(reqs.length).fill(0);
     let pending = reqs.map((_, i) => i);
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt >= MAX_RETRIES) {
-        for (const i of pending) results[i] = new HttpError(503, 'Too much contention on document, try again');
-        break;
-      }
+    while (pending.length > 0) {
+      pending = pending.filter((i) => {
+        if (racesLost[i] < MAX_RETRIES) return true;
+        results[i] = new HttpError(503, 'Too much contention on document, try again');
+        return false;
+      });
+      if (pending.length === 0) break;
       const docs = await this.store.getDocs(pending.map((i) => reqs[i].id));
       const seenInBatch = new Set<string>();
       const batch: { i: number; p: { write: DocWrite; rev: string } }[] = [];
@@ -202,7 +208,10 @@ export class Database {
           for (const ch of p.write.channels) changedChannels.add(ch);
           for (const ch of p.write.previousChannels) changedChannels.add(ch);
           for (const g of r.grantees ?? []) changedChannels.add(principalKey(g));
-        } else retry.push(i);
+        } else {
+          racesLost[i]++;
+          retry.push(i);
+        }
       });
       const written = committed.filter((r) => r.ok).length;
       if (written > 0) {
