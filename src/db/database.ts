@@ -642,7 +642,8 @@ export function revisionHistory(body: Record<string, unknown>): string[] {
       throw new HttpError(400, 'Bad _revisions');
     }
     const hist = (r.ids as string[]).map((d, i) => `${(r.start as number) - i}-${d}`);
-    if (typeof body._rev === 'string' && body._rev !== hist[0]) throw new HttpError(400, 'Bad _revisions');
+    // `_revisions` rules and `_rev` beside it is ignored, as in Sync Gateway (rest.ParseRevisions)
+    // and CouchDB (couch_doc:transfer_fields): a replicator's `_rev` need not be the head.
     for (const h of hist) parseRevId(h);
     return hist;
   }

@@ -69,6 +69,18 @@ describe('_bulk_docs for replicators', () => {
     assert.equal((await req(`${db}/mixed?rev=2-b`)).status, 404);
   });
 
+  test('_revisions rules: a _rev that is not its head is ignored, as Sync Gateway and CouchDB do', async () => {
+    const r = await bulk([{ _id: 'headless', _rev: '1-a', _revisions: { start: 2, ids: ['b', 'a'] }, v: 2 }]);
+    assert.equal(r.status, 201);
+    assert.deepEqual(r.body[0], { id: 'headless', ok: true, rev: '2-b' });
+    const doc = await req(`${db}/headless?revs=true`);
+    assert.equal(doc.body._rev, '2-b');
+    assert.deepEqual(doc.body._revisions, { start: 2, ids: ['b', 'a'] });
+    const put = await req(`${db}/headless2?new_edits=false`, { method: 'PUT', json: { _rev: '9-zz', _revisions: { start: 3, ids: ['c', 'b', 'a'] } } });
+    assert.equal(put.status, 201);
+    assert.equal(put.body.rev, '3-c');
+  });
+
   test('documents the sync function refuses get forbidden rows; every other document is written', async () => {
     const r = await bulk([
       { _id: 'ok1', _rev: '1-a', v: 1 },
