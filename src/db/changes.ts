@@ -7,7 +7,7 @@
  */
 import { HttpError } from '../errors.ts';
 import { ALL_CHANNELS, type Principal } from '../auth/principal.ts';
-import { decodeRevTree, leaves, winningRev } from '../revtree/index.ts';
+import { decodeRevTree, sortedLeaves } from '../revtree/index.ts';
 import type { ChangeRow } from '../storage/store.ts';
 import { bodyKey } from '../storage/store.ts';
 import type { Database } from './database.ts';
@@ -277,9 +277,7 @@ async function shapeEntries(db: Database, rows: Candidate[], opts: ChangesOption
     if (!r.visible) e.unseen = true;
     const doc = docs?.get(r.id);
     if (doc && doc.rev === r.rev && r.visible) {
-      const tree = decodeRevTree(doc.tree);
-      const win = winningRev(tree)!.id;
-      e.changes = [{ rev: win }, ...leaves(tree).filter((l) => l.id !== win).map((l) => ({ rev: l.id }))];
+      e.changes = sortedLeaves(decodeRevTree(doc.tree)).map((l) => ({ rev: l.id }));
     }
     if (opts.includeDocs) {
       if (!r.visible) e.doc = renderDoc({ id: r.id, rev: r.rev, deleted: false, body: '{}', attachments: null, removed: true });

@@ -60,6 +60,15 @@ export function winningRev(tree: RevTree): RevInfo | undefined {
   return best;
 }
 
+/**
+ * Every leaf in CouchDB's order (couch_doc:to_doc_info): live before deleted, then the higher
+ * generation, then the greater digest; the winner comes first. `_changes?style=all_docs`,
+ * `_conflicts` and `_deleted_conflicts` list leaves in this order.
+ */
+export function sortedLeaves(tree: RevTree): RevInfo[] {
+  return leaves(tree).sort((a, b) => (a.deleted !== b.deleted ? (a.deleted ? 1 : -1) : compareRevs(b.id, a.id)));
+}
+
 /** More than one live leaf: the document is in conflict. */
 export function liveLeaves(tree: RevTree): RevInfo[] {
   return leaves(tree).filter((l) => !l.deleted);
