@@ -11,7 +11,7 @@ import { decodeRevTree, sortedLeaves } from '../revtree/index.ts';
 import type { ChangeRow } from '../storage/store.ts';
 import { bodyKey } from '../storage/store.ts';
 import type { Database } from './database.ts';
-import { renderDoc } from './render.ts';
+import { type DocView, renderDoc } from './render.ts';
 
 /** A feed position: `N`, or `T:N` inside the backfill of channels granted at T. */
 export interface Since {
@@ -36,6 +36,8 @@ export interface ChangesOptions {
   includeDocs?: boolean;
   docIds?: string[];
   activeOnly?: boolean;
+  /** With includeDocs: `_conflicts` in each document (CouchDB's conflicts=true). */
+  conflicts?: boolean;
 }
 
 export interface ChangeEntry {
@@ -196,7 +198,7 @@ function pageScopeKey(db: Database, scope: FeedScope, opts: ChangesOptions): str
 
 /** Everything in the options that shapes a page, as a key: built for every woken feed, so a plain concatenation. */
 export function optionsKey(opts: ChangesOptions): string {
-  return `${opts.since.triggeredBy ?? ''}:${opts.since.seq}|${opts.limit}|${opts.style}|${!!opts.includeDocs}|${!!opts.activeOnly}|${opts.docIds ? JSON.stringify(opts.docIds) : ''}`;
+  return `${opts.since.triggeredBy ?? ''}:${opts.since.seq}|${opts.limit}|${opts.style}|${!!opts.includeDocs}|${!!opts.activeOnly}|${!!opts.conflicts}|${opts.docIds ? JSON.stringify(opts.docIds) : ''}`;
 }
 
 async function readPage(db: Database, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
@@ -265,7 +267,8 @@ async function readPage(db: Database, scope: FeedScope, opts: ChangesOptions): P
 
 async function shapeEntries(db: Database, rows: Candidate[], opts: ChangesOptions): Promise<ChangeEntry[]> {
   const docRows = rows.filter((r) => !r.isUser);
-  const docs = opts.style === 'all_docs' ? await db.store.getDocs(docRows.map((r) => r.id)) : undefined;
+  const conflicts = opts.includeDocs && opts.conflicts;
+  const docs = opts.style === 'all_docs' || conflicts ? await db.store.getDocs(docRows.map((r) => r.id)) : undefined;
   const bodies = opts.includeDocs
     ? await db.store.getRevisions(docRows.filter((r) => r.visible).map((r) => ({ id: r.id, rev: r.rev })))
     : undefined;
@@ -276,16 +279,18 @@ async function shapeEntries(db: Database, rows: Candidate[], opts: ChangesOption
     if (r.removedFrom) e.removed = [...new Set(r.removedFrom)];
     if (!r.visible) e.unseen = true;
     const doc = docs?.get(r.id);
-    if (doc && doc.rev === r.rev && r.visible) {
-      e.changes = sortedLeaves(decodeRevTree(doc.tree)).map((l) => ({ rev: l.id }));
-    }
+    const leafOrder = doc && doc.rev === r.rev && r.visible ? sortedLeaves(decodeRevTree(doc.tree)) : undefined;
+    if (leafOrder && opts.style === 'all_docs') e.changes = leafOrder.map((l) => ({ rev: l.id }));
     if (opts.includeDocs) {
       if (!r.visible) e.doc = renderDoc({ id: r.id, rev: r.rev, deleted: false, body: '{}', attachments: null, removed: true });
       else {
         const b = bodies!.get(bodyKey(r.id, r.rev));
-        e.doc = b
-          ? renderDoc({ id: r.id, rev: r.rev, deleted: b.deleted, body: b.body, attachments: b.attachments })
-          : renderDoc({ id: r.id, rev: r.rev, deleted: r.deleted, body: '{}', attachments: null });
+        const view: DocView = b
+          ? { id: r.id, rev: r.rev, deleted: b.deleted, body: b.body, attachments: b.attachments }
+          : { id: r.id, rev: r.rev, deleted: r.deleted, body: '{}', attachments: null };
+        const others = conflicts && leafOrder ? leafOrder.slice(1).filter((l) => !l.deleted).map((l) => l.id) : [];
+        if (others.length) view.conflicts = others;
+        e.doc = renderDoc(view);
       }
     }
     return e;

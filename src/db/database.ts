@@ -7,7 +7,7 @@ import { HttpError } from '../errors.ts';
 import { canonicalJson, parseJson, isJsonObject } from '../json/index.ts';
 import { createRevId, parseRevId } from '../revid.ts';
 import {
-  addHistory, decodeRevTree, encodeRevTree, genOf, history, isLeaf, leaves, prune, winningRev,
+  addHistory, decodeRevTree, encodeRevTree, genOf, history, isLeaf, leaves, prune, sortedLeaves, winningRev,
   type RevTree,
 } from '../revtree/index.ts';
 import type { AttachmentMap, DocWrite, Grant, Store, StoredDoc, StoredRevision } from '../storage/store.ts';
@@ -72,6 +72,9 @@ export interface GetOptions {
   revsFrom?: string[];
   /** Add `_exp` when the document has an expiry. */
   showExp?: boolean;
+  /** Add `_conflicts` (the other live leaves) / `_deleted_conflicts` (the other deleted leaves). */
+  conflicts?: boolean;
+  deletedConflicts?: boolean;
 }
 
 const MAX_RETRIES = 10;
@@ -435,8 +438,17 @@ export class Database {
       : { id: doc.id, rev, deleted: stored.deleted, body: '{}', attachments: null, removed: !stored.deleted };
     if (opts.showExp && doc.expiry !== undefined && visible) view.expiry = doc.expiry;
     if (opts.revs) view.revisions = this.revisionsOf(tree, rev, opts);
+    if (opts.conflicts || opts.deletedConflicts) {
+      // CouchDB's: every leaf but the winner, in its leaf order, split by the deleted flag.
+      const others = sortedLeaves(tree).slice(1);
+      const live = others.filter((l) => !l.deleted).map((l) => l.id);
+      const dead = others.filter((l) => l.deleted).map((l) => l.id);
+      if (opts.conflicts && live.length) view.conflicts = live;
+      if (opts.deletedConflicts && dead.length) view.deletedConflicts = dead;
+    }
     return view;
   }
+
 
   revisionsOf(tree: RevTree, rev: string, opts: GetOptions): { start: number; ids: string[] } {
     const limit = Math.min(opts.revsLimit ?? Infinity, this.revsLimit > 0 ? this.revsLimit : Infinity);

@@ -30,6 +30,7 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   const includeDocs = boolParam(q, 'include_docs');
   const withSeq = boolParam(q, 'update_seq');
   const withChannels = boolParam(q, 'channels');
+  const conflicts = includeDocs && boolParam(q, 'conflicts');
   let keys: unknown = jsonParam(q, 'keys');
   if (ctx.method === 'POST') {
     const body = await ctx.json();
@@ -47,7 +48,7 @@ async function allDocs(ctx: RequestContext): Promise<void> {
     const value: Record<string, unknown> = { rev };
     if (withChannels) value.channels = p.kind === 'admin' || p.channels.has('*') ? channels : channels.filter((c) => p.channels.has(c));
     let s = `{"key":${JSON.stringify(id)},"id":${JSON.stringify(id)},"value":${JSON.stringify(value)}`;
-    if (includeDocs) s += `,"doc":${renderDoc(await db.get(id, { rev }, p))}`;
+    if (includeDocs) s += `,"doc":${renderDoc(await db.get(id, { rev, conflicts }, p))}`;
     if (withSeq) s += `,"update_seq":${seq}`;
     return s + '}';
   };
@@ -155,11 +156,12 @@ async function bulkGet(ctx: RequestContext): Promise<void> {
   const revs = boolParam(q, 'revs');
   const attachments = boolParam(q, 'attachments');
   const revsLimit = intParam(q, 'revs_limit');
+  const conflicts = boolParam(q, 'conflicts');
   const items = parseBulkGetItems(await ctx.json());
   checkBatchSize(ctx, items.length, '_bulk_get');
   const results = await db.getMany(items.map((it) => ({
     id: it.id, rev: it.rev,
-    opts: { revs, revsLimit: it.revs_limit ?? revsLimit, revsFrom: it.revs_from ?? it.atts_since },
+    opts: { revs, revsLimit: it.revs_limit ?? revsLimit, revsFrom: it.revs_from ?? it.atts_since, conflicts },
   })), ctx.principal);
   const accept = ctx.header('accept')?.toLowerCase() ?? '';
   // CouchDB's JSON form for clients that ask for JSON only (PouchDB); Sync Gateway's multipart otherwise.

@@ -145,6 +145,7 @@ export function parseFeedParams(get: Source, maxHeartbeatMs?: number): FeedParam
     style,
     includeDocs: bool(get('include_docs')),
     activeOnly: bool(get('active_only')),
+    conflicts: bool(get('conflicts')),
   };
   let channels: string[] | undefined;
   const filter = get('filter');

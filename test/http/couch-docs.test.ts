@@ -1,0 +1,58 @@
+/**
+ * CouchDB's document read options PouchDB uses: `latest`, `conflicts`, `deleted_conflicts` and
+ * `revs_info`, on GET /{db}/{doc}, open_revs, `_bulk_get`, `_all_docs` and `_changes`.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
+
+const J = { accept: 'application/json' };
+
+describe('document reads: CouchDB options', () => {
+  let gw: TestGateway;
+  let db: string;
+  before(async () => {
+    gw = await startGateway();
+    db = `${gw.publicUrl}/db`;
+    // c: 1-a → 2-b → 3-c (live, the winner); 1-a → 2-d → 3-e (deleted); 1-a → 2-f and 1-a → 2-g (live).
+    const h = (ids: string[]) => ({ start: ids.length, ids: [...ids].reverse() });
+    const docs = [
+      { _id: 'c', _rev: '3-c', _revisions: h(['a', 'b', 'c']), v: 'c' },
+      { _id: 'c', _rev: '3-e', _revisions: h(['a', 'd', 'e']), _deleted: true },
+      { _id: 'c', _rev: '2-f', _revisions: h(['a', 'f']), v: 'f' },
+      { _id: 'c', _rev: '2-g', _revisions: h(['a', 'g']), v: 'g' },
+      { _id: 'plain', _rev: '1-p', v: 1 },
+    ];
+    const r = await req(`${db}/_bulk_docs`, { method: 'POST', json: { new_edits: false, docs } });
+    assert.ok(r.body.every((x: any) => !x.error), r.text);
+  });
+  after(() => gw.stop());
+
+  test('conflicts=true adds the other live leaves, deleted_conflicts=true the deleted ones, in CouchDB order', async () => {
+    const plainGet = await req(`${db}/c`);
+    assert.equal(plainGet.body._rev, '3-c');
+    assert.equal(plainGet.body._conflicts, undefined, 'only when asked');
+    const c = await req(`${db}/c?conflicts=true`);
+    assert.deepEqual(c.body._conflicts, ['2-g', '2-f'], 'newest and greatest first');
+    assert.equal(c.body._deleted_conflicts, undefined);
+    const both = await req(`${db}/c?conflicts=true&deleted_conflicts=true`);
+    assert.deepEqual(both.body._deleted_conflicts, ['3-e']);
+    assert.equal(both.body.v, 'c');
+    assert.equal((await req(`${db}/plain?conflicts=true`)).body._conflicts, undefined, 'none: no field');
+    const open = await req(`${db}/c?open_revs=all`, { headers: J });
+    assert.deepEqual(open.body.map((r: any) => r.ok._rev).sort(), ['2-f', '2-g', '3-c', '3-e']);
+  });
+
+  test('_all_docs and _changes with include_docs=true&conflicts=true carry _conflicts', async () => {
+    const all = await req(`${db}/_all_docs?include_docs=true&conflicts=true&keys=${encodeURIComponent('["c","plain"]')}`);
+    assert.deepEqual(all.body.rows[0].doc._conflicts, ['2-g', '2-f']);
+    assert.equal(all.body.rows[1].doc._conflicts, undefined);
+    const noConflicts = await req(`${db}/_all_docs?include_docs=true&keys=${encodeURIComponent('["c"]')}`);
+    assert.equal(noConflicts.body.rows[0].doc._conflicts, undefined);
+    const ch = await req(`${db}/_changes?include_docs=true&conflicts=true&filter=_doc_ids&doc_ids=${encodeURIComponent('["c","plain"]')}`);
+    const byId = new Map(ch.body.results.map((e: any) => [e.id, e]));
+    assert.deepEqual((byId.get('c') as any).doc._conflicts, ['2-g', '2-f']);
+    assert.deepEqual((byId.get('c') as any).changes, [{ rev: '3-c' }], 'main_only still lists the winner only');
+    assert.equal((byId.get('plain') as any).doc._conflicts, undefined);
+  });
+});
