@@ -72,6 +72,8 @@ export interface GetOptions {
   revsFrom?: string[];
   /** Add `_exp` when the document has an expiry. */
   showExp?: boolean;
+  /** CouchDB's `latest`: a named revision that is no longer a leaf stands for the leaf it led to. */
+  latest?: boolean;
   /** Add `_conflicts` (the other live leaves) / `_deleted_conflicts` (the other deleted leaves). */
   conflicts?: boolean;
   deletedConflicts?: boolean;
@@ -416,8 +418,8 @@ export class Database {
       assertCanSee(principal, doc.channels);
       if (doc.deleted) throw new HttpError(404, 'deleted');
     }
-    const rev = opts.rev ?? doc.rev;
-    if (opts.rev !== undefined) parseRevId(rev);
+    if (opts.rev !== undefined) parseRevId(opts.rev);
+    const rev = opts.rev === undefined ? doc.rev : opts.latest ? latestLeaves(decodeRevTree(doc.tree), opts.rev)[0] ?? opts.rev : opts.rev;
     const view = await this.viewOf(doc, rev, opts, undefined, principal);
     if (!view) throw new HttpError(404, 'missing');
     this.stats.docsRead(1);
@@ -469,7 +471,12 @@ export class Database {
       return revs.map((r) => ({ missing: r }));
     }
     const tree = decodeRevTree(doc.tree);
-    const wanted = revs === 'all' ? leaves(tree).map((l) => l.id) : revs;
+    // With `latest`, each named revision stands for every leaf it led to (CouchDB's open_revs).
+    const named = revs === 'all' || !opts.latest ? revs : revs.flatMap((r) => {
+      const found = tree.has(r) ? latestLeaves(tree, r) : [];
+      return found.length ? found : [r];
+    });
+    const wanted = named === 'all' ? leaves(tree).map((l) => l.id) : [...new Set(named)];
     const out: (DocView | { missing: string })[] = [];
     for (const rev of wanted) {
       out.push((await this.viewOf(doc, rev, opts, undefined, principal)) ?? { missing: rev });
@@ -481,10 +488,17 @@ export class Database {
   /** Bulk form of get for `_bulk_get`: one storage round trip for docs and one for bodies. */
   async getMany(items: { id: string; rev?: string; opts: GetOptions }[], principal: Principal = ADMIN): Promise<(DocView | HttpError)[]> {
     const docs = await this.store.getDocs(items.map((i) => i.id));
+    // The revision each item reads: the current one, the named one, or with `latest` the leaf it led to.
+    const revOf = (it: typeof items[number], d: StoredDoc): string => {
+      if (it.rev === undefined) return d.rev;
+      if (!it.opts.latest) return it.rev;
+      const tree = decodeRevTree(d.tree);
+      return (tree.has(it.rev) ? latestLeaves(tree, it.rev)[0] : undefined) ?? it.rev;
+    };
     const keys: { id: string; rev: string }[] = [];
     for (const it of items) {
       const d = docs.get(it.id);
-      if (d) keys.push({ id: it.id, rev: it.rev ?? d.rev });
+      if (d) keys.push({ id: it.id, rev: revOf(it, d) });
     }
     const bodies = await this.store.getRevisions(keys);
     const out: (DocView | HttpError)[] = [];
@@ -492,7 +506,7 @@ export class Database {
       const d = docs.get(it.id);
       if (!d) { out.push(new HttpError(404, 'missing')); continue; }
       if (it.rev === undefined && !canSee(principal, d.channels)) { out.push(new HttpError(403, 'forbidden')); continue; }
-      const rev = it.rev ?? d.rev;
+      const rev = revOf(it, d);
       const stored = bodies.get(bodyKey(it.id, rev));
       const view = stored ? await this.viewOf(d, rev, it.opts, stored, principal) : undefined;
       out.push(view ?? new HttpError(404, 'missing'));
@@ -641,6 +655,15 @@ function parseLocalRev(rev: unknown): number {
   const m = /^0-(\d+)$/.exec(rev);
   if (!m) throw new HttpError(409, 'Document update conflict');
   return Number(m[1]);
+}
+
+/**
+ * CouchDB's `latest=true`: the leaves descending from `rev` (itself when it is a leaf), in CouchDB's
+ * leaf order, so the first is the one that would win among them. Empty when `rev` is unknown.
+ */
+export function latestLeaves(tree: RevTree, rev: string): string[] {
+  if (!tree.has(rev)) return [];
+  return sortedLeaves(tree).filter((l) => history(tree, l.id).includes(rev)).map((l) => l.id);
 }
 
 /** History of a replicated revision, newest first, from `_revisions` or a lone `_rev`. */

@@ -43,6 +43,40 @@ describe('document reads: CouchDB options', () => {
     assert.deepEqual(open.body.map((r: any) => r.ok._rev).sort(), ['2-f', '2-g', '3-c', '3-e']);
   });
 
+  test('latest=true reads the leaf a named revision led to; without it the old revision is gone', async () => {
+    assert.equal((await req(`${db}/c?rev=2-b`)).status, 404);
+    const b = await req(`${db}/c?rev=2-b&latest=true`);
+    assert.equal(b.status, 200);
+    assert.equal(b.body._rev, '3-c');
+    assert.equal(b.headers.get('etag'), '"3-c"');
+    const d = await req(`${db}/c?rev=2-d&latest=true`);
+    assert.equal(d.body._rev, '3-e');
+    assert.equal(d.body._deleted, true);
+    // The root leads to every leaf: the one that wins among them.
+    assert.equal((await req(`${db}/c?rev=1-a&latest=true`)).body._rev, '3-c');
+    assert.equal((await req(`${db}/c?rev=2-f&latest=true`)).body._rev, '2-f', 'a leaf is its own latest');
+    assert.equal((await req(`${db}/c?rev=9-zz&latest=true`)).status, 404);
+    const open = await req(`${db}/c?open_revs=${encodeURIComponent('["2-b","2-d","3-c","7-x"]')}&latest=true`, { headers: J });
+    assert.deepEqual(open.body.map((r: any) => r.ok?._rev ?? r.missing), ['3-c', '3-e', '7-x']);
+    const rootOpen = await req(`${db}/c?open_revs=${encodeURIComponent('["1-a"]')}&latest=true`, { headers: J });
+    assert.deepEqual(rootOpen.body.map((r: any) => r.ok._rev), ['3-c', '2-g', '2-f', '3-e']);
+  });
+
+  test('_bulk_get with latest=true, in JSON and multipart', async () => {
+    const body = { docs: [{ id: 'c', rev: '2-b' }, { id: 'c', rev: '2-f' }, { id: 'plain', rev: '1-p' }] };
+    const json = await req(`${db}/_bulk_get?latest=true&revs=true`, { method: 'POST', headers: J, json: body });
+    assert.equal(json.status, 200);
+    const revs = json.body.results.map((r: any) => r.docs[0].ok._rev);
+    assert.deepEqual(revs, ['3-c', '2-f', '1-p']);
+    assert.deepEqual(json.body.results[0].docs[0].ok._revisions, { start: 3, ids: ['c', 'b', 'a'] });
+    const mp = await fetch(`${db}/_bulk_get?latest=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const text = await mp.text();
+    assert.match(text, /X-Rev-ID: 3-c/i);
+    assert.doesNotMatch(text, /"error"/);
+    const old = await req(`${db}/_bulk_get`, { method: 'POST', headers: J, json: { docs: [{ id: 'c', rev: '2-b' }] } });
+    assert.equal(old.body.results[0].docs[0].error.error, 'not_found', 'without latest the old revision is missing');
+  });
+
   test('_all_docs and _changes with include_docs=true&conflicts=true carry _conflicts', async () => {
     const all = await req(`${db}/_all_docs?include_docs=true&conflicts=true&keys=${encodeURIComponent('["c","plain"]')}`);
     assert.deepEqual(all.body.rows[0].doc._conflicts, ['2-g', '2-f']);

@@ -156,12 +156,14 @@ async function bulkGet(ctx: RequestContext): Promise<void> {
   const revs = boolParam(q, 'revs');
   const attachments = boolParam(q, 'attachments');
   const revsLimit = intParam(q, 'revs_limit');
+  // CouchDB's: PouchDB 9's replicator asks for the latest leaf of each named revision's branch.
+  const latest = boolParam(q, 'latest');
   const conflicts = boolParam(q, 'conflicts');
   const items = parseBulkGetItems(await ctx.json());
   checkBatchSize(ctx, items.length, '_bulk_get');
   const results = await db.getMany(items.map((it) => ({
     id: it.id, rev: it.rev,
-    opts: { revs, revsLimit: it.revs_limit ?? revsLimit, revsFrom: it.revs_from ?? it.atts_since, conflicts },
+    opts: { revs, revsLimit: it.revs_limit ?? revsLimit, revsFrom: it.revs_from ?? it.atts_since, latest, conflicts },
   })), ctx.principal);
   const accept = ctx.header('accept')?.toLowerCase() ?? '';
   // CouchDB's JSON form for clients that ask for JSON only (PouchDB); Sync Gateway's multipart otherwise.

@@ -30,6 +30,7 @@ function getOptions(ctx: RequestContext): GetOptions & { attachments: boolean; a
     attsSince,
     showExp: boolParam(q, 'show_exp'),
     // CouchDB's options (PouchDB sends them; Sync Gateway ignores them).
+    latest: boolParam(q, 'latest'),
     conflicts: boolParam(q, 'conflicts'),
     deletedConflicts: boolParam(q, 'deleted_conflicts'),
   };
