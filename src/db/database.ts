@@ -77,6 +77,8 @@ export interface GetOptions {
   /** Add `_conflicts` (the other live leaves) / `_deleted_conflicts` (the other deleted leaves). */
   conflicts?: boolean;
   deletedConflicts?: boolean;
+  /** Add `_revs_info`: the revision's history with each body's status. */
+  revsInfo?: boolean;
 }
 
 const MAX_RETRIES = 10;
@@ -448,9 +450,19 @@ export class Database {
       if (opts.conflicts && live.length) view.conflicts = live;
       if (opts.deletedConflicts && dead.length) view.deletedConflicts = dead;
     }
+    if (opts.revsInfo) view.revsInfo = await this.revsInfoOf(doc.id, tree, rev);
     return view;
   }
 
+  /** CouchDB's `_revs_info`: the history of `rev`, newest first; older bodies are gone (`missing`). */
+  private async revsInfoOf(id: string, tree: RevTree, rev: string): Promise<{ rev: string; status: 'available' | 'missing' | 'deleted' }[]> {
+    const hist = history(tree, rev);
+    const bodies = await this.store.getRevisions(hist.map((r) => ({ id, rev: r })));
+    return hist.map((r) => ({
+      rev: r,
+      status: tree.get(r)!.deleted ? 'deleted' : bodies.has(bodyKey(id, r)) ? 'available' : 'missing',
+    }));
+  }
 
   revisionsOf(tree: RevTree, rev: string, opts: GetOptions): { start: number; ids: string[] } {
     const limit = Math.min(opts.revsLimit ?? Infinity, this.revsLimit > 0 ? this.revsLimit : Infinity);

@@ -21,6 +21,8 @@ export interface DocView {
   /** `_conflicts` / `_deleted_conflicts` (CouchDB's conflicts=true, deleted_conflicts=true). */
   conflicts?: string[];
   deletedConflicts?: string[];
+  /** `_revs_info` (revs_info=true). */
+  revsInfo?: { rev: string; status: string }[];
 }
 
 export interface RenderOptions {
@@ -54,6 +56,7 @@ export function renderDoc(view: DocView, opts: RenderOptions = {}): string {
   if (view.expiry !== undefined) head += `,"_exp":${JSON.stringify(new Date(view.expiry * 1000).toISOString())}`;
   if (view.conflicts) head += `,"_conflicts":${JSON.stringify(view.conflicts)}`;
   if (view.deletedConflicts) head += `,"_deleted_conflicts":${JSON.stringify(view.deletedConflicts)}`;
+  if (view.revsInfo) head += `,"_revs_info":${JSON.stringify(view.revsInfo)}`;
   return view.body.length > 2 ? head + ',' + view.body.slice(1) : head + '}';
 }
 

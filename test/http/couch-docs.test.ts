@@ -77,6 +77,21 @@ describe('document reads: CouchDB options', () => {
     assert.equal(old.body.results[0].docs[0].error.error, 'not_found', 'without latest the old revision is missing');
   });
 
+  test('revs_info=true lists the history with each revision\'s status', async () => {
+    const c = await req(`${db}/c?revs_info=true`);
+    assert.deepEqual(c.body._revs_info, [
+      { rev: '3-c', status: 'available' }, { rev: '2-b', status: 'missing' }, { rev: '1-a', status: 'missing' },
+    ]);
+    const e = await req(`${db}/c?rev=3-e&revs_info=true`);
+    assert.deepEqual(e.body._revs_info.map((x: any) => x.status), ['deleted', 'missing', 'missing']);
+    const p1 = await req(`${db}/edited`, { method: 'PUT', json: { v: 1 } });
+    const p2 = await req(`${db}/edited?rev=${p1.body.rev}`, { method: 'PUT', json: { v: 2 } });
+    const p3 = await req(`${db}/edited?rev=${p2.body.rev}`, { method: 'PUT', json: { v: 3 } });
+    const info = await req(`${db}/edited?revs_info=true`);
+    assert.deepEqual(info.body._revs_info.map((x: any) => x.rev), [p3.body.rev, p2.body.rev, p1.body.rev]);
+    assert.equal(info.body._revs_info[0].status, 'available');
+  });
+
   test('_all_docs and _changes with include_docs=true&conflicts=true carry _conflicts', async () => {
     const all = await req(`${db}/_all_docs?include_docs=true&conflicts=true&keys=${encodeURIComponent('["c","plain"]')}`);
     assert.deepEqual(all.body.rows[0].doc._conflicts, ['2-g', '2-f']);

@@ -33,6 +33,7 @@ function getOptions(ctx: RequestContext): GetOptions & { attachments: boolean; a
     latest: boolParam(q, 'latest'),
     conflicts: boolParam(q, 'conflicts'),
     deletedConflicts: boolParam(q, 'deleted_conflicts'),
+    revsInfo: boolParam(q, 'revs_info'),
   };
 }
 
