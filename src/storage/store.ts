@@ -132,6 +132,8 @@ export interface AllDocsQuery {
   limit?: number;
   skip?: number;
   descending?: boolean;
+  /** False: the row at `endkey` itself is left out (CouchDB's inclusive_end). Default true. */
+  inclusiveEnd?: boolean;
   includeDeleted?: boolean;
 }
 

@@ -587,6 +587,20 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
         assert.deepEqual(await idsOf({ descending: true, startkey: 'b', endkey: 'e' }), []);
       }));
 
+      it('inclusiveEnd: false leaves out the endkey row, at the high end or (descending) the low end', withStore(async (s) => {
+        await seed(s);
+        const idsOf = async (q: Parameters<Store['allDocs']>[0]) => (await s.allDocs(q)).map((r) => r.id);
+        assert.deepEqual(await idsOf({ startkey: 'b', endkey: 'e', inclusiveEnd: false }), ['b', 'd']);
+        assert.deepEqual(await idsOf({ endkey: 'a', inclusiveEnd: false }), []);
+        assert.deepEqual(await idsOf({ endkey: 'ee', inclusiveEnd: false }), ['a', 'b', 'd', 'e']);
+        assert.deepEqual(await idsOf({ startkey: 'b', endkey: 'e', inclusiveEnd: true }), ['b', 'd', 'e']);
+        assert.deepEqual(await idsOf({ descending: true, startkey: 'e', endkey: 'b', inclusiveEnd: false }), ['e', 'd']);
+        assert.deepEqual(await idsOf({ descending: true, endkey: 'a', inclusiveEnd: false }), ['f', 'e', 'd', 'b']);
+        // The start bound stays inclusive.
+        assert.deepEqual(await idsOf({ startkey: 'd', endkey: 'd', inclusiveEnd: false }), []);
+        assert.deepEqual(await idsOf({ startkey: 'd', endkey: 'd' }), ['d']);
+      }));
+
       it('ids sort by UTF-8 bytes (not by locale, not by UTF-16 units)', withStore(async (s) => {
         const odd = ['a', 'B', 'Z', '_', 'é', 'e\u0301', '\uFFFD', '😀', '10', '9', 'a b', 'ab'];
         await s.commit(odd.map((id) => docWrite(id, 0)));

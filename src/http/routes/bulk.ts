@@ -31,6 +31,9 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   const withSeq = boolParam(q, 'update_seq');
   const withChannels = boolParam(q, 'channels');
   const conflicts = includeDocs && boolParam(q, 'conflicts');
+  const descending = boolParam(q, 'descending');
+  const skip = intParam(q, 'skip', 0)!;
+  if (skip < 0) throw new HttpError(400, 'Invalid skip');
   let keys: unknown = jsonParam(q, 'keys');
   if (ctx.method === 'POST') {
     const body = await ctx.json();
@@ -40,10 +43,15 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   if (keys !== undefined && (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string'))) {
     throw new HttpError(400, 'Bad/missing keys');
   }
+  // CouchDB's `key` is a range of one; `keys` cannot be combined with any range.
+  const key = keyParam(q, 'key');
+  const ranged = key !== undefined || ['startkey', 'start_key', 'endkey', 'end_key'].some((n) => q.has(n));
+  if (keys !== undefined && ranged) throw new HttpError(400, '`keys` is incompatible with `key`, `start_key` and `end_key`');
   const rows: string[] = [];
   const limit = intParam(q, 'limit');
-  const lastSeq = await db.store.lastSeq();
+  const [lastSeq, counts] = await Promise.all([db.store.lastSeq(), db.store.docCounts()]);
   const p = ctx.principal;
+  const seesAll = p.kind === 'admin' || p.channels.has('*');
   const rowText = async (id: string, rev: string, seq: number, channels: string[]) => {
     const value: Record<string, unknown> = { rev };
     if (withChannels) value.channels = p.kind === 'admin' || p.channels.has('*') ? channels : channels.filter((c) => p.channels.has(c));
@@ -54,30 +62,42 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   };
   if (Array.isArray(keys)) {
     const docs = await db.store.getDocs(keys as string[]);
-    for (const key of (limit !== undefined && limit >= 0 ? keys.slice(0, limit) : keys) as string[]) {
+    // As CouchDB: the keys in the order asked (reversed when descending), then skip, then limit.
+    let wanted = (descending ? [...keys].reverse() : keys) as string[];
+    wanted = wanted.slice(skip, limit !== undefined && limit >= 0 ? skip + limit : undefined);
+    for (const key of wanted) {
       const d = docs.get(key);
-      if (!d || d.deleted) rows.push(JSON.stringify({ key, error: 'not_found', status: 404 }));
-      else if (!canSee(p, d.channels)) rows.push(JSON.stringify({ key, error: 'forbidden', status: 403 }));
+      if (!d) rows.push(JSON.stringify({ key, error: 'not_found', status: 404 }));
+      else if (d.deleted) {
+        // CouchDB names the tombstone (PouchDB reads value.deleted); a user who does not see every
+        // channel gets Sync Gateway's not_found, which says nothing about a document it cannot see.
+        if (!seesAll) rows.push(JSON.stringify({ key, error: 'not_found', status: 404 }));
+        else rows.push(`{"key":${JSON.stringify(key)},"id":${JSON.stringify(key)},"value":${JSON.stringify({ rev: d.rev, deleted: true })}${includeDocs ? ',"doc":null' : ''}}`);
+      } else if (!canSee(p, d.channels)) rows.push(JSON.stringify({ key, error: 'forbidden', status: 403 }));
       else rows.push(await rowText(d.id, d.rev, d.seq, d.channels));
     }
   } else {
     const max = limit !== undefined && limit >= 0 ? limit : undefined;
-    const filtered = p.kind === 'user' && !p.channels.has('*');
+    const filtered = !seesAll;
     // A user's rows are filtered after the scan, so limit and skip count only rows the user can see.
     const found = await db.store.allDocs({
-      startkey: keyParam(q, 'startkey', 'start_key'), endkey: keyParam(q, 'endkey', 'end_key'),
-      limit: filtered ? undefined : max, skip: filtered ? 0 : intParam(q, 'skip', 0),
-      descending: boolParam(q, 'descending'),
+      startkey: key ?? keyParam(q, 'startkey', 'start_key'), endkey: key ?? keyParam(q, 'endkey', 'end_key'),
+      inclusiveEnd: boolParam(q, 'inclusive_end', true),
+      limit: filtered ? undefined : max, skip: filtered ? 0 : skip,
+      descending,
     });
-    let skip = filtered ? intParam(q, 'skip', 0)! : 0;
+    let toSkip = filtered ? skip : 0;
     for (const r of found) {
       if (!canSee(p, r.channels)) continue;
-      if (skip > 0) { skip--; continue; }
+      if (toSkip > 0) { toSkip--; continue; }
       if (max !== undefined && rows.length >= max) break;
       rows.push(await rowText(r.id, r.rev, r.seq, r.channels));
     }
   }
-  await ctx.sendJson(200, `{"rows":[${rows.join(',\n')}],\n"total_rows":${rows.length},"update_seq":${lastSeq}}`);
+  // CouchDB's total_rows counts the whole database; a user who does not see all of it gets Sync
+  // Gateway's count of the rows sent, which does not reveal how many documents it cannot see.
+  const total = seesAll ? counts.live : rows.length;
+  await ctx.sendJson(200, `{"rows":[${rows.join(',\n')}],\n"total_rows":${total},"update_seq":${lastSeq}}`);
 }
 
 /**

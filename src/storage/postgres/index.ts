@@ -257,8 +257,10 @@ export class PostgresStore implements Store {
     const args: unknown[] = [];
     if (!q.includeDeleted) where.push('NOT deleted');
     const [lo, hi] = q.descending ? [q.endkey, q.startkey] : [q.startkey, q.endkey];
-    if (lo !== undefined) { args.push(lo); where.push(`id >= $${args.length}`); }
-    if (hi !== undefined) { args.push(hi); where.push(`id <= $${args.length}`); }
+    // The end bound is exclusive with inclusiveEnd: false; descending, the end is the low bound.
+    const open = q.inclusiveEnd === false;
+    if (lo !== undefined) { args.push(lo); where.push(`id ${open && q.descending ? '>' : '>='} $${args.length}`); }
+    if (hi !== undefined) { args.push(hi); where.push(`id ${open && !q.descending ? '<' : '<='} $${args.length}`); }
     args.push(q.limit !== undefined && q.limit >= 0 ? q.limit : null, q.skip ?? 0);
     const r = await this.q<{ id: string; rev: string; seq: number; deleted: boolean; channels: string }>(
       `SELECT id, rev, seq, deleted, channels FROM ${this.t.docs} ${where.length ? 'WHERE ' + where.join(' AND ') : ''}

@@ -421,8 +421,10 @@ export class SqliteStore implements Store {
     const args: unknown[] = [];
     if (!q.includeDeleted) where.push('deleted = 0');
     const [lo, hi] = q.descending ? [q.endkey, q.startkey] : [q.startkey, q.endkey];
-    if (lo !== undefined) { where.push('id >= ?'); args.push(lo); }
-    if (hi !== undefined) { where.push('id <= ?'); args.push(hi); }
+    // The end bound is exclusive with inclusiveEnd: false; descending, the end is the low bound.
+    const open = q.inclusiveEnd === false;
+    if (lo !== undefined) { where.push(open && q.descending ? 'id > ?' : 'id >= ?'); args.push(lo); }
+    if (hi !== undefined) { where.push(open && !q.descending ? 'id < ?' : 'id <= ?'); args.push(hi); }
     const sql = `SELECT id, rev, seq, deleted, channels FROM docs ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
       ORDER BY id ${q.descending ? 'DESC' : 'ASC'} LIMIT ? OFFSET ?`;
     args.push(q.limit !== undefined && q.limit >= 0 ? q.limit : -1, q.skip ?? 0);
