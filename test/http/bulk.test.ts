@@ -52,7 +52,10 @@ describe('bulk endpoints and local docs', () => {
     assert.deepEqual(all.body.rows.map((r: any) => r.id), ['doc02', 'doc03', 'doc04', 'doc05']);
     // CouchDB's total_rows (every live document) for a reader who sees the whole database.
     assert.equal(all.body.total_rows, (await req(`${db}/`)).body.doc_count);
-    assert.equal(typeof all.body.update_seq, 'number');
+    assert.equal(all.body.update_seq, undefined, 'CouchDB sends the database\'s update_seq only when asked');
+    const withSeq = await req(`${db}/_all_docs?update_seq=true&limit=1`);
+    assert.equal(withSeq.body.update_seq, (await req(`${db}/`)).body.update_seq);
+    assert.equal(typeof withSeq.body.rows[0].update_seq, 'number', 'and each row\'s (Sync Gateway)');
     const lim = await req(`${db}/_all_docs?limit=2&include_docs=true`);
     assert.equal(lim.body.rows.length, 2);
     assert.equal(lim.body.rows[0].doc._id, lim.body.rows[0].id);
