@@ -81,6 +81,23 @@ describe('_bulk_docs for replicators', () => {
     assert.equal(put.body.rev, '3-c');
   });
 
+  test('a _local doc with _deleted is deleted; a wrong rev is a row error, the other rows written', async () => {
+    const made = await req(`${db}/_local/cp`, { method: 'PUT', json: { seq: 1 } });
+    assert.equal(made.body.rev, '0-1');
+    await req(`${db}/_local/cp2`, { method: 'PUT', json: { seq: 1 } });
+    const r = await bulk([
+      { _id: '_local/cp', _rev: '0-1', _deleted: true },
+      { _id: '_local/cp2', _rev: '0-7', _deleted: true },
+      { _id: 'beside-local', v: 1 },
+    ], true);
+    assert.equal(r.status, 201);
+    assert.deepEqual(r.body[0], { id: 'beside-local', ok: true, rev: r.body[0].rev });
+    assert.deepEqual(r.body[1], { id: '_local/cp', ok: true, rev: '0-0' });
+    assert.equal(r.body[2].status, 409);
+    assert.equal((await req(`${db}/_local/cp`)).status, 404);
+    assert.equal((await req(`${db}/_local/cp2`)).body.seq, 1);
+  });
+
   test('documents the sync function refuses get forbidden rows; every other document is written', async () => {
     const r = await bulk([
       { _id: 'ok1', _rev: '1-a', v: 1 },

@@ -149,6 +149,12 @@ async function bulkDocs(ctx: RequestContext): Promise<void> {
     const doc = docs[i] as Record<string, unknown>;
     const id = (doc._id as string).slice('_local/'.length);
     try {
+      // `_deleted` removes a local doc, as CouchDB does (PouchDB deletes checkpoints this way).
+      if (doc._deleted === true) {
+        await db.deleteLocal(id, doc._rev);
+        localRows.push({ id: doc._id as string, ok: true, rev: '0-0' });
+        continue;
+      }
       const rev = await db.putLocal(id, doc);
       localRows.push({ id: doc._id as string, ok: true, rev });
     } catch (err) {
