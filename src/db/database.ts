@@ -82,7 +82,10 @@ export interface GetOptions {
 }
 
 const MAX_RETRIES = 10;
-const SPECIAL_KEYS = new Set(['_id', '_rev', '_revisions', '_deleted', '_attachments', '_exp', '_removed']);
+const SPECIAL_KEYS = new Set(['_id', '_rev', '_revisions', '_deleted', '_attachments', '_exp', '_removed',
+  // What GET adds on request (conflicts, deleted_conflicts, revs_info): a client writing back a body
+  // it read gets them ignored, as CouchDB does, rather than refused as user `_` properties.
+  '_conflicts', '_deleted_conflicts', '_revs_info']);
 
 /** Body as stored: user properties only. Reserved `_` properties are refused (Sync Gateway 2.x). */
 function userProperties(body: Record<string, unknown>): Record<string, unknown> {

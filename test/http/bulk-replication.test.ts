@@ -98,6 +98,18 @@ describe('_bulk_docs for replicators', () => {
     assert.equal((await req(`${db}/_local/cp2`)).body.seq, 1);
   });
 
+  test('_conflicts, _deleted_conflicts and _revs_info in a written body are ignored, as CouchDB does', async () => {
+    const r = await bulk([{ _id: 'with-meta', _rev: '1-123', _conflicts: [], _deleted_conflicts: ['1-x'], _revs_info: [], v: 1 }]);
+    assert.equal(r.body[0].ok, true, r.text);
+    const doc = await req(`${db}/with-meta`);
+    assert.deepEqual(doc.body, { _id: 'with-meta', _rev: '1-123', v: 1 });
+    // A body read with conflicts=true can be written back as it is.
+    const read = (await req(`${db}/mixed?conflicts=true&revs_info=true`)).body;
+    const put = await req(`${db}/mixed`, { method: 'PUT', json: { ...read, v: 4 } });
+    assert.equal(put.status, 201, put.text);
+    assert.equal((await req(`${db}/plain-underscore`, { method: 'PUT', json: { _other: 1 } })).status, 400, 'other _ properties are still refused');
+  });
+
   test('documents the sync function refuses get forbidden rows; every other document is written', async () => {
     const r = await bulk([
       { _id: 'ok1', _rev: '1-a', v: 1 },
