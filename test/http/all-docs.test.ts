@@ -48,6 +48,8 @@ describe('_all_docs: CouchDB query options', () => {
     assert.deepEqual(await ids('descending=true&skip=1&limit=2'), ['d', 'c']);
     assert.deepEqual(await ids(`startkey=${enc('b')}&skip=1&limit=2`), ['c', 'd']);
     assert.deepEqual(await ids('limit=0'), []);
+    assert.equal((await req(`${db}/_all_docs`)).body.offset, 0);
+    assert.equal((await req(`${db}/_all_docs?skip=2`)).body.offset, 2);
   });
 
   test('keys: in the order given (reversed when descending), then skip and limit; a deleted doc is named', async () => {

@@ -99,7 +99,9 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   const total = seesAll ? counts.live : rows.length;
   // The database's update_seq only when asked (CouchDB; PouchDB's tests check its absence).
   const trailer = withSeq ? `,"update_seq":${lastSeq}` : '';
-  await ctx.sendJson(200, `{"rows":[${rows.join(',\n')}],\n"total_rows":${total}${trailer}}`);
+  // offset: the rows skipped, as PouchDB's own adapters report it (CouchDB counts the index rows
+  // before the range too; with no range the two agree).
+  await ctx.sendJson(200, `{"rows":[${rows.join(',\n')}],\n"total_rows":${total},"offset":${skip}${trailer}}`);
 }
 
 /**
