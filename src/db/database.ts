@@ -7,7 +7,7 @@ import { HttpError } from '../errors.ts';
 import { canonicalJson, parseJson, isJsonObject } from '../json/index.ts';
 import { createRevId, parseRevId } from '../revid.ts';
 import {
-  addHistory, decodeRevTree, encodeRevTree, genOf, history, isLeaf, leaves, prune, sortedLeaves, winningRev,
+  addHistory, decodeRevTree, encodeRevTree, genOf, history, isLeaf, latestLeaves, leaves, prune, sortedLeaves, winningRev,
   type RevTree,
 } from '../revtree/index.ts';
 import type { AttachmentMap, DocWrite, Grant, Store, StoredDoc, StoredRevision } from '../storage/store.ts';
@@ -670,15 +670,6 @@ function parseLocalRev(rev: unknown): number {
   const m = /^0-(\d+)$/.exec(rev);
   if (!m) throw new HttpError(409, 'Document update conflict');
   return Number(m[1]);
-}
-
-/**
- * CouchDB's `latest=true`: the leaves descending from `rev` (itself when it is a leaf), in CouchDB's
- * leaf order, so the first is the one that would win among them. Empty when `rev` is unknown.
- */
-export function latestLeaves(tree: RevTree, rev: string): string[] {
-  if (!tree.has(rev)) return [];
-  return sortedLeaves(tree).filter((l) => history(tree, l.id).includes(rev)).map((l) => l.id);
 }
 
 /** History of a replicated revision, newest first, from `_revisions` or a lone `_rev`. */
