@@ -7,11 +7,11 @@
  */
 import { HttpError } from '../errors.ts';
 import { ALL_CHANNELS, type Principal } from '../auth/principal.ts';
-import { decodeRevTree, leaves, winningRev } from '../revtree/index.ts';
+import { decodeRevTree, sortedLeaves } from '../revtree/index.ts';
 import type { ChangeRow, StoredRevision } from '../storage/store.ts';
 import { bodyKey } from '../storage/store.ts';
 import type { Database } from './database.ts';
-import { renderDoc } from './render.ts';
+import { type DocView, renderDoc } from './render.ts';
 
 /** A feed position: `N`, or `T:N` inside the backfill of channels granted at T. */
 export interface Since {
@@ -38,6 +38,8 @@ export interface ChangesOptions {
   attachments?: boolean;
   docIds?: string[];
   activeOnly?: boolean;
+  /** With includeDocs: `_conflicts` in each document (CouchDB's conflicts=true). */
+  conflicts?: boolean;
 }
 
 export interface ChangeEntry {
@@ -198,7 +200,7 @@ function pageScopeKey(db: Database, scope: FeedScope, opts: ChangesOptions): str
 
 /** Everything in the options that shapes a page, as a key: built for every woken feed, so a plain concatenation. */
 export function optionsKey(opts: ChangesOptions): string {
-  return `${opts.since.triggeredBy ?? ''}:${opts.since.seq}|${opts.limit}|${opts.style}|${!!opts.includeDocs}${opts.attachments ? '+atts' : ''}|${!!opts.activeOnly}|${opts.docIds ? JSON.stringify(opts.docIds) : ''}`;
+  return `${opts.since.triggeredBy ?? ''}:${opts.since.seq}|${opts.limit}|${opts.style}|${!!opts.includeDocs}${opts.attachments ? '+atts' : ''}|${!!opts.activeOnly}|${!!opts.conflicts}|${opts.docIds ? JSON.stringify(opts.docIds) : ''}`;
 }
 
 async function readPage(db: Database, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
@@ -267,7 +269,8 @@ async function readPage(db: Database, scope: FeedScope, opts: ChangesOptions): P
 
 async function shapeEntries(db: Database, rows: Candidate[], opts: ChangesOptions): Promise<ChangeEntry[]> {
   const docRows = rows.filter((r) => !r.isUser);
-  const docs = opts.style === 'all_docs' ? await db.store.getDocs(docRows.map((r) => r.id)) : undefined;
+  const conflicts = opts.includeDocs && opts.conflicts;
+  const docs = opts.style === 'all_docs' || conflicts ? await db.store.getDocs(docRows.map((r) => r.id)) : undefined;
   const bodies = opts.includeDocs
     ? await db.store.getRevisions(docRows.filter((r) => r.visible).map((r) => ({ id: r.id, rev: r.rev })))
     : undefined;
@@ -279,18 +282,18 @@ async function shapeEntries(db: Database, rows: Candidate[], opts: ChangesOption
     if (r.removedFrom) e.removed = [...new Set(r.removedFrom)];
     if (!r.visible) e.unseen = true;
     const doc = docs?.get(r.id);
-    if (doc && doc.rev === r.rev && r.visible) {
-      const tree = decodeRevTree(doc.tree);
-      const win = winningRev(tree)!.id;
-      e.changes = [{ rev: win }, ...leaves(tree).filter((l) => l.id !== win).map((l) => ({ rev: l.id }))];
-    }
+    const leafOrder = doc && doc.rev === r.rev && r.visible ? sortedLeaves(decodeRevTree(doc.tree)) : undefined;
+    if (leafOrder && opts.style === 'all_docs') e.changes = leafOrder.map((l) => ({ rev: l.id }));
     if (opts.includeDocs) {
       if (!r.visible) e.doc = renderDoc({ id: r.id, rev: r.rev, deleted: false, body: '{}', attachments: null, removed: true });
       else {
         const b = bodies!.get(bodyKey(r.id, r.rev));
-        e.doc = b
-          ? renderDoc({ id: r.id, rev: r.rev, deleted: b.deleted, body: b.body, attachments: b.attachments }, { inline: inline?.get(bodyKey(r.id, r.rev)) })
-          : renderDoc({ id: r.id, rev: r.rev, deleted: r.deleted, body: '{}', attachments: null });
+        const view: DocView = b
+          ? { id: r.id, rev: r.rev, deleted: b.deleted, body: b.body, attachments: b.attachments }
+          : { id: r.id, rev: r.rev, deleted: r.deleted, body: '{}', attachments: null };
+        const others = conflicts && leafOrder ? leafOrder.slice(1).filter((l) => !l.deleted).map((l) => l.id) : [];
+        if (others.length) view.conflicts = others;
+        e.doc = renderDoc(view, { inline: b ? inline?.get(bodyKey(r.id, r.rev)) : undefined });
       }
     }
     return e;

@@ -7,7 +7,7 @@ import { HttpError } from '../errors.ts';
 import { canonicalJson, parseJson, isJsonObject } from '../json/index.ts';
 import { createRevId, parseRevId } from '../revid.ts';
 import {
-  addHistory, decodeRevTree, encodeRevTree, genOf, history, isLeaf, leaves, prune, winningRev,
+  addHistory, decodeRevTree, encodeRevTree, genOf, history, isLeaf, latestLeaves, leaves, prune, sortedLeaves, winningRev,
   type RevTree,
 } from '../revtree/index.ts';
 import type { AttachmentMap, DocWrite, Grant, NewAttachment, Store, StoredDoc, StoredRevision } from '../storage/store.ts';
@@ -75,10 +75,20 @@ export interface GetOptions {
   revsFrom?: string[];
   /** Add `_exp` when the document has an expiry. */
   showExp?: boolean;
+  /** CouchDB's `latest`: a named revision that is no longer a leaf stands for the leaf it led to. */
+  latest?: boolean;
+  /** Add `_conflicts` (the other live leaves) / `_deleted_conflicts` (the other deleted leaves). */
+  conflicts?: boolean;
+  deletedConflicts?: boolean;
+  /** Add `_revs_info`: the revision's history with each body's status. */
+  revsInfo?: boolean;
 }
 
 const MAX_RETRIES = 10;
-const SPECIAL_KEYS = new Set(['_id', '_rev', '_revisions', '_deleted', '_attachments', '_exp', '_removed']);
+const SPECIAL_KEYS = new Set(['_id', '_rev', '_revisions', '_deleted', '_attachments', '_exp', '_removed',
+  // What GET adds on request (conflicts, deleted_conflicts, revs_info): a client writing back a body
+  // it read gets them ignored, as CouchDB does, rather than refused as user `_` properties.
+  '_conflicts', '_deleted_conflicts', '_revs_info']);
 
 /** Body as stored: user properties only. Reserved `_` properties are refused (Sync Gateway 2.x). */
 function userProperties(body: Record<string, unknown>): Record<string, unknown> {
@@ -169,15 +179,21 @@ export class Database {
   /**
    * Writes many documents in one storage transaction. Each row succeeds or fails on its own (an
    * HttpError in its slot); rows that lost a race with a concurrent writer are retried alone.
+   * Several writes of one document (a replicator's revisions of one id, new_edits=false) go one per
+   * round, in request order, each seeing the one before: waiting for its turn is not contention,
+   * so only lost races count towards the retry limit.
    */
   async bulkWrite(reqs: WriteRequest[]): Promise<(WriteResult | HttpError)[]> {
     const results: (WriteResult | HttpError)[] = new Array(reqs.length);
+    const racesLost = new Array<number>(reqs.length).fill(0);
     let pending = reqs.map((_, i) => i);
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt >= MAX_RETRIES) {
-        for (const i of pending) results[i] = new HttpError(503, 'Too much contention on document, try again');
-        break;
-      }
+    while (pending.length > 0) {
+      pending = pending.filter((i) => {
+        if (racesLost[i] < MAX_RETRIES) return true;
+        results[i] = new HttpError(503, 'Too much contention on document, try again');
+        return false;
+      });
+      if (pending.length === 0) break;
       const docs = await this.store.getDocs(pending.map((i) => reqs[i].id));
       const seenInBatch = new Set<string>();
       const batch: { i: number; p: { write: DocWrite; rev: string } }[] = [];
@@ -211,7 +227,10 @@ export class Database {
           for (const ch of p.write.channels) changedChannels.add(ch);
           for (const ch of p.write.previousChannels) changedChannels.add(ch);
           for (const g of r.grantees ?? []) changedChannels.add(principalKey(g));
-        } else retry.push(i);
+        } else {
+          racesLost[i]++;
+          retry.push(i);
+        }
       });
       const written = committed.filter((r) => r.ok).length;
       if (written > 0) {
@@ -413,8 +432,8 @@ export class Database {
       assertCanSee(principal, doc.channels);
       if (doc.deleted) throw new HttpError(404, 'deleted');
     }
-    const rev = opts.rev ?? doc.rev;
-    if (opts.rev !== undefined) parseRevId(rev);
+    if (opts.rev !== undefined) parseRevId(opts.rev);
+    const rev = opts.rev === undefined ? doc.rev : opts.latest ? latestLeaves(decodeRevTree(doc.tree), opts.rev)[0] ?? opts.rev : opts.rev;
     const view = await this.viewOf(doc, rev, opts, undefined, principal);
     if (!view) throw new HttpError(404, 'missing');
     this.stats.docsRead(1);
@@ -435,7 +454,26 @@ export class Database {
       : { id: doc.id, rev, deleted: stored.deleted, body: '{}', attachments: null, removed: !stored.deleted };
     if (opts.showExp && doc.expiry !== undefined && visible) view.expiry = doc.expiry;
     if (opts.revs) view.revisions = this.revisionsOf(tree, rev, opts);
+    if (opts.conflicts || opts.deletedConflicts) {
+      // CouchDB's: every leaf but the winner, in its leaf order, split by the deleted flag.
+      const others = sortedLeaves(tree).slice(1);
+      const live = others.filter((l) => !l.deleted).map((l) => l.id);
+      const dead = others.filter((l) => l.deleted).map((l) => l.id);
+      if (opts.conflicts && live.length) view.conflicts = live;
+      if (opts.deletedConflicts && dead.length) view.deletedConflicts = dead;
+    }
+    if (opts.revsInfo) view.revsInfo = await this.revsInfoOf(doc.id, tree, rev);
     return view;
+  }
+
+  /** CouchDB's `_revs_info`: the history of `rev`, newest first; older bodies are gone (`missing`). */
+  private async revsInfoOf(id: string, tree: RevTree, rev: string): Promise<{ rev: string; status: 'available' | 'missing' | 'deleted' }[]> {
+    const hist = history(tree, rev);
+    const bodies = await this.store.getRevisions(hist.map((r) => ({ id, rev: r })));
+    return hist.map((r) => ({
+      rev: r,
+      status: tree.get(r)!.deleted ? 'deleted' : bodies.has(bodyKey(id, r)) ? 'available' : 'missing',
+    }));
   }
 
   revisionsOf(tree: RevTree, rev: string, opts: GetOptions): { start: number; ids: string[] } {
@@ -457,7 +495,12 @@ export class Database {
       return revs.map((r) => ({ missing: r }));
     }
     const tree = decodeRevTree(doc.tree);
-    const wanted = revs === 'all' ? leaves(tree).map((l) => l.id) : revs;
+    // With `latest`, each named revision stands for every leaf it led to (CouchDB's open_revs).
+    const named = revs === 'all' || !opts.latest ? revs : revs.flatMap((r) => {
+      const found = tree.has(r) ? latestLeaves(tree, r) : [];
+      return found.length ? found : [r];
+    });
+    const wanted = named === 'all' ? leaves(tree).map((l) => l.id) : [...new Set(named)];
     const out: (DocView | { missing: string })[] = [];
     for (const rev of wanted) {
       out.push((await this.viewOf(doc, rev, opts, undefined, principal)) ?? { missing: rev });
@@ -469,10 +512,17 @@ export class Database {
   /** Bulk form of get for `_bulk_get`: one storage round trip for docs and one for bodies. */
   async getMany(items: { id: string; rev?: string; opts: GetOptions }[], principal: Principal = ADMIN): Promise<(DocView | HttpError)[]> {
     const docs = await this.store.getDocs(items.map((i) => i.id));
+    // The revision each item reads: the current one, the named one, or with `latest` the leaf it led to.
+    const revOf = (it: typeof items[number], d: StoredDoc): string => {
+      if (it.rev === undefined) return d.rev;
+      if (!it.opts.latest) return it.rev;
+      const tree = decodeRevTree(d.tree);
+      return (tree.has(it.rev) ? latestLeaves(tree, it.rev)[0] : undefined) ?? it.rev;
+    };
     const keys: { id: string; rev: string }[] = [];
     for (const it of items) {
       const d = docs.get(it.id);
-      if (d) keys.push({ id: it.id, rev: it.rev ?? d.rev });
+      if (d) keys.push({ id: it.id, rev: revOf(it, d) });
     }
     const bodies = await this.store.getRevisions(keys);
     const out: (DocView | HttpError)[] = [];
@@ -480,7 +530,7 @@ export class Database {
       const d = docs.get(it.id);
       if (!d) { out.push(new HttpError(404, 'missing')); continue; }
       if (it.rev === undefined && !canSee(principal, d.channels)) { out.push(new HttpError(403, 'forbidden')); continue; }
-      const rev = it.rev ?? d.rev;
+      const rev = revOf(it, d);
       const stored = bodies.get(bodyKey(it.id, rev));
       const view = stored ? await this.viewOf(d, rev, it.opts, stored, principal) : undefined;
       out.push(view ?? new HttpError(404, 'missing'));
@@ -643,7 +693,8 @@ export function revisionHistory(body: Record<string, unknown>): string[] {
       throw new HttpError(400, 'Bad _revisions');
     }
     const hist = (r.ids as string[]).map((d, i) => `${(r.start as number) - i}-${d}`);
-    if (typeof body._rev === 'string' && body._rev !== hist[0]) throw new HttpError(400, 'Bad _revisions');
+    // `_revisions` rules and `_rev` beside it is ignored, as in Sync Gateway (rest.ParseRevisions)
+    // and CouchDB (couch_doc:transfer_fields): a replicator's `_rev` need not be the head.
     for (const h of hist) parseRevId(h);
     return hist;
   }

@@ -18,6 +18,11 @@ export interface DocView {
   removed?: boolean;
   /** Expiry (seconds since the epoch), shown as `_exp` with show_exp=true. */
   expiry?: number;
+  /** `_conflicts` / `_deleted_conflicts` (CouchDB's conflicts=true, deleted_conflicts=true). */
+  conflicts?: string[];
+  deletedConflicts?: string[];
+  /** `_revs_info` (revs_info=true). */
+  revsInfo?: { rev: string; status: string }[];
 }
 
 /**
@@ -69,6 +74,9 @@ export function renderDoc(view: DocView, opts: RenderOptions = {}): string {
   if (view.attachments) head += `,"_attachments":${renderAttachments(view.attachments, { ...opts, digests: opts.digests ?? 'md5' })}`;
   if (view.revisions) head += `,"_revisions":${JSON.stringify(view.revisions)}`;
   if (view.expiry !== undefined) head += `,"_exp":${JSON.stringify(new Date(view.expiry * 1000).toISOString())}`;
+  if (view.conflicts) head += `,"_conflicts":${JSON.stringify(view.conflicts)}`;
+  if (view.deletedConflicts) head += `,"_deleted_conflicts":${JSON.stringify(view.deletedConflicts)}`;
+  if (view.revsInfo) head += `,"_revs_info":${JSON.stringify(view.revsInfo)}`;
   return view.body.length > 2 ? head + ',' + view.body.slice(1) : head + '}';
 }
 

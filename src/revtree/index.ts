@@ -60,6 +60,24 @@ export function winningRev(tree: RevTree): RevInfo | undefined {
   return best;
 }
 
+/**
+ * Every leaf in CouchDB's order (couch_doc:to_doc_info): live before deleted, then the higher
+ * generation, then the greater digest; the winner comes first. `_changes?style=all_docs`,
+ * `_conflicts` and `_deleted_conflicts` list leaves in this order.
+ */
+export function sortedLeaves(tree: RevTree): RevInfo[] {
+  return leaves(tree).sort((a, b) => (a.deleted !== b.deleted ? (a.deleted ? 1 : -1) : compareRevs(b.id, a.id)));
+}
+
+/**
+ * CouchDB's `latest=true`: the leaves descending from `rev` (itself when it is a leaf), in CouchDB's
+ * leaf order, so the first is the one that would win among them. Empty when `rev` is unknown.
+ */
+export function latestLeaves(tree: RevTree, rev: string): string[] {
+  if (!tree.has(rev)) return [];
+  return sortedLeaves(tree).filter((l) => history(tree, l.id).includes(rev)).map((l) => l.id);
+}
+
 /** More than one live leaf: the document is in conflict. */
 export function liveLeaves(tree: RevTree): RevInfo[] {
   return leaves(tree).filter((l) => !l.deleted);

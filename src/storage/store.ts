@@ -171,6 +171,8 @@ export interface AllDocsQuery {
   limit?: number;
   skip?: number;
   descending?: boolean;
+  /** False: the row at `endkey` itself is left out (CouchDB's inclusive_end). Default true. */
+  inclusiveEnd?: boolean;
   includeDeleted?: boolean;
 }
 
@@ -222,7 +224,10 @@ export interface Store {
   docChannels(id: string): Promise<DocChannelRow[]>;
   /** The newest `limit` rows of one channel's index, oldest first (`_dumpchannel`). */
   channelTail(channel: string, limit: number): Promise<ChangeRow[]>;
+  /** Live (non-deleted) documents; kept by the store, so this costs no scan. */
   countDocs(): Promise<number>;
+  /** Live and deleted (tombstoned, not purged) documents: `doc_count` and `doc_del_count`. No scan. */
+  docCounts(): Promise<{ live: number; deleted: number }>;
   getAttachment(digest: string): Promise<Buffer | undefined>;
   /** Which of these sha1 digests are stored. */
   hasAttachments(digests: string[]): Promise<Set<string>>;

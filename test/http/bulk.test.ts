@@ -30,16 +30,17 @@ describe('bulk endpoints and local docs', () => {
     assert.equal(r.status, 201);
     assert.equal(r.body.length, 5);
     assert.equal(r.body[0].id, 'b1');
+    assert.equal(r.body[0].ok, true, 'CouchDB marks every written row ok: PouchDB reads it');
     assert.match(r.body[0].rev, /^1-/);
     assert.deepEqual(r.body[1], { id: 'doc00', error: 'conflict', reason: 'Document exists', status: 409 });
     assert.equal(r.body[2].status, 400);
     assert.match(r.body[3].id, /^[0-9a-f]{32}$/);
-    assert.deepEqual(r.body[4], { id: '_local/ck', rev: '0-1' });
+    assert.deepEqual(r.body[4], { id: '_local/ck', ok: true, rev: '0-1' });
     const rep = await req(`${db}/_bulk_docs`, {
       method: 'POST',
       json: { new_edits: false, docs: [{ _id: 'r1', _rev: '3-c', _revisions: { start: 3, ids: ['c', 'b', 'a'] }, v: 3 }, { _id: 'r2', v: 1 }] },
     });
-    assert.deepEqual(rep.body[0], { id: 'r1', rev: '3-c' });
+    assert.deepEqual(rep.body[0], { id: 'r1', ok: true, rev: '3-c' });
     assert.equal(rep.body[1].status, 400);
     const missing = await req(`${db}/_bulk_docs`, { method: 'POST', json: { nodocs: [] } });
     assert.equal(missing.status, 400);
@@ -49,8 +50,12 @@ describe('bulk endpoints and local docs', () => {
   test('_all_docs with keys, include_docs, startkey/endkey and limit', async () => {
     const all = await req(`${db}/_all_docs?startkey="doc02"&endkey="doc05"`);
     assert.deepEqual(all.body.rows.map((r: any) => r.id), ['doc02', 'doc03', 'doc04', 'doc05']);
-    assert.equal(all.body.total_rows, 4);
-    assert.equal(typeof all.body.update_seq, 'number');
+    // CouchDB's total_rows (every live document) for a reader who sees the whole database.
+    assert.equal(all.body.total_rows, (await req(`${db}/`)).body.doc_count);
+    assert.equal(all.body.update_seq, undefined, 'CouchDB sends the database\'s update_seq only when asked');
+    const withSeq = await req(`${db}/_all_docs?update_seq=true&limit=1`);
+    assert.equal(withSeq.body.update_seq, (await req(`${db}/`)).body.update_seq);
+    assert.equal(typeof withSeq.body.rows[0].update_seq, 'number', 'and each row\'s (Sync Gateway)');
     const lim = await req(`${db}/_all_docs?limit=2&include_docs=true`);
     assert.equal(lim.body.rows.length, 2);
     assert.equal(lim.body.rows[0].doc._id, lim.body.rows[0].id);

@@ -640,6 +640,20 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
         assert.deepEqual(await idsOf({ descending: true, startkey: 'b', endkey: 'e' }), []);
       }));
 
+      it('inclusiveEnd: false leaves out the endkey row, at the high end or (descending) the low end', withStore(async (s) => {
+        await seed(s);
+        const idsOf = async (q: Parameters<Store['allDocs']>[0]) => (await s.allDocs(q)).map((r) => r.id);
+        assert.deepEqual(await idsOf({ startkey: 'b', endkey: 'e', inclusiveEnd: false }), ['b', 'd']);
+        assert.deepEqual(await idsOf({ endkey: 'a', inclusiveEnd: false }), []);
+        assert.deepEqual(await idsOf({ endkey: 'ee', inclusiveEnd: false }), ['a', 'b', 'd', 'e']);
+        assert.deepEqual(await idsOf({ startkey: 'b', endkey: 'e', inclusiveEnd: true }), ['b', 'd', 'e']);
+        assert.deepEqual(await idsOf({ descending: true, startkey: 'e', endkey: 'b', inclusiveEnd: false }), ['e', 'd']);
+        assert.deepEqual(await idsOf({ descending: true, endkey: 'a', inclusiveEnd: false }), ['f', 'e', 'd', 'b']);
+        // The start bound stays inclusive.
+        assert.deepEqual(await idsOf({ startkey: 'd', endkey: 'd', inclusiveEnd: false }), []);
+        assert.deepEqual(await idsOf({ startkey: 'd', endkey: 'd' }), ['d']);
+      }));
+
       it('ids sort by UTF-8 bytes (not by locale, not by UTF-16 units)', withStore(async (s) => {
         const odd = ['a', 'B', 'Z', '_', 'é', 'e\u0301', '\uFFFD', '😀', '10', '9', 'a b', 'ab'];
         await s.commit(odd.map((id) => docWrite(id, 0)));
@@ -653,10 +667,31 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
       it('countDocs counts live docs only and follows deletes, resurrections and purges', withStore(async (s) => {
         await seed(s);
         assert.equal(await s.countDocs(), 5);
+        assert.deepEqual(await s.docCounts(), { live: 5, deleted: 1 });
         await put(s, docWrite('c', 7, { rev: '3-c' }));
         assert.equal(await s.countDocs(), 6);
+        assert.deepEqual(await s.docCounts(), { live: 6, deleted: 0 });
         await s.purge('a');
         assert.equal(await s.countDocs(), 5);
+        await put(s, docWrite('b', 1, { rev: '2-b', deleted: true }));
+        assert.deepEqual(await s.docCounts(), { live: 4, deleted: 1 });
+        await s.purge('b');
+        await s.purge('never-was');
+        assert.deepEqual(await s.docCounts(), { live: 4, deleted: 0 });
+      }));
+
+      it('docCounts: one batch writing a doc twice, a lost race and a new tombstone count once each', withStore(async (s) => {
+        const [x1, x2, t, lost] = await s.commit([
+          docWrite('x', 0, { rev: '1-x' }),
+          docWrite('x', 1, { rev: '2-x', deleted: true }),
+          docWrite('t', 0, { rev: '1-t', deleted: true }),
+          docWrite('x', 0, { rev: '1-y' }), // stale expectedSeq: a conflict, counts nothing
+        ]);
+        assert.deepEqual([x1.ok, x2.ok, t.ok, lost], [true, true, true, CONFLICT]);
+        assert.deepEqual(await s.docCounts(), { live: 0, deleted: 2 });
+        await put(s, docWrite('x', 2, { rev: '3-x' }));
+        assert.deepEqual(await s.docCounts(), { live: 1, deleted: 1 });
+        assert.equal(await s.countDocs(), 1);
       }));
     });
 

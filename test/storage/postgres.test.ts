@@ -4,6 +4,8 @@
  * feed, remote commit notifications, schema versions, and an outage in the middle.
  */
 import { after, before, describe, it } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { HttpError } from '../../src/errors.ts';
 import { openPostgresStore, planConnection, type PostgresStore } from '../../src/storage/postgres/index.ts';
@@ -147,6 +149,28 @@ describe('PostgresStore: schema versions', () => {
     await s.close();
     await cluster.admin('INSERT INTO newer.schema_migrations (version) VALUES ($1)', [SCHEMA_VERSION + 1]);
     await assert.rejects(open('newer'), new RegExp(`version ${SCHEMA_VERSION + 1}, newer than this Syncgate supports \\(${SCHEMA_VERSION}\\)`));
+  });
+
+  it('a version-2 schema (before doc counters) opens, and its counts are those of its documents', async () => {
+    // Written by Syncgate at schema 2 (pg_dump): live1-3, back (deleted then resurrected),
+    // conflicted (two leaves), gone and tomb (deleted), purged (gone entirely).
+    // Loaded as the user the stores connect as, so that it owns the schema as if it had made it.
+    await cluster.admin(`SET ROLE ${USERS.cert};\n` + readFileSync(fileURLToPath(new URL('../fixtures/postgres-schema-v2.sql', import.meta.url)), 'utf8'));
+    assert.equal((await cluster.admin('SELECT max(version) AS v FROM fixture_v2.schema_migrations')).rows[0].v, 2);
+    const s = await open('fixture_v2');
+    try {
+      assert.deepEqual(await s.docCounts(), { live: 5, deleted: 2 });
+      assert.equal((await s.getDoc('conflicted'))?.rev, '2-bbbb');
+      const gone = (await s.getDoc('gone'))!;
+      await s.commit([docWrite('gone', gone.seq, { rev: '3-g' })]);
+      await s.commit([docWrite('new', 0)]);
+      assert.deepEqual(await s.docCounts(), { live: 7, deleted: 1 });
+      await s.purge('tomb');
+      assert.deepEqual(await s.docCounts(), { live: 7, deleted: 0 });
+    } finally {
+      await s.close();
+    }
+    assert.equal((await cluster.admin('SELECT max(version) AS v FROM fixture_v2.schema_migrations')).rows[0].v, SCHEMA_VERSION);
   });
 
   it('opening twice migrates once; a schema made by an operator for a user without CREATE on the database is used', async () => {

@@ -5,9 +5,9 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../../src/storage/sqlite/index.ts';
@@ -269,6 +269,31 @@ describe('SqliteStore: schema versions', () => {
     }
     // Opening a current file again runs no migration (it would fail on CREATE TABLE) and keeps the version.
     await using(path, async (s) => assert.equal(await s.lastSeq(), 0));
+  });
+
+  it('a version-4 file (before doc counters) opens, and its counts are those of its documents', async () => {
+    // Written by Syncgate at schema 4: live1-3, back (deleted then resurrected), conflicted (two
+    // leaves), gone and tomb (deleted), purged (gone entirely).
+    const path = freshPath();
+    mkdirSync(dirname(path), { recursive: true });
+    const raw = new Database(path);
+    raw.exec(readFileSync(fileURLToPath(new URL('../fixtures/sqlite-schema-v4.sql', import.meta.url)), 'utf8'));
+    assert.equal(raw.pragma('user_version', { simple: true }), 4);
+    raw.close();
+    await using(path, async (s) => {
+      assert.deepEqual(await s.docCounts(), { live: 5, deleted: 2 });
+      assert.equal((await s.getDoc('conflicted'))?.rev, '2-bbbb');
+      const gone = (await s.getDoc('gone'))!;
+      await s.commit([docWrite('gone', gone.seq, { rev: '3-g' })]);
+      await s.commit([docWrite('new', 0)]);
+      assert.deepEqual(await s.docCounts(), { live: 7, deleted: 1 });
+    });
+    const check = new Database(path, { readonly: true });
+    try {
+      assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    } finally {
+      check.close();
+    }
   });
 
   it('a file from a newer Syncgate is refused, and left as it was', async () => {

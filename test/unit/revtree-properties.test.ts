@@ -16,7 +16,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  addHistory, cloneRevTree, decodeRevTree, encodeRevTree, genOf, history, leaves, prune, winningRev,
+  addHistory, cloneRevTree, decodeRevTree, encodeRevTree, genOf, history, leaves, prune, sortedLeaves, winningRev,
   type RevTree,
 } from '../../src/revtree/index.ts';
 
@@ -152,6 +152,9 @@ describe('revtree properties under replication (fast-check)', () => {
       const nodes = [...merged.values()];
       const shuffled: RevTree = new Map(permutation(nodes.length, keys).map((i) => [nodes[i].id, { ...nodes[i] }]));
       assert.deepEqual(winningRev(shuffled), win);
+      // CouchDB's leaf order starts with the winner and does not depend on insertion order either.
+      assert.deepEqual(sortedLeaves(merged)[0], win);
+      assert.deepEqual(sortedLeaves(shuffled).map((l) => l.id), sortedLeaves(merged).map((l) => l.id));
       assert.deepEqual(winningRev(decodeRevTree(JSON.parse(JSON.stringify(encodeRevTree(merged))))), win);
       // The winner depends on the leaves alone: a tree of just the leaves picks the same one.
       const onlyLeaves: RevTree = new Map(leaves(merged).map((l) => [l.id, { ...l, parent: null }]));

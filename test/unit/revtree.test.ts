@@ -9,8 +9,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  addHistory, cloneRevTree, compareRevs, decodeRevTree, encodeRevTree, genOf, history, isLeaf, leaves,
-  liveLeaves, prune, winningRev,
+  addHistory, cloneRevTree, compareRevs, decodeRevTree, encodeRevTree, genOf, history, isLeaf, latestLeaves, leaves,
+  liveLeaves, prune, sortedLeaves, winningRev,
 } from '../../src/revtree/index.ts';
 import type { EncodedRevTree, RevInfo, RevTree } from '../../src/revtree/index.ts';
 
@@ -392,6 +392,19 @@ describe('revtree examples', () => {
     const t = build([deep], [['9-zzz', ...deep.slice(2)]]);
     assert.equal(winningRev(t)?.id, '10-a10');
     assert.ok(compareRevs('10-a', '9-z') > 0);
+  });
+
+  it('sortedLeaves: CouchDB\'s order (live first, then generation and digest descending); latestLeaves: those a revision led to', () => {
+    const t = build(
+      [['3-c', '2-b', '1-a']], [['3-e', '2-d', '1-a'], true], [['2-f', '1-a']], [['2-g', '1-a']], [['4-h', '3-x', '2-d', '1-a'], true],
+    );
+    assert.deepEqual(sortedLeaves(t).map((l) => l.id), ['3-c', '2-g', '2-f', '4-h', '3-e']);
+    assert.equal(sortedLeaves(t)[0].id, winningRev(t)?.id);
+    assert.deepEqual(latestLeaves(t, '2-b'), ['3-c']);
+    assert.deepEqual(latestLeaves(t, '2-d'), ['4-h', '3-e']);
+    assert.deepEqual(latestLeaves(t, '1-a'), ['3-c', '2-g', '2-f', '4-h', '3-e']);
+    assert.deepEqual(latestLeaves(t, '2-f'), ['2-f']);
+    assert.deepEqual(latestLeaves(t, '9-nope'), []);
   });
 
   it('a tombstone loses to a live leaf of lower generation', () => {

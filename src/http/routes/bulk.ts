@@ -32,6 +32,10 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   const withSeq = boolParam(q, 'update_seq');
   const extras = { channels: boolParam(q, 'channels'), access: boolParam(q, 'access') };
   const withAttachments = includeDocs && boolParam(q, 'attachments');
+  const conflicts = includeDocs && boolParam(q, 'conflicts');
+  const descending = boolParam(q, 'descending');
+  const skip = intParam(q, 'skip', 0)!;
+  if (skip < 0) throw new HttpError(400, 'Invalid skip');
   let keys: unknown = jsonParam(q, 'keys');
   if (ctx.method === 'POST') {
     const body = await ctx.json();
@@ -41,15 +45,20 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   if (keys !== undefined && (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string'))) {
     throw new HttpError(400, 'Bad/missing keys');
   }
+  // CouchDB's `key` is a range of one; `keys` cannot be combined with any range.
+  const key = keyParam(q, 'key');
+  const ranged = key !== undefined || ['startkey', 'start_key', 'endkey', 'end_key'].some((n) => q.has(n));
+  if (keys !== undefined && ranged) throw new HttpError(400, '`keys` is incompatible with `key`, `start_key` and `end_key`');
   const rows: string[] = [];
   const limit = intParam(q, 'limit');
-  const lastSeq = await db.store.lastSeq();
+  const [lastSeq, counts] = await Promise.all([db.store.lastSeq(), db.store.docCounts()]);
   const p = ctx.principal;
+  const seesAll = p.kind === 'admin' || p.channels.has('*');
   const rowText = async (id: string, rev: string, seq: number, channels: string[]) => {
     const value = await allDocsValue(db, p, { id, rev, channels }, extras);
     let s = `{"key":${JSON.stringify(id)},"id":${JSON.stringify(id)},"value":${JSON.stringify(value)}`;
     if (includeDocs) {
-      const view = await db.get(id, { rev }, p);
+      const view = await db.get(id, { rev, conflicts }, p);
       // attachments=true inlines every attachment's bytes as base64 (PouchDB's `attachments: true`).
       const inline = withAttachments ? await db.attachmentsToInline(view.attachments, undefined) : undefined;
       s += `,"doc":${renderDoc(view, { inline })}`;
@@ -59,30 +68,46 @@ async function allDocs(ctx: RequestContext): Promise<void> {
   };
   if (Array.isArray(keys)) {
     const docs = await db.store.getDocs(keys as string[]);
-    for (const key of (limit !== undefined && limit >= 0 ? keys.slice(0, limit) : keys) as string[]) {
+    // As CouchDB: the keys in the order asked (reversed when descending), then skip, then limit.
+    let wanted = (descending ? [...keys].reverse() : keys) as string[];
+    wanted = wanted.slice(skip, limit !== undefined && limit >= 0 ? skip + limit : undefined);
+    for (const key of wanted) {
       const d = docs.get(key);
-      if (!d || d.deleted) rows.push(JSON.stringify({ key, error: 'not_found', status: 404 }));
-      else if (!canSee(p, d.channels)) rows.push(JSON.stringify({ key, error: 'forbidden', status: 403 }));
+      if (!d) rows.push(JSON.stringify({ key, error: 'not_found', status: 404 }));
+      else if (d.deleted) {
+        // CouchDB names the tombstone (PouchDB reads value.deleted); a user who does not see every
+        // channel gets Sync Gateway's not_found, which says nothing about a document it cannot see.
+        if (!seesAll) rows.push(JSON.stringify({ key, error: 'not_found', status: 404 }));
+        else rows.push(`{"key":${JSON.stringify(key)},"id":${JSON.stringify(key)},"value":${JSON.stringify({ rev: d.rev, deleted: true })}${includeDocs ? ',"doc":null' : ''}}`);
+      } else if (!canSee(p, d.channels)) rows.push(JSON.stringify({ key, error: 'forbidden', status: 403 }));
       else rows.push(await rowText(d.id, d.rev, d.seq, d.channels));
     }
   } else {
     const max = limit !== undefined && limit >= 0 ? limit : undefined;
-    const filtered = p.kind === 'user' && !p.channels.has('*');
+    const filtered = !seesAll;
     // A user's rows are filtered after the scan, so limit and skip count only rows the user can see.
     const found = await db.store.allDocs({
-      startkey: keyParam(q, 'startkey', 'start_key'), endkey: keyParam(q, 'endkey', 'end_key'),
-      limit: filtered ? undefined : max, skip: filtered ? 0 : intParam(q, 'skip', 0),
-      descending: boolParam(q, 'descending'),
+      startkey: key ?? keyParam(q, 'startkey', 'start_key'), endkey: key ?? keyParam(q, 'endkey', 'end_key'),
+      inclusiveEnd: boolParam(q, 'inclusive_end', true),
+      limit: filtered ? undefined : max, skip: filtered ? 0 : skip,
+      descending,
     });
-    let skip = filtered ? intParam(q, 'skip', 0)! : 0;
+    let toSkip = filtered ? skip : 0;
     for (const r of found) {
       if (!canSee(p, r.channels)) continue;
-      if (skip > 0) { skip--; continue; }
+      if (toSkip > 0) { toSkip--; continue; }
       if (max !== undefined && rows.length >= max) break;
       rows.push(await rowText(r.id, r.rev, r.seq, r.channels));
     }
   }
-  await ctx.sendJson(200, `{"rows":[${rows.join(',\n')}],\n"total_rows":${rows.length},"update_seq":${lastSeq}}`);
+  // CouchDB's total_rows counts the whole database; a user who does not see all of it gets Sync
+  // Gateway's count of the rows sent, which does not reveal how many documents it cannot see.
+  const total = seesAll ? counts.live : rows.length;
+  // The database's update_seq only when asked (CouchDB; PouchDB's tests check its absence).
+  const trailer = withSeq ? `,"update_seq":${lastSeq}` : '';
+  // offset: the rows skipped, as PouchDB's own adapters report it (CouchDB counts the index rows
+  // before the range too; with no range the two agree).
+  await ctx.sendJson(200, `{"rows":[${rows.join(',\n')}],\n"total_rows":${total},"offset":${skip}${trailer}}`);
 }
 
 /**
@@ -101,7 +126,7 @@ async function bulkDocs(ctx: RequestContext): Promise<void> {
   const newEdits = body.new_edits === undefined ? true : body.new_edits !== false;
   const docs = body.docs as unknown[];
   checkBatchSize(ctx, docs.length, '_bulk_docs');
-  const rows: ({ id: string; rev?: string; error?: string; reason?: string; status?: number } | undefined)[] = new Array(docs.length);
+  const rows: ({ id: string; ok?: true; rev?: string; error?: string; reason?: string; status?: number } | undefined)[] = new Array(docs.length);
   const writes: { i: number; req: WriteRequest }[] = [];
   const locals: number[] = [];
   docs.forEach((raw, i) => {
@@ -124,7 +149,7 @@ async function bulkDocs(ctx: RequestContext): Promise<void> {
     const { i, req } = writes[k];
     rows[i] = r instanceof HttpError
       ? { id: req.id, error: r.couchName, reason: r.reason, status: r.status }
-      : { id: r.id, rev: r.rev };
+      : { id: r.id, ok: true, rev: r.rev }; // CouchDB's row shape: PouchDB's bulkDocs callers test `ok`
   });
   // Local docs go after the normal ones, as Sync Gateway does.
   const localRows = [];
@@ -132,8 +157,14 @@ async function bulkDocs(ctx: RequestContext): Promise<void> {
     const doc = docs[i] as Record<string, unknown>;
     const id = (doc._id as string).slice('_local/'.length);
     try {
+      // `_deleted` removes a local doc, as CouchDB does (PouchDB deletes checkpoints this way).
+      if (doc._deleted === true) {
+        await db.deleteLocal(id, doc._rev);
+        localRows.push({ id: doc._id as string, ok: true, rev: '0-0' });
+        continue;
+      }
       const rev = await db.putLocal(id, doc);
-      localRows.push({ id: doc._id as string, rev });
+      localRows.push({ id: doc._id as string, ok: true, rev });
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
       localRows.push({ id: doc._id as string, error: err.couchName, reason: err.reason, status: err.status });
@@ -161,11 +192,14 @@ async function bulkGet(ctx: RequestContext): Promise<void> {
   const revs = boolParam(q, 'revs');
   const attachments = boolParam(q, 'attachments');
   const revsLimit = intParam(q, 'revs_limit');
+  // CouchDB's: PouchDB 9's replicator asks for the latest leaf of each named revision's branch.
+  const latest = boolParam(q, 'latest');
+  const conflicts = boolParam(q, 'conflicts');
   const items = parseBulkGetItems(await ctx.json());
   checkBatchSize(ctx, items.length, '_bulk_get');
   const results = await db.getMany(items.map((it) => ({
     id: it.id, rev: it.rev,
-    opts: { revs, revsLimit: it.revs_limit ?? revsLimit, revsFrom: it.revs_from ?? it.atts_since },
+    opts: { revs, revsLimit: it.revs_limit ?? revsLimit, revsFrom: it.revs_from ?? it.atts_since, latest, conflicts },
   })), ctx.principal);
   const accept = ctx.header('accept')?.toLowerCase() ?? '';
   // CouchDB's JSON form for clients that ask for JSON only (PouchDB); Sync Gateway's multipart otherwise.

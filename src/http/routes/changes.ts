@@ -145,6 +145,7 @@ export function parseFeedParams(get: Source, maxHeartbeatMs?: number): FeedParam
     style,
     includeDocs: bool(get('include_docs')),
     activeOnly: bool(get('active_only')),
+    conflicts: bool(get('conflicts')),
   };
   // With include_docs, attachment bytes inline as base64 (what PouchDB's `attachments: true` asks).
   if (options.includeDocs && bool(get('attachments'))) options.attachments = true;
@@ -154,7 +155,8 @@ export function parseFeedParams(get: Source, maxHeartbeatMs?: number): FeedParam
     if (filter === '_doc_ids') {
       const ids = docIdsOf(get('doc_ids'));
       if (!ids) throw new HttpError(400, "Missing 'doc_ids' filter parameter");
-      if (feed !== 'normal') throw new HttpError(400, 'Filter _doc_ids is only supported with feed=normal');
+      // Every feed style: a live feed waits on its channels as usual and reads only these ids
+      // (PouchDB's live replication with doc_ids is a longpoll feed).
       options.docIds = ids;
     } else if (filter === 'sync_gateway/bychannel') {
       const v = get('channels');

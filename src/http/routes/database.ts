@@ -20,9 +20,11 @@ async function root(ctx: RequestContext): Promise<void> {
 
 async function dbInfo(ctx: RequestContext): Promise<void> {
   const db = ctx.database;
-  const seq = await db.store.lastSeq();
+  const [seq, counts] = await Promise.all([db.store.lastSeq(), db.store.docCounts()]);
+  // doc_count and doc_del_count are CouchDB's (Sync Gateway has neither): PouchDB reads doc_count.
   await ctx.sendJson(200, JSON.stringify({
-    db_name: db.name, update_seq: seq, committed_update_seq: seq, instance_start_time: db.startTime,
+    db_name: db.name, doc_count: counts.live, doc_del_count: counts.deleted,
+    update_seq: seq, committed_update_seq: seq, instance_start_time: db.startTime,
     compact_running: false, purge_seq: 0, disk_format_version: 0, state: db.state,
     server_uuid: await db.store.uuid(),
   }));
@@ -46,7 +48,9 @@ export function databaseRoutes(registry: DatabaseRegistry): Route[] {
     if (registry.get(name)) throw new HttpError(412, 'Duplicate database name');
     const config = (await ctx.optionalJsonObject()) ?? {};
     await registry.create(name, config);
-    throw new HttpError(201, 'created');
+    // Sync Gateway answers 201 with an empty body; CouchDB (and PouchDB's http adapter, which
+    // parses it) expects `{"ok":true}`. The JSON body costs Sync Gateway clients nothing.
+    await ctx.sendJson(201, '{"ok":true}');
   };
 
   const deleteDb = async (ctx: RequestContext) => {

@@ -29,6 +29,11 @@ function getOptions(ctx: RequestContext): GetOptions & { attachments: boolean; a
     attachments: boolParam(q, 'attachments'),
     attsSince,
     showExp: boolParam(q, 'show_exp'),
+    // CouchDB's options (PouchDB sends them; Sync Gateway ignores them).
+    latest: boolParam(q, 'latest'),
+    conflicts: boolParam(q, 'conflicts'),
+    deletedConflicts: boolParam(q, 'deleted_conflicts'),
+    revsInfo: boolParam(q, 'revs_info'),
   };
 }
 

@@ -42,15 +42,17 @@ export async function commitWrites(c: pg.PoolClient, t: Tables, writes: DocWrite
   // 1. Lock the documents (in id order, so two batches never wait on each other in a cycle), and
   // read the grants of those whose writes replace them (stable: only a writer of the doc changes them).
   const grantDocs = ids.filter((id) => writes.some((w) => w.id === id && w.grants));
-  type Locked = { id: string; seq: number; grants: { grantee: string; kind: 'channel' | 'role'; value: string; seq: number }[] | null };
+  type Locked = { id: string; seq: number; deleted: boolean; grants: { grantee: string; kind: 'channel' | 'role'; value: string; seq: number }[] | null };
   const locked = await c.query<Locked>(
-    `SELECT d.id, d.seq, CASE WHEN d.id = ANY($2::text[]) THEN (SELECT json_agg(json_build_object('grantee', g.grantee, 'kind', g.kind,
+    `SELECT d.id, d.seq, d.deleted, CASE WHEN d.id = ANY($2::text[]) THEN (SELECT json_agg(json_build_object('grantee', g.grantee, 'kind', g.kind,
        'value', g.value, 'seq', g.seq)) FROM ${t.grants} g WHERE g.doc_id = d.id) END AS grants
      FROM ${t.docs} d WHERE d.id = ANY($1::text[]) ORDER BY d.id FOR UPDATE OF d`, [ids, grantDocs]);
   const state = new Map<string, DocState>();
   const grantState = new Map<string, GrantState[]>();
+  const wasDeleted = new Map<string, boolean>();
   for (const r of locked.rows) {
     state.set(r.id, { fixed: r.seq });
+    wasDeleted.set(r.id, r.deleted);
     if (r.grants) grantState.set(r.id, r.grants.map((g) => ({ grantee: g.grantee, kind: g.kind, value: g.value, seq: { fixed: Number(g.seq) } })));
   }
   // 2. Claim new ids with a placeholder row: a concurrent creator of the same id waits on it and
@@ -141,13 +143,21 @@ export async function commitWrites(c: pg.PoolClient, t: Tables, writes: DocWrite
   }
   if (rewrittenGrants.size) await c.query(`DELETE FROM ${t.grants} WHERE doc_id = ANY($1::text[])`, [[...rewrittenGrants]]);
 
-  // 5. Allocate the sequences and write every row that carries one, in one statement.
+  // 5. Allocate the sequences and write every row that carries one, in one statement; the live and
+  // deleted document counts move in the same counter row.
   const docs = [...finalDocs.values()];
+  const counts = { live: 0, deleted: 0 };
+  for (const { w } of docs) {
+    const before = wasDeleted.get(w.id);
+    if (before !== undefined) counts[before ? 'deleted' : 'live']--;
+    counts[w.deleted ? 'deleted' : 'live']++;
+  }
   const chs = [...channelRows.values()];
   const grants = [...rewrittenGrants].flatMap((id) => grantState.get(id)!.map((g) => ({ docId: id, g })));
   const stampList = [...stamps];
   const res = await c.query<{ base: number }>(
-    `WITH s AS (UPDATE ${t.counter} SET last_seq = last_seq + $1::bigint, access_changes = access_changes + $25::bigint WHERE id = 1
+    `WITH s AS (UPDATE ${t.counter} SET last_seq = last_seq + $1::bigint, access_changes = access_changes + $25::bigint,
+         live_docs = live_docs + $26::bigint, deleted_docs = deleted_docs + $27::bigint WHERE id = 1
        RETURNING last_seq - $1::bigint AS base),
      d AS (INSERT INTO ${t.docs} (id, tree, rev, deleted, seq, channels, expiry)
        SELECT x.id, x.tree, x.rev, x.deleted, s.base + x.off, x.channels, x.expiry
@@ -173,7 +183,8 @@ export async function commitWrites(c: pg.PoolClient, t: Tables, writes: DocWrite
       grants.map((x) => ('fixed' in x.g.seq ? x.g.seq.fixed : null)), grants.map((x) => ('off' in x.g.seq ? x.g.seq.off : null)),
       stampList.map(([g]) => g), stampList.map(([, off]) => off),
       note.channel, note.node,
-      stampList.length > 0 ? 1 : 0]); // someone's grants changed: their access did
+      stampList.length > 0 ? 1 : 0, // someone's grants changed: their access did
+      counts.live, counts.deleted]);
   const allocated = res.rows[0].base;
   return outcome.map((o): CommitResult => {
     if (!o) return CONFLICT;

@@ -202,7 +202,11 @@ export class PostgresStore implements Store {
   async purge(id: string): Promise<boolean> {
     const t = this.t;
     return this.tx(async (c) => {
-      const del = await c.query(`DELETE FROM ${t.docs} WHERE id = $1`, [id]);
+      const del = await c.query<{ deleted: boolean }>(`DELETE FROM ${t.docs} WHERE id = $1 RETURNING deleted`, [id]);
+      if (del.rows[0]) {
+        const col = del.rows[0].deleted ? 'deleted_docs' : 'live_docs';
+        await c.query(`UPDATE ${t.counter} SET ${col} = ${col} - 1 WHERE id = 1`);
+      }
       await c.query(`DELETE FROM ${t.revs} WHERE doc_id = $1`, [id]);
       await c.query(`DELETE FROM ${t.channels} WHERE doc_id = $1`, [id]);
       const g = await c.query<{ grantee: string }>(`DELETE FROM ${t.grants} WHERE doc_id = $1 RETURNING grantee`, [id]);
@@ -253,8 +257,10 @@ export class PostgresStore implements Store {
     const args: unknown[] = [];
     if (!q.includeDeleted) where.push('NOT deleted');
     const [lo, hi] = q.descending ? [q.endkey, q.startkey] : [q.startkey, q.endkey];
-    if (lo !== undefined) { args.push(lo); where.push(`id >= $${args.length}`); }
-    if (hi !== undefined) { args.push(hi); where.push(`id <= $${args.length}`); }
+    // The end bound is exclusive with inclusiveEnd: false; descending, the end is the low bound.
+    const open = q.inclusiveEnd === false;
+    if (lo !== undefined) { args.push(lo); where.push(`id ${open && q.descending ? '>' : '>='} $${args.length}`); }
+    if (hi !== undefined) { args.push(hi); where.push(`id ${open && !q.descending ? '<' : '<='} $${args.length}`); }
     args.push(q.limit !== undefined && q.limit >= 0 ? q.limit : null, q.skip ?? 0);
     const r = await this.q<{ id: string; rev: string; seq: number; deleted: boolean; channels: string }>(
       `SELECT id, rev, seq, deleted, channels FROM ${this.t.docs} ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
@@ -279,7 +285,12 @@ export class PostgresStore implements Store {
   }
 
   async countDocs(): Promise<number> {
-    return (await this.q<{ n: number }>(`SELECT count(*) AS n FROM ${this.t.docs} WHERE NOT deleted`)).rows[0].n;
+    return (await this.docCounts()).live;
+  }
+
+  async docCounts(): Promise<{ live: number; deleted: number }> {
+    const r = await this.q<{ live: number; deleted: number }>(`SELECT live_docs AS live, deleted_docs AS deleted FROM ${this.t.counter} WHERE id = 1`);
+    return r.rows[0];
   }
 
   async getAttachment(digest: string): Promise<Buffer | undefined> {

@@ -105,6 +105,14 @@ const MIGRATIONS: string[] = [
      FROM json_each(r.atts::json) WITH ORDINALITY AS e(key, value, ord)
      LEFT JOIN S.attachments AS a ON a.digest = e.value->>'digest'), r.atts)
    WHERE r.atts IS NOT NULL;`,
+  // 4: live and deleted document counts (GET /{db}/ doc_count, doc_del_count), moved by every commit
+  // and purge in the counter row they already update, so reading them scans nothing. The docs table
+  // is locked while they are counted, so no write of a running node slips between count and column.
+  `LOCK TABLE S.docs IN SHARE MODE;
+   ALTER TABLE S.seq_counter ADD COLUMN live_docs bigint NOT NULL DEFAULT 0,
+     ADD COLUMN deleted_docs bigint NOT NULL DEFAULT 0;
+   UPDATE S.seq_counter SET live_docs = (SELECT count(*) FROM S.docs WHERE NOT deleted),
+     deleted_docs = (SELECT count(*) FROM S.docs WHERE deleted);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

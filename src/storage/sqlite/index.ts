@@ -98,7 +98,7 @@ export class SqliteStore implements Store {
     this.stmts = {
       getDoc: db.prepare<[string], DocRow>('SELECT id, tree, rev, deleted, seq, channels, expiry FROM docs WHERE id = ?'),
       getRev: db.prepare<[string, string], RevRow>('SELECT rev, deleted, body, atts, channels FROM revs WHERE doc_id = ? AND rev = ?'),
-      docSeq: db.prepare<[string], { seq: number }>('SELECT seq FROM docs WHERE id = ?'),
+      docSeq: db.prepare<[string], { seq: number; deleted: number }>('SELECT seq, deleted FROM docs WHERE id = ?'),
       upsertDoc: db.prepare(
         `INSERT INTO docs (id, tree, rev, deleted, seq, channels, expiry) VALUES (@id, @tree, @rev, @deleted, @seq, @channels, @expiry)
          ON CONFLICT(id) DO UPDATE SET tree = excluded.tree, rev = excluded.rev, deleted = excluded.deleted,
@@ -117,7 +117,8 @@ export class SqliteStore implements Store {
       getLocal: db.prepare<[string], { rev: number; body: string }>('SELECT rev, body FROM local_docs WHERE id = ?'),
       putLocal: db.prepare('INSERT OR REPLACE INTO local_docs (id, rev, body) VALUES (?, ?, ?)'),
       deleteLocal: db.prepare('DELETE FROM local_docs WHERE id = ?'),
-      countDocs: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM docs WHERE deleted = 0'),
+      docCounts: db.prepare<[], { live: number; deleted: number }>('SELECT live, deleted FROM doc_counts WHERE id = 1'),
+      addDocCounts: db.prepare('UPDATE doc_counts SET live = live + ?, deleted = deleted + ? WHERE id = 1'),
       docGrants: db.prepare<[string], Grant & { seq: number }>('SELECT grantee, kind, value, seq FROM grants WHERE doc_id = ?'),
       deleteDocGrants: db.prepare('DELETE FROM grants WHERE doc_id = ?'),
       insertGrant: db.prepare('INSERT OR REPLACE INTO grants (doc_id, grantee, kind, value, seq) VALUES (?, ?, ?, ?, ?)'),
@@ -138,9 +139,11 @@ export class SqliteStore implements Store {
     if (!this.stmts.getMeta.get('uuid')) this.stmts.setMeta.run('uuid', randomUUID().replace(/-/g, ''));
     this.commitTx = this.db.transaction((writes: DocWrite[]) => {
       const before = this.seq;
-      const results = writes.map((w) => this.applyWrite(w));
+      const counts = { live: 0, deleted: 0 };
+      const results = writes.map((w) => this.applyWrite(w, counts));
       // Once per transaction, not once per document: readers only see the committed whole anyway.
       if (this.seq !== before) this.stmts.setMeta.run('last_seq', String(this.seq));
+      if (counts.live !== 0 || counts.deleted !== 0) this.stmts.addDocCounts.run(counts.live, counts.deleted);
       return results;
     });
   }
@@ -155,10 +158,13 @@ export class SqliteStore implements Store {
     return st as unknown as Database.Statement<P, R>;
   }
 
-  private applyWrite(w: DocWrite): CommitResult {
+  /** Applies one write of a commit; `counts` gathers the change in live and deleted documents. */
+  private applyWrite(w: DocWrite, counts: { live: number; deleted: number }): CommitResult {
     const s = this.stmts;
-    const current = s.docSeq.get(w.id)?.seq ?? 0;
-    if (current !== w.expectedSeq) return { ok: false, reason: 'conflict' };
+    const row = s.docSeq.get(w.id);
+    if ((row?.seq ?? 0) !== w.expectedSeq) return { ok: false, reason: 'conflict' };
+    if (row) counts[row.deleted ? 'deleted' : 'live']--;
+    counts[w.deleted ? 'deleted' : 'live']++;
     const seq = this.seq + 1;
     if (w.attachments) for (const [digest, a] of w.attachments) s.insertAtt.run(digest, a.md5, a.data);
     for (const rev of w.dropBodies) s.deleteRev.run(w.id, rev);
@@ -248,7 +254,9 @@ export class SqliteStore implements Store {
 
   async purge(id: string): Promise<boolean> {
     const tx = this.db.transaction(() => {
+      const gone = this.stmts.docSeq.get(id);
       const r = this.cached('DELETE FROM docs WHERE id = ?').run(id);
+      if (gone) this.stmts.addDocCounts.run(gone.deleted ? 0 : -1, gone.deleted ? -1 : 0);
       this.cached('DELETE FROM revs WHERE doc_id = ?').run(id);
       this.cached('DELETE FROM channel_index WHERE doc_id = ?').run(id);
       // Purging a granting document revokes its grants: stamp the grantees with a new sequence.
@@ -413,8 +421,10 @@ export class SqliteStore implements Store {
     const args: unknown[] = [];
     if (!q.includeDeleted) where.push('deleted = 0');
     const [lo, hi] = q.descending ? [q.endkey, q.startkey] : [q.startkey, q.endkey];
-    if (lo !== undefined) { where.push('id >= ?'); args.push(lo); }
-    if (hi !== undefined) { where.push('id <= ?'); args.push(hi); }
+    // The end bound is exclusive with inclusiveEnd: false; descending, the end is the low bound.
+    const open = q.inclusiveEnd === false;
+    if (lo !== undefined) { where.push(open && q.descending ? 'id > ?' : 'id >= ?'); args.push(lo); }
+    if (hi !== undefined) { where.push(open && !q.descending ? 'id < ?' : 'id <= ?'); args.push(hi); }
     const sql = `SELECT id, rev, seq, deleted, channels FROM docs ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
       ORDER BY id ${q.descending ? 'DESC' : 'ASC'} LIMIT ? OFFSET ?`;
     args.push(q.limit !== undefined && q.limit >= 0 ? q.limit : -1, q.skip ?? 0);
@@ -423,7 +433,12 @@ export class SqliteStore implements Store {
       .map((r) => ({ id: r.id, rev: r.rev, seq: r.seq, deleted: r.deleted === 1, channels: JSON.parse(r.channels) }));
   }
 
-  async countDocs(): Promise<number> { return this.stmts.countDocs.get()!.n; }
+  async countDocs(): Promise<number> { return this.stmts.docCounts.get()!.live; }
+
+  async docCounts(): Promise<{ live: number; deleted: number }> {
+    const r = this.stmts.docCounts.get()!;
+    return { live: r.live, deleted: r.deleted };
+  }
 
   async docChannels(id: string): Promise<DocChannelRow[]> {
     // The index is keyed (channel, doc_id): this scans it, as purge does. Fine for an admin

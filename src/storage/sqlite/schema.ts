@@ -95,6 +95,11 @@ const MIGRATIONS: string[] = [
      SELECT json_group_object(e.key, CASE WHEN a.md5 IS NULL THEN json(e.value) ELSE json_set(e.value, '$.md5', a.md5) END)
      FROM json_each(revs.atts) AS e LEFT JOIN attachments AS a ON a.digest = json_extract(e.value, '$.digest'))
    WHERE atts IS NOT NULL;`,
+  // 6: live and deleted document counts (GET /{db}/ doc_count, doc_del_count), kept by every commit
+  // and purge so reading them costs one row, not a scan of every document.
+  `CREATE TABLE doc_counts (id INTEGER PRIMARY KEY CHECK (id = 1), live INTEGER NOT NULL, deleted INTEGER NOT NULL);
+   INSERT INTO doc_counts (id, live, deleted)
+     SELECT 1, coalesce(sum(deleted = 0), 0), coalesce(sum(deleted = 1), 0) FROM docs;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
