@@ -115,19 +115,27 @@ describe('two nodes on one PostgreSQL', () => {
     const PER_WRITER = 40;
     const ids: string[] = [];
     for (let w = 0; w < WRITERS; w++) for (let i = 0; i < PER_WRITER; i++) ids.push(`race-${w}-${i}`);
+    // A reader stops when it has seen every id, or when the writers are done and a longpoll then
+    // comes back empty (nothing more to come), or at a generous deadline: a missed change fails
+    // below with the missing ids instead of hanging the suite.
+    let writersDone = false;
+    const deadline = Date.now() + 240_000;
     const follow = async (node: Node) => {
       const seen: { id: string; seq: number }[] = [];
       let cursor = since;
-      while (seen.length < ids.length) {
+      while (seen.length < ids.length && Date.now() < deadline) {
+        const done = writersDone;
         const r = await req(`${node.publicUrl}/db/_changes?feed=longpoll&since=${cursor}&timeout=10000&limit=37`);
         assert.equal(r.status, 200);
-        for (const e of r.body.results as { id: string; seq: number }[]) seen.push(e);
+        const results = r.body.results as { id: string; seq: number }[];
+        for (const e of results) seen.push(e);
         cursor = r.body.last_seq;
+        if (done && results.length === 0) break;
       }
       return seen;
     };
     const readers = [follow(a), follow(b), follow(a), follow(b)];
-    await Promise.all(Array.from({ length: WRITERS }, async (_, w) => {
+    const writing = Promise.all(Array.from({ length: WRITERS }, async (_, w) => {
       const node = w % 2 ? b : a;
       for (let i = 0; i < PER_WRITER; i++) {
         // Bulk and single writes, so transactions of different sizes interleave.
@@ -139,11 +147,15 @@ describe('two nodes on one PostgreSQL', () => {
           assert.equal((await req(`${node.publicUrl}/db/race-${w}-${i}`, { method: 'PUT', json: { w } })).status, 201);
         }
       }
-    }));
-    const results = await Promise.all(readers);
-    for (const seen of results) {
-      assert.equal(seen.length, ids.length, 'no duplicate, nothing extra');
-      assert.deepEqual(new Set(seen.map((e) => e.id)), new Set(ids), 'no gap');
+    })).finally(() => { writersDone = true; });
+    const [results] = await Promise.all([Promise.all(readers), writing]);
+    for (const [r, seen] of results.entries()) {
+      const got = new Set(seen.map((e) => e.id));
+      const missing = ids.filter((id) => !got.has(id));
+      assert.deepEqual(missing, [], `reader ${r} (node ${r % 2 ? 'B' : 'A'}) missed ${missing.length} changes`);
+      const repeated = seen.map((e) => e.id).filter((id, i, all) => all.indexOf(id) !== i);
+      assert.deepEqual(repeated, [], `reader ${r} saw changes twice`);
+      assert.equal(seen.length, ids.length, 'nothing extra');
       for (let i = 1; i < seen.length; i++) assert.ok(seen[i].seq > seen[i - 1].seq, 'sequences increase');
     }
   });
