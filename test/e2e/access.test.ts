@@ -120,16 +120,17 @@ describe('access control end to end', () => {
     assert.equal((await req(`${adm}/no1`)).status, 404);
   });
 
-  test('an endless loop is stopped by the time limit and answered 500 while other requests are served', async () => {
-    const started = Date.now();
-    const [loop, other] = await Promise.all([
+  // The sync function runs on the event loop (node:vm with a timeout, src/sync/index.ts): while it
+  // loops, other requests wait. What holds is that the time limit stops it, the write is refused
+  // and stores nothing, and the server then serves the requests that waited and the ones after.
+  test('an endless loop is stopped by its time limit: 500 timed out, nothing stored, the server serves on', async () => {
+    const [loop, waited] = await Promise.all([
       req(`${adm}/loop1`, { method: 'PUT', json: { type: 'loop' } }),
       (async () => { await new Promise((r) => setTimeout(r, 20)); return req(`${gw.publicUrl}/`); })(),
     ]);
     assert.equal(loop.status, 500);
-    assert.match(loop.body.reason, /Exception in JS sync function/);
-    assert.equal(other.status, 200);
-    assert.ok(Date.now() - started < 10_000);
+    assert.equal(loop.body.reason, 'Exception in JS sync function: timed out');
+    assert.equal(waited.status, 200);
     assert.equal((await req(`${adm}/loop1`)).status, 404);
     assert.equal((await req(`${adm}/after-loop`, { method: 'PUT', json: { channels: ['a'] } })).status, 201);
   });
