@@ -46,18 +46,3 @@ export function compareRevIds(a: string, b: string): number {
   if (da === db) return 0;
   return da < db ? -1 : 1;
 }
-
-/**
- * The body that is hashed for a new rev id (2.x rules): drop every `_`-prefixed top-level
- * key (`_id`, `_rev`, `_revisions`, `_exp`, `_attachments`, …) except `_deleted: true`.
- * Returns a new object; the input is not modified.
- */
-export function stripSpecialProperties(body: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(body)) {
-    const v = body[k];
-    if (k.charCodeAt(0) === 0x5f /* _ */ && !(k === '_deleted' && v === true)) continue;
-    out[k] = v; // "__proto__" starts with "_", so it never reaches this assignment
-  }
-  return out;
-}

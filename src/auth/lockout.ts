@@ -42,6 +42,8 @@ export interface LoginLockoutOptions extends Partial<LockoutSettings> {
   now?: () => number;
   /** bcrypt cost of the decoy hash compared for unknown users (the gateway's `bcrypt_cost`). */
   bcryptCost?: number;
+  /** The bcrypt compare run for the decoy; a seam for tests to see it run, bcryptjs's by default. */
+  compare?: (password: string, hash: string) => Promise<boolean>;
 }
 
 /** Verifications of one pair still running, and the attempts waiting for a slot. */
@@ -65,6 +67,7 @@ export class LoginLockout {
   private readonly now: () => number;
   private readonly log?: LockoutLog;
   private readonly bcryptCost: number;
+  private readonly compare: (password: string, hash: string) => Promise<boolean>;
   private decoy?: Promise<string>;
   private writesSinceSweep = 0;
 
@@ -78,6 +81,7 @@ export class LoginLockout {
     this.now = opts.now ?? Date.now;
     this.log = opts.log;
     this.bcryptCost = opts.bcryptCost ?? 10;
+    this.compare = opts.compare ?? ((password, hash) => bcrypt.compare(password, hash));
   }
 
   get enabled(): boolean {
@@ -186,7 +190,7 @@ export class LoginLockout {
   private decoyCompare(password: string): Promise<boolean> {
     // A hash of random bytes at the gateway's cost, made once: compare time then matches real users'.
     this.decoy ??= bcrypt.hash(randomBytes(16).toString('hex'), this.bcryptCost);
-    return this.decoy.then((hash) => bcrypt.compare(password, hash));
+    return this.decoy.then((hash) => this.compare(password, hash));
   }
 
   private ud(name: string): string {

@@ -47,7 +47,8 @@
  * "nothing the user was never allowed to see" holds for the followers as well.
  *
  * Every run is strict: a `_user/` entry has a sequence of its own, and paging stops at the first empty
- * page as a client does. The two cases that first found those bugs stay pinned at the bottom.
+ * page as a client does. Each rule once found a bug (both fixed); the cases that found them stay pinned
+ * at the bottom as regression tests.
  *
  * Reproduce: `MODEL_SEED=<n>[,<m>...] [MODEL_STEPS=<k>] node --import tsx --test test/e2e/access-model.test.ts`
  * (a failure message prints the seed, the failing step and the full step list). With `MODEL_SHRINK=1` a
@@ -305,16 +306,17 @@ function fmtMap(m: Map<string, string>): string {
 
 interface RunOptions {
   /**
-   * Also require the `_user/<name>` entry to have a sequence of its own. Syncgate currently gives it the
-   * sequence of the document whose grant changed the user, so it ties with that document's entry (see
-   * the pinned todo test at the bottom); off, such a tie (and only that one) is tolerated.
+   * Also require the `_user/<name>` entry to have a sequence of its own (it once took the sequence of
+   * the document whose grant changed the user and tied with that document's entry; fixed, and pinned by
+   * the regression tests at the bottom). Off, such a tie (and only that one) is tolerated, so that the
+   * rest of the model is still checked if only this regresses.
    */
   strictUserSeq?: boolean;
   /**
    * Stop paging at the first empty page, as a client does (an empty normal feed means "caught up").
-   * Syncgate currently can answer an empty page whose `last_seq` moved on while entries remain (a
-   * limited backfill read whose rows are all skipped tombstones or removals); off, paging continues
-   * while `last_seq` moves, so the rest of the model is still checked.
+   * A limited backfill read whose rows were all skipped tombstones or removals once answered an empty
+   * page with a moved `last_seq` while entries remained (fixed; pinned at the bottom). Off, paging
+   * continues while `last_seq` moves, so the rest of the model is still checked if only this regresses.
    */
   strictEmptyPage?: boolean;
 }
@@ -653,8 +655,8 @@ for (const seed of seeds) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Regressions: the seeds and shrunk step lists that found two bugs (a limited feed answering an empty
-// page while backfill remained; a `_user/` entry sharing the granting document's sequence).
+// Regressions: the seeds and shrunk step lists that found two bugs, both fixed, each replayed with only
+// its own strict check on.
 
 /** Shrunk from seed 2 (MODEL_SHRINK=1): dan gets `red` and `blue` through a role after two docs left `red`. */
 const EMPTY_PAGE_STEPS: Step[] = [
@@ -667,19 +669,17 @@ const EMPTY_PAGE_STEPS: Step[] = [
   { op: 'user', name: 'dan', admin_channels: [], admin_roles: ['dev'] },
 ];
 
-const EMPTY_PAGE_BUG = 'bug: a limited feed answers an EMPTY page with a moved last_seq (e.g. "12:4") while backfill ' +
-  'entries remain, when the first `limit` rows of a backfilled channel are all skipped tombstones/removals ' +
-  '(src/db/changes.ts readSource counts skipped rows toward the limit); a client stops at the empty page';
-
+// Fixed bug: a limited feed answered an EMPTY page with a moved last_seq (e.g. "12:4") while backfill
+// entries remained, when the first `limit` rows of a backfilled channel were all skipped tombstones or
+// removals (skipped rows counted toward the limit); a client stops at the empty page.
 test('pinned: seed 3, stop paging at the first empty page', (t) => runSeed(3, { strictEmptyPage: true }, t));
 
 test('pinned: shrunk steps, stop paging at the first empty page', async () => {
   await run(0, EMPTY_PAGE_STEPS.length, newStats(), { strictEmptyPage: true }, EMPTY_PAGE_STEPS);
 });
 
-const USER_SEQ_BUG = 'bug: the `_user/<name>` entry takes the sequence of the document whose access() changed the user, ' +
-  'so two entries share one seq in a feed; paging with limit=1 then never delivers the `_user` entry';
-
+// Fixed bug: the `_user/<name>` entry took the sequence of the document whose access() changed the user,
+// so two entries shared one seq in a feed, and paging with limit=1 never delivered the `_user` entry.
 test('pinned: seed 1, the _user entry has a sequence of its own', (t) => runSeed(1, { strictUserSeq: true }, t));
 
 test('pinned: one grant doc, the _user entry has a sequence of its own', async () => {

@@ -120,16 +120,17 @@ describe('access control end to end', () => {
     assert.equal((await req(`${adm}/no1`)).status, 404);
   });
 
-  test('an endless loop is stopped by the time limit and answered 500 while other requests are served', async () => {
-    const started = Date.now();
-    const [loop, other] = await Promise.all([
+  // The sync function runs on the event loop (node:vm with a timeout, src/sync/index.ts): while it
+  // loops, other requests wait. What holds is that the time limit stops it, the write is refused
+  // and stores nothing, and the server then serves the requests that waited and the ones after.
+  test('an endless loop is stopped by its time limit: 500 timed out, nothing stored, the server serves on', async () => {
+    const [loop, waited] = await Promise.all([
       req(`${adm}/loop1`, { method: 'PUT', json: { type: 'loop' } }),
       (async () => { await new Promise((r) => setTimeout(r, 20)); return req(`${gw.publicUrl}/`); })(),
     ]);
     assert.equal(loop.status, 500);
-    assert.match(loop.body.reason, /Exception in JS sync function/);
-    assert.equal(other.status, 200);
-    assert.ok(Date.now() - started < 10_000);
+    assert.equal(loop.body.reason, 'Exception in JS sync function: timed out');
+    assert.equal(waited.status, 200);
     assert.equal((await req(`${adm}/loop1`)).status, 404);
     assert.equal((await req(`${adm}/after-loop`, { method: 'PUT', json: { channels: ['a'] } })).status, 201);
   });
@@ -190,14 +191,13 @@ describe('access control end to end', () => {
     assert.equal((await req(`${pub}/pg0`, { headers: auth('bob') })).status, 200);
     // A live feed of bob's is woken by the purge (its _user entry), without any write in its channels.
     const since = (await req(`${pub}/_changes`, { headers: auth('bob') })).body.last_seq;
-    const live = req(`${pub}/_changes?feed=longpoll&since=${encodeURIComponent(since)}&timeout=5000`, { headers: auth('bob') });
+    // A longpoll that times out answers the empty page it had: `_user/bob` in it means the purge woke it.
+    const live = req(`${pub}/_changes?feed=longpoll&since=${encodeURIComponent(since)}&timeout=120000`, { headers: auth('bob') });
     await new Promise((r) => setTimeout(r, 200));
-    const started = Date.now();
     const p = await req(`${adm}/_purge`, { method: 'POST', json: { 'grant-purge': ['*'] } });
     assert.deepEqual(p.body, { purged: { 'grant-purge': ['*'] } });
     const woke = await live;
-    assert.ok(Date.now() - started < 3000, 'woken by the purge, not by the timeout');
-    assert.ok(woke.body.results.some((e: any) => e.id === '_user/bob'), JSON.stringify(woke.body));
+    assert.ok(woke.body.results.some((e: any) => e.id === '_user/bob'), `woken by the purge: ${JSON.stringify(woke.body)}`);
     assert.equal((await req(`${pub}/pg0`, { headers: auth('bob') })).status, 403);
   });
 
@@ -216,7 +216,8 @@ describe('access control end to end', () => {
   test('a live longpoll feed picks up a new grant without reconnecting', async () => {
     const start = await req(`${pub}/_changes`, { headers: auth('alice') });
     await req(`${adm}/late`, { method: 'PUT', json: { channels: ['late'] } });
-    const pending = req(`${pub}/_changes?feed=longpoll&since=${encodeURIComponent(start.body.last_seq)}&timeout=5000`, { headers: auth('alice') });
+    // Generous: a longpoll that is never woken answers an empty page at its timeout, which fails below.
+    const pending = req(`${pub}/_changes?feed=longpoll&since=${encodeURIComponent(start.body.last_seq)}&timeout=120000`, { headers: auth('alice') });
     await new Promise((r) => setTimeout(r, 200));
     await req(`${adm}/grant-late`, { method: 'PUT', json: { type: 'grant', users: ['alice'], grantChannels: ['late'] } });
     const res = await pending;

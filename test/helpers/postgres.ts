@@ -188,12 +188,16 @@ export async function startPgCluster(opts: ClusterOptions = {}): Promise<PgClust
     await pgCtl(['-l', logFile, '-w', '-t', '60', '-o', `-p ${port}${ssl ? '' : ' -c ssl=off'}`, 'start']);
     running = true;
   };
-  // If the test process dies without `after`, still take the server down.
+  // If the test process dies without `after`, still take the server down. The test runner ends a
+  // file that outlives its time limit with SIGTERM, which skips 'exit' handlers unless it is caught.
   const onExit = () => {
     if (running) spawnSync(asRoot ? 'runuser' : join(bin, 'pg_ctl'), asRoot ? ['-u', 'postgres', '--', join(bin, 'pg_ctl'), '-D', data, '-m', 'immediate', 'stop'] : ['-D', data, '-m', 'immediate', 'stop']);
     rmSync(dir, { recursive: true, force: true });
   };
+  const onSigterm = () => process.exit(143);
   process.once('exit', onExit);
+  process.once('SIGTERM', onSigterm);
+  const forget = () => { process.removeListener('exit', onExit); process.removeListener('SIGTERM', onSigterm); };
 
   const admin = async (sql: string, params?: unknown[]) => {
     const c = new pg.Client({ host: dir, port, user: 'postgres', database: 'postgres' });
@@ -223,7 +227,7 @@ export async function startPgCluster(opts: ClusterOptions = {}): Promise<PgClust
   } catch (err) {
     const log = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
     onExit();
-    process.removeListener('exit', onExit);
+    forget();
     throw new Error(`cannot start the test PostgreSQL: ${(err as Error).message}\n${log}`);
   }
 
@@ -251,7 +255,7 @@ export async function startPgCluster(opts: ClusterOptions = {}): Promise<PgClust
     async stop() {
       if (running) await pgCtl(['-m', 'immediate', '-w', 'stop']).catch(() => {});
       running = false;
-      process.removeListener('exit', onExit);
+      forget();
       rmSync(dir, { recursive: true, force: true });
     },
     log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
@@ -317,6 +321,10 @@ async function startNodeOnce(dir: string, databases: Record<string, unknown>): P
   child.stdout!.on('data', (d) => { out += d; });
   child.stderr!.on('data', (d) => { out += d; });
   const exited = new Promise<void>((r) => child.once('close', () => r())); // 'close': its output is all read
+  // Not left serving (and holding PostgreSQL connections) when the test process ends without `after`.
+  const killOnExit = () => { child.kill('SIGKILL'); };
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.removeListener('exit', killOnExit));
   const publicUrl = `http://127.0.0.1:${cfg.publicPort}`;
   const deadline = Date.now() + 30_000;
   for (;;) {

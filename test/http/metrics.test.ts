@@ -1,123 +1,119 @@
 /**
- * The metrics routes behind a real listener: `http.createServer` + `Router` + `RequestContext`, the
- * way src/http/server.ts dispatches, with `observeRequest` called on each response's `close` (fires for aborted feeds too)
- * (the wiring server.ts is meant to get), and one more listener standing in for the public port.
+ * The metrics listener of a real gateway (src/gateway.ts + src/http/server.ts): every answered
+ * request on the public port is counted under its route pattern, aborted live feeds included (a
+ * feed never 'finish'es when its client goes away), and the metrics routes serve Prometheus text
+ * and expvar JSON.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { RequestContext, type HttpSettings } from '../../src/http/context.ts';
-import { type Route, Router } from '../../src/http/router.ts';
-import { METRIC, Metrics, UNMATCHED_ROUTE, metricsRoutes } from '../../src/metrics/index.ts';
+import { startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { METRIC } from '../../src/metrics/index.ts';
 
-const settings: HttpSettings = { maxBodyBytes: 1024 * 1024, compressResponses: true, pretty: false };
+/** Re-reads /_metrics until `pattern` matches (a closed request is counted a moment after the client sees it). */
+async function metricsMatching(url: string, pattern: RegExp, ms = 30_000): Promise<string> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const text = await (await fetch(`${url}/_metrics`)).text();
+    if (pattern.test(text)) return text;
+    if (Date.now() > deadline) assert.fail(`no ${pattern} in /_metrics after ${ms} ms:\n${text.split('\n').filter((l) => l.startsWith('syncgate_http')).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
-/** A listener that serves `routes` and records every answered request in `metrics`. */
-async function serve(routes: Route[], metrics: Metrics): Promise<{ url: string; close(): Promise<void> }> {
-  const router = new Router(routes, true);
-  const server = http.createServer((req, res) => {
-    const t0 = performance.now();
-    const ctx = new RequestContext(req, res, true, settings);
-    let route = UNMATCHED_ROUTE;
-    res.once('close', () => metrics.observeRequest(route, ctx.method, res.statusCode, (performance.now() - t0) / 1000));
-    (async () => {
-      try {
-        const match = router.resolve(ctx.method, ctx.path);
-        if ('allow' in match) { res.statusCode = 204; res.setHeader('Allow', match.allow.join(', ')); res.end(); return; }
-        route = match.route.pattern;
-        ctx.params = match.params;
-        await match.route.handler(ctx);
-      } catch (err) {
-        ctx.sendError(err);
-      }
-    })();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
-  };
+/** Opens a live feed, waits until `isOpen`, then drops the connection as a closed app would. */
+async function openAndAbort(url: string, isOpen: (res: Promise<http.IncomingMessage>) => Promise<unknown>): Promise<void> {
+  const r = http.get(url);
+  r.on('error', () => {}); // the abort below
+  const res = new Promise<http.IncomingMessage>((resolve) => r.once('response', resolve));
+  await isOpen(res);
+  r.destroy();
+}
+
+/** Resolves once the database counts `n` open feeds of `kind` (a longpoll sends no headers while it waits). */
+async function feedsOpen(metricsUrl: string, kind: 'longpoll' | 'continuous', n: number, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const body = await (await fetch(`${metricsUrl}/_expvar`)).json() as any;
+    if (body.syncgateway.per_db.db.database[`num_changes_feeds_${kind}`] === n) return;
+    if (Date.now() > deadline) assert.fail(`never ${n} open ${kind} feeds`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 describe('metrics listener', () => {
-  const metrics = new Metrics({ argv: ['node', 'syncgate'] });
-  let metricsPort: { url: string; close(): Promise<void> };
-  let publicPort: { url: string; close(): Promise<void> };
+  let gw: TestGateway;
+  let metricsUrl: string;
+  let publicUrl: string;
 
   before(async () => {
-    metricsPort = await serve(metricsRoutes(metrics), metrics);
-    const docRoutes: Route[] = [
-      {
-        methods: ['GET', 'PUT'], pattern: '/{db}/{doc}',
-        handler: async (ctx) => {
-          const db = ctx.params.db;
-          if (ctx.method === 'PUT') { metrics.docsWritten(db, 1); await ctx.sendJson(201, '{"ok":true}'); return; }
-          metrics.docsRead(db, 1);
-          await ctx.sendJson(200, '{}');
-        },
-      },
-    ];
-    publicPort = await serve(docRoutes, metrics);
+    gw = await startGateway();
+    metricsUrl = gw.metricsUrl;
+    publicUrl = gw.publicUrl;
   });
-  after(async () => {
-    await metricsPort.close();
-    await publicPort.close();
-    metrics.close();
-  });
+  after(() => gw.stop());
 
   test('GET /_metrics and /metrics serve Prometheus text with the route patterns', async () => {
-    assert.equal((await fetch(`${publicPort.url}/db/doc1`, { method: 'PUT' })).status, 201);
-    assert.equal((await fetch(`${publicPort.url}/db/doc1`)).status, 200);
-    assert.equal((await fetch(`${publicPort.url}/db/doc2`)).status, 200);
-    assert.equal((await fetch(`${publicPort.url}/_nowhere`)).status, 404);
+    const put = (id: string) => fetch(`${publicUrl}/db/${id}`, { method: 'PUT', body: '{"n":1}', headers: { 'content-type': 'application/json' } });
+    assert.equal((await put('doc1')).status, 201);
+    assert.equal((await put('doc2')).status, 201);
+    assert.equal((await fetch(`${publicUrl}/db/doc1`)).status, 200);
+    assert.equal((await fetch(`${publicUrl}/db/doc2`)).status, 200);
+    assert.equal((await fetch(`${publicUrl}/_nowhere`)).status, 404);
     for (const path of ['/_metrics', '/metrics']) {
-      const res = await fetch(`${metricsPort.url}${path}`);
+      const res = await fetch(`${metricsUrl}${path}`);
       assert.equal(res.status, 200);
       assert.match(res.headers.get('content-type')!, /^text\/plain; version=0\.0\.4/);
       const text = await res.text();
       assert.match(text, new RegExp(`^# TYPE ${METRIC.httpRequests} counter$`, 'm'));
       // Two GETs of different documents share one series: the label is the pattern, not the path.
       assert.match(text, /^syncgate_http_requests_total\{route="\/\{db\}\/\{doc\}",method="GET",status="200"\} 2$/m);
-      assert.match(text, /^syncgate_http_requests_total\{route="\/\{db\}\/\{doc\}",method="PUT",status="201"\} 1$/m);
+      assert.match(text, /^syncgate_http_requests_total\{route="\/\{db\}\/\{doc\}",method="PUT",status="201"\} 2$/m);
       assert.match(text, /^syncgate_http_requests_total\{route="\(unmatched\)",method="GET",status="404"\} 1$/m);
       assert.doesNotMatch(text, /doc1|doc2|_nowhere/);
-      assert.match(text, /^syncgate_database_doc_writes_total\{database="db"\} 1$/m);
+      assert.match(text, /^syncgate_database_doc_writes_total\{database="db"\} 2$/m);
       assert.match(text, /^syncgate_database_doc_reads_total\{database="db"\} 2$/m);
       assert.match(text, /^process_resident_memory_bytes \d+/m);
       assert.match(text, /^nodejs_eventloop_lag_seconds /m);
     }
     // The scrapes above were themselves requests on the metrics listener.
-    const again = await (await fetch(`${metricsPort.url}/_metrics`)).text();
+    const again = await (await fetch(`${metricsUrl}/_metrics`)).text();
     assert.match(again, /^syncgate_http_requests_total\{route="\/_metrics",method="GET",status="200"\} [1-9]/m);
   });
 
+  test('live feeds whose client goes away are counted when the connection closes', async () => {
+    await openAndAbort(`${publicUrl}/db/_changes?feed=continuous&heartbeat=0&timeout=0`, async (res) => assert.equal((await res).statusCode, 200));
+    const now = (await (await fetch(`${publicUrl}/db/_changes`)).json() as { last_seq: unknown }).last_seq;
+    await openAndAbort(`${publicUrl}/db/_changes?feed=longpoll&since=${now}&timeout=600000`, () => feedsOpen(metricsUrl, 'longpoll', 1));
+    await feedsOpen(metricsUrl, 'longpoll', 0);
+    await metricsMatching(metricsUrl, /^syncgate_http_requests_total\{route="\/\{db\}\/_changes",method="GET",status="200"\} 3$/m); // with the one-shot read of last_seq
+  });
+
   test('GET /_expvar serves the JSON tree', async () => {
-    const res = await fetch(`${metricsPort.url}/_expvar`);
+    const res = await fetch(`${metricsUrl}/_expvar`);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type')!, /^application\/json/);
     const body = await res.json() as Record<string, any>;
-    assert.deepEqual(body.cmdline, ['node', 'syncgate']);
+    assert.deepEqual(body.cmdline, process.argv);
     assert.ok(body.memstats.heapUsed > 0);
-    assert.equal(body.syncgateway.per_db.db.database.num_doc_writes, 1);
+    assert.equal(body.syncgateway.per_db.db.database.num_doc_writes, 2);
     assert.equal(body.syncgateway.per_db.db.database.num_doc_reads_rest, 2);
     assert.ok(body.syncgateway.global.resource_utilization.process_memory_resident > 0);
   });
 
   test('HEAD works, other methods get 405, unknown paths 404', async () => {
-    const head = await fetch(`${metricsPort.url}/_metrics`, { method: 'HEAD' });
+    const head = await fetch(`${metricsUrl}/_metrics`, { method: 'HEAD' });
     assert.equal(head.status, 200);
     assert.equal(await head.text(), '');
-    const post = await fetch(`${metricsPort.url}/_expvar`, { method: 'POST' });
+    const post = await fetch(`${metricsUrl}/_expvar`, { method: 'POST' });
     assert.equal(post.status, 405);
     assert.match(post.headers.get('allow')!, /GET/);
-    assert.equal((await fetch(`${metricsPort.url}/db/doc1`)).status, 404);
+    assert.equal((await fetch(`${metricsUrl}/db/doc1`)).status, 404);
   });
 
   test('gzip when the scraper asks for it', async () => {
     const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-      http.get(`${metricsPort.url}/_metrics`, { headers: { 'accept-encoding': 'gzip' } }, resolve).on('error', reject);
+      http.get(`${metricsUrl}/_metrics`, { headers: { 'accept-encoding': 'gzip' } }, resolve).on('error', reject);
     });
     res.resume();
     assert.equal(res.statusCode, 200);

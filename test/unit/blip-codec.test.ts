@@ -1,5 +1,5 @@
 /**
- * BLIP codec against the golden go-blip captures in /work/shared/spec/blip-vectors: every frame of
+ * BLIP codec against the golden go-blip captures in test/fixtures/blip-vectors: every frame of
  * every file is decoded (one fresh decoder per direction, frames in capture order) and compared with
  * the capture's own decoding, then every message is re-encoded. Uncompressed frames and ACKs must
  * match byte for byte. Compressed frames cannot: go-blip uses klauspost/compress flate, we use
@@ -19,7 +19,7 @@ import { decodeMessage, encodeMessage, encodeProperties } from '../../src/replic
 import { decodeVarint, encodeVarint } from '../../src/replication/blip/codec/varint.ts';
 import { BIG_FRAME_DATA } from '../../src/replication/blip/outbox.ts';
 
-const VECTOR_DIR = '/work/shared/spec/blip-vectors';
+const VECTOR_DIR = join(import.meta.dirname, '../fixtures/blip-vectors'); // copied from the spec, see its README
 
 interface ByteDesc { length: number; hex?: string; sha256?: string }
 interface VectorFrame {

@@ -5,6 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { FrameDecoder } from '../../src/replication/blip/codec/frame-codec.ts';
 import { decodeMessage } from '../../src/replication/blip/codec/properties.ts';
 
@@ -16,7 +17,7 @@ interface Frame {
     decoded_length: number; properties: Record<string, string>; body_text: string;
   };
 }
-const vector = JSON.parse(readFileSync('/work/shared/spec/blip-vectors/08-couchbase-lite-2.8-opening-frames.json', 'utf8')) as {
+const vector = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/blip-vectors/08-couchbase-lite-2.8-opening-frames.json'), 'utf8')) as {
   push_connection: Frame[]; pull_connection: Frame[];
 };
 

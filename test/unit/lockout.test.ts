@@ -1,6 +1,7 @@
 /** LoginLockout, RateLimiter and FeedCounter on a fake clock: windows, expiry, bounds. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import bcrypt from 'bcryptjs';
 import { LoginLockout } from '../../src/auth/lockout.ts';
 import { FeedCounter, RateLimiter } from '../../src/http/rate-limit.ts';
 import { RequestGuard } from '../../src/http/limits.ts';
@@ -81,12 +82,27 @@ describe('LoginLockout', () => {
   });
 
   it('runs a decoy bcrypt for unknown names, so they cost what a wrong password costs', async () => {
-    const l = new LoginLockout({ maxFailures: 5, bcryptCost: 4 });
+    const compared: { password: string; hash: string }[] = [];
+    const compare = async (password: string, hash: string) => {
+      compared.push({ password, hash });
+      return bcrypt.compare(password, hash);
+    };
+    const l = new LoginLockout({ maxFailures: 5, bcryptCost: 5, compare });
     let asked = 0;
-    const t0 = performance.now();
-    await l.attempt('db', 'ghost', 'x', 'p', wrong, async () => { asked++; return false; });
-    assert.equal(asked, 1);
-    assert.ok(performance.now() - t0 > 0);
+    const ghost = async () => { asked++; return false; };
+    assert.equal(await l.attempt('db', 'ghost', 'x', 'guess-1', wrong, ghost), undefined);
+    assert.equal(await l.attempt('db', 'ghost', 'x', 'guess-2', wrong, ghost), undefined);
+    assert.equal(asked, 2);
+    // A real bcrypt compare of the guessed password, against a real hash at the configured cost.
+    assert.deepEqual(compared.map((c) => c.password), ['guess-1', 'guess-2']);
+    for (const { hash } of compared) {
+      assert.match(hash, /^\$2[aby]\$05\$[./A-Za-z0-9]{53}$/);
+      assert.equal(bcrypt.getRounds(hash), 5);
+    }
+    // A real user's wrong password already cost verify's bcrypt: no decoy on top, and none on success.
+    await l.attempt('db', 'alice', 'x', 'nope', wrong, async () => true);
+    assert.equal(await l.attempt('db', 'alice', 'x', 'pw', right, async () => true), 'alice');
+    assert.equal(compared.length, 2);
   });
 
   it('redacts user names through the logger, quoted as Sync Gateway prints them', async () => {
