@@ -21,6 +21,7 @@ import { attachmentRoutes } from './routes/attachments.ts';
 import { bulkRoutes } from './routes/bulk.ts';
 import { changesRoutes, websocketFeed } from './routes/changes.ts';
 import { databaseRoutes } from './routes/database.ts';
+import { configRoutes } from './routes/config.ts';
 import { docRoutes } from './routes/docs.ts';
 import { localRoutes } from './routes/local.ts';
 import { authRoutes as sessionRoutes } from './routes/session.ts';
@@ -75,6 +76,7 @@ export function allRoutes(registry: DatabaseRegistry): Route[] {
   // Order matters only among patterns that can match the same path: literals before {doc}.
   return [
     ...databaseRoutes(registry),
+    ...configRoutes(registry),
     ...changesRoutes(),
     ...bulkRoutes(),
     ...localRoutes(),
