@@ -44,7 +44,7 @@ export function databaseRoutes(registry: DatabaseRegistry): Route[] {
       throw new HttpError(403, 'Creating a DB over the public API is unsupported');
     }
     if (!DB_NAME.test(name)) throw new HttpError(400, `Illegal database name: ${name}`);
-    if (registry.get(name)) throw new HttpError(412, 'Duplicate database name');
+    if (registry.get(name)) throw new HttpError(412, `Duplicate database name ${JSON.stringify(name)}`);
     await registry.configs.create(name, await dbConfigText(ctx));
     throw new HttpError(201, 'created');
   };

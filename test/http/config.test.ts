@@ -1,0 +1,231 @@
+/**
+ * Database configs over REST in persistent mode (a 3.x start-up file, SQLite ConfigStore): create,
+ * read, replace, merge, functions, versions with Etag / If-Match, every refusal leaving the stored
+ * config as it was, reloads ending live feeds, and configs surviving a restart. Then a 2.x-file
+ * gateway answering the same endpoints as Sync Gateway's non-persistent mode.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
+
+const OPEN = { guest: { disabled: false, admin_channels: ['*'] } };
+const js = (body: string, headers: Record<string, string> = {}) => ({ method: 'PUT', body, headers: { 'content-type': 'application/javascript', ...headers } });
+
+describe('database configs over REST (persistent mode, SQLite)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'syncgate-config-'));
+  const bootstrap = { bootstrap: { server: `sqlite:${dataDir}` }, logging: { console: { log_level: 'warn' } } };
+  let gw: TestGateway;
+  before(async () => { gw = await startGateway({ bootstrap }); });
+  after(async () => { await gw?.stop(); rmSync(dataDir, { recursive: true, force: true }); });
+
+  /** The stored config and its version: a refused request must leave both as they were. */
+  const snapshot = async (db = 'db') => {
+    const r = await req(`${gw.adminUrl}/${db}/_config`);
+    return { status: r.status, etag: r.headers.get('etag'), body: r.body };
+  };
+
+  test('PUT /{db}/ creates a database; GET /{db}/_config returns it with its version', async () => {
+    const r = await req(`${gw.adminUrl}/db/`, { method: 'PUT', json: { ...OPEN, revs_limit: 200 } });
+    assert.equal(r.status, 201, r.text);
+    assert.equal((await req(`${gw.adminUrl}/db/`)).body.state, 'Online');
+    const c = await snapshot();
+    assert.equal(c.status, 200);
+    assert.match(c.etag!, /^"1-[0-9a-f]{32}"$/);
+    assert.deepEqual(c.body, { ...OPEN, revs_limit: 200, name: 'db', bucket: 'db' });
+    assert.equal((await req(`${gw.publicUrl}/db/d1`, { method: 'PUT', json: { a: 1 } })).status, 201);
+    const dup = await req(`${gw.adminUrl}/db/`, { method: 'PUT', json: {} });
+    assert.equal(dup.status, 412);
+    assert.deepEqual(dup.body, { error: 'Precondition Failed', reason: 'Duplicate database name "db"' });
+  });
+
+  test('PUT replaces, POST deep-merges; every change has a new version in Etag', async () => {
+    const v1 = (await snapshot()).etag!;
+    const put = await req(`${gw.adminUrl}/db/_config`, { method: 'PUT', json: { ...OPEN, cache: { rev_cache: { size: 10 } } } });
+    assert.equal(put.status, 201, put.text);
+    assert.equal(put.text, '');
+    const v2 = put.headers.get('etag')!;
+    assert.match(v2, /^"2-/);
+    assert.deepEqual((await snapshot()).body, { ...OPEN, cache: { rev_cache: { size: 10 } }, name: 'db', bucket: 'db' }, 'revs_limit is gone: PUT replaces');
+    const post = await req(`${gw.adminUrl}/db/_config`, { method: 'POST', json: { cache: { rev_cache: { shard_count: 4 } }, offline: false }, headers: { 'if-match': v2 } });
+    assert.equal(post.status, 201, post.text);
+    assert.match(post.headers.get('etag')!, /^"3-/);
+    assert.notEqual(post.headers.get('etag'), v1);
+    assert.deepEqual((await snapshot()).body, { ...OPEN, cache: { rev_cache: { size: 10, shard_count: 4 } }, offline: false, name: 'db', bucket: 'db' });
+    assert.equal((await req(`${gw.publicUrl}/db/d1`)).body.a, 1, 'documents survive a reload');
+  });
+
+  test('refusals: stale If-Match, unknown and forbidden keys, a sync function that does not compile, bad JSON, wrong name; nothing changes', async () => {
+    const before = await snapshot();
+    const cases: [RequestInit & { json?: unknown }, number, RegExp][] = [
+      [{ method: 'PUT', json: { revs_limit: 300 }, headers: { 'if-match': '"1-00000000000000000000000000000000"' } }, 412, /^Provided If-Match header does not match current config version$/],
+      [{ method: 'POST', json: { revs_limt: 300 } }, 400, /^JSON Unknown Field: json: unknown field "revs_limt"$/],
+      [{ method: 'POST', json: { cache: { rev_cache: { sise: 1 } } } }, 400, /unknown field "sise" \(at cache\.rev_cache\.sise\)/],
+      [{ method: 'POST', json: { server: 'sqlite:/tmp/x', password: 'p', users: { a: {} } } }, 400, /^3 errors:\nPersisted database config does not support customization of the "server" field\n.*"password".*\n.*"users" field$/],
+      [{ method: 'POST', json: { sync: 'function(doc) { channel(' } }, 400, /^sync function error: invalid javascript syntax: /],
+      [{ method: 'POST', json: { revs_limit: 5 } }, 400, /cannot be set lower than 20/],
+      [{ method: 'POST', json: { revs_limit: 'many' } }, 400, /revs_limit: expected a non-negative integer, got a string/],
+      [{ method: 'POST', body: '{"revs_limit": 300', headers: { 'content-type': 'application/json' } }, 400, /^Bad JSON: /],
+      [{ method: 'POST', body: '{}', headers: { 'content-type': 'text/plain' } }, 415, /Invalid content type/],
+      [{ method: 'POST', json: { name: 'other' } }, 400, /^Cannot update database name/],
+      [{ method: 'PUT', json: { bucket: 'elsewhere' } }, 404, /database config not found/],
+    ];
+    for (const [init, status, reason] of cases) {
+      const r = await req(`${gw.adminUrl}/db/_config`, init);
+      assert.equal(r.status, status, `${JSON.stringify(init)}: ${r.text}`);
+      assert.equal(r.headers.get('content-type'), 'application/json');
+      assert.match(r.body.reason, reason);
+      assert.deepEqual(await snapshot(), before, `${JSON.stringify(init)} changed nothing`);
+    }
+    const badSync = await req(`${gw.adminUrl}/db/_config/sync`, js('function(doc) {'));
+    assert.equal(badSync.status, 400);
+    assert.match(badSync.body.reason, /^sync function error: invalid javascript syntax/);
+    const staleSync = await req(`${gw.adminUrl}/db/_config/sync`, js('function(doc){}', { 'if-match': '"9-x"' }));
+    assert.equal(staleSync.status, 412);
+    assert.deepEqual(await snapshot(), before);
+    assert.equal((await req(`${gw.publicUrl}/db/d1`)).status, 200, 'the running database kept serving');
+    const badCreate = await req(`${gw.adminUrl}/other/`, { method: 'PUT', json: { users: {}, sync: 'nope(' } });
+    assert.equal(badCreate.status, 400);
+    assert.equal((await req(`${gw.adminUrl}/other/`)).status, 404, 'a refused create leaves no database');
+    const named = await req(`${gw.adminUrl}/other/`, { method: 'PUT', json: { name: 'third' } });
+    assert.equal(named.status, 400);
+    assert.match(named.body.reason, /ensure it matches the name in the path/);
+  });
+
+  test('_config/sync: GET, PUT and DELETE with Etag / If-Match; the new function applies to new writes', async () => {
+    let r = await req(`${gw.adminUrl}/db/_config/sync`);
+    assert.equal(r.status, 200);
+    assert.equal(r.text, '', 'no custom function: empty body');
+    assert.match(r.headers.get('content-type')!, /^application\/javascript/);
+    const v = r.headers.get('etag')!;
+    assert.equal(v, (await snapshot()).etag);
+    r = await req(`${gw.adminUrl}/db/_config/sync`, js('function(doc){ channel("only-" + doc.kind); }', { 'if-match': v }));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers.get('etag'), null, 'no new Etag from these endpoints');
+    r = await req(`${gw.adminUrl}/db/_config/sync`);
+    assert.equal(r.text, 'function(doc){ channel("only-" + doc.kind); }');
+    assert.notEqual(r.headers.get('etag'), v);
+    assert.equal((await req(`${gw.publicUrl}/db/k1`, { method: 'PUT', json: { kind: 'x' } })).status, 201);
+    const all = await req(`${gw.adminUrl}/db/_all_docs?channels=true&keys=["k1"]`);
+    assert.deepEqual(all.body.rows[0].value.channels, ['only-x']);
+    r = await req(`${gw.adminUrl}/db/_config/sync`, { method: 'DELETE', headers: { 'if-match': v } });
+    assert.equal(r.status, 412);
+    r = await req(`${gw.adminUrl}/db/_config/sync`, { method: 'DELETE' });
+    assert.equal(r.status, 200);
+    assert.equal((await req(`${gw.adminUrl}/db/_config/sync`)).text, '');
+    // The import filter is kept and served back the same way.
+    assert.equal((await req(`${gw.adminUrl}/db/_config/import_filter`, js('function(doc){ return true; }'))).status, 200);
+    assert.equal((await req(`${gw.adminUrl}/db/_config/import_filter`)).text, 'function(doc){ return true; }');
+    assert.equal((await req(`${gw.adminUrl}/db/_config/import_filter`, { method: 'DELETE' })).status, 200);
+  });
+
+  test('GET options: include_javascript=false, include_runtime=true, redact=false refused', async () => {
+    await req(`${gw.adminUrl}/db/_config/sync`, js('function(doc){ channel(doc.c); }'));
+    let r = await req(`${gw.adminUrl}/db/_config?include_javascript=false`);
+    assert.equal(r.body.sync, undefined);
+    r = await req(`${gw.adminUrl}/db/_config?include_runtime=true`);
+    assert.equal(r.body.sync, 'function(doc){ channel(doc.c); }');
+    assert.equal(r.body.local_doc_expiry_secs, 7776000, 'defaults are filled in');
+    assert.equal(r.body.revs_limit, 100);
+    r = await req(`${gw.adminUrl}/db/_config?redact=false`);
+    assert.equal(r.status, 400);
+    assert.equal(r.body.reason, 'redact=false is no longer supported');
+    const server = await req(`${gw.adminUrl}/_config?include_runtime=true`);
+    assert.equal(server.status, 200);
+    assert.equal(server.body.bootstrap.group_id, 'default');
+    assert.ok(server.body.databases.db);
+    assert.equal((await req(`${gw.adminUrl}/_config`, { method: 'PUT', json: { logging: { console: { log_level: 'info' } } } })).status, 200);
+    const bad = await req(`${gw.adminUrl}/_config`, { method: 'PUT', json: { api: { pretty: true } } });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.reason, /^Unable to configure given options at runtime/);
+  });
+
+  test('a config change ends live feeds cleanly; requests meanwhile get 200 or 503 "DB is Starting"', async () => {
+    const seq = (await req(`${gw.adminUrl}/db/`)).body.update_seq;
+    const longpoll = req(`${gw.adminUrl}/db/_changes?feed=longpoll&since=${seq}&timeout=60000`);
+    await new Promise((r) => setTimeout(r, 200));
+    let stop = false;
+    const seen = new Map<string, number>();
+    const hammer = (async () => {
+      while (!stop) {
+        const r = await req(`${gw.publicUrl}/db/d1`);
+        const key = `${r.status} ${r.status === 200 ? '' : r.body.reason}`;
+        seen.set(key, (seen.get(key) ?? 0) + 1);
+      }
+    })();
+    const change = await req(`${gw.adminUrl}/db/_config/sync`, js('function(doc){ channel("after"); }'));
+    assert.equal(change.status, 200);
+    const ended = await longpoll;
+    assert.equal(ended.status, 200, 'the feed ended with a complete response');
+    assert.deepEqual(ended.body.results, []);
+    stop = true;
+    await hammer;
+    for (const k of seen.keys()) assert.ok(k === '200 ' || k === '503 DB is Starting - try again later', `unexpected answer during the reload: ${k}`);
+    assert.equal((await req(`${gw.publicUrl}/db/d1`)).status, 200);
+    // A config that says offline brings the database up Offline.
+    assert.equal((await req(`${gw.adminUrl}/db/_config`, { method: 'POST', json: { offline: true } })).status, 201);
+    assert.equal((await req(`${gw.adminUrl}/db/`)).body.state, 'Offline');
+    const off = await req(`${gw.publicUrl}/db/d1`);
+    assert.equal(off.status, 503);
+    assert.equal(off.body.reason, 'DB is currently under maintenance');
+    assert.equal((await req(`${gw.adminUrl}/db/_config`, { method: 'POST', json: { offline: false } })).status, 201);
+    assert.equal((await req(`${gw.publicUrl}/db/d1`)).status, 200);
+  });
+
+  test('configs and their databases survive a restart; DELETE /{db}/ removes both', async () => {
+    const before = await snapshot();
+    await req(`${gw.adminUrl}/db2/`, { method: 'PUT', json: OPEN });
+    await gw.stop();
+    gw = await startGateway({ bootstrap });
+    assert.deepEqual(await snapshot(), before);
+    assert.equal((await req(`${gw.publicUrl}/db/d1`)).body.a, 1);
+    assert.equal((await req(`${gw.adminUrl}/db2/`)).status, 200);
+    const del = await req(`${gw.adminUrl}/db2/`, { method: 'DELETE' });
+    assert.equal(del.status, 200);
+    assert.deepEqual(del.body, {});
+    assert.equal((await req(`${gw.adminUrl}/db2/`)).status, 404);
+    await gw.stop();
+    gw = await startGateway({ bootstrap });
+    assert.equal((await req(`${gw.adminUrl}/db2/`)).status, 404, 'a deleted config stays deleted');
+    assert.equal((await req(`${gw.adminUrl}/db/`)).status, 200);
+  });
+});
+
+describe('database configs over REST with a 2.x file (non-persistent mode)', () => {
+  let gw: TestGateway;
+  before(async () => { gw = await startGateway({ databases: { db: { server: 'memory:', users: { GUEST: { disabled: false, admin_channels: ['*'] }, ann: { password: 'secret' } } } } }); });
+  after(() => gw?.stop());
+
+  test('answers as Sync Gateway does without persistent config', async () => {
+    let r = await req(`${gw.adminUrl}/db/_config`);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('etag'), null, 'no version');
+    assert.equal(r.body.server, 'memory:');
+    assert.equal(r.body.users.ann.password, 'xxxxx', 'passwords are redacted');
+    r = await req(`${gw.adminUrl}/db/_config/sync`);
+    assert.equal(r.status, 200);
+    assert.equal(r.text, '');
+    assert.equal(r.headers.get('etag'), '""');
+    for (const init of [js('function(doc){}'), { method: 'DELETE' }]) {
+      r = await req(`${gw.adminUrl}/db/_config/sync`, init);
+      assert.equal(r.status, 400);
+      assert.equal(r.body.reason, 'endpoint only supports persistent config mode');
+    }
+    assert.equal((await req(`${gw.publicUrl}/db/keep`, { method: 'PUT', json: { v: 1 } })).status, 201);
+    // PUT /{db}/_config replaces the running config in memory (not persisted), as SG's legacy mode does.
+    r = await req(`${gw.adminUrl}/db/_config`, { method: 'PUT', json: { server: 'memory:', users: { GUEST: { disabled: false, admin_channels: ['*'] } }, revs_limit: 300 } });
+    assert.equal(r.status, 201, r.text);
+    assert.equal((await req(`${gw.adminUrl}/db/_config`)).body.revs_limit, 300);
+    assert.equal((await req(`${gw.publicUrl}/db/keep`)).body.v, 1, 'the store is kept across the reload');
+    r = await req(`${gw.adminUrl}/db/_config`, { method: 'PUT', json: { sync: 'function(' } });
+    assert.equal(r.status, 400);
+    assert.equal((await req(`${gw.adminUrl}/db/_config`)).body.revs_limit, 300, 'a refused change leaves the running config');
+    const srv = await req(`${gw.adminUrl}/_config`);
+    assert.equal(srv.status, 200);
+    assert.deepEqual(srv.body.bootstrap, {});
+    assert.equal((await req(`${gw.adminUrl}/db/`, { method: 'DELETE' })).status, 200);
+    assert.equal((await req(`${gw.adminUrl}/db/`, { method: 'DELETE' })).status, 404);
+  });
+});
