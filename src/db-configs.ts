@@ -52,7 +52,8 @@ function checkIfMatch(ifMatch: string | undefined, version: string): void {
 
 export class DbConfigs implements DbConfigService {
   private readonly host: DatabaseHost;
-  private readonly store?: ConfigStore;
+  private store?: ConfigStore;
+  private readonly openStore?: () => Promise<ConfigStore>;
   /** Version of the config each running database was built from (persistent mode). */
   private readonly loaded = new Map<string, string>();
   /** Applies run one at a time, so a poll never interleaves with a REST change. */
@@ -61,12 +62,13 @@ export class DbConfigs implements DbConfigService {
   private unwatch?: () => void;
   private stopped = false;
 
-  constructor(host: DatabaseHost, store?: ConfigStore) {
+  /** `openStore` is given in persistent mode; the store opens at `start()`. */
+  constructor(host: DatabaseHost, openStore?: () => Promise<ConfigStore>) {
     this.host = host;
-    this.store = store;
+    this.openStore = openStore;
   }
 
-  get persistent(): boolean { return this.store !== undefined; }
+  get persistent(): boolean { return this.openStore !== undefined; }
 
   private get group(): string { return this.host.config.persistent!.groupId; }
 
@@ -106,7 +108,8 @@ export class DbConfigs implements DbConfigService {
 
   /** Opens every database of the group, then follows changes. A config that no longer loads is logged and skipped. */
   async start(): Promise<void> {
-    if (!this.store) return;
+    if (!this.openStore) return;
+    this.store = await this.openStore();
     await this.sync(true);
     const p = this.host.config.persistent!;
     this.pollTimer = setInterval(() => { void this.sync(false); }, p.configUpdateFrequencyMs);

@@ -8,6 +8,7 @@ import type { DatabaseConfig, GatewayConfig, PersistentConfig } from './config/i
 import { DbConfigs } from './db-configs.ts';
 import type { ConfigStore } from './storage/config-store.ts';
 import { SqliteConfigStore } from './storage/sqlite/config-store.ts';
+import { openPostgresConfigStore } from './storage/postgres/config-store.ts';
 import { Database } from './db/database.ts';
 import { HttpError } from './errors.ts';
 import type { HttpSettings, RequestContext } from './http/context.ts';
@@ -76,9 +77,15 @@ function sameStorage(a: DatabaseConfig, b: DatabaseConfig): boolean {
   return key(a) === key(b);
 }
 
-export function openConfigStore(p: PersistentConfig): ConfigStore {
+/** The ConfigStore at `bootstrap.server`: the SQLite directory's config file, or a table in PostgreSQL. */
+export async function openConfigStore(p: PersistentConfig, logger?: Logger): Promise<ConfigStore> {
   if (p.storage.kind === 'sqlite') return new SqliteConfigStore(p.storage.dir);
-  throw new Error('bootstrap.server: PostgreSQL config storage is not available yet');
+  const c = p.credentials;
+  const store = await openPostgresConfigStore({
+    spec: p.storage, username: c.username, password: c.password, certpath: c.certpath, keypath: c.keypath, cacertpath: c.cacertpath,
+  }, logger);
+  logger?.always(`Config: database configs of group "${p.groupId}" in PostgreSQL ${redactServerUrl(p.server)}`);
+  return store;
 }
 
 /**
@@ -124,7 +131,8 @@ export class Gateway implements DatabaseRegistry {
       perAddress: { requests: l.requestsPerAddress, windowMs: window }, perUser: { requests: l.requestsPerUser, windowMs: window },
       maxFeedsPerUser: l.maxChangesFeedsPerUser, trustedProxies: l.trustedProxies,
     });
-    this.configs = new DbConfigs(this, config.persistent ? openConfigStore(config.persistent) : undefined);
+    const persistent = config.persistent;
+    this.configs = new DbConfigs(this, persistent ? () => openConfigStore(persistent, this.logger) : undefined);
   }
 
   get(name: string): Database | undefined { return this.databases.get(name); }
