@@ -101,7 +101,10 @@ export class DbConfigs implements DbConfigService {
 
   private parseBody(body: string): Obj {
     const expand = this.host.config.persistent?.allowDbConfigEnvVars ?? true;
-    return checkDbConfig(parseDbConfigText(body, expand), this.persistent, []);
+    const warnings: string[] = [];
+    const config = checkDbConfig(parseDbConfigText(body, expand), this.persistent, warnings);
+    for (const w of warnings) this.host.logger.warn(`Config: ${w}`);
+    return config;
   }
 
   // ---- start-up and other nodes' changes ---------------------------------------------------

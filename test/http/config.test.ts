@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { openBlipSocket } from '../helpers/blip-client.ts';
 
 const OPEN = { guest: { disabled: false, admin_channels: ['*'] } };
 const js = (body: string, headers: Record<string, string> = {}) => ({ method: 'PUT', body, headers: { 'content-type': 'application/javascript', ...headers } });
@@ -172,6 +173,20 @@ describe('database configs over REST (persistent mode, SQLite)', () => {
     assert.equal(off.body.reason, 'DB is currently under maintenance');
     assert.equal((await req(`${gw.adminUrl}/db/_config`, { method: 'POST', json: { offline: false } })).status, 201);
     assert.equal((await req(`${gw.publicUrl}/db/d1`)).status, 200);
+  });
+
+  test('a reload closes BLIP connections and continuous feeds cleanly; clients reconnect to the new database', async () => {
+    const ws = await openBlipSocket(`${gw.publicUrl}/db`);
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    const ac = new AbortController();
+    const cont = await fetch(`${gw.publicUrl}/db/_changes?feed=continuous&since=now&heartbeat=30000`, { signal: ac.signal });
+    const contEnded = cont.text();
+    assert.equal((await req(`${gw.adminUrl}/db/_config`, { method: 'POST', json: { revs_limit: 250 } })).status, 201);
+    assert.equal(await closed, 1001, 'the server closed the BLIP connection ("going away")');
+    await contEnded; // the continuous response ended on its own: no abort needed
+    ac.abort();
+    const again = await openBlipSocket(`${gw.publicUrl}/db`);
+    again.close();
   });
 
   test('configs and their databases survive a restart; DELETE /{db}/ removes both', async () => {
