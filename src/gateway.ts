@@ -9,7 +9,7 @@ import { DbConfigs } from './db-configs.ts';
 import type { ConfigStore } from './storage/config-store.ts';
 import { SqliteConfigStore } from './storage/sqlite/config-store.ts';
 import { openPostgresConfigStore } from './storage/postgres/config-store.ts';
-import { Database } from './db/database.ts';
+import { Database, principalKey } from './db/database.ts';
 import { HttpError } from './errors.ts';
 import type { HttpSettings, RequestContext } from './http/context.ts';
 import type { DatabaseRegistry } from './http/registry.ts';
@@ -71,6 +71,43 @@ async function openPostgres(config: DatabaseConfig, spec: PostgresSpec, logger?:
 /** How long a store replaced by a reload stays open for the requests that were using it. */
 const STORE_CLOSE_GRACE_MS = 30_000;
 
+/**
+ * The store as one database uses it. A request that began on a database replaced meanwhile by a
+ * reload still commits through it, and that database's notifier is closed: its commits would not
+ * wake the feeds clients have opened on the successor since. So a commit made once the database is
+ * no longer the current one also notifies the current one (same shared store, same channels).
+ */
+function handOverCommits(store: Store, self: () => Database | undefined, current: () => { db?: Database; store?: Store }): Store {
+  const commit: Store['commit'] = async (writes) => {
+    const results = await store.commit(writes);
+    const { db: now, store: nowStore } = current();
+    if (now && now !== self() && nowStore === store) {
+      const keys = new Set<string>();
+      results.forEach((r, i) => {
+        if (!r.ok) return;
+        for (const ch of writes[i].channels) keys.add(ch);
+        for (const ch of writes[i].previousChannels) keys.add(ch);
+        for (const g of r.grantees ?? []) keys.add(principalKey(g));
+      });
+      if (keys.size) now.notifier.notify(keys);
+    }
+    return results;
+  };
+  // Methods are bound once (the read paths call them per request).
+  const bound = new Map<PropertyKey, unknown>([['commit', commit]]);
+  return new Proxy(store, {
+    get(target, prop) {
+      const b = bound.get(prop);
+      if (b !== undefined) return b;
+      const v = Reflect.get(target, prop, target);
+      if (typeof v !== 'function') return v;
+      const fn = v.bind(target);
+      bound.set(prop, fn);
+      return fn;
+    },
+  });
+}
+
 /** Same backend, same place, same credentials: a reload can keep the open store. */
 function sameStorage(a: DatabaseConfig, b: DatabaseConfig): boolean {
   const key = (c: DatabaseConfig) => JSON.stringify([c.storage, c.bucket, c.username, c.password, c.certpath, c.keypath, c.cacertpath, c.poolSize]);
@@ -105,6 +142,8 @@ export class Gateway implements DatabaseRegistry {
   private readonly databases = new Map<string, Database>();
   private readonly auths = new Map<string, DbAuth>();
   private readonly runningConfigs = new Map<string, DatabaseConfig>();
+  /** Each database's store as opened (a reload with the same storage hands it to the new database). */
+  private readonly rawStores = new Map<string, Store>();
   /** Stores of replaced databases, closed after a grace period. */
   private readonly closing = new Map<Store, NodeJS.Timeout>();
   /** Database configs over REST (persistent mode: the ConfigStore at `bootstrap.server`). */
@@ -153,11 +192,14 @@ export class Gateway implements DatabaseRegistry {
     const sync = config.sync !== undefined ? new SyncFunction(config.sync, config.name) : undefined;
     const old = this.databases.get(config.name);
     const oldConfig = this.runningConfigs.get(config.name);
-    const sameStore = old && oldConfig && sameStorage(oldConfig, config);
-    const store = sameStore ? old.store : await openStore(config, this.logger);
+    const oldStore = this.rawStores.get(config.name);
+    const sameStore = old && oldConfig && oldStore && sameStorage(oldConfig, config);
+    const raw = sameStore ? oldStore : await openStore(config, this.logger);
+    let db: Database | undefined;
+    const store = handOverCommits(raw, () => db, () => ({ db: this.databases.get(config.name), store: this.rawStores.get(config.name) }));
     this.metrics.addDatabase(config.name);
     const stats = this.metrics.forDatabase(config.name);
-    const db = new Database({
+    db = new Database({
       name: config.name, store, revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync, stats,
       maxAttachmentSize: this.config.limits.maxAttachmentBytes, maxDocumentBytes: this.config.limits.maxDocumentBytes,
       maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc, initialState: 'Starting',
@@ -169,9 +211,10 @@ export class Gateway implements DatabaseRegistry {
     this.databases.set(config.name, db);
     this.auths.set(config.name, auth);
     this.runningConfigs.set(config.name, config);
+    this.rawStores.set(config.name, raw);
     if (old) {
       old.stopFeeds();
-      if (!sameStore) this.closeLater(old.store);
+      if (!sameStore && oldStore) this.closeLater(oldStore);
     }
     try {
       await auth.principals.applyConfig(config.users, config.roles);
@@ -194,6 +237,7 @@ export class Gateway implements DatabaseRegistry {
     this.databases.delete(name);
     this.auths.delete(name);
     this.runningConfigs.delete(name);
+    this.rawStores.delete(name);
     this.metrics.removeDatabase(name);
     await db.close();
     return true;
@@ -278,6 +322,7 @@ export class Gateway implements DatabaseRegistry {
     this.closing.clear();
     this.databases.clear();
     this.runningConfigs.clear();
+    this.rawStores.clear();
     this.auths.clear();
     this.servers = [];
     if (this.ownsLogger) await this.logger.close();

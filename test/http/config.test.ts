@@ -189,6 +189,19 @@ describe('database configs over REST (persistent mode, SQLite)', () => {
     again.close();
   });
 
+  test('a write still in flight on the replaced database wakes feeds opened on the new one', async () => {
+    const old = gw.gateway.get('db')!;
+    assert.equal((await req(`${gw.adminUrl}/db/_config`, { method: 'POST', json: { revs_limit: 260 } })).status, 201);
+    assert.notEqual(gw.gateway.get('db'), old, 'a new database was swapped in');
+    const since = (await req(`${gw.adminUrl}/db/`)).body.update_seq;
+    const feed = req(`${gw.adminUrl}/db/_changes?feed=longpoll&since=${since}&timeout=20000`);
+    await new Promise((r) => setTimeout(r, 200));
+    // As a request that began before the reload: it commits through the old database.
+    await old.put({ id: 'late-write', body: { late: true }, newEdits: true });
+    const r = await feed;
+    assert.deepEqual(r.body.results.map((e: { id: string }) => e.id), ['late-write']);
+  });
+
   test('configs and their databases survive a restart; DELETE /{db}/ removes both', async () => {
     const before = await snapshot();
     await req(`${gw.adminUrl}/db2/`, { method: 'PUT', json: OPEN });
