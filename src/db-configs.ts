@@ -30,6 +30,7 @@ type Obj = Record<string, unknown>;
 /** What the service needs from the gateway that runs the databases. */
 export interface DatabaseHost {
   has(name: string): boolean;
+  names(): string[];
   /** The config the running database was built from (non-persistent mode reads it). */
   running(name: string): DatabaseConfig | undefined;
   /** Builds a database from `config` and swaps it in for the running one, if any. */
@@ -333,7 +334,7 @@ export class DbConfigs implements DbConfigService {
   }
 
   private loadedNames(): string[] {
-    return this.store ? [...this.loaded.keys()].filter((n) => this.host.has(n)).sort() : Object.keys(this.host.config.databases).filter((n) => this.host.has(n));
+    return this.host.names().sort();
   }
 
   async updateServerConfig(body: unknown): Promise<void> {

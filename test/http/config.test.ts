@@ -221,6 +221,36 @@ describe('database configs over REST (persistent mode, SQLite)', () => {
   });
 });
 
+describe('two gateways of one group on one SQLite directory (polling, no notifications)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'syncgate-config-poll-'));
+  const bootstrap = { bootstrap: { server: `sqlite:${dataDir}`, config_update_frequency: '200ms' }, logging: { console: { log_level: 'warn' } } };
+  let a: TestGateway;
+  let b: TestGateway;
+  before(async () => { [a, b] = [await startGateway({ bootstrap }), await startGateway({ bootstrap })]; });
+  after(async () => { await a?.stop(); await b?.stop(); rmSync(dataDir, { recursive: true, force: true }); });
+
+  const eventually = async (what: string, check: () => Promise<boolean>) => {
+    const deadline = Date.now() + 15_000;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`not within 15 s: ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  test('B picks up a database created on A, and each later change, within config_update_frequency', async () => {
+    assert.equal((await req(`${a.adminUrl}/polled/`, { method: 'PUT', json: OPEN })).status, 201);
+    await eventually('B serves it', async () => (await req(`${b.adminUrl}/polled/`)).status === 200);
+    assert.equal((await req(`${a.publicUrl}/polled/x`, { method: 'PUT', json: { v: 1 } })).status, 201);
+    assert.equal((await req(`${b.publicUrl}/polled/x`)).body.v, 1);
+    const before = b.gateway.get('polled');
+    assert.equal((await req(`${a.adminUrl}/polled/_config/sync`, js('function(doc){ channel("polled"); }'))).status, 200);
+    await eventually('B reloads it', async () => b.gateway.get('polled') !== before && b.gateway.get('polled')?.state === 'Online');
+    assert.equal(b.gateway.get('polled')!.sync?.source, 'function(doc){ channel("polled"); }');
+    assert.equal((await req(`${a.adminUrl}/polled/`, { method: 'DELETE' })).status, 200);
+    await eventually('B unloads it', async () => (await req(`${b.adminUrl}/polled/`)).status === 404);
+  });
+});
+
 describe('database configs over REST with a 2.x file (non-persistent mode)', () => {
   let gw: TestGateway;
   before(async () => { gw = await startGateway({ databases: { db: { server: 'memory:', users: { GUEST: { disabled: false, admin_channels: ['*'] }, ann: { password: 'secret' } } } } }); });
