@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { openBlipSocket } from '../helpers/blip-client.ts';
+import Database from 'better-sqlite3';
 
 const OPEN = { guest: { disabled: false, admin_channels: ['*'] } };
 const js = (body: string, headers: Record<string, string> = {}) => ({ method: 'PUT', body, headers: { 'content-type': 'application/javascript', ...headers } });
@@ -93,6 +94,22 @@ describe('database configs over REST (persistent mode, SQLite)', () => {
     const named = await req(`${gw.adminUrl}/other/`, { method: 'PUT', json: { name: 'third' } });
     assert.equal(named.status, 400);
     assert.match(named.body.reason, /ensure it matches the name in the path/);
+    const unset = await req(`${gw.adminUrl}/other/`, { method: 'PUT', body: '{"revs_limit": $SG_TEST_SURELY_UNSET}', headers: { 'content-type': 'application/json' } });
+    assert.equal(unset.status, 400);
+    assert.match(unset.body.reason, /undefined environment variable '\$\{SG_TEST_SURELY_UNSET\}'/);
+    const file = new Database(join(dataDir, '_config.sqlite3'), { readonly: true });
+    assert.deepEqual(file.prepare('SELECT db FROM db_configs ORDER BY db').all(), [{ db: 'db' }], 'no refused create left a config behind');
+    file.close();
+  });
+
+  test('a config body may use back-quoted JavaScript and ${VAR:-default}', async () => {
+    const body = '{"guest": {"disabled": false, "admin_channels": ["*"]}, "revs_limit": ${SG_TEST_SURELY_UNSET:-321},\n "sync": `function(doc) {\n  channel("bq");\n}`}';
+    const r = await req(`${gw.adminUrl}/bq/`, { method: 'PUT', body, headers: { 'content-type': 'application/json' } });
+    assert.equal(r.status, 201, r.text);
+    const c = await req(`${gw.adminUrl}/bq/_config`);
+    assert.equal(c.body.revs_limit, 321);
+    assert.equal(c.body.sync, 'function(doc) {\n  channel("bq");\n}');
+    assert.equal((await req(`${gw.adminUrl}/bq/`, { method: 'DELETE' })).status, 200);
   });
 
   test('_config/sync: GET, PUT and DELETE with Etag / If-Match; the new function applies to new writes', async () => {
