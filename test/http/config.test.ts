@@ -297,6 +297,22 @@ describe('database configs over REST with a 2.x file (non-persistent mode)', () 
     r = await req(`${gw.adminUrl}/db/_config`, { method: 'PUT', json: { sync: 'function(' } });
     assert.equal(r.status, 400);
     assert.equal((await req(`${gw.adminUrl}/db/_config`)).body.revs_limit, 300, 'a refused change leaves the running config');
+    // While the new database applies its users (20 bcrypt hashes here), it is Starting: requests get
+    // 503 "DB is Starting" until it is Online; the old one no longer answers.
+    const users: Record<string, unknown> = { GUEST: { disabled: false, admin_channels: ['*'] } };
+    for (let i = 0; i < 20; i++) users[`u${i}`] = { password: `password-${i}`, admin_channels: ['x'] };
+    const reload = req(`${gw.adminUrl}/db/_config`, { method: 'PUT', json: { server: 'memory:', users, revs_limit: 300 } });
+    let reloaded = false;
+    void reload.then(() => { reloaded = true; });
+    const answers = new Set<string>();
+    while (!reloaded) {
+      const g = await req(`${gw.publicUrl}/db/keep`);
+      answers.add(g.status === 200 ? '200' : `${g.status} ${g.body.reason}`);
+    }
+    assert.equal((await reload).status, 201);
+    assert.ok(answers.has('503 DB is Starting - try again later'), `seen: ${[...answers]}`);
+    for (const a of answers) assert.ok(a === '200' || a === '503 DB is Starting - try again later', a);
+    assert.equal((await req(`${gw.publicUrl}/db/keep`)).status, 200);
     const srv = await req(`${gw.adminUrl}/_config`);
     assert.equal(srv.status, 200);
     assert.deepEqual(srv.body.bootstrap, {});
