@@ -279,8 +279,15 @@ export class DbConfigs implements DbConfigService {
       throw new HttpError(400, 'Cannot update database name. This requires removing and re-creating the database with a new name');
     }
     if (!this.store) {
-      // Non-persistent mode (SG's handlePutDbConfig): the body replaces the config in memory; PUT and POST alike.
-      const runtime = this.validate(name, { ...patch, name });
+      // Non-persistent mode (SG's handlePutDbConfig): the body replaces the config in memory; PUT and
+      // POST alike. Without `server` (and its credentials) it keeps the running one's: a body that
+      // only changes the sync function must not move the database onto an empty in-memory store.
+      const running = this.host.running(name)?.raw ?? {};
+      const next: Obj = { ...patch, name };
+      if (next.server === undefined) {
+        for (const k of ['server', 'username', 'password', 'certpath', 'keypath', 'cacertpath', 'pool_size']) if (running[k] !== undefined) next[k] = running[k];
+      }
+      const runtime = this.validate(name, next);
       await this.serialized(() => this.openOrFail(runtime));
       return undefined;
     }

@@ -219,6 +219,12 @@ export class Gateway implements DatabaseRegistry {
     try {
       await auth.principals.applyConfig(config.users, config.roles);
     } catch (err) {
+      // A first open fails as a whole (start-up stops, a create is refused); a reload keeps the new
+      // database: its users and roles are those already stored.
+      if (!old) {
+        if (this.databases.get(config.name) === db) await this.unload(config.name);
+        throw err;
+      }
       this.logger.warn(`Config: database "${config.name}": cannot apply its users and roles: ${(err as Error).message}`);
     }
     if (this.databases.get(config.name) === db) db.setState(config.offline ? 'Offline' : 'Online');
