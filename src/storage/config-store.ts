@@ -29,7 +29,8 @@ export interface ConfigStore {
   delete(group: string, db: string): Promise<boolean>;
   /**
    * Calls `onChange` soon after any node changes a config of the group (PostgreSQL LISTEN/NOTIFY);
-   * a backend without that leaves it out and nodes rely on polling. Returns an unsubscribe function.
+   * a backend without that leaves it out and nodes rely on polling. `db` is '' when the store cannot
+   * tell what changed (its notifications were interrupted). Returns an unsubscribe function.
    */
   watch?(group: string, onChange: (db: string) => void): () => void;
   close(): Promise<void>;

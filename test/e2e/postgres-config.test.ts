@@ -92,6 +92,24 @@ describe('persistent configs shared by two nodes on PostgreSQL', () => {
     }
   });
 
+  it('while PostgreSQL is down a config change is refused with 503 and changes nothing; afterwards B follows again', async () => {
+    const before = await req(`${a.adminUrl}/shared/_config`);
+    await cluster.pause('fast');
+    try {
+      const r = await req(`${a.adminUrl}/shared/_config`, { method: 'POST', json: { revs_limit: 500 } });
+      assert.equal(r.status, 503, r.text);
+      assert.equal(r.body.error, 'Service Unavailable');
+    } finally {
+      await cluster.resume();
+    }
+    let after = await req(`${a.adminUrl}/shared/_config`);
+    for (let i = 0; after.status !== 200 && i < 100; i++) { await new Promise((r) => setTimeout(r, 100)); after = await req(`${a.adminUrl}/shared/_config`); }
+    assert.equal(after.headers.get('etag'), before.headers.get('etag'), 'nothing was written');
+    assert.deepEqual(after.body, before.body);
+    assert.equal((await req(`${a.adminUrl}/shared/_config`, { method: 'POST', json: { revs_limit: 300, local_doc_expiry_secs: 1000 } })).status, 201);
+    await eventually('B applies the change made after the outage', async () => (await req(`${b.adminUrl}/shared/_config?include_runtime=true`)).body?.local_doc_expiry_secs === 1000);
+  });
+
   it('a restarted node serves the database again; a deletion on A unloads it on B', async () => {
     await b.kill();
     b = await startBootstrapNode(dir, bootstrap());

@@ -73,6 +73,7 @@ export class PostgresConfigStore implements ConfigStore {
   private closed = false;
   private listener?: pg.Client;
   private relisten?: NodeJS.Timeout;
+  private wasLost = false;
   private readonly watchers = new Set<{ group: string; fn: (db: string) => void }>();
 
   constructor(pool: pg.Pool, clientConfig: pg.ClientConfig) {
@@ -159,6 +160,7 @@ export class PostgresConfigStore implements ConfigStore {
     const lost = () => {
       if (this.listener !== client) return;
       this.listener = undefined;
+      this.wasLost = true;
       client.end().catch(() => {});
       if (!this.closed) this.relisten = setTimeout(() => { void this.listen(); }, RELISTEN_MS).unref();
     };
@@ -174,7 +176,10 @@ export class PostgresConfigStore implements ConfigStore {
     try {
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
-      if (this.closed) await client.end();
+      if (this.closed) { await client.end(); return; }
+      // Back after a loss: whatever changed meanwhile was not announced, so every watcher looks now.
+      if (this.wasLost) for (const w of this.watchers) { try { w.fn(''); } catch { /* the watcher's own */ } }
+      this.wasLost = false;
     } catch {
       lost();
     }
