@@ -2,7 +2,8 @@
  * A node killed (SIGKILL) while it writes database configs loses nothing and mixes nothing: after
  * each restart the config is the last acknowledged one or the one in flight, whole (its `revs_limit`
  * and its sync function come from the same request), and its version's generation matches it, so the
- * config and its version were written together. The config file passes SQLite's integrity check.
+ * config and its version were written together. On SQLite (and the config file passes its integrity
+ * check) and on PostgreSQL.
  * SEED picks the kill delays; CONFIG_CRASH_ROUNDS the number of kills (default 8).
  */
 import assert from 'node:assert/strict';
@@ -14,21 +15,29 @@ import Database from 'better-sqlite3';
 import { req } from '../helpers/gateway.ts';
 import { type CliProcess, freePort, startCli, stopCli } from '../helpers/cli-process.ts';
 import { seededRandom } from '../helpers/random.ts';
+import { type PgCluster, startPgCluster } from '../helpers/postgres.ts';
 
 const SEED = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
 const ROUNDS = Number(process.env.CONFIG_CRASH_ROUNDS ?? 8);
 
-describe(`SIGKILL during config writes (SEED=${SEED})`, () => {
+for (const backend of ['sqlite', 'postgres'] as const) describe(`SIGKILL during config writes, ${backend} (SEED=${SEED})`, () => {
   const dir = mkdtempSync(join(tmpdir(), 'syncgate-config-crash-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  let cluster: PgCluster | undefined;
+  after(async () => { await cluster?.stop(); rmSync(dir, { recursive: true, force: true }); });
 
   test(`${ROUNDS} kills: the config is the old or the new one, never a mix`, async () => {
     const next = seededRandom(SEED);
     const [pub, adm, met] = [await freePort(), await freePort(), await freePort()];
     const data = join(dir, 'data');
     const cfg = join(dir, 'sg.json');
+    let server: Record<string, unknown> = { server: `sqlite:${data}` };
+    if (backend === 'postgres') {
+      cluster = await startPgCluster();
+      const c = cluster.certs;
+      server = { server: cluster.url(), x509_cert_path: c.clientCert, x509_key_path: c.clientKey, ca_cert_path: c.caCert };
+    }
     writeFileSync(cfg, JSON.stringify({
-      bootstrap: { server: `sqlite:${data}` },
+      bootstrap: server,
       api: { public_interface: `127.0.0.1:${pub}`, admin_interface: `127.0.0.1:${adm}`, metrics_interface: `127.0.0.1:${met}` },
       logging: { console: { log_level: 'warn' } },
     }));
@@ -60,9 +69,11 @@ describe(`SIGKILL during config writes (SEED=${SEED})`, () => {
         await stopCli(proc.child, 'SIGKILL');
         stop = true;
         await writer;
-        const file = new Database(join(data, '_config.sqlite3'));
-        assert.equal(file.pragma('integrity_check', { simple: true }), 'ok');
-        file.close();
+        if (backend === 'sqlite') {
+          const file = new Database(join(data, '_config.sqlite3'));
+          assert.equal(file.pragma('integrity_check', { simple: true }), 'ok');
+          file.close();
+        }
         proc = await startCli([cfg], dir, pub);
         const r = await req(`${admin}/_config`);
         assert.equal(r.status, 200, r.text);
