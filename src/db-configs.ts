@@ -7,6 +7,7 @@
  * and swapping it in. Other nodes' changes arrive by polling every `config_update_frequency`, and
  * sooner through the store's watch (PostgreSQL NOTIFY).
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { DatabaseConfig, GatewayConfig } from './config/index.ts';
 import {
@@ -18,7 +19,6 @@ import { HttpError } from './errors.ts';
 import type { DbConfigReadOptions, DbConfigService, VersionedConfig } from './http/registry.ts';
 import { canonicalJson } from './json/index.ts';
 import type { Logger } from './log/index.ts';
-import { createRevId } from './revid.ts';
 import type { ConfigStore, StoredDbConfig } from './storage/config-store.ts';
 import { SyncFunction, SyncFunctionError } from './sync/index.ts';
 
@@ -41,9 +41,20 @@ export interface DatabaseHost {
   readonly config: GatewayConfig;
 }
 
-/** SG's config version: the next generation, digest over the previous one and the canonical config. */
+/**
+ * SG's `GenerateDatabaseConfigVersionID`: `<previous generation + 1>-<md5 hex>` over one byte with the
+ * length of the previous version's digest, that digest, then the canonical JSON of the config.
+ */
 export function configVersion(previous: string, config: Obj): string {
-  return createRevId(previous, canonicalJson(config));
+  const dash = previous.indexOf('-');
+  const gen = previous === '' ? 0 : Number(previous.slice(0, dash));
+  const prevDigest = previous === '' ? '' : previous.slice(dash + 1);
+  const digest = createHash('md5')
+    .update(Buffer.of(Buffer.byteLength(prevDigest) & 0xff))
+    .update(prevDigest)
+    .update(canonicalJson(config))
+    .digest('hex');
+  return `${gen + 1}-${digest}`;
 }
 
 /** The If-Match check of SG's `headerDoesNotMatchEtag`: the quoted version must appear in the header. */
