@@ -110,7 +110,7 @@ const RENAMED: [RegExp, string][] = [
   [/^CORS\.Origin/, 'api.cors.origin'], [/^CORS\.LoginOrigin/, 'api.cors.login_origin'],
 ];
 
-function toLegacyTop(top: Obj, err: (m: string) => void): Obj {
+function toLegacyTop(top: Obj, err: (m: string) => void, warn: (m: string) => void): Obj {
   const api = obj(top.api);
   const https = obj(api.https);
   const cors = isPlainObject(api.cors) ? api.cors : undefined;
@@ -144,6 +144,7 @@ function toLegacyTop(top: Obj, err: (m: string) => void): Obj {
     const on = bool(api[flag]);
     if (on === true && top[key] === undefined) err(`api.${flag}: is true, but Syncgate authenticates operators with ${key} (there is no Couchbase Server RBAC): add ${key}`);
     if (on !== false) set(key, top[key]);
+    else if (top[key] !== undefined) warn(`${key} is ignored: api.${flag} is false, so that port asks for no credentials`);
   }
   return out;
 }
@@ -159,7 +160,7 @@ export function buildBootstrapConfig(value: unknown, source: string, cwd = proce
   const persistent = buildPersistent(top, err, cwd);
   const legacyErrors: string[] = [];
   const ctx: BuildContext = { errors: legacyErrors, warnings: diag.warnings, source, dbSource: () => source, cwd };
-  const config = buildGatewayConfig(toLegacyTop(top, err), ctx);
+  const config = buildGatewayConfig(toLegacyTop(top, err, (m) => diag.warnings.push(m)), ctx);
   for (const e of legacyErrors) {
     const rest = e.startsWith(`${source}: `) ? e.slice(source.length + 2) : e;
     diag.errors.push(`${source}: ${RENAMED.reduce((m, [re, to]) => m.replace(re, to), rest)}`);

@@ -77,6 +77,17 @@ describe('3.x start-up file', () => {
     configError(() => parse({ bootstrap: { server: 'sqlite:d' }, api: { https: { tls_cert_path: 'c.pem' } } }), 'api.https.tls_key_path');
   });
 
+  it('admin and metrics authentication: operator accounts, required when asked for, dropped with a warning when turned off', () => {
+    const hash = '$2a$10$' + 'a'.repeat(53);
+    // Env expansion applies to the whole text: a bcrypt hash's `$` is written `$$` in a 3.x file.
+    const escaped = hash.replace(/\$/g, '$$$$');
+    assert.deepEqual(parse({ bootstrap: { server: 'sqlite:d' }, admin_users: { ops: { password_hash: escaped } } }).adminUsers, { ops: hash });
+    configError(() => parse({ bootstrap: { server: 'sqlite:d' }, api: { admin_interface_authentication: true } }), 'api.admin_interface_authentication', 'admin_users');
+    const off = parse({ bootstrap: { server: 'sqlite:d' }, api: { metrics_interface_authentication: false }, metrics_users: { m: { password_hash: escaped } } });
+    assert.equal(off.metricsUsers, undefined);
+    assert.ok(off.warnings.some((w) => w.includes('metrics_users is ignored')), off.warnings.join());
+  });
+
   it('parses Go durations', () => {
     assert.equal(parseGoDuration('10s'), 10_000);
     assert.equal(parseGoDuration('1m30s'), 90_000);
