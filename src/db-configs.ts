@@ -103,7 +103,9 @@ export class DbConfigs implements DbConfigService {
       } catch (err) {
         if (!(err instanceof SyncFunctionError)) throw err;
         const what = which === 'sync' ? 'sync function' : 'import filter';
-        problems.push(`${what} error: invalid javascript syntax: ${err.message.replace(/^databases\.[^:]*: /, '')}`);
+        // "databases.db.sync: the sync function does not compile (line 2): Unexpected token" → SG's wording.
+        const detail = err.message.replace(/^databases\.[^:]*: /, '').replace(/^the sync function does not compile ?/, '');
+        problems.push(`${what} error: invalid javascript syntax${detail.startsWith('(') ? ' ' : ': '}${detail}`);
       }
     }
     if (problems.length) throw new HttpError(400, problems.length === 1 ? problems[0] : `${problems.length} errors:\n${problems.join('\n')}`);

@@ -66,7 +66,7 @@ describe('database configs over REST (persistent mode, SQLite)', () => {
       [{ method: 'POST', json: { revs_limt: 300 } }, 400, /^JSON Unknown Field: json: unknown field "revs_limt"$/],
       [{ method: 'POST', json: { cache: { rev_cache: { sise: 1 } } } }, 400, /unknown field "sise" \(at cache\.rev_cache\.sise\)/],
       [{ method: 'POST', json: { server: 'sqlite:/tmp/x', password: 'p', users: { a: {} } } }, 400, /^3 errors:\nPersisted database config does not support customization of the "server" field\n.*"password".*\n.*"users" field$/],
-      [{ method: 'POST', json: { sync: 'function(doc) { channel(' } }, 400, /^sync function error: invalid javascript syntax: /],
+      [{ method: 'POST', json: { sync: 'function(doc) { channel(' } }, 400, /^sync function error: invalid javascript syntax \(line \d+\): /],
       [{ method: 'POST', json: { revs_limit: 5 } }, 400, /cannot be set lower than 20/],
       [{ method: 'POST', json: { revs_limit: 'many' } }, 400, /revs_limit: expected a non-negative integer, got a string/],
       [{ method: 'POST', body: '{"revs_limit": 300', headers: { 'content-type': 'application/json' } }, 400, /^Bad JSON: /],
