@@ -130,9 +130,9 @@ function looksLikeBootstrap(text: string, env: NodeJS.ProcessEnv): boolean {
     try {
       return isBootstrapConfig(parseConfigJson(expandEnv(text, env)));
     } catch {
-      // Not JSON even after expansion (or a variable is unset): look for a 3.x key by name, so the
-      // error that follows speaks of the right kind of file.
-      return BOOTSTRAP_ONLY_KEYS.some((k) => new RegExp(`"${k}"\\s*:`, 'i').test(text));
+      // Not JSON even after expansion (or a variable is unset): a `"bootstrap":` key says 3.x, so the
+      // error that follows speaks of the right kind of file (names such as "auth" may be nested in 2.x).
+      return /"bootstrap"\s*:/i.test(text);
     }
   }
 }
