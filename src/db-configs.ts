@@ -12,9 +12,9 @@ import { readFileSync } from 'node:fs';
 import type { DatabaseConfig, GatewayConfig } from './config/index.ts';
 import {
   checkDbConfig, configFunction, type ConfigFunction, defaultDbConfig, mergeDbConfig, parseDbConfigText, redactDbConfig,
-  runtimeDbConfig, withConfigFunction, withoutJavascript, REDACTED,
+  runtimeDbConfig, withConfigFunction, withoutJavascript,
 } from './config/db-config.ts';
-import { redactServerUrl } from './config/server.ts';
+import { runtimeLogging, startupConfigView } from './config/startup-view.ts';
 import { HttpError } from './errors.ts';
 import type { DbConfigReadOptions, DbConfigService, VersionedConfig } from './http/registry.ts';
 import { canonicalJson } from './json/index.ts';
@@ -319,65 +319,24 @@ export class DbConfigs implements DbConfigService {
   }
 
   async serverConfig(includeRuntime: boolean): Promise<Obj> {
-    const c = this.host.config;
-    const out: Obj = {
-      bootstrap: {},
-      api: {
-        public_interface: c.interface, admin_interface: c.adminInterface, metrics_interface: c.metricsInterface,
-        max_connections: c.maxIncomingConnections, compress_responses: c.compressResponses, pretty: c.pretty,
-        https: { tls_minimum_version: c.tlsMinimumVersion, ...(c.sslCert ? { tls_cert_path: c.sslCert, tls_key_path: c.sslKey } : {}) },
-        ...(c.cors ? { cors: { origin: c.cors.origin, login_origin: c.cors.loginOrigin, headers: c.cors.headers, max_age: c.cors.maxAge } } : {}),
-      },
-      logging: c.logging.raw,
-      auth: { bcrypt_cost: c.bcryptCost },
-    };
-    const p = c.persistent;
-    if (p) {
-      const raw = c.raw as Obj;
-      const b = { ...(raw.bootstrap as Obj) };
-      if (b.password) b.password = REDACTED;
-      if (typeof b.server === 'string') b.server = redactServerUrl(b.server);
-      out.bootstrap = { group_id: p.groupId, config_update_frequency: `${p.configUpdateFrequencyMs / 1000}s`, ...b };
-      for (const key of ['database_credentials', 'bucket_credentials']) {
-        const m = raw[key] as Record<string, Obj> | undefined;
-        if (m) out[key] = Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.password ? { ...v, password: REDACTED } : v]));
-      }
-      if (raw.unsupported) out.unsupported = raw.unsupported;
-    }
+    const out = startupConfigView(this.host.config);
     if (includeRuntime) {
-      out.logging = { ...(c.logging.raw as Obj), console: { ...((c.logging.raw as Obj).console as Obj | undefined), log_level: this.host.logger.level, log_keys: this.host.logger.getConsoleKeys() } };
+      const logging = out.logging as Obj;
+      out.logging = { ...logging, console: { ...(logging.console as Obj | undefined), log_level: this.host.logger.level, log_keys: this.host.logger.getConsoleKeys() } };
       const databases: Obj = {};
-      for (const name of this.loadedNames()) databases[name] = (await this.get(name, { includeRuntime: true, includeJavascript: true, refresh: false }).catch(() => undefined))?.config;
+      for (const name of this.host.names().sort()) {
+        databases[name] = (await this.get(name, { includeRuntime: true, includeJavascript: true, refresh: false }).catch(() => undefined))?.config;
+      }
       out.databases = databases;
     }
     return out;
   }
 
-  private loadedNames(): string[] {
-    return this.host.names().sort();
-  }
-
   async updateServerConfig(body: unknown): Promise<void> {
-    const unknown = (path: string, v: unknown, allowed: string[]): void => {
-      if (v === undefined) return;
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, `Unable to configure given options at runtime: ${path} must be an object`);
-      for (const k of Object.keys(v)) if (!allowed.includes(k)) throw new HttpError(400, `Unable to configure given options at runtime: json: unknown field ${JSON.stringify(k)}`);
-    };
-    unknown('config', body, ['logging']);
-    const logging = (body as Obj).logging as Obj | undefined;
-    const files = ['error', 'warn', 'info', 'debug', 'trace', 'stats'];
-    unknown('logging', logging, ['console', ...files]);
-    const consoleCfg = logging?.console as Obj | undefined;
-    unknown('logging.console', consoleCfg, ['log_level', 'log_keys']);
-    for (const f of files) unknown(`logging.${f}`, logging?.[f], ['enabled']);
-    const level = consoleCfg?.log_level;
-    const levels = ['none', 'error', 'warn', 'info', 'debug', 'trace'];
-    if (level !== undefined && (typeof level !== 'string' || !levels.includes(level))) throw new HttpError(400, `Unable to configure given options at runtime: unrecognized level: ${String(level)}`);
-    const keys = consoleCfg?.log_keys;
-    if (keys !== undefined && (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string'))) throw new HttpError(400, 'Unable to configure given options at runtime: logging.console.log_keys must be an array of strings');
-    if (level !== undefined) this.host.logger.setConsoleLevel(level as never);
+    const { level, keys } = runtimeLogging(body);
+    if (level !== undefined) this.host.logger.setConsoleLevel(level);
     if (keys !== undefined) {
-      const bad = this.host.logger.setConsoleKeys(Object.fromEntries((keys as string[]).map((k) => [k, true])), true);
+      const bad = this.host.logger.setConsoleKeys(Object.fromEntries(keys.map((k) => [k, true])), true);
       for (const k of bad) this.host.logger.warn(`HTTP: Invalid log key: ${k}`);
     }
   }
