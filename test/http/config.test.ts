@@ -154,7 +154,12 @@ describe('database configs over REST (persistent mode, SQLite)', () => {
     assert.equal(server.status, 200);
     assert.equal(server.body.bootstrap.group_id, 'default');
     assert.ok(server.body.databases.db);
-    assert.equal((await req(`${gw.adminUrl}/_config`, { method: 'PUT', json: { logging: { console: { log_level: 'info' } } } })).status, 200);
+    const put = await req(`${gw.adminUrl}/_config`, { method: 'PUT', json: { logging: { console: { log_level: 'debug', log_keys: ['CRUD'] }, info: { enabled: true } } } });
+    assert.equal(put.status, 200, put.text);
+    const now = (await req(`${gw.adminUrl}/_config?include_runtime=true`)).body.logging.console;
+    assert.equal(now.log_level, 'debug');
+    assert.ok(now.log_keys.includes('CRUD'));
+    assert.equal((await req(`${gw.adminUrl}/_config`, { method: 'PUT', json: { logging: { console: { log_level: 'loud' } } } })).status, 400);
     const bad = await req(`${gw.adminUrl}/_config`, { method: 'PUT', json: { api: { pretty: true } } });
     assert.equal(bad.status, 400);
     assert.match(bad.body.reason, /^Unable to configure given options at runtime/);
