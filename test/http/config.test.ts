@@ -271,6 +271,25 @@ describe('two gateways of one group on one SQLite directory (polling, no notific
     assert.equal((await req(`${a.adminUrl}/polled/`, { method: 'DELETE' })).status, 200);
     await eventually('B unloads it', async () => (await req(`${b.adminUrl}/polled/`)).status === 404);
   });
+
+  test('GET /{db}/_config?refresh_config=true applies the stored config at once', async () => {
+    const slow = await startGateway({ bootstrap: { ...bootstrap, bootstrap: { ...bootstrap.bootstrap, config_update_frequency: '1h' } } });
+    try {
+      assert.equal((await req(`${a.adminUrl}/fresh/`, { method: 'PUT', json: OPEN })).status, 201);
+      assert.equal((await req(`${slow.adminUrl}/fresh/`)).status, 404, 'not polled yet');
+      await slow.gateway.configs.sync(false); // as its next poll would
+      const before = slow.gateway.get('fresh');
+      assert.ok(before);
+      assert.equal((await req(`${a.adminUrl}/fresh/_config`, { method: 'POST', json: { revs_limit: 222 } })).status, 201);
+      assert.equal(slow.gateway.get('fresh'), before, 'an hour to its next poll');
+      const r = await req(`${slow.adminUrl}/fresh/_config?refresh_config=true`);
+      assert.equal(r.body.revs_limit, 222);
+      assert.notEqual(slow.gateway.get('fresh'), before, 'reloaded');
+      assert.equal(slow.gateway.running('fresh')?.revsLimit, 222);
+    } finally {
+      await slow.stop();
+    }
+  });
 });
 
 describe('database configs over REST with a 2.x file (non-persistent mode)', () => {
