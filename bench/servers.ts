@@ -73,6 +73,19 @@ export async function startSyncgate(dbConfig: Record<string, unknown> = {}, opts
   };
 }
 
+/**
+ * Syncgate in persistent mode (a 3.x start-up file, `bootstrap.server` a SQLite directory in a fresh
+ * temp folder): no database until one is made with `PUT /{db}/` on the admin port.
+ */
+export async function startSyncgatePersistent(top: Record<string, unknown> = {}): Promise<BenchServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'syncgate-bench-'));
+  const { child, ports } = await startChild('./syncgate-child.ts', [JSON.stringify({ ...top, bootstrap: { server: `sqlite:${dir}` } })], 'syncgate');
+  return {
+    name: 'syncgate', url: `http://127.0.0.1:${ports.public}/db`, adminUrl: `http://127.0.0.1:${ports.admin}/db`, metricsUrl: `http://127.0.0.1:${ports.metrics}`,
+    pid: child.pid!, dir, stop: stopper(child, dir),
+  };
+}
+
 /** The peer: pouchdb-server's express-pouchdb + PouchDB on LevelDB, with database `db` created. */
 export async function startPeer(): Promise<BenchServer> {
   const dir = mkdtempSync(join(tmpdir(), 'peer-bench-'));

@@ -14,7 +14,9 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 const HELP = `Usage: syncgate [options] [config.json ...]
 
 Runs a Sync Gateway compatible sync server. With no config file it serves the database "db"
-from ./data/db.sqlite3 (public API on :4984, admin API on 127.0.0.1:4985).
+from ./data/db.sqlite3 (public API on :4984, admin API on 127.0.0.1:4985). The config file is a
+Sync Gateway 2.x file (with "databases"), or a 3.x start-up file (with "bootstrap": databases are
+then created over the admin API and kept at bootstrap.server).
 
 Options:
   -interface ADDR        public API listen address (default :4984)

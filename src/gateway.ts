@@ -4,8 +4,12 @@
  */
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type DatabaseConfig, type GatewayConfig, parseConfigText } from './config/index.ts';
-import { Database } from './db/database.ts';
+import type { DatabaseConfig, GatewayConfig, PersistentConfig } from './config/index.ts';
+import { DbConfigs } from './db-configs.ts';
+import type { ConfigStore } from './storage/config-store.ts';
+import { SqliteConfigStore } from './storage/sqlite/config-store.ts';
+import { openPostgresConfigStore } from './storage/postgres/config-store.ts';
+import { Database, principalKey } from './db/database.ts';
 import { HttpError } from './errors.ts';
 import type { HttpSettings, RequestContext } from './http/context.ts';
 import type { DatabaseRegistry } from './http/registry.ts';
@@ -65,6 +69,63 @@ async function openPostgres(config: DatabaseConfig, spec: PostgresSpec, logger?:
   return store;
 }
 
+/** How long a store replaced by a reload stays open for the requests that were using it. */
+const STORE_CLOSE_GRACE_MS = 30_000;
+
+/**
+ * The store as one database uses it. A request that began on a database replaced meanwhile by a
+ * reload still commits through it, and that database's notifier is closed: its commits would not
+ * wake the feeds clients have opened on the successor since. So a commit made once the database is
+ * no longer the current one also notifies the current one (same shared store, same channels).
+ */
+function handOverCommits(store: Store, self: () => Database | undefined, current: () => { db?: Database; store?: Store }): Store {
+  const commit: Store['commit'] = async (writes) => {
+    const results = await store.commit(writes);
+    const { db: now, store: nowStore } = current();
+    if (now && now !== self() && nowStore === store) {
+      const keys = new Set<string>();
+      results.forEach((r, i) => {
+        if (!r.ok) return;
+        for (const ch of writes[i].channels) keys.add(ch);
+        for (const ch of writes[i].previousChannels) keys.add(ch);
+        for (const g of r.grantees ?? []) keys.add(principalKey(g));
+      });
+      if (keys.size) now.notifier.notify(keys);
+    }
+    return results;
+  };
+  // Methods are bound once (the read paths call them per request).
+  const bound = new Map<PropertyKey, unknown>([['commit', commit]]);
+  return new Proxy(store, {
+    get(target, prop) {
+      const b = bound.get(prop);
+      if (b !== undefined) return b;
+      const v = Reflect.get(target, prop, target);
+      if (typeof v !== 'function') return v;
+      const fn = v.bind(target);
+      bound.set(prop, fn);
+      return fn;
+    },
+  });
+}
+
+/** Same backend, same place, same credentials: a reload can keep the open store. */
+function sameStorage(a: DatabaseConfig, b: DatabaseConfig): boolean {
+  const key = (c: DatabaseConfig) => JSON.stringify([c.storage, c.bucket, c.username, c.password, c.certpath, c.keypath, c.cacertpath, c.poolSize]);
+  return key(a) === key(b);
+}
+
+/** The ConfigStore at `bootstrap.server`: the SQLite directory's config file, or a table in PostgreSQL. */
+export async function openConfigStore(p: PersistentConfig, logger?: Logger): Promise<ConfigStore> {
+  if (p.storage.kind === 'sqlite') return new SqliteConfigStore(p.storage.dir);
+  const c = p.credentials;
+  const store = await openPostgresConfigStore({
+    spec: p.storage, username: c.username, password: c.password, certpath: c.certpath, keypath: c.keypath, cacertpath: c.cacertpath,
+  }, logger);
+  logger?.always(`Config: database configs of group "${p.groupId}" in PostgreSQL ${redactServerUrl(p.server)}`);
+  return store;
+}
+
 /**
  * Seconds to receive a whole request when `ServerReadTimeout` is not set: bounds a client that
  * trickles its body, yet leaves a 32 MB upload about 2 Mbit/s. Responses are never cut by it.
@@ -81,6 +142,13 @@ export class Gateway implements DatabaseRegistry {
   private expiryTimer?: NodeJS.Timeout;
   private readonly databases = new Map<string, Database>();
   private readonly auths = new Map<string, DbAuth>();
+  private readonly runningConfigs = new Map<string, DatabaseConfig>();
+  /** Each database's store as opened (a reload with the same storage hands it to the new database). */
+  private readonly rawStores = new Map<string, Store>();
+  /** Stores of replaced databases, closed after a grace period. */
+  private readonly closing = new Map<Store, NodeJS.Timeout>();
+  /** Database configs over REST (persistent mode: the ConfigStore at `bootstrap.server`). */
+  readonly configs: DbConfigs;
   private servers: http.Server[] = [];
   /** Login lockout for every database and operator port of this gateway (SECURITY.md). */
   readonly lockout: LoginLockout;
@@ -103,50 +171,80 @@ export class Gateway implements DatabaseRegistry {
       perAddress: { requests: l.requestsPerAddress, windowMs: window }, perUser: { requests: l.requestsPerUser, windowMs: window },
       maxFeedsPerUser: l.maxChangesFeedsPerUser, trustedProxies: l.trustedProxies,
     });
+    const persistent = config.persistent;
+    this.configs = new DbConfigs(this, persistent ? () => openConfigStore(persistent, this.logger) : undefined);
   }
 
   get(name: string): Database | undefined { return this.databases.get(name); }
   authFor(name: string): DbAuth | undefined { return this.auths.get(name); }
   names(): string[] { return [...this.databases.keys()]; }
+  has(name: string): boolean { return this.databases.has(name); }
+  running(name: string): DatabaseConfig | undefined { return this.runningConfigs.get(name); }
 
-  /** Opens a database and applies its configured users and roles (re-applied at every start, as Sync Gateway does). */
-  private async openDatabase(config: DatabaseConfig): Promise<Database> {
-    // Compiled before the store opens: a sync function that does not compile stops start-up.
+  /**
+   * Builds a database from its config and swaps it in for the running one, if any (spec §1.8): the
+   * new one starts `Starting` (requests get 503 "DB is Starting"), the old one's live feeds and BLIP
+   * connections end (clients reconnect, to the new one), the configured users and roles are applied,
+   * then it goes `Online` (or `Offline` if its config says so). The store is kept across a reload
+   * when the storage is the same, so in-flight requests of the old database still complete.
+   */
+  async apply(config: DatabaseConfig): Promise<void> {
+    // Compiled before anything changes: a sync function that does not compile changes nothing.
     const sync = config.sync !== undefined ? new SyncFunction(config.sync, config.name) : undefined;
+    const old = this.databases.get(config.name);
+    const oldConfig = this.runningConfigs.get(config.name);
+    const oldStore = this.rawStores.get(config.name);
+    const sameStore = old && oldConfig && oldStore && sameStorage(oldConfig, config);
+    const raw = sameStore ? oldStore : await openStore(config, this.logger);
+    let db: Database | undefined;
+    const store = handOverCommits(raw, () => db, () => ({ db: this.databases.get(config.name), store: this.rawStores.get(config.name) }));
     this.metrics.addDatabase(config.name);
     const stats = this.metrics.forDatabase(config.name);
-    const db = new Database({
-      name: config.name, store: await openStore(config, this.logger), revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync, stats,
+    db = new Database({
+      name: config.name, store, revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync, stats,
       maxAttachmentSize: this.config.limits.maxAttachmentBytes, maxDocumentBytes: this.config.limits.maxDocumentBytes,
-      maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc,
+      maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc, initialState: 'Starting',
     });
-    const auth = createDbAuth(db.store, config, {
+    const auth = createDbAuth(store, config, {
       bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind),
       lockout: this.lockout,
     });
-    await auth.principals.applyConfig(config.users, config.roles);
     this.databases.set(config.name, db);
     this.auths.set(config.name, auth);
-    this.logger.info(`CRUD: Opened database "${config.name}" on ${config.storage.kind === 'sqlite' ? 'sqlite:' + config.storage.path : config.storage.kind === 'postgres' ? redactServerUrl(config.server) : 'in-memory storage'}`);
-    return db;
-  }
-
-  async create(name: string, body: Record<string, unknown>): Promise<void> {
-    let parsed: GatewayConfig;
-    try {
-      parsed = parseConfigText(JSON.stringify({ databases: { [name]: body } }), `PUT /${name}/`);
-    } catch (err) {
-      throw new HttpError(400, (err as Error).message);
+    this.runningConfigs.set(config.name, config);
+    this.rawStores.set(config.name, raw);
+    if (old) {
+      old.stopFeeds();
+      if (!sameStore && oldStore) this.closeLater(oldStore);
     }
-    for (const w of parsed.warnings) this.logger.warn(`Config: ${w}`);
-    await this.openDatabase(parsed.databases[name]);
+    try {
+      await auth.principals.applyConfig(config.users, config.roles);
+    } catch (err) {
+      // A first open fails as a whole (start-up stops, a create is refused); a reload keeps the new
+      // database: its users and roles are those already stored.
+      if (!old) {
+        if (this.databases.get(config.name) === db) await this.unload(config.name);
+        throw err;
+      }
+      this.logger.warn(`Config: database "${config.name}": cannot apply its users and roles: ${(err as Error).message}`);
+    }
+    if (this.databases.get(config.name) === db) db.setState(config.offline ? 'Offline' : 'Online');
+    this.logger.info(`CRUD: ${old ? 'Reloaded' : 'Opened'} database "${config.name}" on ${config.storage.kind === 'sqlite' ? 'sqlite:' + config.storage.path : config.storage.kind === 'postgres' ? redactServerUrl(config.server) : 'in-memory storage'}${config.offline ? ' (offline)' : ''}`);
   }
 
-  async remove(name: string): Promise<boolean> {
+  /** A replaced store is closed once the requests already using it have had time to finish. */
+  private closeLater(store: Store): void {
+    const close = () => { this.closing.delete(store); store.close().catch(() => {}); };
+    this.closing.set(store, setTimeout(close, STORE_CLOSE_GRACE_MS).unref());
+  }
+
+  async unload(name: string): Promise<boolean> {
     const db = this.databases.get(name);
     if (!db) return false;
     this.databases.delete(name);
     this.auths.delete(name);
+    this.runningConfigs.delete(name);
+    this.rawStores.delete(name);
     this.metrics.removeDatabase(name);
     await db.close();
     return true;
@@ -163,7 +261,8 @@ export class Gateway implements DatabaseRegistry {
       this.logger.info(`HTTP: TLS with certificate "${loaded.subject}" valid until ${loaded.validTo.toISOString()}, minimum ${loaded.settings.minVersion}`);
       tls = loaded.settings;
     }
-    for (const dbc of Object.values(this.config.databases)) await this.openDatabase(dbc);
+    for (const dbc of Object.values(this.config.databases)) await this.apply(dbc);
+    await this.configs.start();
     const settings: HttpSettings = {
       maxBodyBytes: this.options.maxBodyBytes ?? this.config.limits.maxBodyBytes,
       maxBulkDocs: this.config.limits.maxBulkDocs,
@@ -218,6 +317,7 @@ export class Gateway implements DatabaseRegistry {
   /** Stops accepting connections, ends live feeds, then closes the databases. */
   async stop(): Promise<void> {
     clearInterval(this.expiryTimer);
+    await this.configs.stop();
     const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const db of this.databases.values()) db.stopFeeds();
     for (const s of this.servers) s.closeIdleConnections?.();
@@ -225,7 +325,11 @@ export class Gateway implements DatabaseRegistry {
     await Promise.all(closing);
     clearTimeout(timer);
     for (const db of this.databases.values()) await db.close();
+    for (const [store, timer] of this.closing) { clearTimeout(timer); await store.close().catch(() => {}); }
+    this.closing.clear();
     this.databases.clear();
+    this.runningConfigs.clear();
+    this.rawStores.clear();
     this.auths.clear();
     this.servers = [];
     if (this.ownsLogger) await this.logger.close();

@@ -125,7 +125,7 @@ function buildPrincipals(db: Obj, path: string, allowEmptyPassword: boolean, err
   return { users, roles };
 }
 
-function buildDatabase(name: string, db: Obj, ctx: BuildContext): DatabaseConfig | undefined {
+export function buildDatabase(name: string, db: Obj, ctx: BuildContext): DatabaseConfig | undefined {
   const path = `databases.${name}`;
   const source = ctx.dbSource(name);
   const before = ctx.errors.length;

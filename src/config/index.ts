@@ -4,6 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { buildGatewayConfig, type BuildContext } from './build.ts';
+import { buildBootstrapConfig } from './bootstrap.ts';
+import { EnvExpansionError, expandEnv } from './env.ts';
+import { BOOTSTRAP_ONLY_KEYS } from './schema3.ts';
 import { type Diagnostics, isPlainObject, normalizeValue } from './normalize.ts';
 import { CONFIG_SHAPE } from './schema.ts';
 import { ConfigSyntaxError, lineAndColumn, parseConfigJson, setOwn } from './text.ts';
@@ -15,6 +18,9 @@ export type {
 } from './types.ts';
 export { SERVER_SCHEMES, acceptedServerSchemes, parseServer, type ServerScheme } from './server.ts';
 export { convertBackQuotedStrings } from './text.ts';
+export type { PersistentConfig, StorageCredentials } from './types.ts';
+export { parseGoDuration } from './bootstrap.ts';
+export { EnvExpansionError, expandEnv } from './env.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -87,8 +93,54 @@ function build(parts: ConfigPart[], diag: Diagnostics): GatewayConfig {
   return config;
 }
 
+/**
+ * True when a parsed file is a 3.x start-up file: it has a key only those have (`bootstrap`, `api`,
+ * ...). A 2.x file never does, so both kinds are told apart by their keys alone.
+ */
+export function isBootstrapConfig(value: unknown): boolean {
+  if (!isPlainObject(value)) return false;
+  const lower = new Set(Object.keys(value).map((k) => k.toLowerCase()));
+  return BOOTSTRAP_ONLY_KEYS.some((k) => lower.has(k));
+}
+
+/** A 3.x start-up file: env expansion on the text (it may build any JSON), then the 3.x schema. */
+function parseBootstrapText(text: string, source: string, env: NodeJS.ProcessEnv): GatewayConfig {
+  let expanded: string;
+  try {
+    expanded = expandEnv(text, env);
+  } catch (err) {
+    if (!(err instanceof EnvExpansionError)) throw err;
+    throw new ConfigError(`${source}: ${err.problems.join('; ')}`, err.problems.map((p) => `${source}: ${p}`));
+  }
+  const value = parseText(expanded, source);
+  const legacy = Object.keys(value as object).filter((k) => !isBootstrapKey(k));
+  if (legacy.some((k) => k.toLowerCase() === 'databases')) {
+    throw new ConfigError(`${source}: a 3.x start-up file (with ${Object.keys(value as object).filter(isBootstrapKey).join(', ')}) cannot hold "databases": create databases with PUT /{db}/ on the admin port, or use a 2.x file`);
+  }
+  return buildBootstrapConfig(value, source);
+}
+
+const isBootstrapKey = (k: string) => BOOTSTRAP_ONLY_KEYS.includes(k.toLowerCase());
+
+/** The file's kind by its keys, looking past `$VAR`s that make the raw text invalid JSON. */
+function looksLikeBootstrap(text: string, env: NodeJS.ProcessEnv): boolean {
+  try {
+    return isBootstrapConfig(parseConfigJson(text));
+  } catch {
+    try {
+      return isBootstrapConfig(parseConfigJson(expandEnv(text, env)));
+    } catch {
+      // Not JSON even after expansion (or a variable is unset): a `"bootstrap":` key says 3.x, so the
+      // error that follows speaks of the right kind of file (names such as "auth" may be nested in 2.x).
+      return /"bootstrap"\s*:/i.test(text);
+    }
+  }
+}
+
 /** Parses and validates one config document already in memory (`source` names it in messages). */
-export function parseConfigText(text: string, source: string): GatewayConfig {
+export function parseConfigText(text: string, source: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (looksLikeBootstrap(text, env)) return parseBootstrapText(text, source, env);
   const diag: Diagnostics = { errors: [], warnings: [] };
   return build([checkPart(parseText(text, source), source, diag)], diag);
 }
@@ -112,6 +164,11 @@ export function loadConfigFiles(paths: string[]): GatewayConfig {
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw new ConfigError(`Error reading config file ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.code ?? e.message}`);
+    }
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    if (looksLikeBootstrap(text, process.env)) {
+      if (paths.length > 1) throw new ConfigError(`${path}: a 3.x start-up file must be the only config file (got ${paths.length})`);
+      return parseBootstrapText(text, path, process.env);
     }
     parts.push(checkPart(parseText(text, path), path, diag));
   }

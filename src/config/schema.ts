@@ -40,6 +40,8 @@ const oneOf = (...options: Shape[]): Shape => ({ type: 'oneOf', options });
 const enumOf = (...values: string[]): Shape => ({ type: 'enum', values });
 const built = (shape: Shape, extra: Partial<Field> = {}): Field => ({ shape, built: true, ...extra });
 const later = (shape: Shape, extra: Partial<Field> = {}): Field => ({ shape, built: false, ...extra });
+/** The shape builders, for the 3.x schemas (schema3.ts). */
+export const shapes = { string, boolean, integer, uint, number, any, strings, object, mapOf, arrayOf, oneOf, enumOf, built, later };
 
 export const LOG_LEVELS = ['none', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export const TLS_VERSIONS = ['tlsv1', 'tlsv1.1', 'tlsv1.2', 'tlsv1.3'] as const;

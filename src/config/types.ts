@@ -1,5 +1,5 @@
 /** The loaded, validated configuration that the rest of Syncgate reads. */
-import type { StorageSpec } from './server.ts';
+import type { PostgresSpec, StorageSpec } from './server.ts';
 
 export type { StorageSpec };
 
@@ -99,7 +99,38 @@ export interface LimitsConfig {
   trustedProxies: string[];
 }
 
+/** Credentials for the shared storage (`bootstrap`, or `database_credentials` / `bucket_credentials`). */
+export interface StorageCredentials {
+  username?: string;
+  password?: string;
+  cacertpath?: string;
+  certpath?: string;
+  keypath?: string;
+}
+
+/**
+ * Sync Gateway 3.x persistent mode (a start-up file with `bootstrap`): database configs are made
+ * over REST, kept with versions in the ConfigStore at `bootstrap.server`, and shared by every node
+ * of the same `group_id` there.
+ */
+export interface PersistentConfig {
+  /** `bootstrap.server` as given (it may hold a password: log it through redactServerUrl). */
+  server: string;
+  /** `sqlite:<dir>`: configs and each database's file in this directory; or a PostgreSQL server. */
+  storage: { kind: 'sqlite'; dir: string } | PostgresSpec;
+  credentials: StorageCredentials;
+  databaseCredentials: Record<string, StorageCredentials>;
+  bucketCredentials: Record<string, StorageCredentials>;
+  groupId: string;
+  /** How often every node re-reads the configs of its group (`config_update_frequency`). */
+  configUpdateFrequencyMs: number;
+  /** `unsupported.allow_dbconfig_env_vars`: `$VAR` expansion in database configs sent over REST. */
+  allowDbConfigEnvVars: boolean;
+}
+
 export interface GatewayConfig {
+  /** Set when started from a 3.x start-up file: databases come from the ConfigStore, not from here. */
+  persistent?: PersistentConfig;
   interface: string;
   adminInterface: string;
   metricsInterface: string;

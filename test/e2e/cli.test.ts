@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +36,37 @@ describe('the syncgate CLI', () => {
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /databases\.db\.revs_limt/);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  });
+
+  test('a 3.x start-up file: a bad key or an unset variable is one line; env values are used', async () => {
+    const cfg = join(dir, 'sg3.json');
+    const run = (env: NodeJS.ProcessEnv = {}) => spawnSync(process.execPath, [BIN, cfg], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, ...env } });
+    writeFileSync(cfg, JSON.stringify({ bootstrap: { server: `sqlite:${join(dir, 'sg3')}`, grop_id: 'x' } }));
+    let r = run();
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /unknown key "grop_id" at bootstrap\.grop_id/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    writeFileSync(cfg, '{"bootstrap": {"server": "$SG_TEST_DATA_DIR"}, "api": {"public_interface": "127.0.0.1:${SG_TEST_PORT}"}}');
+    r = run({ SG_TEST_DATA_DIR: '', SG_TEST_PORT: '' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /undefined environment variable '\$\{SG_TEST_DATA_DIR\}'/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    const [pub, adm, met] = [await freePort(), await freePort(), await freePort()];
+    writeFileSync(cfg, JSON.stringify({
+      bootstrap: { server: '$SG_TEST_DATA_DIR' },
+      api: { public_interface: '127.0.0.1:${SG_TEST_PORT}', admin_interface: `127.0.0.1:${adm}`, metrics_interface: `127.0.0.1:${met}` },
+    }));
+    const child = spawn(process.execPath, [BIN, cfg], { env: { ...process.env, SG_TEST_DATA_DIR: `sqlite:${join(dir, 'sg3')}`, SG_TEST_PORT: String(pub) }, stdio: 'ignore' });
+    try {
+      for (let i = 0; ; i++) {
+        try { if ((await fetch(`http://127.0.0.1:${pub}/`)).status === 200) break; } catch { /* not yet */ }
+        if (i > 300) throw new Error('did not start');
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      assert.equal((await req(`http://127.0.0.1:${adm}/envdb/`, { method: 'PUT', json: {} })).status, 201);
+    } finally {
+      await stopCli(child);
+    }
   });
 
   test('a sync function that does not compile stops start-up naming the database and the line', () => {

@@ -29,6 +29,11 @@ export interface StartOptions {
    * GUEST disabled.
    */
   openGuest?: boolean;
+  /**
+   * A 3.x start-up file instead of a 2.x one (persistent mode). `bootstrap.server` defaults to a
+   * SQLite directory in the test's temp folder; `databases` is then ignored.
+   */
+  bootstrap?: Record<string, unknown>;
 }
 
 const OPEN_GUEST = { GUEST: { disabled: false, admin_channels: ['*'] } };
@@ -39,7 +44,9 @@ export async function startGateway(opts: StartOptions = {}): Promise<TestGateway
   for (const [name, db] of Object.entries(opts.databases ?? { db: { server: 'memory:' } })) {
     databases[name] = opts.openGuest !== false && db.users === undefined ? { ...db, users: OPEN_GUEST } : db;
   }
-  const config = parseConfigText(JSON.stringify({ ...opts.config, databases }), 'test config');
+  const config = opts.bootstrap
+    ? parseConfigText(JSON.stringify({ ...opts.bootstrap, bootstrap: { server: `sqlite:${join(dir, 'data')}`, ...(opts.bootstrap.bootstrap as object) } }), 'test bootstrap config')
+    : parseConfigText(JSON.stringify({ ...opts.config, databases }), 'test config');
   const logs: string[] = [];
   const gateway = new Gateway(config, {
     logger: new Logger({ level: 'debug', write: (l) => logs.push(l) }),

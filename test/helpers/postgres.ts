@@ -305,17 +305,36 @@ export function runCliToExit(configPath: string, timeoutMs = 30_000): Promise<{ 
  * again on new ports.
  */
 export async function startNode(dir: string, databases: Record<string, unknown>): Promise<Node> {
+  return startNodeWith(() => nodeConfig(dir, databases));
+}
+
+/** A 3.x start-up file for one node: ephemeral ports plus these sections (`bootstrap`, ...). */
+export async function bootstrapNodeConfig(dir: string, sections: Record<string, unknown>): Promise<{ path: string; publicPort: number; adminPort: number }> {
+  const [publicPort, adminPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+  const path = join(dir, `node-${publicPort}.json`);
+  writeFileSync(path, JSON.stringify({
+    logging: { console: { log_level: 'info', log_keys: ['*'] } }, ...sections,
+    api: { public_interface: `127.0.0.1:${publicPort}`, admin_interface: `127.0.0.1:${adminPort}`, metrics_interface: `127.0.0.1:${metricsPort}`, ...(sections.api as object) },
+  }));
+  return { path, publicPort, adminPort };
+}
+
+/** Starts a node from a 3.x start-up file (persistent mode): its databases come from `bootstrap.server`. */
+export async function startBootstrapNode(dir: string, sections: Record<string, unknown>): Promise<Node> {
+  return startNodeWith(() => bootstrapNodeConfig(dir, sections));
+}
+
+async function startNodeWith(makeConfig: () => Promise<{ path: string; publicPort: number; adminPort: number }>): Promise<Node> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startNodeOnce(dir, databases);
+      return await startNodeOnce(await makeConfig());
     } catch (err) {
       if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
     }
   }
 }
 
-async function startNodeOnce(dir: string, databases: Record<string, unknown>): Promise<Node> {
-  const cfg = await nodeConfig(dir, databases);
+async function startNodeOnce(cfg: { path: string; publicPort: number; adminPort: number }): Promise<Node> {
   const child = spawn(process.execPath, [BIN, cfg.path], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => { out += d; });

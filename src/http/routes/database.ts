@@ -4,6 +4,7 @@ import type { RequestContext } from '../context.ts';
 import type { DatabaseRegistry } from '../registry.ts';
 import type { Route } from '../router.ts';
 import { isJsonObject } from '../../json/index.ts';
+import { dbConfigText } from './config.ts';
 
 export const VERSION = '2.8.3';
 const DB_NAME = /^[a-z][-a-z0-9_$()+/]*$/;
@@ -45,16 +46,15 @@ export function databaseRoutes(registry: DatabaseRegistry): Route[] {
       throw new HttpError(403, 'Creating a DB over the public API is unsupported');
     }
     if (!DB_NAME.test(name)) throw new HttpError(400, `Illegal database name: ${name}`);
-    if (registry.get(name)) throw new HttpError(412, 'Duplicate database name');
-    const config = (await ctx.optionalJsonObject()) ?? {};
-    await registry.create(name, config);
+    if (registry.get(name)) throw new HttpError(412, `Duplicate database name ${JSON.stringify(name)}`);
+    await registry.configs.create(name, await dbConfigText(ctx));
     // Sync Gateway answers 201 with an empty body; CouchDB (and PouchDB's http adapter, which
     // parses it) expects `{"ok":true}`. The JSON body costs Sync Gateway clients nothing.
     await ctx.sendJson(201, '{"ok":true}');
   };
 
   const deleteDb = async (ctx: RequestContext) => {
-    if (!(await registry.remove(ctx.params.db))) throw new HttpError(404, `no such database "${ctx.params.db}"`);
+    if (!(await registry.configs.remove(ctx.params.db))) throw new HttpError(404, `no such database "${ctx.params.db}"`);
     await ctx.sendJson(200, '{}');
   };
 
