@@ -20,6 +20,14 @@ import { SharedReads } from './shared-reads.ts';
 import { type DocView, toRevisions } from './render.ts';
 import type { DbState } from './state.ts';
 
+/** The background jobs a database runs (see src/db/jobs/); the database only holds them. */
+export interface DatabaseJobs {
+  /** Whether tombstone compaction is running (`compact_running` in `GET /{db}/`). */
+  readonly compactRunning: boolean;
+  /** Stops timers and running jobs (they keep their checkpoints). */
+  close(): Promise<void>;
+}
+
 /** What the database reports as it works (the metrics module implements it; db does not import it). */
 export interface DatabaseStats {
   docsWritten(n: number): void;
@@ -127,8 +135,16 @@ export class Database {
   private closed = false;
   private runState: DbState;
   private readonly unwatch?: () => void;
-  /** Aborted when the database stops: long-lived sessions (BLIP connections) end on it. */
-  private readonly stopping = new AbortController();
+  /**
+   * Aborted when live feeds must end: the database goes offline (then replaced, so feeds opened
+   * after `_online` run again) or stops for good. Long-lived sessions (BLIP connections) end on it.
+   */
+  private feedsEnd = new AbortController();
+  /** Requests and writes under way: going offline waits for them (Sync Gateway's db write lock). */
+  private inFlight = 0;
+  private drained: (() => void)[] = [];
+  /** Background jobs (resync, compaction), set by the composition root or the jobs module. */
+  jobs?: DatabaseJobs;
 
   constructor(opts: DatabaseOptions) {
     this.name = opts.name;
@@ -156,7 +172,36 @@ export class Database {
     return `${await this.store.lastSeq()}:${this.notifier.version}`;
   }
 
-  get stopSignal(): AbortSignal { return this.stopping.signal; }
+  get stopSignal(): AbortSignal { return this.feedsEnd.signal; }
+
+  /**
+   * Runs `fn` as work the offline transition must wait for (a request, a write). Work that starts
+   * once the database is not online still runs: the HTTP gate refuses new requests before this.
+   */
+  async track<T>(fn: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.inFlight === 0) for (const d of this.drained.splice(0)) d();
+    }
+  }
+
+  /** Resolves once no tracked work is under way. */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drained.push(resolve));
+  }
+
+  /**
+   * Ends every live feed and replication connection (REST longpoll, continuous and websocket
+   * feeds, BLIP) without closing the database: feeds opened later follow a fresh signal.
+   */
+  endFeeds(): void {
+    const ending = this.feedsEnd;
+    if (!this.closed) this.feedsEnd = new AbortController();
+    ending.abort();
+  }
 
   // ---- writes ---------------------------------------------------------------------------------
 
@@ -171,6 +216,10 @@ export class Database {
    * HttpError in its slot); rows that lost a race with a concurrent writer are retried alone.
    */
   async bulkWrite(reqs: WriteRequest[]): Promise<(WriteResult | HttpError)[]> {
+    return this.track(() => this.bulkWriteNow(reqs));
+  }
+
+  private async bulkWriteNow(reqs: WriteRequest[]): Promise<(WriteResult | HttpError)[]> {
     const results: (WriteResult | HttpError)[] = new Array(reqs.length);
     let pending = reqs.map((_, i) => i);
     for (let attempt = 0; pending.length > 0; attempt++) {
@@ -576,11 +625,12 @@ export class Database {
     this.closed = true;
     this.unwatch?.();
     this.notifier.close();
-    this.stopping.abort();
+    this.feedsEnd.abort();
   }
 
   async close(): Promise<void> {
     this.stopFeeds();
+    await this.jobs?.close();
     await this.store.close();
   }
 }

@@ -21,6 +21,7 @@ import { attachmentRoutes } from './routes/attachments.ts';
 import { bulkRoutes } from './routes/bulk.ts';
 import { changesRoutes, websocketFeed } from './routes/changes.ts';
 import { databaseRoutes } from './routes/database.ts';
+import { dbAdminRoutes } from './routes/db-admin.ts';
 import { docRoutes } from './routes/docs.ts';
 import { localRoutes } from './routes/local.ts';
 import { authRoutes as sessionRoutes } from './routes/session.ts';
@@ -75,6 +76,7 @@ export function allRoutes(registry: DatabaseRegistry): Route[] {
   // Order matters only among patterns that can match the same path: literals before {doc}.
   return [
     ...databaseRoutes(registry),
+    ...dbAdminRoutes(),
     ...changesRoutes(),
     ...bulkRoutes(),
     ...localRoutes(),
@@ -152,7 +154,9 @@ export function createListener(opts: ListenerOptions): http.Server {
       }
       checkLoginOrigin(ctx, opts.cors, match.route);
       logRequest();
-      await match.route.handler(ctx);
+      // Work on an online database is tracked: `_offline` waits for it to finish (live feeds end first).
+      if (ctx.db && !match.route.offlineCapable) await ctx.db.track(() => match.route.handler(ctx));
+      else await match.route.handler(ctx);
     } catch (err) {
       ctx.sendError(err, opts.logger);
     }

@@ -20,10 +20,11 @@ async function root(ctx: RequestContext): Promise<void> {
 
 async function dbInfo(ctx: RequestContext): Promise<void> {
   const db = ctx.database;
-  const seq = await db.store.lastSeq();
+  // Sync Gateway leaves the sequences out while the database is offline.
+  const seq = db.state === 'Offline' ? undefined : await db.store.lastSeq();
   await ctx.sendJson(200, JSON.stringify({
     db_name: db.name, update_seq: seq, committed_update_seq: seq, instance_start_time: db.startTime,
-    compact_running: false, purge_seq: 0, disk_format_version: 0, state: db.state,
+    compact_running: db.jobs?.compactRunning ?? false, purge_seq: 0, disk_format_version: 0, state: db.state,
     server_uuid: await db.store.uuid(),
   }));
 }
