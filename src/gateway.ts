@@ -6,6 +6,7 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type DatabaseConfig, type GatewayConfig, parseConfigText } from './config/index.ts';
 import { Database } from './db/database.ts';
+import { DbJobs } from './db/jobs/index.ts';
 import { HttpError } from './errors.ts';
 import type { HttpSettings, RequestContext } from './http/context.ts';
 import type { DatabaseRegistry } from './http/registry.ts';
@@ -118,6 +119,13 @@ export class Gateway implements DatabaseRegistry {
       name: config.name, store: await openStore(config, this.logger), revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync, stats,
       maxAttachmentSize: this.config.limits.maxAttachmentBytes, maxDocumentBytes: this.config.limits.maxDocumentBytes,
       maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc,
+    });
+    new DbJobs(db, {
+      purgeIntervalDays: config.purgeIntervalDays, compactIntervalDays: config.compactIntervalDays,
+      hooks: {
+        log: (level, msg) => this.logger[level](`DB: ${config.name}: ${msg}`),
+        progress: (job, counters, running) => this.metrics.jobProgress(config.name, job, counters, running),
+      },
     });
     const auth = createDbAuth(db.store, config, {
       bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind),

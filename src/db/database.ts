@@ -429,6 +429,64 @@ export class Database {
     return ok;
   }
 
+  /**
+   * Resync of a page of documents (`_resync`, src/db/jobs/resync.ts): each current revision runs
+   * through the sync function again as the admin (require* pass); a document whose channels or
+   * grants change is committed again (same revision, next sequence), so feeds show it leaving a
+   * channel (`removed`) or entering one, and grantees whose access changed are stamped (revoked
+   * users stop seeing, granted ones get the backfill). With `regenerate`, every document gets a new
+   * sequence. A document the sync function now rejects keeps what it had. Returns how many changed.
+   */
+  async resyncDocs(ids: string[], regenerate: boolean): Promise<number> {
+    return this.track(async () => {
+      let changed = 0;
+      let pending = ids;
+      for (let attempt = 0; pending.length > 0 && attempt < MAX_RETRIES; attempt++) {
+        const docs = await this.store.getDocs(pending);
+        const bodies = await this.store.getRevisions([...docs.values()].map((d) => ({ id: d.id, rev: d.rev })));
+        const writes: DocWrite[] = [];
+        const counted: boolean[] = [];
+        for (const doc of docs.values()) {
+          const revision = bodies.get(bodyKey(doc.id, doc.rev));
+          if (!revision) continue;
+          let r: SyncResult;
+          try {
+            r = this.runSync(doc.id, revision, parseJson(revision.body) as Record<string, unknown>, null, ADMIN);
+          } catch (err) {
+            if (err instanceof HttpError) continue;
+            throw err;
+          }
+          const grants = grantsOf(r);
+          const old = await this.store.grantsBy(doc.id);
+          const differs = !sameSet(doc.channels, r.channels) || !sameSet(old.map(grantKey), grants.map(grantKey));
+          if (!differs && !regenerate) continue;
+          writes.push({
+            id: doc.id, expectedSeq: doc.seq, tree: doc.tree, rev: doc.rev, deleted: doc.deleted, channels: r.channels,
+            previousChannels: doc.channels, addBodies: differs ? [{ ...revision, channels: r.channels }] : [], dropBodies: [],
+            grants, expiry: doc.expiry,
+          });
+          counted.push(differs);
+        }
+        if (writes.length === 0) break;
+        const committed = await this.store.commit(writes);
+        const notify = new Set<string>();
+        const retry: string[] = [];
+        committed.forEach((res, k) => {
+          const w = writes[k];
+          if (!res.ok) { retry.push(w.id); return; }
+          if (counted[k]) changed++;
+          for (const ch of w.channels) notify.add(ch);
+          for (const ch of w.previousChannels) notify.add(ch);
+          for (const g of res.grantees ?? []) notify.add(principalKey(g));
+        });
+        if (notify.size) this.notifier.notify(notify);
+        // Written meanwhile (another node, since offline is per node): run those again on their new state.
+        pending = retry;
+      }
+      return changed;
+    });
+  }
+
   /** Purges documents whose expiry has passed (Sync Gateway's TTL). Returns how many went. */
   async sweepExpired(nowSecs = Math.floor(Date.now() / 1000)): Promise<number> {
     let n = 0;
@@ -671,6 +729,18 @@ function grantsOf(r: SyncResult): Grant[] {
   for (const [grantee, chs] of Object.entries(r.access)) for (const value of chs) out.push({ grantee, kind: 'channel', value });
   for (const [grantee, roles] of Object.entries(r.roles)) for (const value of roles) out.push({ grantee, kind: 'role', value });
   return out;
+}
+
+function grantKey(g: Grant): string {
+  return `${g.grantee}\u0000${g.kind}\u0000${g.value}`;
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  if (sa.size !== sb.size) return false;
+  for (const x of sa) if (!sb.has(x)) return false;
+  return true;
 }
 
 function parseLocalRev(rev: unknown): number {

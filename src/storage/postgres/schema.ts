@@ -92,6 +92,11 @@ const MIGRATIONS: string[] = [
   // 2: bumped by every change that can alter someone's access (principal saves, grant changes), so
   // the access version need not move with plain document writes (see PostgresStore.accessVersion).
   `ALTER TABLE S.seq_counter ADD COLUMN access_changes bigint NOT NULL DEFAULT 0;`,
+  // 3: when each tombstone was made (seconds), so that tombstone compaction can purge those older
+  // than the purge interval. Tombstones made before this version count from the upgrade.
+  `ALTER TABLE S.docs ADD COLUMN tombstoned_at bigint;
+   UPDATE S.docs SET tombstoned_at = extract(epoch FROM now())::bigint WHERE deleted;
+   CREATE INDEX docs_by_tombstone ON S.docs (tombstoned_at) WHERE tombstoned_at IS NOT NULL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -83,6 +83,11 @@ const MIGRATIONS: string[] = [
    INSERT INTO revs_v4 (doc_id, rev, deleted, body, atts, channels) SELECT doc_id, rev, deleted, body, atts, channels FROM revs;
    DROP TABLE revs;
    ALTER TABLE revs_v4 RENAME TO revs;`,
+  // 5: when each tombstone was made (seconds), so that tombstone compaction can purge those older
+  // than the purge interval. Tombstones made before this version count from the upgrade.
+  `ALTER TABLE docs ADD COLUMN tombstoned_at INTEGER;
+   UPDATE docs SET tombstoned_at = CAST(strftime('%s', 'now') AS INTEGER) WHERE deleted = 1;
+   CREATE INDEX docs_by_tombstone ON docs (tombstoned_at) WHERE tombstoned_at IS NOT NULL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
