@@ -446,7 +446,10 @@ export class Database {
         const bodies = await this.store.getRevisions([...docs.values()].map((d) => ({ id: d.id, rev: d.rev })));
         const writes: DocWrite[] = [];
         const counted: boolean[] = [];
+        let n = 0;
         for (const doc of docs.values()) {
+          // The sync function runs synchronously: let requests in between every few documents.
+          if (++n % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
           const revision = bodies.get(bodyKey(doc.id, doc.rev));
           if (!revision) continue;
           let r: SyncResult;

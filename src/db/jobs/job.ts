@@ -161,6 +161,9 @@ export abstract class BackgroundJob {
     const rec = this.rec;
     try {
       for (;;) {
+        // An embedded store answers without I/O (its promises settle as microtasks): without this
+        // yield a whole run would hold the event loop, and no request would be served until it ended.
+        await new Promise((resolve) => setImmediate(resolve));
         if (this.stopRequested) { rec.status = 'stopped'; break; }
         const more = await this.step(rec);
         if (!more) { rec.status = 'completed'; break; }
