@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { remoteDb } from '../helpers/pouchdb.ts';
+import { startPgCluster } from '../helpers/postgres.ts';
 
 /** Polls `GET /db/_compact?type=…` until a run (run `id`, when given) has completed (bounded generously). */
 async function compactDone(gw: TestGateway, type: string, id?: string): Promise<Record<string, any>> {
@@ -18,10 +19,22 @@ async function compactDone(gw: TestGateway, type: string, id?: string): Promise<
 
 const PURGE_SECS = 3;
 
-describe('_compact', () => {
+const cluster = await startPgCluster();
+after(() => cluster.stop());
+let schemas = 0;
+
+const BACKENDS: [string, () => Record<string, unknown>][] = [
+  ['SQLite', () => ({ server: 'memory:' })],
+  ['PostgreSQL', () => ({
+    server: cluster.url(), bucket: `compact_${++schemas}`,
+    certpath: cluster.certs.clientCert, keypath: cluster.certs.clientKey, cacertpath: cluster.certs.caCert,
+  })],
+];
+
+for (const [backend, storage] of BACKENDS) describe(`_compact (${backend})`, () => {
   let gw: TestGateway;
   before(async () => {
-    gw = await startGateway({ databases: { db: { server: 'memory:', purge_interval: PURGE_SECS / 86400, compact_interval_days: 0 } } });
+    gw = await startGateway({ databases: { db: { ...storage(), purge_interval: PURGE_SECS / 86400, compact_interval_days: 0 } } });
   });
   after(() => gw.stop());
 
