@@ -198,6 +198,30 @@ describe('_resync (SQLite file, gateway restarted with a new sync function)', ()
     }
   });
 
+  test('regenerate_sequences gives every document a new sequence even when nothing else changes', async () => {
+    const gw = await startGateway({ databases: { db: { server: 'memory:', sync: SYNC_V1, users: ALICE } } });
+    try {
+      const a = gw.adminUrl;
+      await bulk(a, [{ _id: 'r1', ch: 'a' }, { _id: 'r2', ch: 'a' }, { _id: 'r3', ch: 'b' }]);
+      const before = (await req(`${a}/db/`)).body.update_seq;
+      await req(`${a}/db/_offline`, { method: 'POST' });
+      // Regenerating via the body's flag (the query parameter works too).
+      const started = await req(`${a}/db/_resync`, { method: 'POST', json: { regenerate_sequences: true } });
+      assert.equal(started.status, 200);
+      const done = await resyncStatus(a, ['completed']);
+      assert.equal(done.docs_processed, 3);
+      assert.equal(done.docs_changed, 0);
+      await req(`${a}/db/_online`, { method: 'POST' });
+      for (let i = 0; i < 200 && (await req(`${a}/db/`)).body.state !== 'Online'; i++) await sleep(25);
+      const feed = await req(`${a}/db/_changes?since=${before}`);
+      assert.deepEqual(feed.body.results.map((e: { id: string }) => e.id).sort(), ['r1', 'r2', 'r3']);
+      assert.equal((await req(`${a}/db/`)).body.update_seq, before + 3);
+      assert.equal((await req(`${gw.publicUrl}/db/r1`, { headers: auth })).body.ch, 'a', 'same revision, same access');
+    } finally {
+      await gw.stop();
+    }
+  });
+
   test('SIGKILL of the gateway during a resync: after restart it reports stopped, and a start resumes the run', async () => {
     const [pub, adm, met] = [await freePort(), await freePort(), await freePort()];
     const file = join(dir, 'crash.sqlite');

@@ -88,6 +88,20 @@ describe('database states: _offline and _online', () => {
     await again.close();
   });
 
+  test('a write racing _offline either completes whole (it was in flight) or is refused whole', async () => {
+    const docs = Array.from({ length: 2000 }, (_, i) => ({ _id: `race-${i}`, n: i, pad: 'x'.repeat(200) }));
+    const write = req(`${gw.adminUrl}/db/_bulk_docs`, { method: 'POST', json: { docs } });
+    const off = req(`${gw.adminUrl}/db/_offline`, { method: 'POST' });
+    const [w, o] = await Promise.all([write, off]);
+    assert.equal(o.status, 200);
+    assert.ok(w.status === 201 || w.status === 503, `bulk: ${w.status}`);
+    const store = gw.gateway.get('db')!.store;
+    const stored = await store.getDocs(docs.map((d) => d._id));
+    assert.equal(stored.size, w.status === 201 ? docs.length : 0, 'nothing half written');
+    await req(`${gw.adminUrl}/db/_online`, { method: 'POST' });
+    await untilState(gw, 'Online');
+  });
+
   test('_online with a delay comes online later; _online while resyncing and _offline while starting are refused', async () => {
     assert.equal((await req(`${gw.adminUrl}/db/_offline`, { method: 'POST' })).status, 200);
     assert.equal((await req(`${gw.adminUrl}/db/_online`, { method: 'POST', json: { delay: 3 } })).status, 200);
