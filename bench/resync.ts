@@ -60,6 +60,13 @@ export async function run(): Promise<void> {
     const partsBefore = rssParts(server.pid);
     let anonMax = partsBefore.anon;
     let fileMax = partsBefore.file;
+    // The server's JS heap in use, from its own metrics (prom-client's process metrics).
+    const heapUsed = async () => {
+      const text = await (await fetch(`${server.metricsUrl}/_metrics`)).text();
+      return Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1] ?? NaN);
+    };
+    const heapBefore = await heapUsed();
+    let heapMax = heapBefore;
     const sample = () => {
       rssMax = Math.max(rssMax, rssBytes(server.pid));
       const p = rssParts(server.pid);
@@ -73,6 +80,7 @@ export async function run(): Promise<void> {
       if (status.status === 'error' || status.status === 'stopped') throw new Error(`resync ${status.status}: ${status.last_error}`);
       await sleep(100);
       sample();
+      heapMax = Math.max(heapMax, await heapUsed());
       status = await getJson(pool, `${path}/_resync`);
     }
     const secs = (performance.now() - t0) / 1000;
@@ -85,6 +93,7 @@ export async function run(): Promise<void> {
     const mb = (b: number) => (b / 1048576).toFixed(1);
     console.log(`resident memory growth during the resync: ${growthMb.toFixed(1)} MB (${mb(rssBefore)} → ${mb(rssMax)} MB)  target <100 MB: ${growthMb < 100 ? 'met' : 'NOT met'}`);
     console.log(`  of which anonymous (heap and the like): +${mb(anonMax - partsBefore.anon)} MB (${mb(partsBefore.anon)} → ${mb(anonMax)}); file-backed (the SQLite file mapped by mmap_size): +${mb(fileMax - partsBefore.file)} MB`);
+    console.log(`  JS heap in use: ${mb(heapBefore)} → peak ${mb(heapMax)} MB`);
   } finally {
     await pool.close();
     await server.stop();
