@@ -69,13 +69,19 @@ export class AttachmentCompaction extends BackgroundJob {
   }
 }
 
+/** How often the schedule looks whether a run is due (timers cannot wait past 2^31 ms, ~24.8 days). */
+const SCHEDULE_TICK_MS = 3600 * 1000;
+
 /** Runs tombstone compaction every `intervalDays` (0: never) while the database is online. */
 export function scheduleCompaction(db: Database, job: TombstoneCompaction, intervalDays: number): NodeJS.Timeout | undefined {
   if (!(intervalDays > 0)) return undefined;
+  const intervalMs = intervalDays * DAY_MS;
+  let last = Date.now();
   const timer = setInterval(() => {
-    if (db.state !== 'Online' || job.running) return;
-    job.start({}).catch(() => { /* already running: the next interval tries again */ });
-  }, intervalDays * DAY_MS);
+    if (Date.now() - last < intervalMs || db.state !== 'Online' || job.running) return;
+    last = Date.now();
+    job.start({}).catch(() => { /* already running: the next tick tries again */ });
+  }, Math.min(intervalMs, SCHEDULE_TICK_MS));
   timer.unref();
   return timer;
 }
