@@ -1,7 +1,8 @@
 /**
  * `_resync` on two Syncgate processes sharing one PostgreSQL: started on both at once, it runs on
  * exactly one (the job record is compare-and-set, with a lease), both nodes report the same run,
- * and every document is processed once.
+ * and every document is processed once; a node killed mid-run leaves it to the other once its
+ * lease lapses (about 30 s: this test waits for it).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -90,5 +91,45 @@ describe('_resync on two nodes sharing PostgreSQL', () => {
     const removed = entries.filter((e) => e.removed).map((e) => Number(e.id.slice(4)));
     // Moved documents left "a" or "b", both channels alice holds now: each shows as removed.
     assert.deepEqual(removed.sort((x, y) => x - y), Array.from({ length: N - 2 }, (_, i) => i).filter((i) => i % 3 === 0));
+  });
+
+  it('a node killed mid-run: the other refuses to start while the lease is live, then reports stopped and resumes the run', async () => {
+    const [a, b] = nodes;
+    for (const n of nodes) assert.equal((await req(`${n.adminUrl}/db/_offline`, { method: 'POST' })).status, 200);
+    const first = await req(`${a.adminUrl}/db/_resync?action=start`, { method: 'POST' });
+    assert.equal(first.status, 200);
+    for (let i = 0; i < 600; i++) {
+      if ((await req(`${b.adminUrl}/db/_resync`)).body.docs_processed > 0) break;
+      await sleep(25);
+    }
+    await a.kill('SIGKILL');
+    // A's lease is still live for a while: B sees the run as running and will not start another.
+    const seen = (await req(`${b.adminUrl}/db/_resync`)).body;
+    assert.equal(seen.status, 'running');
+    const refused = await req(`${b.adminUrl}/db/_resync`, { method: 'POST' });
+    assert.equal(refused.status, 503);
+    assert.equal(refused.body.reason, 'Process already running');
+    assert.equal((await req(`${b.adminUrl}/db/`)).body.state, 'Offline');
+    // Once the lease (30 s) lapses, B reports the run stopped, with the progress A saved.
+    let stopped: Record<string, any> = {};
+    for (let i = 0; i < 900; i++) {
+      stopped = (await req(`${b.adminUrl}/db/_resync`)).body;
+      if (stopped.status !== 'running') break;
+      await sleep(100);
+    }
+    assert.equal(stopped.status, 'stopped');
+    assert.equal(stopped.resync_id, first.body.resync_id);
+    assert.ok(stopped.docs_processed > 0 && stopped.docs_processed < N, `part done: ${stopped.docs_processed}`);
+    const resumed = await req(`${b.adminUrl}/db/_resync`, { method: 'POST' });
+    assert.equal(resumed.status, 200);
+    assert.equal(resumed.body.resync_id, first.body.resync_id, 'the same run, resumed');
+    let done: Record<string, any> = {};
+    for (let i = 0; i < 1200; i++) {
+      done = (await req(`${b.adminUrl}/db/_resync`)).body;
+      if (done.status === 'completed') break;
+      await sleep(50);
+    }
+    assert.equal(done.status, 'completed');
+    assert.equal(done.docs_processed, N, 'the killed node\'s pages are not counted twice');
   });
 });
