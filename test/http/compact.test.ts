@@ -17,7 +17,7 @@ async function compactDone(gw: TestGateway, type: string, id?: string): Promise<
   throw new Error(`${type} compaction never completed`);
 }
 
-const PURGE_SECS = 3;
+const PURGE_SECS = 5;
 
 const cluster = await startPgCluster();
 after(() => cluster.stop());
