@@ -229,6 +229,13 @@ export interface Store {
    * another writer (another node) changed it first: this is what makes a job run once per cluster.
    */
   putJobRecord(job: string, expected: string | undefined, value: string): Promise<boolean>;
+  /**
+   * A hint that a job is about to read the whole database once (a resync): a store may trade its
+   * read caches for flat memory until called again with false. SQLite drops its memory map and
+   * shrinks its page cache (every page of the file would otherwise end up resident); stores
+   * without such caches leave it out.
+   */
+  bulkScan?(on: boolean): Promise<void>;
   /** The database's uuid, made once when the store is created. */
   uuid(): Promise<string>;
   close(): Promise<void>;

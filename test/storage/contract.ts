@@ -740,6 +740,22 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
         assert.deepEqual(await s.compactAttachments(false), { referenced: 1, removed: 0 });
       }));
 
+      it('in bulk scan mode (where a store has one) reads and commits behave the same', withStore(async (s) => {
+        if (!s.bulkScan) return;
+        const a = await put(s, docWrite('a', 0, { channels: ['x'] }));
+        await s.bulkScan(true);
+        try {
+          assert.equal((await s.getDoc('a'))?.seq, a);
+          assert.deepEqual((await s.allDocs({ includeDeleted: true })).map((r) => r.id), ['a']);
+          const b = await put(s, docWrite('b', 0));
+          assert.equal((await s.getRevision('b', '1-a'))?.body, '{"rev":"1-a"}');
+          assert.equal(b, a + 1);
+        } finally {
+          await s.bulkScan(false);
+        }
+        assert.deepEqual((await s.allDocs({})).map((r) => r.id), ['a', 'b']);
+      }));
+
       it('job records are compare-and-set: only the writer that saw the current value wins', withStore(async (s) => {
         assert.equal(await s.getJobRecord('resync'), undefined);
         assert.equal(await s.putJobRecord('resync', 'x', 'a'), false, 'expected a value that is not there');

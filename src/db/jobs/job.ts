@@ -83,6 +83,10 @@ export abstract class BackgroundJob {
   /** Called when a run ends on this node, whatever the outcome. */
   protected onEnd(): void {}
 
+  /** Around a run on this node (e.g. a storage hint); errors in them end the run with `error`. */
+  protected async beforeRun(): Promise<void> {}
+  protected async afterRun(): Promise<void> {}
+
   private idle(): JobRecord {
     return { status: 'completed', start_time: NEVER_STARTED, last_error: '', id: '', counters: this.zero(), options: {} };
   }
@@ -160,6 +164,7 @@ export abstract class BackgroundJob {
   private async run(): Promise<void> {
     const rec = this.rec;
     try {
+      await this.beforeRun();
       for (;;) {
         // An embedded store answers without I/O (its promises settle as microtasks): without this
         // yield a whole run would hold the event loop, and no request would be served until it ended.
@@ -178,6 +183,7 @@ export abstract class BackgroundJob {
       rec.last_error = err instanceof HttpError ? err.reason : (err as Error).message;
       this.hooks.log('warn', `${this.name}: run ${rec.id} failed: ${rec.last_error}`);
     }
+    await this.afterRun().catch((err) => this.hooks.log('warn', `${this.name}: ${(err as Error).message}`));
     rec.node = undefined;
     rec.heartbeat = undefined;
     if (rec.status === 'completed') rec.checkpoint = undefined;

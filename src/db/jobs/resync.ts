@@ -47,4 +47,8 @@ export class ResyncJob extends BackgroundJob {
   }
 
   protected override onEnd(): void { this.onFinish(); }
+
+  // Every document is read once: memory stays flat however large the database (Store.bulkScan).
+  protected override async beforeRun(): Promise<void> { await this.store.bulkScan?.(true); }
+  protected override async afterRun(): Promise<void> { await this.store.bulkScan?.(false); }
 }
