@@ -18,8 +18,9 @@ import { run as postgres } from './postgres.ts';
 import { run as blip } from './blip.ts';
 import { run as attachments } from './attachments.ts';
 import { run as config } from './config-reload.ts';
+import { run as resync } from './resync.ts';
 
-const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip, attachments, config };
+const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip, attachments, config, resync };
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

@@ -10,6 +10,7 @@ import type { ConfigStore } from './storage/config-store.ts';
 import { SqliteConfigStore } from './storage/sqlite/config-store.ts';
 import { openPostgresConfigStore } from './storage/postgres/config-store.ts';
 import { Database, principalKey } from './db/database.ts';
+import { DbJobs } from './db/jobs/index.ts';
 import { HttpError } from './errors.ts';
 import type { HttpSettings, RequestContext } from './http/context.ts';
 import type { DatabaseRegistry } from './http/registry.ts';
@@ -205,6 +206,13 @@ export class Gateway implements DatabaseRegistry {
       maxAttachmentSize: this.config.limits.maxAttachmentBytes, maxDocumentBytes: this.config.limits.maxDocumentBytes,
       maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc, initialState: 'Starting',
     });
+    new DbJobs(db, {
+      purgeIntervalDays: config.purgeIntervalDays, compactIntervalDays: config.compactIntervalDays,
+      hooks: {
+        log: (level, msg) => this.logger[level](`DB: ${config.name}: ${msg}`),
+        progress: (job, counters, running) => this.metrics.jobProgress(config.name, job, counters, running),
+      },
+    });
     const auth = createDbAuth(store, config, {
       bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind),
       lockout: this.lockout,
@@ -215,6 +223,8 @@ export class Gateway implements DatabaseRegistry {
     this.rawStores.set(config.name, raw);
     if (old) {
       old.stopFeeds();
+      // Background jobs stop with the database they run on (spec §1.8); their records keep the checkpoints.
+      old.jobs?.close().catch((err) => this.logger.warn(`DB: ${config.name}: stopping the replaced database's jobs: ${(err as Error).message}`));
       if (!sameStore && oldStore) this.closeLater(oldStore);
     }
     try {

@@ -162,6 +162,13 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
     if (num(db.pool_size) === 0) err(`${path}.pool_size: must be at least 1`);
   } else if (num(db.pool_size) !== undefined) warn(`${path}.pool_size is ignored: it applies to postgres:// servers only`);
 
+  const compactDays = num(db.compact_interval_days);
+  if (compactDays !== undefined && compactDays !== 0 && (compactDays < 0.04 || compactDays > 60)) {
+    err(`${path}.compact_interval_days: compact_interval_days cannot be lower than 0.04 or greater than 60 (0 disables it)`);
+  }
+  const purgeDays = num(db.purge_interval);
+  if (purgeDays !== undefined && purgeDays < 0) err(`${path}.purge_interval: must not be negative`);
+
   const allowEmptyPassword = bool(db.allow_empty_password) ?? false;
   const { users, roles } = buildPrincipals(db, path, allowEmptyPassword, err, warn);
   if (ctx.errors.length > before || typeof storage === 'string') return undefined;
@@ -184,6 +191,8 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
     if (v !== undefined) config[k] = v;
   }
   if (num(db.pool_size) !== undefined) config.poolSize = num(db.pool_size);
+  if (compactDays !== undefined) config.compactIntervalDays = compactDays;
+  if (purgeDays !== undefined) config.purgeIntervalDays = purgeDays;
   return config;
 }
 

@@ -165,7 +165,9 @@ export const DATABASE_FIELDS: Fields = {
   num_index_replicas: later(uint),
   bucket_op_timeout_ms: later(uint),
   delta_sync: later(object({ enabled: built(boolean), rev_max_age_seconds: built(uint) })),
-  compact_interval_days: later(number),
+  compact_interval_days: built(number),
+  // Days a tombstone is kept before tombstone compaction purges it (Sync Gateway: 30).
+  purge_interval: built(number),
   sgreplicate_enabled: later(boolean),
   sgreplicate_websocket_heartbeat_secs: later(integer),
   replications: later(mapOf(any)), // §1.4

@@ -52,6 +52,10 @@ export interface DatabaseConfig {
   certpath?: string;
   keypath?: string;
   cacertpath?: string;
+  /** `compact_interval_days`: automatic tombstone compaction (0: never; default 1). */
+  compactIntervalDays?: number;
+  /** `purge_interval` (days): age at which tombstone compaction purges a tombstone (default 30). */
+  purgeIntervalDays?: number;
   /** `pool_size`: most connections this node opens to a PostgreSQL server (default 10). */
   poolSize?: number;
   /** This db's keys as given (canonical spelling, nulls dropped, no defaults filled in). */

@@ -20,6 +20,14 @@ import { SharedReads } from './shared-reads.ts';
 import { type DocView, toRevisions } from './render.ts';
 import type { DbState } from './state.ts';
 
+/** The background jobs a database runs (see src/db/jobs/); the database only holds them. */
+export interface DatabaseJobs {
+  /** Whether tombstone compaction is running (`compact_running` in `GET /{db}/`). */
+  readonly compactRunning: boolean;
+  /** Stops timers and running jobs (they keep their checkpoints). */
+  close(): Promise<void>;
+}
+
 /** What the database reports as it works (the metrics module implements it; db does not import it). */
 export interface DatabaseStats {
   docsWritten(n: number): void;
@@ -137,8 +145,16 @@ export class Database {
   private closed = false;
   private runState: DbState;
   private readonly unwatch?: () => void;
-  /** Aborted when the database stops: long-lived sessions (BLIP connections) end on it. */
-  private readonly stopping = new AbortController();
+  /**
+   * Aborted when live feeds must end: the database goes offline (then replaced, so feeds opened
+   * after `_online` run again) or stops for good. Long-lived sessions (BLIP connections) end on it.
+   */
+  private feedsEnd = new AbortController();
+  /** Requests and writes under way: going offline waits for them (Sync Gateway's db write lock). */
+  private inFlight = 0;
+  private drained: (() => void)[] = [];
+  /** Background jobs (resync, compaction), set by the composition root or the jobs module. */
+  jobs?: DatabaseJobs;
 
   constructor(opts: DatabaseOptions) {
     this.name = opts.name;
@@ -166,7 +182,36 @@ export class Database {
     return `${await this.store.lastSeq()}:${this.notifier.version}`;
   }
 
-  get stopSignal(): AbortSignal { return this.stopping.signal; }
+  get stopSignal(): AbortSignal { return this.feedsEnd.signal; }
+
+  /**
+   * Runs `fn` as work the offline transition must wait for (a request, a write). Work that starts
+   * once the database is not online still runs: the HTTP gate refuses new requests before this.
+   */
+  async track<T>(fn: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.inFlight === 0) for (const d of this.drained.splice(0)) d();
+    }
+  }
+
+  /** Resolves once no tracked work is under way. */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drained.push(resolve));
+  }
+
+  /**
+   * Ends every live feed and replication connection (REST longpoll, continuous and websocket
+   * feeds, BLIP) without closing the database: feeds opened later follow a fresh signal.
+   */
+  endFeeds(): void {
+    const ending = this.feedsEnd;
+    if (!this.closed) this.feedsEnd = new AbortController();
+    ending.abort();
+  }
 
   // ---- writes ---------------------------------------------------------------------------------
 
@@ -184,6 +229,10 @@ export class Database {
    * so only lost races count towards the retry limit.
    */
   async bulkWrite(reqs: WriteRequest[]): Promise<(WriteResult | HttpError)[]> {
+    return this.track(() => this.bulkWriteNow(reqs));
+  }
+
+  private async bulkWriteNow(reqs: WriteRequest[]): Promise<(WriteResult | HttpError)[]> {
     const results: (WriteResult | HttpError)[] = new Array(reqs.length);
     const racesLost = new Array<number>(reqs.length).fill(0);
     let pending = reqs.map((_, i) => i);
@@ -397,6 +446,67 @@ export class Database {
     // A purge revokes the document's grants: wake its channels' feeds and its grantees' feeds.
     if (ok) this.notifier.notify([...(doc?.channels ?? []), ...grants.map((g) => principalKey(g.grantee))]);
     return ok;
+  }
+
+  /**
+   * Resync of a page of documents (`_resync`, src/db/jobs/resync.ts): each current revision runs
+   * through the sync function again as the admin (require* pass); a document whose channels or
+   * grants change is committed again (same revision, next sequence), so feeds show it leaving a
+   * channel (`removed`) or entering one, and grantees whose access changed are stamped (revoked
+   * users stop seeing, granted ones get the backfill). With `regenerate`, every document gets a new
+   * sequence. A document the sync function now rejects keeps what it had. Returns how many changed.
+   */
+  async resyncDocs(ids: string[], regenerate: boolean): Promise<number> {
+    return this.track(async () => {
+      let changed = 0;
+      let pending = ids;
+      for (let attempt = 0; pending.length > 0 && attempt < MAX_RETRIES; attempt++) {
+        const docs = await this.store.getDocs(pending);
+        const bodies = await this.store.getRevisions([...docs.values()].map((d) => ({ id: d.id, rev: d.rev })));
+        const writes: DocWrite[] = [];
+        const counted: boolean[] = [];
+        let n = 0;
+        for (const doc of docs.values()) {
+          // The sync function runs synchronously: let requests in between every few documents.
+          if (++n % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
+          const revision = bodies.get(bodyKey(doc.id, doc.rev));
+          if (!revision) continue;
+          let r: SyncResult;
+          try {
+            r = this.runSync(doc.id, revision, parseJson(revision.body) as Record<string, unknown>, null, ADMIN);
+          } catch (err) {
+            if (err instanceof HttpError) continue;
+            throw err;
+          }
+          const grants = grantsOf(r);
+          const old = await this.store.grantsBy(doc.id);
+          const differs = !sameSet(doc.channels, r.channels) || !sameSet(old.map(grantKey), grants.map(grantKey));
+          if (!differs && !regenerate) continue;
+          writes.push({
+            id: doc.id, expectedSeq: doc.seq, tree: doc.tree, rev: doc.rev, deleted: doc.deleted, channels: r.channels,
+            previousChannels: doc.channels, addBodies: differs ? [{ ...revision, channels: r.channels }] : [], dropBodies: [],
+            grants, expiry: doc.expiry,
+          });
+          counted.push(differs);
+        }
+        if (writes.length === 0) break;
+        const committed = await this.store.commit(writes);
+        const notify = new Set<string>();
+        const retry: string[] = [];
+        committed.forEach((res, k) => {
+          const w = writes[k];
+          if (!res.ok) { retry.push(w.id); return; }
+          if (counted[k]) changed++;
+          for (const ch of w.channels) notify.add(ch);
+          for (const ch of w.previousChannels) notify.add(ch);
+          for (const g of res.grantees ?? []) notify.add(principalKey(g));
+        });
+        if (notify.size) this.notifier.notify(notify);
+        // Written meanwhile (another node, since offline is per node): run those again on their new state.
+        pending = retry;
+      }
+      return changed;
+    });
   }
 
   /** Purges documents whose expiry has passed (Sync Gateway's TTL). Returns how many went. */
@@ -627,11 +737,12 @@ export class Database {
     this.closed = true;
     this.unwatch?.();
     this.notifier.close();
-    this.stopping.abort();
+    this.feedsEnd.abort();
   }
 
   async close(): Promise<void> {
     this.stopFeeds();
+    await this.jobs?.close();
     await this.store.close();
   }
 }
@@ -672,6 +783,18 @@ function grantsOf(r: SyncResult): Grant[] {
   for (const [grantee, chs] of Object.entries(r.access)) for (const value of chs) out.push({ grantee, kind: 'channel', value });
   for (const [grantee, roles] of Object.entries(r.roles)) for (const value of roles) out.push({ grantee, kind: 'role', value });
   return out;
+}
+
+function grantKey(g: Grant): string {
+  return `${g.grantee}\u0000${g.kind}\u0000${g.value}`;
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  if (sa.size !== sb.size) return false;
+  for (const x of sa) if (!sb.has(x)) return false;
+  return true;
 }
 
 function parseLocalRev(rev: unknown): number {

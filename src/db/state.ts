@@ -11,3 +11,50 @@ export function notOnlineError(state: DbState): HttpError {
   if (state === 'Offline') return new HttpError(503, 'DB is currently under maintenance');
   return new HttpError(503, `DB is ${state} - try again later`);
 }
+
+/** What the state transitions need of a database (Database implements it). */
+export interface StatefulDb {
+  readonly state: DbState;
+  readonly isClosed: boolean;
+  setState(state: DbState): void;
+  /** Ends live feeds and replication connections; the database can serve new ones later. */
+  endFeeds(): void;
+  /** Resolves once no request or write is under way. */
+  idle(): Promise<void>;
+}
+
+/**
+ * `POST /{db}/_offline` (`TakeDbOffline`): Online → Stopping → Offline. Live feeds end first, then
+ * in-flight requests and writes finish; new ones are refused with 503 from the moment it begins.
+ */
+export async function takeOffline(db: StatefulDb): Promise<void> {
+  const s = db.state;
+  if (s === 'Offline' || s === 'Resyncing' || s === 'Stopping') return;
+  if (s !== 'Online') throw new HttpError(503, `Unable to take Database offline, database must be in Online state but was ${s}`);
+  db.setState('Stopping');
+  db.endFeeds();
+  await db.idle();
+  db.setState('Offline');
+}
+
+/**
+ * `POST /{db}/_online`: answers at once; after `delaySecs` an Offline database goes Starting →
+ * Online (in any other state by then, nothing happens, as in Sync Gateway). Returns the timer.
+ */
+export function scheduleOnline(db: StatefulDb, delaySecs: number, log?: (msg: string) => void): NodeJS.Timeout | undefined {
+  const s = db.state;
+  if (s === 'Online' || s === 'Starting') return undefined;
+  if (s === 'Resyncing') throw new HttpError(503, 'Database _resync is in progress, this may take some time, try again later');
+  const timer = setTimeout(() => {
+    if (db.isClosed) return;
+    if (db.state !== 'Offline') {
+      log?.(`Unable to bring database online: it is ${db.state}, not Offline`);
+      return;
+    }
+    db.setState('Starting');
+    db.setState('Online');
+    log?.('Database is now Online');
+  }, Math.max(0, delaySecs) * 1000);
+  timer.unref();
+  return timer;
+}

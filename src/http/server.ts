@@ -22,6 +22,7 @@ import { bulkRoutes } from './routes/bulk.ts';
 import { changesRoutes, websocketFeed } from './routes/changes.ts';
 import { databaseRoutes } from './routes/database.ts';
 import { configRoutes } from './routes/config.ts';
+import { dbAdminRoutes } from './routes/db-admin.ts';
 import { docRoutes } from './routes/docs.ts';
 import { inspectionRoutes } from './routes/inspection.ts';
 import { localRoutes } from './routes/local.ts';
@@ -79,6 +80,7 @@ export function allRoutes(registry: DatabaseRegistry): Route[] {
     ...databaseRoutes(registry),
     ...inspectionRoutes(registry),
     ...configRoutes(registry),
+    ...dbAdminRoutes(),
     ...changesRoutes(),
     ...bulkRoutes(),
     ...localRoutes(),
@@ -164,7 +166,9 @@ export function createListener(opts: ListenerOptions): http.Server {
       }
       checkLoginOrigin(ctx, opts.cors, match.route);
       logRequest();
-      await match.route.handler(ctx);
+      // Work on an online database is tracked: `_offline` waits for it to finish (live feeds end first).
+      if (ctx.db && !match.route.offlineCapable) await ctx.db.track(() => match.route.handler(ctx));
+      else await match.route.handler(ctx);
     } catch (err) {
       ctx.sendError(err, opts.logger);
     }

@@ -48,6 +48,8 @@ export const METRIC = {
   storageTransaction: 'syncgate_storage_transaction_duration_seconds',
   feedsOpen: 'syncgate_changes_feeds_open',
   websocketsOpen: 'syncgate_websocket_connections_open',
+  jobProgress: 'syncgate_background_job_progress',
+  jobRunning: 'syncgate_background_job_running',
 } as const;
 
 export interface MetricsOptions {
@@ -119,6 +121,10 @@ export class Metrics {
   private readonly storageDuration: Histogram<'database'>;
   private readonly feedsOpen: Gauge<'database' | 'kind'>;
   private readonly websocketsOpen: Gauge<'kind'>;
+  private readonly jobProgressGauge: Gauge<'database' | 'job' | 'counter'>;
+  private readonly jobRunningGauge: Gauge<'database' | 'job'>;
+  /** Label sets of the job series per database, so removeDatabase can drop them. */
+  private readonly jobSeries = new Map<string, Map<string, { database: string; job: string; counter?: string }>>();
 
   constructor(options: MetricsOptions = {}) {
     this.argv = options.argv ?? process.argv;
@@ -159,6 +165,14 @@ export class Metrics {
     this.websocketsOpen = new Gauge({
       name: METRIC.websocketsOpen, help: 'WebSocket connections open now, by kind.', labelNames: ['kind'], registers,
     });
+    this.jobProgressGauge = new Gauge({
+      name: METRIC.jobProgress, help: 'Counters of the latest run of a background job (resync, compaction) on this node, e.g. docs_processed.',
+      labelNames: ['database', 'job', 'counter'], registers,
+    });
+    this.jobRunningGauge = new Gauge({
+      name: METRIC.jobRunning, help: 'Whether a background job (resync, compaction) is running on this node (1) or not (0).',
+      labelNames: ['database', 'job'], registers,
+    });
     for (const kind of WEBSOCKET_KINDS) this.websocketsOpen.set({ kind }, 0);
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
@@ -192,6 +206,11 @@ export class Metrics {
     for (const outcome of SYNC_OUTCOMES) this.syncRuns.remove(e.sync[outcome]);
     for (const kind of AUTH_FAILURE_KINDS) this.authFailures.remove(e.auth[kind]);
     for (const kind of FEED_KINDS) this.feedsOpen.remove(e.feed[kind]);
+    // prom-client removes exact label sets only: drop each series this database's jobs set.
+    for (const labels of this.jobSeries.get(db)?.values() ?? []) {
+      if ('counter' in labels) this.jobProgressGauge.remove(labels); else this.jobRunningGauge.remove(labels);
+    }
+    this.jobSeries.delete(db);
   }
 
   /** The database names with series, in registration order. */
@@ -288,6 +307,21 @@ export class Metrics {
       open = false;
       this.websocketsOpen.dec(labels, 1);
     };
+  }
+
+  /** A background job's progress, after each step and at its end. */
+  jobProgress(db: string, job: string, counters: Record<string, number>, running: boolean): void {
+    if (!this.dbs.has(db)) return;
+    let series = this.jobSeries.get(db);
+    if (!series) this.jobSeries.set(db, (series = new Map()));
+    for (const [counter, value] of Object.entries(counters)) {
+      const labels = { database: db, job, counter };
+      series.set(`${job}\u0000${counter}`, labels);
+      this.jobProgressGauge.set(labels, value);
+    }
+    const labels = { database: db, job };
+    series.set(job, labels);
+    this.jobRunningGauge.set(labels, running ? 1 : 0);
   }
 
   // ---- output ----

@@ -268,6 +268,32 @@ export interface Store {
    * access stays valid while it stands. Defaults to `lastSeq()` (moves on every write).
    */
   accessVersion?(): Promise<number | string>;
+  // ---- background jobs (src/db/jobs/) ----
+  /**
+   * Ids of tombstones (documents whose winner is deleted) that became tombstones at or before
+   * `beforeSecs` (seconds since the epoch), oldest first: tombstone compaction purges them.
+   */
+  tombstonesBefore(beforeSecs: number, limit: number): Promise<string[]>;
+  /**
+   * Attachment compaction: removes the attachment bodies that no stored revision references, in
+   * one step that a concurrent commit cannot interleave with. `referenced` counts the digests still
+   * in use; `removed` what went (with `dryRun`, what would go; nothing is removed).
+   */
+  compactAttachments(dryRun: boolean): Promise<{ referenced: number; removed: number }>;
+  /** A background job's persisted record (status, checkpoint, lease), as the job wrote it. */
+  getJobRecord(job: string): Promise<string | undefined>;
+  /**
+   * Replaces a job's record if it still is `expected` (undefined: absent). Returns false when
+   * another writer (another node) changed it first: this is what makes a job run once per cluster.
+   */
+  putJobRecord(job: string, expected: string | undefined, value: string): Promise<boolean>;
+  /**
+   * A hint that a job is about to read the whole database once (a resync): a store may trade its
+   * read caches for flat memory until called again with false. SQLite drops its memory map and
+   * shrinks its page cache (every page of the file would otherwise end up resident); stores
+   * without such caches leave it out.
+   */
+  bulkScan?(on: boolean): Promise<void>;
   /** The database's uuid, made once when the store is created. */
   uuid(): Promise<string>;
   close(): Promise<void>;

@@ -827,6 +827,73 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
       }));
     });
 
+    describe('background jobs: tombstones, attachment compaction, job records', () => {
+      it('tombstonesBefore lists tombstones made at or before a time; a live or resurrected doc is not one', withStore(async (s) => {
+        const before = Math.floor(Date.now() / 1000);
+        const a = await put(s, docWrite('a', 0));
+        await put(s, docWrite('a', a, { rev: '2-a', deleted: true, channels: [], previousChannels: [] }));
+        await put(s, docWrite('live', 0));
+        const r = await put(s, docWrite('res', 0, { deleted: true }));
+        await put(s, docWrite('res', r, { rev: '2-r' }));
+        const now = Math.floor(Date.now() / 1000);
+        assert.deepEqual(await s.tombstonesBefore(now + 1, 10), ['a']);
+        assert.deepEqual(await s.tombstonesBefore(before - 1, 10), [], 'nothing was deleted before the test began');
+        assert.deepEqual(await s.tombstonesBefore(now + 1, 0), []);
+        // A later write that leaves the doc deleted keeps its tombstone time: still listed.
+        const seq = (await s.getDoc('a'))!.seq;
+        await put(s, docWrite('a', seq, { rev: '3-a', deleted: true }));
+        assert.deepEqual(await s.tombstonesBefore(now + 1, 10), ['a']);
+        await s.purge('a');
+        assert.deepEqual(await s.tombstonesBefore(now + 1, 10), []);
+      }));
+
+      it('compactAttachments removes exactly the bodies no stored revision references', withStore(async (s) => {
+        const kept = Buffer.from('kept');
+        const orphan = Buffer.from('orphan');
+        const dk = digestOf(kept);
+        const dor = digestOf(orphan);
+        const meta = (d: string, n: number) => ({ 'f.txt': { digest: d, length: n, revpos: 1 } });
+        await put(s, docWrite('k', 0, { bodyAttachments: meta(dk, 4), attachments: new Map([[dk, kept]]) }));
+        const o = await put(s, docWrite('o', 0, { bodyAttachments: meta(dor, 6), attachments: new Map([[dor, orphan]]) }));
+        // The next revision of `o` drops the attachment, and its old body (the only reference) goes.
+        await put(s, docWrite('o', o, { rev: '2-o', dropBodies: ['1-a'] }));
+        assert.deepEqual(await s.compactAttachments(true), { referenced: 1, removed: 1 });
+        assert.ok(await s.getAttachment(dor), 'a dry run removes nothing');
+        assert.deepEqual(await s.compactAttachments(false), { referenced: 1, removed: 1 });
+        assert.equal(await s.getAttachment(dor), undefined);
+        assert.ok((await s.getAttachment(dk))?.equals(kept));
+        assert.deepEqual(await s.compactAttachments(false), { referenced: 1, removed: 0 });
+      }));
+
+      it('in bulk scan mode (where a store has one) reads and commits behave the same', withStore(async (s) => {
+        if (!s.bulkScan) return;
+        const a = await put(s, docWrite('a', 0, { channels: ['x'] }));
+        await s.bulkScan(true);
+        try {
+          assert.equal((await s.getDoc('a'))?.seq, a);
+          assert.deepEqual((await s.allDocs({ includeDeleted: true })).map((r) => r.id), ['a']);
+          const b = await put(s, docWrite('b', 0));
+          assert.equal((await s.getRevision('b', '1-a'))?.body, '{"rev":"1-a"}');
+          assert.equal(b, a + 1);
+        } finally {
+          await s.bulkScan(false);
+        }
+        assert.deepEqual((await s.allDocs({})).map((r) => r.id), ['a', 'b']);
+      }));
+
+      it('job records are compare-and-set: only the writer that saw the current value wins', withStore(async (s) => {
+        assert.equal(await s.getJobRecord('resync'), undefined);
+        assert.equal(await s.putJobRecord('resync', 'x', 'a'), false, 'expected a value that is not there');
+        assert.equal(await s.putJobRecord('resync', undefined, 'a'), true);
+        assert.equal(await s.putJobRecord('resync', undefined, 'b'), false, 'created once');
+        const race = await Promise.all([s.putJobRecord('resync', 'a', 'n1'), s.putJobRecord('resync', 'a', 'n2')]);
+        assert.deepEqual(race.filter(Boolean).length, 1);
+        assert.ok(['n1', 'n2'].includes((await s.getJobRecord('resync'))!));
+        assert.equal(await s.getJobRecord('other'), undefined, 'records are per job');
+        assert.ok((await s.uuid()).length > 0, 'job records do not touch the store metadata');
+      }));
+    });
+
     describe('local docs', () => {
       it('putLocal creates at 1 and counts up; a wrong expectedRev is a conflict', withStore(async (s) => {
         assert.equal(await s.putLocal('cp', 0, '{"n":1}'), 1);

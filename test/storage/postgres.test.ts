@@ -173,6 +173,28 @@ describe('PostgresStore: schema versions', () => {
     assert.equal((await cluster.admin('SELECT max(version) AS v FROM fixture_v2.schema_migrations')).rows[0].v, SCHEMA_VERSION);
   });
 
+  it('a version 4 schema (before tombstone times) opens: its tombstones count from the upgrade, its documents stay', async () => {
+    const s = await open('v2');
+    const a = (await s.commit([docWrite('gone', 0)]))[0] as { seq: number };
+    await s.commit([docWrite('gone', a.seq, { rev: '2-g', deleted: true }), docWrite('live', 0)]);
+    await s.close();
+    // Back to the version 4 schema exactly (migration 5 only added the column and its index).
+    await cluster.admin('ALTER TABLE v2.docs DROP COLUMN tombstoned_at');
+    await cluster.admin('DELETE FROM v2.schema_migrations WHERE version = 5');
+    const before = Math.floor(Date.now() / 1000);
+    const again = await open('v2');
+    try {
+      assert.equal((await again.getDoc('gone'))?.deleted, true);
+      assert.equal((await again.getDoc('live'))?.rev, '1-a');
+      assert.deepEqual(await again.tombstonesBefore(before - 1, 10), []);
+      assert.deepEqual(await again.tombstonesBefore(Math.floor(Date.now() / 1000) + 1, 10), ['gone']);
+      const v = await cluster.admin('SELECT max(version) AS v FROM v2.schema_migrations');
+      assert.equal(Number(v.rows[0].v), SCHEMA_VERSION);
+    } finally {
+      await again.close();
+    }
+  });
+
   it('opening twice migrates once; a schema made by an operator for a user without CREATE on the database is used', async () => {
     await cluster.admin(`CREATE SCHEMA operator_made AUTHORIZATION ${USERS.noPermission}`);
     const s = await open('operator_made', { certpath: undefined, keypath: undefined, username: USERS.noPermission, password: 'pw-secret' });

@@ -296,6 +296,33 @@ describe('SqliteStore: schema versions', () => {
     }
   });
 
+  it('a version 6 file (before tombstone times) opens: its tombstones count from the upgrade, its documents stay', async () => {
+    const path = freshPath();
+    await using(path, async (s) => {
+      const a = (await s.commit([docWrite('gone', 0)]))[0] as { seq: number };
+      await s.commit([docWrite('gone', a.seq, { rev: '2-g', deleted: true }), docWrite('live', 0)]);
+    });
+    // Back to the version 6 schema exactly (migration 7 only added the column and its index).
+    const raw = new Database(path);
+    raw.exec('DROP INDEX docs_by_tombstone; ALTER TABLE docs DROP COLUMN tombstoned_at;');
+    raw.pragma('user_version = 6');
+    raw.close();
+    const before = Math.floor(Date.now() / 1000);
+    await using(path, async (s) => {
+      assert.equal((await s.getDoc('gone'))?.deleted, true);
+      assert.equal((await s.getDoc('live'))?.rev, '1-a');
+      assert.deepEqual(await s.tombstonesBefore(before - 1, 10), [], 'an old tombstone is not taken as ancient');
+      assert.deepEqual(await s.tombstonesBefore(Math.floor(Date.now() / 1000) + 1, 10), ['gone']);
+      assert.equal(await s.lastSeq(), 3);
+    });
+    const check = new Database(path, { readonly: true });
+    try {
+      assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    } finally {
+      check.close();
+    }
+  });
+
   it('a file from a newer Syncgate is refused, and left as it was', async () => {
     const path = freshPath();
     await using(path, async (s) => {

@@ -33,8 +33,11 @@ class LiveScope {
   private waitKeys: string[] | null;
   /** The `derived` key of this filter's view, built once per feed rather than once per wake-up. */
   private readonly viewKey: string;
+  /** Aborted when the database goes offline or stops: the feed ends (see Database.endFeeds). */
+  private readonly feedsEnd: AbortSignal;
   constructor(private readonly ctx: RequestContext, private readonly db: Database, private readonly filter?: string[]) {
     this.principal = ctx.principal;
+    this.feedsEnd = db.stopSignal;
     this.viewKey = `feed:${JSON.stringify(filter ?? null)}`;
     [this.scope, this.waitKeys] = this.view(this.principal);
   }
@@ -74,9 +77,15 @@ class LiveScope {
   /** Set once the feed may wait: it follows the notifier from before its first read (see Listener). */
   private listener?: Listener;
   listen(): void {
-    this.listener ??= this.db.notifier.listener();
+    if (!this.listener) {
+      this.listener = this.db.notifier.listener();
+      if (this.feedsEnd.aborted) this.listener.end();
+      else this.feedsEnd.addEventListener('abort', () => this.listener!.end(), { once: true });
+    }
     this.listener.follow(this.waitKeys);
   }
+  /** The database went offline or stopped since the feed began. */
+  get ended(): boolean { return this.feedsEnd.aborted; }
   /** Reads a page of this feed; what was notified before it began is covered by it. */
   read(read: typeof changesSince, opts: ChangesOptions): Promise<ChangesPage> {
     this.listener?.reading();
@@ -212,7 +221,7 @@ async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams
     ctx.res.once('close', done);
     const deadline = p.heartbeatMs > 0 ? Infinity : p.timeoutMs > 0 ? Date.now() + p.timeoutMs : Infinity;
     // Heartbeats force the headers out early; the JSON body follows the newlines.
-    while (page.entries.length === 0 && !ac.signal.aborted && !db.isClosed) {
+    while (page.entries.length === 0 && !ac.signal.aborted && !live.ended) {
       const left = deadline - Date.now();
       if (left <= 0) break;
       const wait = p.heartbeatMs > 0 ? p.heartbeatMs : left;
@@ -252,7 +261,7 @@ async function continuous(ctx: RequestContext, db: Database, p: FeedParams): Pro
   let sent = 0;
   let woken = false;
   const deadline = p.heartbeatMs === 0 && p.timeoutMs > 0 ? Date.now() + p.timeoutMs : Infinity;
-  while (!ac.signal.aborted && !db.isClosed) {
+  while (!ac.signal.aborted && !live.ended) {
     if (opts.limit) opts.limit = p.options.limit! - sent;
     const page = await untilAvailable(ac.signal, () => (woken ? live.refresh(opts) : live.read(changesSince, opts)));
     if (!page) break;
@@ -298,7 +307,7 @@ export function websocketFeed(ws: WebSocket, db: Database, ctx: RequestContext, 
       ac.signal.addEventListener('abort', () => live.end(), { once: true });
       let caughtUp = false;
       let woken = false;
-      while (!ac.signal.aborted && !db.isClosed) {
+      while (!ac.signal.aborted && !live.ended) {
         const page = await untilAvailable(ac.signal, () => (woken ? live.refresh(opts) : live.read(changesSince, opts)));
         if (!page) break;
         woken = false;

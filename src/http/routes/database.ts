@@ -21,12 +21,13 @@ async function root(ctx: RequestContext): Promise<void> {
 
 async function dbInfo(ctx: RequestContext): Promise<void> {
   const db = ctx.database;
-  const [seq, counts] = await Promise.all([db.store.lastSeq(), db.store.docCounts()]);
+  // Sync Gateway leaves the sequences out while the database is offline.
+  const [seq, counts] = await Promise.all([db.state === 'Offline' ? undefined : db.store.lastSeq(), db.store.docCounts()]);
   // doc_count and doc_del_count are CouchDB's (Sync Gateway has neither): PouchDB reads doc_count.
   await ctx.sendJson(200, JSON.stringify({
     db_name: db.name, doc_count: counts.live, doc_del_count: counts.deleted,
     update_seq: seq, committed_update_seq: seq, instance_start_time: db.startTime,
-    compact_running: false, purge_seq: 0, disk_format_version: 0, state: db.state,
+    compact_running: db.jobs?.compactRunning ?? false, purge_seq: 0, disk_format_version: 0, state: db.state,
     server_uuid: await db.store.uuid(),
   }));
 }

@@ -159,11 +159,15 @@ export async function commitWrites(c: pg.PoolClient, t: Tables, writes: DocWrite
     `WITH s AS (UPDATE ${t.counter} SET last_seq = last_seq + $1::bigint, access_changes = access_changes + $25::bigint,
          live_docs = live_docs + $26::bigint, deleted_docs = deleted_docs + $27::bigint WHERE id = 1
        RETURNING last_seq - $1::bigint AS base),
-     d AS (INSERT INTO ${t.docs} (id, tree, rev, deleted, seq, channels, expiry)
-       SELECT x.id, x.tree, x.rev, x.deleted, s.base + x.off, x.channels, x.expiry
+     d AS (INSERT INTO ${t.docs} AS cur (id, tree, rev, deleted, seq, channels, expiry, tombstoned_at)
+       SELECT x.id, x.tree, x.rev, x.deleted, s.base + x.off, x.channels, x.expiry,
+         CASE WHEN x.deleted THEN extract(epoch FROM now())::bigint END
        FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::bigint[], $7::text[], $8::bigint[]) AS x(id, tree, rev, deleted, off, channels, expiry), s
        ON CONFLICT (id) DO UPDATE SET tree = excluded.tree, rev = excluded.rev, deleted = excluded.deleted, seq = excluded.seq,
-         channels = excluded.channels, expiry = excluded.expiry),
+         channels = excluded.channels, expiry = excluded.expiry,
+         -- A tombstone keeps the time it was first made (see the SQLite store).
+         tombstoned_at = CASE WHEN NOT excluded.deleted THEN NULL
+           WHEN cur.deleted AND cur.tombstoned_at IS NOT NULL THEN cur.tombstoned_at ELSE excluded.tombstoned_at END),
      ch AS (INSERT INTO ${t.channels} (channel, doc_id, seq, rev, deleted, removed)
        SELECT x.channel, x.doc_id, s.base + x.off, x.rev, x.deleted, x.removed
        FROM unnest($9::text[], $10::text[], $11::bigint[], $12::text[], $13::bool[], $14::bool[]) AS x(channel, doc_id, off, rev, deleted, removed), s

@@ -403,6 +403,43 @@ export class PostgresStore implements Store {
     return (await this.q(`DELETE FROM ${this.t.sessions} WHERE "user" = $1`, [user])).rowCount ?? 0;
   }
 
+  async tombstonesBefore(beforeSecs: number, limit: number): Promise<string[]> {
+    const r = await this.q<{ id: string }>(
+      `SELECT id FROM ${this.t.docs} WHERE tombstoned_at IS NOT NULL AND tombstoned_at <= $1 ORDER BY tombstoned_at LIMIT $2`, [beforeSecs, limit]);
+    return r.rows.map((x) => x.id);
+  }
+
+  /**
+   * One statement: the digests in use are read from the snapshot the delete runs in. A commit still
+   * in flight that reuses an existing body by digest (no new bytes) is not seen by it: a narrow race
+   * that Sync Gateway's mark-and-sweep has too for bodies marked before a reference lands.
+   */
+  async compactAttachments(dryRun: boolean): Promise<{ referenced: number; removed: number }> {
+    const t = this.t;
+    const used = `SELECT DISTINCT e.value->>'digest' AS digest FROM ${t.revs} r, json_each(r.atts::json) e
+      WHERE r.atts IS NOT NULL AND e.value->>'digest' IS NOT NULL`;
+    return this.tx(async (c) => {
+      const referenced = Number((await c.query<{ n: number }>(`SELECT count(*) AS n FROM (${used}) u`)).rows[0].n);
+      const removed = dryRun
+        ? Number((await c.query<{ n: number }>(`SELECT count(*) AS n FROM ${t.attachments} a WHERE NOT EXISTS (SELECT 1 FROM (${used}) u WHERE u.digest = a.digest)`)).rows[0].n)
+        : (await c.query(`DELETE FROM ${t.attachments} a WHERE NOT EXISTS (SELECT 1 FROM (${used}) u WHERE u.digest = a.digest)`)).rowCount ?? 0;
+      return { referenced, removed };
+    });
+  }
+
+  async getJobRecord(job: string): Promise<string | undefined> {
+    return (await this.q<{ value: string }>(`SELECT value FROM ${this.t.meta} WHERE key = $1`, [`job:${job}`])).rows[0]?.value;
+  }
+
+  /** Compare-and-set in one statement: of two nodes racing from the same record, exactly one wins. */
+  async putJobRecord(job: string, expected: string | undefined, value: string): Promise<boolean> {
+    const key = `job:${job}`;
+    const r = expected === undefined
+      ? await this.q(`INSERT INTO ${this.t.meta} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, [key, value])
+      : await this.q(`UPDATE ${this.t.meta} SET value = $2 WHERE key = $1 AND value = $3`, [key, value, expected]);
+    return (r.rowCount ?? 0) === 1;
+  }
+
   async uuid(): Promise<string> {
     return (await this.q<{ value: string }>(`SELECT value FROM ${this.t.meta} WHERE key = 'uuid'`)).rows[0].value;
   }

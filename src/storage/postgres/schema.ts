@@ -113,6 +113,11 @@ const MIGRATIONS: string[] = [
      ADD COLUMN deleted_docs bigint NOT NULL DEFAULT 0;
    UPDATE S.seq_counter SET live_docs = (SELECT count(*) FROM S.docs WHERE NOT deleted),
      deleted_docs = (SELECT count(*) FROM S.docs WHERE deleted);`,
+  // 5: when each tombstone was made (seconds), so that tombstone compaction can purge those older
+  // than the purge interval. Tombstones made before this version count from the upgrade.
+  `ALTER TABLE S.docs ADD COLUMN tombstoned_at bigint;
+   UPDATE S.docs SET tombstoned_at = extract(epoch FROM now())::bigint WHERE deleted;
+   CREATE INDEX docs_by_tombstone ON S.docs (tombstoned_at) WHERE tombstoned_at IS NOT NULL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -100,6 +100,11 @@ const MIGRATIONS: string[] = [
   `CREATE TABLE doc_counts (id INTEGER PRIMARY KEY CHECK (id = 1), live INTEGER NOT NULL, deleted INTEGER NOT NULL);
    INSERT INTO doc_counts (id, live, deleted)
      SELECT 1, coalesce(sum(deleted = 0), 0), coalesce(sum(deleted = 1), 0) FROM docs;`,
+  // 7: when each tombstone was made (seconds), so that tombstone compaction can purge those older
+  // than the purge interval. Tombstones made before this version count from the upgrade.
+  `ALTER TABLE docs ADD COLUMN tombstoned_at INTEGER;
+   UPDATE docs SET tombstoned_at = CAST(strftime('%s', 'now') AS INTEGER) WHERE deleted = 1;
+   CREATE INDEX docs_by_tombstone ON docs (tombstoned_at) WHERE tombstoned_at IS NOT NULL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
