@@ -119,6 +119,7 @@ export class Gateway implements DatabaseRegistry {
       name: config.name, store: await openStore(config, this.logger), revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync, stats,
       maxAttachmentSize: this.config.limits.maxAttachmentBytes, maxDocumentBytes: this.config.limits.maxDocumentBytes,
       maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc,
+      deltaSync: config.deltaSync, oldRevExpirySecs: config.oldRevExpirySecs,
     });
     const auth = createDbAuth(db.store, config, {
       bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind),

@@ -92,6 +92,20 @@ const MIGRATIONS: string[] = [
   // 2: bumped by every change that can alter someone's access (principal saves, grant changes), so
   // the access version need not move with plain document writes (see PostgresStore.accessVersion).
   `ALTER TABLE S.seq_counter ADD COLUMN access_changes bigint NOT NULL DEFAULT 0;`,
+  // 3: old revision bodies, kept for a while after they stop being leaves so that delta sync can
+  // use them as sources (Sync Gateway's `_sync:rev:` backups with a TTL); apart from the leaf
+  // bodies so that every other read path sees exactly what it saw before.
+  `CREATE TABLE S.old_revs (
+     doc_id text COLLATE "C" NOT NULL,
+     rev text NOT NULL,
+     deleted boolean NOT NULL,
+     body text NOT NULL,
+     atts text,
+     channels text,
+     expires bigint NOT NULL,
+     PRIMARY KEY (doc_id, rev)
+   );
+   CREATE INDEX old_revs_by_expiry ON S.old_revs (expires);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -83,6 +83,20 @@ const MIGRATIONS: string[] = [
    INSERT INTO revs_v4 (doc_id, rev, deleted, body, atts, channels) SELECT doc_id, rev, deleted, body, atts, channels FROM revs;
    DROP TABLE revs;
    ALTER TABLE revs_v4 RENAME TO revs;`,
+  // 5: old revision bodies, kept for a while after they stop being leaves so that delta sync can
+  // use them as sources (Sync Gateway's `_sync:rev:` backups with a TTL). Apart from the leaf
+  // bodies so that every other read path sees exactly what it saw before.
+  `CREATE TABLE old_revs (
+     doc_id TEXT NOT NULL,
+     rev TEXT NOT NULL,
+     deleted INTEGER NOT NULL,
+     body TEXT NOT NULL,
+     atts TEXT,
+     channels TEXT,
+     expires INTEGER NOT NULL,
+     PRIMARY KEY (doc_id, rev)
+   );
+   CREATE INDEX old_revs_by_expiry ON old_revs (expires);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
