@@ -14,6 +14,7 @@ import type { AttachmentMap, DocWrite, Grant, RetiredBody, Store, StoredDoc, Sto
 import { ADMIN, canSee, type Principal } from '../auth/principal.ts';
 import { parseExpiry, type SyncFunction, type SyncResult, type SyncUser } from '../sync/index.ts';
 import { bodyKey } from '../storage/store.ts';
+import { DeltaCache } from './deltas.ts';
 import { DEFAULT_MAX_ATTACHMENT_SIZE, processAttachments } from './attachments.ts';
 import { Notifier } from './notifier.ts';
 import { SharedReads } from './shared-reads.ts';
@@ -27,7 +28,14 @@ export interface DatabaseStats {
   syncFunction(seconds: number, outcome: 'ok' | 'rejected' | 'error'): void;
   storageTransaction(seconds: number): void;
   feedOpened(kind: 'longpoll' | 'continuous' | 'websocket'): () => void;
+  /**
+   * Delta sync events (Sync Gateway's `delta_sync` stats group); `bytesSaved` is what a delta spared
+   * against the full body (sent or received). Optional so that older stats sinks still fit.
+   */
+  deltaSync?(event: DeltaSyncEvent, bytesSaved?: number): void;
 }
+
+export type DeltaSyncEvent = 'requested' | 'sent' | 'cache_hit' | 'cache_miss' | 'pull_replication' | 'push_applied';
 
 const NO_STATS: DatabaseStats = {
   docsWritten() {}, docsRead() {}, syncFunction() {}, storageTransaction() {}, feedOpened: () => () => {},
@@ -135,6 +143,8 @@ export class Database {
    * sources' lifetime. `rev_max_age_seconds` with delta sync on (unless 0), else `old_rev_expiry_seconds`.
    */
   readonly oldRevRetentionSecs: number;
+  /** Deltas computed for BLIP pulls, shared by every connection (see deltas.ts). */
+  readonly deltaCache = new DeltaCache();
   private closed = false;
   private runState: DbState;
   private readonly unwatch?: () => void;
