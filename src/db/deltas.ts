@@ -5,7 +5,11 @@
  * a small cache of computed deltas shared by every connection of the database (one edit pulled by
  * many clients is diffed once; Sync Gateway keeps them in its revision cache).
  */
-import { createDelta } from '../delta/index.ts';
+import { applyDelta, createDelta, DeltaError } from '../delta/index.ts';
+import { HttpError } from '../errors.ts';
+import { isJsonObject } from '../json/index.ts';
+import { canSee, type Principal } from '../auth/principal.ts';
+import { decodeRevTree } from '../revtree/index.ts';
 import type { AttachmentMap, Store, StoredRevision } from '../storage/store.ts';
 import { renderAttachments } from './render.ts';
 
@@ -74,4 +78,28 @@ export async function revisionDelta(
   const delta = JSON.stringify(createDelta(JSON.parse(blipBody(src.body, src.attachments)), JSON.parse(targetBody)));
   cache.set(id, from, to, delta);
   return delta.length < targetBody.length ? { ok: true, delta, cached: false } : { ok: false, reason: 'larger' };
+}
+
+/**
+ * Push side (spec §2.3, Sync Gateway's `processRev`): the body a pushed delta describes, from the
+ * source revision as this principal may read it. Every refusal is HTTP 422 (the client then resends
+ * the full body) and happens before anything is written.
+ */
+export async function applyPushedDelta(
+  store: Store, principal: Principal, id: string, deltaSrc: string, delta: unknown, nowSecs: number,
+): Promise<Record<string, unknown>> {
+  const doc = await store.getDoc(id);
+  const src = doc && decodeRevTree(doc.tree).has(deltaSrc) ? await sourceRevision(store, id, deltaSrc, nowSecs) : undefined;
+  const channels = src?.channels ?? (doc && deltaSrc === doc.rev ? doc.channels : []);
+  if (!src || !canSee(principal, channels)) throw new HttpError(422, `Can't fetch doc ${id} for deltaSrc=${deltaSrc}`);
+  if (src.deleted) throw new HttpError(422, `Can't use delta. Found tombstone for doc ${id} deltaSrc=${deltaSrc}`);
+  let out: unknown;
+  try {
+    out = applyDelta(JSON.parse(blipBody(src.body, src.attachments)), delta);
+  } catch (err) {
+    if (err instanceof DeltaError) throw new HttpError(422, `Error patching deltaSrc with delta: ${err.message}`);
+    throw err;
+  }
+  if (!isJsonObject(out)) throw new HttpError(422, 'Error patching deltaSrc with delta: the result is not a JSON object');
+  return out;
 }
