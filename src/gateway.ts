@@ -121,6 +121,7 @@ export class Gateway implements DatabaseRegistry {
       maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc,
       deltaSync: config.deltaSync, oldRevExpirySecs: config.oldRevExpirySecs,
     });
+    this.metrics.trackOldRevisions(config.name, () => db.store.oldRevisionUsage());
     const auth = createDbAuth(db.store, config, {
       bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind),
       lockout: this.lockout,

@@ -217,4 +217,31 @@ describe('delta sync: pull', () => {
       assert.deepEqual(local.get(id)?.body, await serverBody('delta', id));
     }
   });
+
+  test('delta_sync metrics: requested, sent, a cache hit for the second client, bytes saved, old bodies kept', async () => {
+    const stats = async () => {
+      const res = await req(`${gw.metricsUrl}/_expvar`);
+      assert.equal(res.status, 200);
+      return res.body.syncgateway.per_db.delta.delta_sync as Record<string, number>;
+    };
+    const r1 = await put('delta', 'metered', bigDoc(50, 0));
+    const a = new LocalDb();
+    const b = new LocalDb();
+    const pa = await pull(url, a, { deltas: true, docIDs: ['metered'] });
+    const pb = await pull(url, b, { deltas: true, docIDs: ['metered'] });
+    await put('delta', 'metered', bigDoc(50, 1), r1);
+    const before = await stats();
+    await pull(url, a, { deltas: true, docIDs: ['metered'], since: pa.lastSeq });
+    await pull(url, b, { deltas: true, docIDs: ['metered'], since: pb.lastSeq });
+    const after = await stats();
+    assert.equal(after.deltas_requested - before.deltas_requested, 2);
+    assert.equal(after.deltas_sent - before.deltas_sent, 2);
+    assert.equal(after.delta_cache_miss - before.delta_cache_miss, 1, 'diffed once');
+    assert.equal(after.delta_cache_hit - before.delta_cache_hit, 1, 'the second client got the cached delta');
+    assert.equal(after.delta_pull_replication_count - before.delta_pull_replication_count, 2);
+    assert.ok(after.delta_bytes_saved_pull - before.delta_bytes_saved_pull > 2 * 3000, 'about the body size, twice');
+    assert.ok(after.old_revision_bodies >= 1 && after.old_revision_body_bytes > 3000, JSON.stringify(after));
+    const text = (await req(`${gw.metricsUrl}/_metrics`)).text;
+    assert.match(text, /syncgate_delta_sync_total\{database="delta",stat="delta_cache_hit"\} [1-9]/);
+  });
 });

@@ -66,6 +66,8 @@ describe('delta sync: push', () => {
   });
 
   test('an edit is pushed as a delta; the server stores the client\'s revision id and the whole body', async () => {
+    const pushed = async () => (await req(`${gw.metricsUrl}/_expvar`)).body.syncgateway.per_db.delta.delta_sync as Record<string, number>;
+    const before = await pushed();
     const local = new LocalDb();
     local.put('p1', bigDoc(1, 0));
     await withClient(url, async (c) => {
@@ -83,6 +85,9 @@ describe('delta sync: push', () => {
     const s = await serverDoc('delta', 'p1');
     assert.equal(s.rev, local.current('p1'));
     assert.deepEqual(s.body, local.get('p1')!.body);
+    const after = await pushed();
+    assert.equal(after.delta_push_doc_count - before.delta_push_doc_count, 3);
+    assert.ok(after.delta_bytes_saved_push - before.delta_bytes_saved_push > 3 * 3000);
   });
 
   test('deltas pushed with changes (not proposeChanges) work the same', async () => {
