@@ -16,8 +16,9 @@ import { run as auth } from './auth.ts';
 import { run as feed } from './channel-feed.ts';
 import { run as postgres } from './postgres.ts';
 import { run as blip } from './blip.ts';
+import { run as delta } from './delta.ts';
 
-const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip };
+const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip, delta };
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
