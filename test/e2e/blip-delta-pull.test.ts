@@ -5,6 +5,7 @@
  * every fall-back sends the full body; a 422 or 404 reply gets the full body at once.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { BlipClient, LocalDb, type PullOptions } from '../helpers/blip-client.ts';
@@ -243,5 +244,30 @@ describe('delta sync: pull', () => {
     assert.ok(after.old_revision_bodies >= 1 && after.old_revision_body_bytes > 3000, JSON.stringify(after));
     const text = (await req(`${gw.metricsUrl}/_metrics`)).text;
     assert.match(text, /syncgate_delta_sync_total\{database="delta",stat="delta_cache_hit"\} [1-9]/);
+  });
+
+  test('on the wire, the spec\'s Sync Gateway vectors S1 and S2 (attachment metadata stamped into both bodies)', async () => {
+    const fixture = JSON.parse(readFileSync(new URL('../fixtures/delta-vectors.json', import.meta.url), 'utf8')) as { vectors: { name: string; old: Record<string, unknown>; new: Record<string, unknown>; delta: unknown }[] };
+    const s1 = fixture.vectors.find((v) => v.name === 'S1')!;
+    const s2 = fixture.vectors.find((v) => v.name === 'S2')!;
+    const r1 = await put('delta', 'vectors', s1.old);
+    const local = new LocalDb();
+    const a = await pull(url, local, { deltas: true, docIDs: ['vectors'] });
+    // S2: an attachment added at generation 2 (hello.txt = "hello world", as in Sync Gateway's test).
+    const att = await req(`${admin}/vectors/hello.txt?rev=${r1}`, { method: 'PUT', body: 'hello world' });
+    assert.equal(att.status, 201, att.text);
+    const b = await pull(url, local, { deltas: true, docIDs: ['vectors'], since: a.lastSeq });
+    assert.equal(b.revProps[0].deltaSrc, r1);
+    const stamped = JSON.parse(b.revBodies[0]!) as { _attachments: [Record<string, Record<string, unknown>>] };
+    // Our stub also names the content type the attachment was stored with; the rest is S2's delta.
+    delete stamped._attachments[0]['hello.txt']!.content_type;
+    assert.deepEqual(stamped, s2.delta);
+    // S1: an array item appended, the attachment unchanged.
+    const r3 = await put('delta', 'vectors', { ...s1.new, _attachments: { 'hello.txt': { stub: true, digest: 'sha1-Kq5sNclPz7QV2+lfQIuc6R7oRu0=', revpos: 2 } } }, att.body.rev);
+    const c = await pull(url, local, { deltas: true, docIDs: ['vectors'], since: b.lastSeq });
+    assert.equal(c.revProps[0].rev, r3);
+    assert.equal(c.revProps[0].deltaSrc, att.body.rev);
+    assert.deepEqual(JSON.parse(c.revBodies[0]!), s1.delta);
+    assert.deepEqual(local.get('vectors')?.body, await serverBody('delta', 'vectors'));
   });
 });

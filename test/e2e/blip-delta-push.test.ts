@@ -175,6 +175,26 @@ describe('delta sync: push', () => {
     assert.deepEqual(s.body, local.get('lost')!.body);
   });
 
+  test('a document with an attachment: the delta leaves the stub alone and the server keeps the attachment', async () => {
+    const local = new LocalDb();
+    local.put('withatt', bigDoc(5, 0), { attachments: { 'a.bin': { data: Buffer.from('attachment bytes'), content_type: 'application/octet-stream' } } });
+    await withClient(url, async (c) => {
+      const a = await c.push(local, { deltas: true });
+      assert.equal(a.sent, 1);
+      local.put('withatt', bigDoc(5, 1));
+      const b = await c.push(local, { deltas: true, since: a.lastSeq });
+      assert.equal(b.deltasSent, 1);
+      assert.deepEqual(b.errors, new Map());
+    });
+    const s = await serverDoc('delta', 'withatt');
+    assert.equal(s.rev, local.current('withatt'));
+    assert.equal(s.body!.counter, 1);
+    const atts = s.body!._attachments as Record<string, { digest: string; length: number }>;
+    assert.equal(atts['a.bin']!.length, 16);
+    const data = await req(`${gw.adminUrl}/delta/withatt/a.bin`);
+    assert.equal(data.text, 'attachment bytes');
+  });
+
   test('PouchDB on the same database sees the same revisions and bodies as the delta pushers', async () => {
     const local = new LocalDb();
     const ids = Array.from({ length: 10 }, (_, i) => `pouch${i}`);

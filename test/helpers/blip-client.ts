@@ -261,6 +261,8 @@ export class PullState extends EventEmitter {
   deltasRefused = 0;
   /** Bytes of `rev` bodies as they arrived (deltas as deltas), before BLIP compression. */
   revBodyBytes = 0;
+  /** Every `rev` body as it arrived (a delta as the delta), in order, beside `revProps`. */
+  readonly revBodies: string[] = [];
   errors: Error[] = [];
   pending = 0;
   constructor(readonly continuous: boolean, readonly opts: PullOptions = {}) { super(); }
@@ -562,6 +564,7 @@ export class BlipClient {
       // Couchbase Lite refuses a pulled rev without a sequence.
       if (!p.id || !p.rev || p.sequence === undefined) throw Object.assign(new Error('rev without id, rev or sequence'), { status: 400 });
       s.revBodyBytes += req.body.length;
+      s.revBodies.push(req.body.toString('utf8'));
       let body = req.json<Record<string, unknown>>() ?? {};
       if (p.deltaSrc !== undefined) {
         again = true;
