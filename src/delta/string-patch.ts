@@ -10,6 +10,15 @@ const isContinuation = (b: number): boolean => (b & 0xc0) === 0x80;
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/** Strings above this many bytes are replaced whole (go-fleecedelta's limit in Sync Gateway). */
+const MAX_DIFF_BYTES = 1024 * 1024;
+/**
+ * Bisection steps (diagonals visited) before a diff falls back to delete + insert: a deterministic
+ * stand-in for Fleece's 0.25 s timeout (tens of milliseconds here). Small edits of large strings cost far
+ * less (common prefix and suffix are trimmed first); only wholesale rewrites reach it.
+ */
+const MAX_DIFF_STEPS = 300_000;
+
 interface Hunk { oldStart: number; oldEnd: number; newStart: number; newEnd: number }
 
 /**
@@ -21,8 +30,9 @@ export function createStringPatch(oldStr: string, newStr: string, minLength: num
   const oldBytes = Buffer.from(oldStr, 'utf8');
   const newBytes = Buffer.from(newStr, 'utf8');
   if (newBytes.length < minLength) return null;
-  // Budget: bisection steps proportional to the text, so a huge rewrite falls back to delete+insert.
-  const budget = 64 * (oldBytes.length + newBytes.length) + 10_000;
+  // Sync Gateway's go-fleecedelta gives up on strings over 1 MiB (and after 1 ms); Fleece after 0.25 s.
+  if (oldBytes.length > MAX_DIFF_BYTES || newBytes.length > MAX_DIFF_BYTES) return null;
+  const budget = Math.min(8 * (oldBytes.length + newBytes.length) + 10_000, MAX_DIFF_STEPS);
   const diffs = diffText(oldBytes.toString('latin1'), newBytes.toString('latin1'), budget);
 
   // Group consecutive edits into hunks, then widen each hunk so it never splits a UTF-8 sequence.
