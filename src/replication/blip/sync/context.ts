@@ -38,7 +38,8 @@ export class DeltaNegotiation {
   /** The pulling client announced deltas. */
   clientAccepts = false;
 
-  constructor(private readonly enabled: boolean) {}
+  /** `onEnabled` runs each time deltas switch on for the connection (`delta_pull_replication_count`). */
+  constructor(private readonly enabled: boolean, private readonly onEnabled: () => void = () => {}) {}
 
   /** The database sends and accepts deltas at all (`delta_sync.enabled`). */
   get serverCan(): boolean { return this.enabled; }
@@ -48,7 +49,10 @@ export class DeltaNegotiation {
 
   /** Reads a `changes` response's `deltas` property, if present. */
   noteChangesResponse(props: Readonly<Record<string, string>>): void {
-    if (props.deltas !== undefined) this.clientAccepts = boolProp(props.deltas);
+    if (props.deltas === undefined) return;
+    const before = this.pullDeltas;
+    this.clientAccepts = boolProp(props.deltas);
+    if (!before && this.pullDeltas) this.onEnabled();
   }
 }
 

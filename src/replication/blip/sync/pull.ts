@@ -103,8 +103,6 @@ export class ChangesFeed {
   private readonly batches = new Slots(MAX_BATCHES_IN_FLIGHT);
   private readonly revsInFlight = new Set<Promise<void>>();
   private stopped = false;
-  /** This feed has counted itself as a delta pull replication (`delta_pull_replication_count`). */
-  private countedDeltaPull = false;
 
   constructor(private readonly ctx: SyncContext, private readonly opts: SubChangesOptions, private readonly collection: BlipProperties) {
     this.scope = feedScope(ctx.principal, opts.channels);
@@ -203,10 +201,6 @@ export class ChangesFeed {
     })), ctx.principal);
     const replies: Promise<unknown>[] = [];
     const deltas = ctx.deltas.pullDeltas;
-    if (deltas && !this.countedDeltaPull) {
-      this.countedDeltaPull = true;
-      ctx.db.stats.deltaSync?.('pull_replication');
-    }
     for (let i = 0; i < wanted.length && this.live; i++) {
       const w = wanted[i];
       let view = views[i];

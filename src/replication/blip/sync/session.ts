@@ -51,7 +51,7 @@ export class SyncSession {
       },
       attachments: new AttachmentGate(),
       collections: new CollectionMode(),
-      deltas: new DeltaNegotiation(opts.db.deltaSyncEnabled),
+      deltas: new DeltaNegotiation(opts.db.deltaSyncEnabled, () => opts.db.stats.deltaSync?.('pull_replication')),
     };
     this.ctx = ctx;
     this.writer = new RevWriter(opts.db);
