@@ -19,8 +19,9 @@ import { run as blip } from './blip.ts';
 import { run as attachments } from './attachments.ts';
 import { run as config } from './config-reload.ts';
 import { run as resync } from './resync.ts';
+import { run as delta } from './delta.ts';
 
-const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip, attachments, config, resync };
+const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip, attachments, config, resync, delta };
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

@@ -205,7 +205,9 @@ export class Gateway implements DatabaseRegistry {
       name: config.name, store, revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync, stats,
       maxAttachmentSize: this.config.limits.maxAttachmentBytes, maxDocumentBytes: this.config.limits.maxDocumentBytes,
       maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc, initialState: 'Starting',
+      deltaSync: config.deltaSync, oldRevExpirySecs: config.oldRevExpirySecs,
     });
+    this.metrics.trackOldRevisions(config.name, () => store.oldRevisionUsage());
     new DbJobs(db, {
       purgeIntervalDays: config.purgeIntervalDays, compactIntervalDays: config.compactIntervalDays,
       hooks: {

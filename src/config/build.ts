@@ -7,7 +7,7 @@ import { isPlainObject } from './normalize.ts';
 import { LOG_KEYS, LOG_LEVELS } from './schema.ts';
 import { DEFAULT_SERVER, parseServer } from './server.ts';
 import type {
-  CorsConfig, DatabaseConfig, GatewayConfig, LimitsConfig, LoggingConfig, LogLevel, RoleConfig, TlsVersion, UserConfig,
+  CorsConfig, DatabaseConfig, DeltaSyncConfig, GatewayConfig, LimitsConfig, LoggingConfig, LogLevel, RoleConfig, TlsVersion, UserConfig,
 } from './types.ts';
 
 export const DB_NAME_RE = /^[a-z][-a-z0-9_$()+/]*$/;
@@ -168,6 +168,7 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
   }
   const purgeDays = num(db.purge_interval);
   if (purgeDays !== undefined && purgeDays < 0) err(`${path}.purge_interval: must not be negative`);
+  const deltaSync = buildDeltaSync(db, path, err);
 
   const allowEmptyPassword = bool(db.allow_empty_password) ?? false;
   const { users, roles } = buildPrincipals(db, path, allowEmptyPassword, err, warn);
@@ -182,6 +183,7 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
     allowEmptyPassword,
     offline: bool(db.offline) ?? false,
     localDocExpirySecs: num(db.local_doc_expiry_secs) ?? DEFAULT_LOCAL_DOC_EXPIRY_SECS,
+    deltaSync: deltaSync.config, oldRevExpirySecs: deltaSync.oldRevExpirySecs,
     raw: db,
   };
   if (str(db.sync) !== undefined) config.sync = str(db.sync);
@@ -194,6 +196,21 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
   if (compactDays !== undefined) config.compactIntervalDays = compactDays;
   if (purgeDays !== undefined) config.purgeIntervalDays = purgeDays;
   return config;
+}
+
+/** Sync Gateway's defaults (`db.DefaultDeltaSyncRevMaxAge`, `base.DefaultOldRevExpirySeconds`). */
+export const DEFAULT_DELTA_REV_MAX_AGE_SECS = 86_400;
+export const DEFAULT_OLD_REV_EXPIRY_SECS = 300;
+
+/** `delta_sync` and `old_rev_expiry_seconds`, with Sync Gateway's check between the two. */
+function buildDeltaSync(db: Obj, path: string, err: (m: string) => void): { config: DeltaSyncConfig; oldRevExpirySecs: number } {
+  const oldRevExpirySecs = num(db.old_rev_expiry_seconds) ?? DEFAULT_OLD_REV_EXPIRY_SECS;
+  const d = obj(db.delta_sync) ?? {};
+  const revMaxAgeSecs = num(d.rev_max_age_seconds) ?? DEFAULT_DELTA_REV_MAX_AGE_SECS;
+  if (num(d.rev_max_age_seconds) !== undefined && revMaxAgeSecs !== 0 && revMaxAgeSecs < oldRevExpirySecs) {
+    err(`${path}.delta_sync.rev_max_age_seconds: ${revMaxAgeSecs} must not be less than the configured old_rev_expiry_seconds: ${oldRevExpirySecs}`);
+  }
+  return { config: { enabled: bool(d.enabled) ?? false, revMaxAgeSecs }, oldRevExpirySecs };
 }
 
 const MIB = 1024 * 1024;

@@ -29,6 +29,12 @@ export interface RoleConfig {
   admin_channels: string[];
 }
 
+export interface DeltaSyncConfig {
+  enabled: boolean;
+  /** `rev_max_age_seconds`: how long replaced bodies are kept as delta sources; 0 = the `old_rev_expiry_seconds` policy. */
+  revMaxAgeSecs: number;
+}
+
 export interface DatabaseConfig {
   name: string;
   server: string;
@@ -47,6 +53,10 @@ export interface DatabaseConfig {
   allowEmptyPassword: boolean;
   offline: boolean;
   localDocExpirySecs: number;
+  /** `delta_sync`: JSON deltas to and from Couchbase Lite over BLIP (an Enterprise feature of Sync Gateway). */
+  deltaSync: DeltaSyncConfig;
+  /** `old_rev_expiry_seconds`: how long a replaced revision's body is kept when delta sync does not set it. */
+  oldRevExpirySecs: number;
   username?: string;
   password?: string;
   certpath?: string;

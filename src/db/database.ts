@@ -10,10 +10,11 @@ import {
   addHistory, decodeRevTree, encodeRevTree, genOf, history, isLeaf, latestLeaves, leaves, prune, sortedLeaves, winningRev,
   type RevTree,
 } from '../revtree/index.ts';
-import type { AttachmentMap, DocWrite, Grant, NewAttachment, Store, StoredDoc, StoredRevision } from '../storage/store.ts';
+import type { AttachmentMap, DocWrite, Grant, NewAttachment, RetiredBody, Store, StoredDoc, StoredRevision } from '../storage/store.ts';
 import { ADMIN, canSee, type Principal } from '../auth/principal.ts';
 import { parseExpiry, type SyncFunction, type SyncResult, type SyncUser } from '../sync/index.ts';
 import { bodyKey } from '../storage/store.ts';
+import { DeltaCache } from './deltas.ts';
 import { DEFAULT_MAX_ATTACHMENT_SIZE, processAttachments, resolveStubs, type ProcessedAttachments } from './attachments.ts';
 import { Notifier } from './notifier.ts';
 import { SharedReads } from './shared-reads.ts';
@@ -35,7 +36,14 @@ export interface DatabaseStats {
   syncFunction(seconds: number, outcome: 'ok' | 'rejected' | 'error'): void;
   storageTransaction(seconds: number): void;
   feedOpened(kind: 'longpoll' | 'continuous' | 'websocket'): () => void;
+  /**
+   * Delta sync events (Sync Gateway's `delta_sync` stats group); `bytesSaved` is what a delta spared
+   * against the full body (sent or received). Optional so that older stats sinks still fit.
+   */
+  deltaSync?(event: DeltaSyncEvent, bytesSaved?: number): void;
 }
+
+export type DeltaSyncEvent = 'requested' | 'sent' | 'cache_hit' | 'cache_miss' | 'pull_replication' | 'push_applied';
 
 const NO_STATS: DatabaseStats = {
   docsWritten() {}, docsRead() {}, syncFunction() {}, storageTransaction() {}, feedOpened: () => () => {},
@@ -56,6 +64,10 @@ export interface DatabaseOptions {
   stats?: DatabaseStats;
   /** Run state at construction (default `Online`); a reload builds the new database `Starting`. */
   initialState?: DbState;
+  /** Delta sync over BLIP (`delta_sync`); off by default, as in Sync Gateway. */
+  deltaSync?: { enabled: boolean; revMaxAgeSecs: number };
+  /** Seconds a replaced revision's body is kept when delta sync does not set it (`old_rev_expiry_seconds`, 300). */
+  oldRevExpirySecs?: number;
 }
 
 export interface WriteRequest {
@@ -142,6 +154,15 @@ export class Database {
   readonly startTime = Date.now() * 1000;
   readonly sync?: SyncFunction;
   readonly stats: DatabaseStats;
+  /** Delta sync is on for BLIP peers that announce it (spec collections-delta.md §2.1). */
+  readonly deltaSyncEnabled: boolean;
+  /**
+   * Seconds a body stays available after its revision stops being a leaf (spec §2.6): the delta
+   * sources' lifetime. `rev_max_age_seconds` with delta sync on (unless 0), else `old_rev_expiry_seconds`.
+   */
+  readonly oldRevRetentionSecs: number;
+  /** Deltas computed for BLIP pulls, shared by every connection (see deltas.ts). */
+  readonly deltaCache = new DeltaCache();
   private closed = false;
   private runState: DbState;
   private readonly unwatch?: () => void;
@@ -164,6 +185,10 @@ export class Database {
     this.maxAttachmentSize = opts.maxAttachmentSize ?? DEFAULT_MAX_ATTACHMENT_SIZE;
     this.maxDocumentBytes = opts.maxDocumentBytes ?? 0;
     this.maxChannelsPerDoc = opts.maxChannelsPerDoc ?? 0;
+    this.deltaSyncEnabled = opts.deltaSync?.enabled ?? false;
+    const oldRevExpiry = opts.oldRevExpirySecs ?? 300;
+    const maxAge = opts.deltaSync?.revMaxAgeSecs ?? 86_400;
+    this.oldRevRetentionSecs = this.deltaSyncEnabled && maxAge > 0 ? maxAge : oldRevExpiry;
     this.sync = opts.sync;
     this.stats = opts.stats ?? NO_STATS;
     this.runState = opts.initialState ?? 'Online';
@@ -412,10 +437,18 @@ export class Database {
       expiry = r.expiry;
     }
     const dropBodies = [...pruned];
-    if (parent && !isLeaf(tree, parent)) dropBodies.push(parent);
+    // The parent's body stops being a leaf body: kept a while as an old revision (a delta source,
+    // as Sync Gateway's revision backups), unless retention is 0 or pruning took the revision.
+    const retireBodies: RetiredBody[] = [];
+    if (parent && !isLeaf(tree, parent)) {
+      if (this.oldRevRetentionSecs > 0 && !pruned.includes(parent)) {
+        retireBodies.push({ rev: parent, until: Math.floor(Date.now() / 1000) + this.oldRevRetentionSecs });
+      } else dropBodies.push(parent);
+    }
     const write: DocWrite = {
       id, expectedSeq: doc?.seq ?? 0, tree: encodeRevTree(tree), rev: winner.id, deleted: winner.deleted,
       channels, previousChannels: doc?.channels ?? [], addBodies: [revision], dropBodies,
+      ...(retireBodies.length ? { retireBodies } : {}),
       attachments: blobs.size ? blobs : undefined, grants, expiry,
     };
     return { write, rev: revision.rev };
@@ -511,6 +544,8 @@ export class Database {
 
   /** Purges documents whose expiry has passed (Sync Gateway's TTL). Returns how many went. */
   async sweepExpired(nowSecs = Math.floor(Date.now() / 1000)): Promise<number> {
+    // Old revision bodies past their retention go in the same sweep (they are not documents: not counted).
+    while (await this.store.dropOldRevisions(nowSecs, 500) === 500);
     let n = 0;
     for (;;) {
       const ids = await this.store.expired(nowSecs, 500);

@@ -28,6 +28,19 @@ export interface ExpvarDatabase {
     auth_failed_count: number;
     num_docs_rejected: number;
   };
+  /** Sync Gateway's `delta_sync` group, plus Syncgate's bytes saved and old revision store size. */
+  delta_sync: {
+    deltas_requested: number;
+    deltas_sent: number;
+    delta_cache_hit: number;
+    delta_cache_miss: number;
+    delta_pull_replication_count: number;
+    delta_push_doc_count: number;
+    delta_bytes_saved_pull: number;
+    delta_bytes_saved_push: number;
+    old_revision_bodies: number;
+    old_revision_body_bytes: number;
+  };
 }
 
 export interface Expvar {
@@ -59,6 +72,10 @@ function emptyDatabase(): ExpvarDatabase {
       num_changes_feeds_longpoll: 0, num_changes_feeds_continuous: 0, num_changes_feeds_websocket: 0,
     },
     security: { auth_failed_count: 0, num_docs_rejected: 0 },
+    delta_sync: {
+      deltas_requested: 0, deltas_sent: 0, delta_cache_hit: 0, delta_cache_miss: 0, delta_pull_replication_count: 0,
+      delta_push_doc_count: 0, delta_bytes_saved_pull: 0, delta_bytes_saved_push: 0, old_revision_bodies: 0, old_revision_body_bytes: 0,
+    },
   };
 }
 
@@ -103,6 +120,20 @@ export function buildExpvar(snapshot: Snapshot, inputs: ExpvarInputs): Expvar {
     else if (v.labels.kind === 'continuous') d.database.num_changes_feeds_continuous += v.value;
     else if (v.labels.kind === 'websocket') d.database.num_changes_feeds_websocket += v.value;
   }
+
+  for (const v of values('syncgate_delta_sync_total')) {
+    const d = db(v.labels);
+    const stat = String(v.labels.stat) as keyof ExpvarDatabase['delta_sync'];
+    if (d && stat in d.delta_sync) d.delta_sync[stat] += v.value;
+  }
+  for (const v of values('syncgate_delta_sync_bytes_saved_total')) {
+    const d = db(v.labels);
+    if (!d) continue;
+    if (v.labels.direction === 'pull') d.delta_sync.delta_bytes_saved_pull += v.value;
+    else if (v.labels.direction === 'push') d.delta_sync.delta_bytes_saved_push += v.value;
+  }
+  for (const v of values('syncgate_old_revision_bodies')) { const d = db(v.labels); if (d) d.delta_sync.old_revision_bodies += v.value; }
+  for (const v of values('syncgate_old_revision_body_bytes')) { const d = db(v.labels); if (d) d.delta_sync.old_revision_body_bytes += v.value; }
 
   const m = inputs.memory;
   const resource: Record<string, number> = {

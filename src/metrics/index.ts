@@ -20,6 +20,17 @@ export type AuthFailureKind = 'basic' | 'session' | 'guest';
 export type FeedKind = 'longpoll' | 'continuous' | 'websocket';
 export type WebSocketKind = 'changes' | 'blip';
 
+/** Delta sync events, named as Sync Gateway's `delta_sync` stats (`base/stats.go`). */
+export type DeltaSyncEvent = 'requested' | 'sent' | 'cache_hit' | 'cache_miss' | 'pull_replication' | 'push_applied';
+export const DELTA_SYNC_STATS: Record<DeltaSyncEvent, string> = {
+  requested: 'deltas_requested', sent: 'deltas_sent', cache_hit: 'delta_cache_hit', cache_miss: 'delta_cache_miss',
+  pull_replication: 'delta_pull_replication_count', push_applied: 'delta_push_doc_count',
+};
+const DELTA_SYNC_EVENTS = Object.keys(DELTA_SYNC_STATS) as DeltaSyncEvent[];
+
+/** What the old-revision store of a database holds (bodies kept as delta sources). */
+export type OldRevisionUsageProvider = () => Promise<{ count: number; bytes: number }>;
+
 export const SYNC_OUTCOMES: readonly SyncOutcome[] = ['ok', 'rejected', 'error'];
 export const AUTH_FAILURE_KINDS: readonly AuthFailureKind[] = ['basic', 'session', 'guest'];
 export const FEED_KINDS: readonly FeedKind[] = ['longpoll', 'continuous', 'websocket'];
@@ -50,6 +61,10 @@ export const METRIC = {
   websocketsOpen: 'syncgate_websocket_connections_open',
   jobProgress: 'syncgate_background_job_progress',
   jobRunning: 'syncgate_background_job_running',
+  deltaSync: 'syncgate_delta_sync_total',
+  deltaBytesSaved: 'syncgate_delta_sync_bytes_saved_total',
+  oldRevisions: 'syncgate_old_revision_bodies',
+  oldRevisionBytes: 'syncgate_old_revision_body_bytes',
 } as const;
 
 export interface MetricsOptions {
@@ -77,12 +92,14 @@ export interface DatabaseMetrics {
   storageTransaction(seconds: number): void;
   /** Call when a live feed starts; call the returned function when it ends (extra calls do nothing). */
   feedOpened(kind: FeedKind): () => void;
+  /** A delta sync event; `bytesSaved` is what a delta spared against the full body. */
+  deltaSync(event: DeltaSyncEvent, bytesSaved?: number): void;
 }
 
 /** For code paths (and tests) that run without a gateway's metrics. */
 export const NO_DATABASE_METRICS: DatabaseMetrics = {
   docsWritten() {}, docsRead() {}, syncFunction() {}, authFailure() {}, storageTransaction() {},
-  feedOpened: () => () => {},
+  feedOpened: () => () => {}, deltaSync() {},
 };
 
 /** Per-database bookkeeping: the label object, and whether the database was removed since. */
@@ -91,6 +108,8 @@ interface DbEntry {
   sync: Record<SyncOutcome, { database: string; outcome: SyncOutcome }>;
   auth: Record<AuthFailureKind, { database: string; kind: AuthFailureKind }>;
   feed: Record<FeedKind, { database: string; kind: FeedKind }>;
+  delta: Record<DeltaSyncEvent, { database: string; stat: string }>;
+  saved: { pull: { database: string; direction: 'pull' }; push: { database: string; direction: 'push' } };
   removed: boolean;
 }
 
@@ -125,6 +144,10 @@ export class Metrics {
   private readonly jobRunningGauge: Gauge<'database' | 'job'>;
   /** Label sets of the job series per database, so removeDatabase can drop them. */
   private readonly jobSeries = new Map<string, Map<string, { database: string; job: string; counter?: string }>>();
+  private readonly deltaSyncCount: Counter<'database' | 'stat'>;
+  private readonly deltaBytesSaved: Counter<'database' | 'direction'>;
+  /** Per database: how to read its old-revision store's size when metrics are collected. */
+  private readonly oldRevisionUsage = new Map<string, OldRevisionUsageProvider>();
 
   constructor(options: MetricsOptions = {}) {
     this.argv = options.argv ?? process.argv;
@@ -174,6 +197,39 @@ export class Metrics {
       labelNames: ['database', 'job'], registers,
     });
     for (const kind of WEBSOCKET_KINDS) this.websocketsOpen.set({ kind }, 0);
+    this.deltaSyncCount = new Counter({
+      name: METRIC.deltaSync, help: "Delta sync over BLIP, by Sync Gateway's delta_sync stat: deltas_requested, deltas_sent, delta_cache_hit, delta_cache_miss, delta_pull_replication_count, delta_push_doc_count.",
+      labelNames: ['database', 'stat'], registers,
+    });
+    this.deltaBytesSaved = new Counter({
+      name: METRIC.deltaBytesSaved, help: 'Bytes deltas spared against full bodies (before BLIP compression), by direction: pull (sent) or push (received).',
+      labelNames: ['database', 'direction'], registers,
+    });
+    // Read from each database's store when scraped: old revision bodies kept as delta sources.
+    const usage = this.oldRevisionUsage;
+    const read = async (): Promise<[string, { count: number; bytes: number }][]> => {
+      const out: [string, { count: number; bytes: number }][] = [];
+      for (const [db, provider] of usage) {
+        try { out.push([db, await provider()]); } catch { /* a closed or unreachable store reports nothing */ }
+      }
+      return out;
+    };
+    let pending: Promise<[string, { count: number; bytes: number }][]> | undefined;
+    /** One read per scrape for both gauges. */
+    const once = () => {
+      pending ??= read().finally(() => { setImmediate(() => { pending = undefined; }); });
+      return pending;
+    };
+    new Gauge({
+      name: METRIC.oldRevisions, help: 'Old revision bodies kept for delta sync (rev_max_age_seconds) or old_rev_expiry_seconds.',
+      labelNames: ['database'], registers,
+      async collect() { this.reset(); for (const [database, u] of await once()) this.set({ database }, u.count); },
+    });
+    new Gauge({
+      name: METRIC.oldRevisionBytes, help: 'Bytes of the old revision bodies kept (their JSON).',
+      labelNames: ['database'], registers,
+      async collect() { this.reset(); for (const [database, u] of await once()) this.set({ database }, u.bytes); },
+    });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -211,6 +267,15 @@ export class Metrics {
       if ('counter' in labels) this.jobProgressGauge.remove(labels); else this.jobRunningGauge.remove(labels);
     }
     this.jobSeries.delete(db);
+    for (const ev of DELTA_SYNC_EVENTS) this.deltaSyncCount.remove(e.delta[ev]);
+    this.deltaBytesSaved.remove(e.saved.pull);
+    this.deltaBytesSaved.remove(e.saved.push);
+    this.oldRevisionUsage.delete(db);
+  }
+
+  /** Reports a database's old-revision store in `syncgate_old_revision_*` (read at each scrape). */
+  trackOldRevisions(db: string, provider: OldRevisionUsageProvider): void {
+    this.oldRevisionUsage.set(db, provider);
   }
 
   /** The database names with series, in registration order. */
@@ -226,6 +291,8 @@ export class Metrics {
       sync: labelsBy(db, 'outcome', SYNC_OUTCOMES),
       auth: labelsBy(db, 'kind', AUTH_FAILURE_KINDS),
       feed: labelsBy(db, 'kind', FEED_KINDS),
+      delta: Object.fromEntries(DELTA_SYNC_EVENTS.map((ev) => [ev, { database: db, stat: DELTA_SYNC_STATS[ev] }])) as DbEntry['delta'],
+      saved: { pull: { database: db, direction: 'pull' }, push: { database: db, direction: 'push' } },
       removed: false,
     };
     this.dbs.set(db, e);
@@ -237,6 +304,9 @@ export class Metrics {
     for (const outcome of SYNC_OUTCOMES) this.syncRuns.inc(e.sync[outcome], 0);
     for (const kind of AUTH_FAILURE_KINDS) this.authFailures.inc(e.auth[kind], 0);
     for (const kind of FEED_KINDS) this.feedsOpen.set(e.feed[kind], 0);
+    for (const ev of DELTA_SYNC_EVENTS) this.deltaSyncCount.inc(e.delta[ev], 0);
+    this.deltaBytesSaved.inc(e.saved.pull, 0);
+    this.deltaBytesSaved.inc(e.saved.push, 0);
     return e;
   }
 
@@ -250,6 +320,7 @@ export class Metrics {
       authFailure: (kind) => this.authFailure(db, kind),
       storageTransaction: (seconds) => this.storageTransaction(db, seconds),
       feedOpened: (kind) => this.feedOpened(db, kind),
+      deltaSync: (event, bytesSaved) => this.deltaSync(db, event, bytesSaved),
     };
   }
 
@@ -297,6 +368,15 @@ export class Metrics {
     };
   }
 
+  deltaSync(db: string, event: DeltaSyncEvent, bytesSaved?: number): void {
+    const e = this.entry(db);
+    this.deltaSyncCount.inc(e.delta[event], 1);
+    if (bytesSaved !== undefined && bytesSaved > 0) {
+      if (event === 'sent') this.deltaBytesSaved.inc(e.saved.pull, bytesSaved);
+      else if (event === 'push_applied') this.deltaBytesSaved.inc(e.saved.push, bytesSaved);
+    }
+  }
+
   /** A WebSocket connection opened; the returned function closes it, exactly once. */
   websocketOpened(kind: WebSocketKind): () => void {
     const labels = this.websocketLabels[kind];
@@ -339,5 +419,6 @@ export class Metrics {
   close(): void {
     this.registry.clear();
     this.dbs.clear();
+    this.oldRevisionUsage.clear();
   }
 }

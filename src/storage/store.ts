@@ -84,6 +84,11 @@ export interface DocWrite {
   addBodies: StoredRevision[];
   /** Revisions whose bodies are no longer needed (no longer leaves, or pruned). */
   dropBodies: string[];
+  /**
+   * Bodies that stop being leaves but are kept a while as old revisions (delta sync sources, spec
+   * §2.6): moved, in this transaction, from the leaf bodies to the old-revision store until `until`.
+   */
+  retireBodies?: RetiredBody[];
   /** New attachment bytes, by sha1 digest. Content-addressed, so writing an existing digest is a no-op. */
   attachments?: Map<string, NewAttachment>;
   /**
@@ -91,6 +96,18 @@ export interface DocWrite {
    * and marks each grantee whose grants changed as changed at this sequence.
    */
   grants?: Grant[];
+}
+
+/** A body kept after its revision stopped being a leaf, until `until` (seconds since the epoch). */
+export interface RetiredBody {
+  rev: string;
+  until: number;
+}
+
+/** What the old-revision store holds (for metrics): rows and the bytes of their bodies. */
+export interface OldRevisionUsage {
+  count: number;
+  bytes: number;
 }
 
 /** A grant made by a document's sync function: `access()` (a channel) or `role()` (a role). */
@@ -206,12 +223,20 @@ export interface Store {
   getRevision(id: string, rev: string): Promise<StoredRevision | undefined>;
   getRevisions(keys: { id: string; rev: string }[]): Promise<Map<string, StoredRevision>>;
   /**
+   * A retired (non-leaf) revision body still kept at `nowSecs` (see DocWrite.retireBodies); leaf
+   * bodies are read with getRevision. Delta sync's source lookup, not a general read path.
+   */
+  getOldRevision(id: string, rev: string, nowSecs: number): Promise<StoredRevision | undefined>;
+  /** Removes old revision bodies whose time ran out at or before `nowSecs` (at most `limit`); returns how many. */
+  dropOldRevisions(nowSecs: number, limit: number): Promise<number>;
+  oldRevisionUsage(): Promise<OldRevisionUsage>;
+  /**
    * Commits the writes, each atomically with its next sequence, in one transaction where the backend
    * allows. A write whose expectedSeq no longer matches is reported as a conflict and not applied; the
    * others still commit.
    */
   commit(writes: DocWrite[]): Promise<CommitResult[]>;
-  /** Removes a document and its revisions, bodies and channel entries entirely. */
+  /** Removes a document and its revisions, bodies (old ones too) and channel entries entirely. */
   purge(id: string): Promise<boolean>;
   /** Ids of documents whose expiry is at or before `nowSecs`, oldest first. */
   expired(nowSecs: number, limit: number): Promise<string[]>;

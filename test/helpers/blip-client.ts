@@ -3,11 +3,16 @@
  * tests and the benchmark: an in-memory local database with revision trees and blobs, and a BLIP
  * client that pushes (proposeChanges or changes, then rev, answering getAttachment and
  * proveAttachment) and pulls (subChanges, answering changes, receiving rev/norev, fetching blobs).
+ * With `deltas: true` it speaks delta sync as Couchbase Lite does (spec collections-delta.md §2.1-2.4),
+ * with the project's codec: it keeps the body of the revision last known on the server (LiteCore's
+ * `kKeepBody`), lists only ancestors whose bodies it has, applies received deltas (422 when it cannot),
+ * and pushes deltas from the server's revision once the server announced `deltas`.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { BlipConnection, type BlipProperties, type BlipRequest, type BlipResponse } from '../../src/replication/blip/connection.ts';
+import { applyDelta, createDelta, DeltaError } from '../../src/delta/index.ts';
 
 export interface AttachmentIn { data: Buffer; content_type?: string }
 export interface AttachmentStub { digest: string; length: number; revpos: number; content_type?: string; stub: true }
@@ -107,8 +112,8 @@ export class LocalDb {
     const node = d.revs.get(rev)!;
     node.deleted = deleted;
     node.body = body;
-    // Only leaves keep bodies, as on the server.
-    if (node.parent) { const p = d.revs.get(node.parent); if (p) delete p.body; }
+    // Only leaves keep bodies, and the revision the server is known to have (a delta base).
+    if (node.parent && this.remote.get(id) !== node.parent) { const p = d.revs.get(node.parent); if (p) delete p.body; }
     d.seq = ++this.seq;
     this.purged.delete(id);
   }
@@ -117,6 +122,28 @@ export class LocalDb {
     this.docs.delete(id);
     this.remote.delete(id);
     this.purged.set(id, why);
+  }
+
+  /** Records the server's revision of a document; the previous one's body goes unless it is a leaf. */
+  setRemote(id: string, rev: string): void {
+    const before = this.remote.get(id);
+    this.remote.set(id, rev);
+    if (before && before !== rev && !this.leaves(id).includes(before)) {
+      const r = this.docs.get(id)?.revs.get(before);
+      if (r) delete r.body;
+    }
+  }
+
+  /**
+   * What Couchbase Lite answers a pulled `changes` row with, deltas on: its revisions of the doc
+   * that still have bodies and are older than the incoming one, the current revision first.
+   */
+  ancestorsWithBodies(id: string, incoming: string): string[] {
+    const d = this.docs.get(id);
+    if (!d) return [];
+    const current = this.current(id);
+    const withBodies = [...d.revs.entries()].filter(([r, v]) => v.body !== undefined && gen(r) < gen(incoming)).map(([r]) => r);
+    return withBodies.sort((a, b) => (a === current ? -1 : b === current ? 1 : gen(b) - gen(a)));
   }
 
   /** Documents changed after `since`, in sequence order. */
@@ -177,6 +204,10 @@ export interface PushOptions {
   concurrency?: number;
   /** Send `rev` bodies deflated, as Couchbase Lite does (default true). */
   compress?: boolean;
+  /** Push deltas when the server announces `deltas` (Couchbase Lite's default unless `noDeltas`). */
+  deltas?: boolean;
+  /** Smallest body (JSON bytes) sent as a delta; LiteCore's `kMinBodySizeForDelta` is 200. */
+  minDeltaBodySize?: number;
 }
 
 export interface PushResult {
@@ -188,6 +219,11 @@ export interface PushResult {
   /** For 409 with conflictIncludesRev: the server's current revision. */
   serverRevs: Map<string, string>;
   lastSeq: number;
+  /** The server announced `deltas: "true"`. */
+  serverDeltas: boolean;
+  /** Revisions sent as deltas (and accepted), and those resent whole after a 422. */
+  deltasSent: number;
+  deltasRefused: number;
 }
 
 export interface PullOptions {
@@ -199,6 +235,12 @@ export interface PullOptions {
   docIDs?: string[];
   revocations?: boolean;
   sendReplacementRevs?: boolean;
+  /** Announce deltas on the first `changes` response, as Couchbase Lite does unless `noDeltas`. */
+  deltas?: boolean;
+  /** Test hook: answer every delta `rev` with this error (422 = CorruptDelta) instead of applying it. */
+  refuseDeltas?: number;
+  /** Test hook: replace the known-ancestors answer for a changes row. */
+  knownFor?: (id: string, rev: string, known: string[]) => string[];
 }
 
 /** One running pull: counts what arrived; `done` resolves when a one-shot pull has caught up. */
@@ -214,9 +256,16 @@ export class PullState extends EventEmitter {
   readonly rows: unknown[][] = [];
   /** Every `rev` message's properties, in order. */
   readonly revProps: BlipProperties[] = [];
+  /** Revisions that arrived as deltas and were applied; delta revs this client refused. */
+  deltasApplied = 0;
+  deltasRefused = 0;
+  /** Bytes of `rev` bodies as they arrived (deltas as deltas), before BLIP compression. */
+  revBodyBytes = 0;
+  /** Every `rev` body as it arrived (a delta as the delta), in order, beside `revProps`. */
+  readonly revBodies: string[] = [];
   errors: Error[] = [];
   pending = 0;
-  constructor(readonly continuous: boolean) { super(); }
+  constructor(readonly continuous: boolean, readonly opts: PullOptions = {}) { super(); }
 
   /** Resolves once `pred` holds, re-checked after every message; rejects after `ms`. */
   waitFor(pred: () => boolean, ms = 10_000): Promise<void> {
@@ -232,6 +281,12 @@ export class PullState extends EventEmitter {
       this.on('progress', check);
     });
   }
+}
+
+/** LiteCore's `boolProperty`: "true"/"YES" (any case) or a non-zero integer. */
+function isTrue(v: string | undefined): boolean {
+  if (v === undefined) return false;
+  return /^(true|yes)$/i.test(v) || (/^-?\d+$/.test(v) && Number(v) !== 0);
 }
 
 /** A BLIP replicator client over one connection. */
@@ -291,7 +346,9 @@ export class BlipClient {
     this.pushDb = db;
     const mode = opts.mode ?? 'proposeChanges';
     const batch = opts.batch ?? 200;
-    const result: PushResult = { sent: 0, skipped: 0, errors: new Map(), serverRevs: new Map(), lastSeq: opts.since ?? 0 };
+    const result: PushResult = {
+      sent: 0, skipped: 0, errors: new Map(), serverRevs: new Map(), lastSeq: opts.since ?? 0, serverDeltas: false, deltasSent: 0, deltasRefused: 0,
+    };
     const changed = db.changedSince(opts.since ?? 0);
     const limit = opts.concurrency ?? 10;
     const running = new Set<Promise<void>>();
@@ -306,12 +363,13 @@ export class BlipClient {
           return server ? [id, rev, server] : [id, rev];
         });
         const res = await this.call({ Profile: 'proposeChanges', conflictIncludesRev: 'true' }, entries, { compressed: true, urgent: true });
+        if (isTrue(res.properties.deltas)) result.serverDeltas = true;
         const statuses = res.json<unknown[]>() ?? [];
         slice.forEach(({ id, seq }, k) => {
           const s = statuses[k] ?? 0;
           const rev = entries[k][1];
           if (s === 0) items.push({ id, rev, known: db.remote.has(id) ? [db.remote.get(id)!] : [], seq });
-          else if (s === 304) { result.skipped++; db.remote.set(id, rev); }
+          else if (s === 304) { result.skipped++; db.setRemote(id, rev); }
           else if (typeof s === 'object' && s) {
             const o = s as { status: number; rev?: string };
             result.errors.set(id, o.status);
@@ -330,6 +388,7 @@ export class BlipClient {
           }
         }
         const res = await this.call({ Profile: 'changes' }, entries, { compressed: true });
+        if (isTrue(res.properties.deltas)) result.serverDeltas = true;
         maxHistory = Number(res.properties.maxHistory ?? 20);
         const answers = res.json<unknown[]>() ?? [];
         meta.forEach((m, k) => {
@@ -340,9 +399,10 @@ export class BlipClient {
       }
       for (const it of items) {
         while (running.size >= limit) await Promise.race(running);
-        const p = this.sendRev(db, it.id, it.rev, it.known, it.seq, mode === 'proposeChanges', maxHistory, opts.compress ?? true)
+        const deltaOpts = opts.deltas && result.serverDeltas ? { minBody: opts.minDeltaBodySize ?? 200, result } : undefined;
+        const p = this.sendRev(db, it.id, it.rev, it.known, it.seq, mode === 'proposeChanges', maxHistory, opts.compress ?? true, deltaOpts)
           .then((status) => {
-            if (status === 0) { result.sent++; db.remote.set(it.id, it.rev); } else result.errors.set(it.id, status);
+            if (status === 0) { result.sent++; db.setRemote(it.id, it.rev); } else result.errors.set(it.id, status);
           });
         running.add(p);
         void p.finally(() => running.delete(p));
@@ -355,8 +415,16 @@ export class BlipClient {
     return result;
   }
 
-  /** One `rev`; resolves 0 on success or the error code of the reply. */
-  private async sendRev(db: LocalDb, id: string, rev: string, known: string[], seq: number, noconflicts: boolean, maxHistory: number, compressed: boolean): Promise<number> {
+  /**
+   * One `rev`; resolves 0 on success or the error code of the reply. With deltas, as LiteCore's
+   * pusher: from the server's known revision (or the first known ancestor) when its body is here and
+   * not a tombstone, the body is at least `minBody` bytes and the delta at most 1.2x the body; a 422
+   * makes it resend the full body at once.
+   */
+  private async sendRev(
+    db: LocalDb, id: string, rev: string, known: string[], seq: number, noconflicts: boolean, maxHistory: number, compressed: boolean,
+    deltas?: { minBody: number; result: PushResult },
+  ): Promise<number> {
     const r = db.get(id, rev)!;
     let history = db.history(id, rev).slice(1, maxHistory);
     const cut = history.findIndex((h) => known.includes(h));
@@ -365,7 +433,23 @@ export class BlipClient {
     if (history.length) props.history = history.join(',');
     if (r.deleted) props.deleted = '1';
     if (noconflicts) props.noconflicts = 'true';
-    const res = await this.conn.sendRequest(props, r.body ?? {}, { compressed });
+    const body = r.body ?? {};
+    if (deltas && !r.deleted) {
+      const json = JSON.stringify(body);
+      const base = [db.remote.get(id), ...known].find((b) => b !== undefined && db.get(id, b)?.body !== undefined);
+      const baseRev = base ? db.get(id, base)! : undefined;
+      if (baseRev && !baseRev.deleted && Buffer.byteLength(json) >= deltas.minBody) {
+        const delta = JSON.stringify(createDelta(baseRev.body, body));
+        if (delta.length <= 1.2 * json.length) {
+          const res = await this.conn.sendRequest({ ...props, deltaSrc: base! }, delta, { compressed });
+          if (!res) return 500;
+          if (!res.isError) { deltas.result.deltasSent++; return 0; }
+          if (res.errorCode !== 422) return res.errorCode ?? 500;
+          deltas.result.deltasRefused++;
+        }
+      }
+    }
+    const res = await this.conn.sendRequest(props, body, { compressed });
     if (!res) return 500;
     return res.isError ? res.errorCode ?? 500 : 0;
   }
@@ -374,7 +458,7 @@ export class BlipClient {
 
   /** Starts a pull; for a one-shot pull await `state.waitFor(() => state.caughtUp && state.pending === 0)` or use `pull()`. */
   async startPull(db: LocalDb, opts: PullOptions = {}): Promise<PullState> {
-    const state = new PullState(opts.continuous === true);
+    const state = new PullState(opts.continuous === true, opts);
     this.pullState = state;
     this.pullDb = db;
     const props: BlipProperties = { Profile: 'subChanges', batch: String(opts.batch ?? 200) };
@@ -444,6 +528,8 @@ export class BlipClient {
       if (!req.noReply) req.respond({}, []);
       return;
     }
+    // LiteCore announces deltas on its first changes response only; the server keeps the setting.
+    const announce = s.opts.deltas === true && s.batches === 0;
     s.batches++;
     const answer: unknown[] = [];
     for (const row of rows) {
@@ -460,10 +546,11 @@ export class BlipClient {
         continue;
       }
       if (db.docs.get(id)?.revs.has(rev)) { answer.push(0); continue; }
-      answer.push(db.leaves(id));
+      const known = s.opts.deltas ? db.ancestorsWithBodies(id, rev) : db.leaves(id);
+      answer.push(s.opts.knownFor ? s.opts.knownFor(id, rev, known) : known);
       s.pending++;
     }
-    req.respond({ maxHistory: '50', blobs: 'true' }, answer, { compressed: true });
+    req.respond({ maxHistory: '50', blobs: 'true', ...(announce ? { deltas: 'true' } : {}) }, answer, { compressed: true });
   }
 
   private async onRev(req: BlipRequest): Promise<void> {
@@ -471,10 +558,29 @@ export class BlipClient {
     const db = this.pullDb!;
     const p = req.properties;
     s.revProps.push(p);
+    // A refused delta is expected again as a full body (LiteCore's revReRequested): still pending.
+    let again = false;
     try {
       // Couchbase Lite refuses a pulled rev without a sequence.
       if (!p.id || !p.rev || p.sequence === undefined) throw Object.assign(new Error('rev without id, rev or sequence'), { status: 400 });
-      const body = req.json<Record<string, unknown>>() ?? {};
+      s.revBodyBytes += req.body.length;
+      s.revBodies.push(req.body.toString('utf8'));
+      let body = req.json<Record<string, unknown>>() ?? {};
+      if (p.deltaSrc !== undefined) {
+        again = true;
+        if (s.opts.refuseDeltas) { s.deltasRefused++; throw Object.assign(new Error('delta refused (test hook)'), { status: s.opts.refuseDeltas }); }
+        // LiteCore: a missing base is DeltaBaseUnknown, a bad delta CorruptDelta; both answered HTTP 422.
+        const base = db.get(p.id, p.deltaSrc)?.body;
+        if (!base) { s.deltasRefused++; throw Object.assign(new Error(`delta base ${p.deltaSrc} unknown`), { status: 422 }); }
+        try {
+          body = applyDelta(base, body) as Record<string, unknown>;
+        } catch (err) {
+          s.deltasRefused++;
+          throw Object.assign(new Error(`corrupt delta: ${(err as Error).message}`), { status: err instanceof DeltaError ? 422 : 500 });
+        }
+        s.deltasApplied++;
+        again = false;
+      }
       if (body._removed === true) {
         db.purge(p.id, 'removed');
         s.removed.push(p.id);
@@ -488,12 +594,12 @@ export class BlipClient {
         }
         const history = p.history ? p.history.split(',') : [];
         db.insert(p.id, p.rev, history, p.deleted === '1' || p.deleted === 'true', body);
-        db.remote.set(p.id, p.rev);
+        db.setRemote(p.id, p.rev);
         s.received++;
       }
       if (!req.noReply) req.respond();
     } finally {
-      s.pending--;
+      if (!again) s.pending--;
     }
   }
 }

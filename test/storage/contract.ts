@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type {
-  AttachmentMap, ChangeRow, CommitResult, DocWrite, Store, StoredRevision,
+  AttachmentMap, ChangeRow, CommitResult, DocWrite, RetiredBody, Store, StoredRevision,
 } from '../../src/storage/store.ts';
 import { bodyKey } from '../../src/storage/store.ts';
 import { encodeRevTree } from '../../src/revtree/index.ts';
@@ -44,6 +44,7 @@ export interface WriteOptions {
   bodyAttachments?: AttachmentMap | null;
   addBodies?: StoredRevision[];
   dropBodies?: string[];
+  retireBodies?: RetiredBody[];
   /** New bytes by sha1 digest; their md5 is computed here unless `md5s` names one (to test collisions). */
   attachments?: Map<string, Buffer>;
   md5s?: Map<string, string>;
@@ -64,6 +65,7 @@ export function docWrite(id: string, expectedSeq: number, o: WriteOptions = {}):
     previousChannels: o.previousChannels ?? [],
     addBodies: o.addBodies ?? [{ rev, deleted, body: o.body ?? `{"rev":${JSON.stringify(rev)}}`, attachments: o.bodyAttachments ?? null }],
     dropBodies: o.dropBodies ?? [],
+    ...(o.retireBodies ? { retireBodies: o.retireBodies } : {}),
     ...(o.attachments ? { attachments: new Map([...o.attachments].map(([d, data]) => [d, { data, md5: o.md5s?.get(d) ?? md5Of(data) }])) } : {}),
   };
 }
@@ -692,6 +694,71 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
         await put(s, docWrite('x', 2, { rev: '3-x' }));
         assert.deepEqual(await s.docCounts(), { live: 1, deleted: 1 });
         assert.equal(await s.countDocs(), 1);
+      }));
+    });
+
+    describe('old revision bodies (delta sync sources)', () => {
+      const atts: AttachmentMap = { 'a.txt': { digest: 'sha1-x', length: 3, revpos: 1, content_type: 'text/plain' } };
+
+      it('retireBodies moves a body out of the leaves into the old revisions, until its time', withStore(async (s) => {
+        const body = '{"v":"é1"}';
+        const s1 = await put(s, docWrite('d', 0, { rev: '1-a', addBodies: [{ rev: '1-a', deleted: false, body, attachments: atts, channels: ['c'] }] }));
+        await put(s, docWrite('d', s1, { rev: '2-a', retireBodies: [{ rev: '1-a', until: 1000 }] }));
+        assert.equal(await s.getRevision('d', '1-a'), undefined, 'no longer a leaf body');
+        assert.deepEqual(await s.getOldRevision('d', '1-a', 999), { rev: '1-a', deleted: false, body, attachments: atts, channels: ['c'] });
+        assert.equal(await s.getOldRevision('d', '1-a', 1000), undefined, 'expired at its time');
+        assert.equal(await s.getOldRevision('d', '2-a', 0), undefined, 'a leaf is not an old revision');
+        assert.equal(await s.getOldRevision('other', '1-a', 0), undefined);
+        assert.deepEqual(await s.oldRevisionUsage(), { count: 1, bytes: Buffer.byteLength(body) });
+        assert.equal(await s.dropOldRevisions(999, 10), 0);
+        assert.equal(await s.dropOldRevisions(1000, 10), 1);
+        assert.deepEqual(await s.oldRevisionUsage(), { count: 0, bytes: 0 });
+        assert.equal(await s.getOldRevision('d', '1-a', 0), undefined);
+        assert.equal((await s.getRevision('d', '2-a'))?.body, '{"rev":"2-a"}', 'the leaf is untouched');
+      }));
+
+      it('dropOldRevisions takes the oldest first and at most limit', withStore(async (s) => {
+        let seq = await put(s, docWrite('d', 0, { rev: '1-a' }));
+        for (let g = 2; g <= 5; g++) {
+          seq = await put(s, docWrite('d', seq, { rev: `${g}-a`, retireBodies: [{ rev: `${g - 1}-a`, until: 100 * g }] }));
+        }
+        assert.equal((await s.oldRevisionUsage()).count, 4);
+        assert.equal(await s.dropOldRevisions(10_000, 3), 3);
+        assert.equal(await s.getOldRevision('d', '4-a', 0) !== undefined, true, 'the newest is kept');
+        assert.equal(await s.getOldRevision('d', '1-a', 0), undefined);
+      }));
+
+      it('retiring a revision without a leaf body keeps nothing; a conflicting write retires nothing', withStore(async (s) => {
+        const s1 = await put(s, docWrite('d', 0, { rev: '1-a' }));
+        assert.deepEqual(await s.commit([docWrite('d', s1 + 9, { rev: '2-a', retireBodies: [{ rev: '1-a', until: 1000 }] })]), [CONFLICT]);
+        assert.equal((await s.getRevision('d', '1-a'))?.body, '{"rev":"1-a"}');
+        assert.equal(await s.getOldRevision('d', '1-a', 0), undefined);
+        await put(s, docWrite('d', s1, { rev: '2-a', retireBodies: [{ rev: '9-never', until: 1000 }] }));
+        assert.deepEqual(await s.oldRevisionUsage(), { count: 0, bytes: 0 });
+      }));
+
+      it('a batch that adds a body and then retires it keeps it', withStore(async (s) => {
+        const res = await s.commit([
+          docWrite('d', 0, { rev: '1-a', body: '{"first":true}' }),
+          docWrite('d', 1, { rev: '2-a', retireBodies: [{ rev: '1-a', until: 1000 }] }),
+        ]);
+        assert.deepEqual(res.map((r) => r.ok), [true, true]);
+        assert.equal((await s.getOldRevision('d', '1-a', 0))?.body, '{"first":true}');
+        assert.equal(await s.getRevision('d', '1-a'), undefined);
+      }));
+
+      it('retiring again refreshes the time; purge removes old revisions too', withStore(async (s) => {
+        const s1 = await put(s, docWrite('d', 0, { rev: '1-a' }));
+        const s2 = await put(s, docWrite('d', s1, { rev: '2-a', retireBodies: [{ rev: '1-a', until: 1000 }] }));
+        await put(s, docWrite('d', s2, { rev: '1-a', addBodies: [{ rev: '1-a', deleted: false, body: '{"again":1}', attachments: null }] }));
+        await put(s, docWrite('d', s2 + 1, { rev: '2-a', retireBodies: [{ rev: '1-a', until: 5000 }] }));
+        assert.equal((await s.getOldRevision('d', '1-a', 4000))?.body, '{"again":1}');
+        await put(s, docWrite('keep', 0, { rev: '1-k' }));
+        const sk = (await s.getDoc('keep'))!.seq;
+        await put(s, docWrite('keep', sk, { rev: '2-k', retireBodies: [{ rev: '1-k', until: 5000 }] }));
+        assert.equal(await s.purge('d'), true);
+        assert.equal(await s.getOldRevision('d', '1-a', 0), undefined);
+        assert.equal((await s.oldRevisionUsage()).count, 1, 'another document\'s old revision stays');
       }));
     });
 

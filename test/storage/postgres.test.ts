@@ -195,6 +195,27 @@ describe('PostgresStore: schema versions', () => {
     }
   });
 
+  it('a schema at version 5 (before old revision bodies) is upgraded on open and keeps its data', async () => {
+    const s = await open('v5old');
+    const [r1] = await s.commit([docWrite('doc', 0, { rev: '1-a', body: '{"v":1}' })]);
+    assert.equal(r1?.ok, true);
+    await s.close();
+    // Back to exactly what schema 5 had: migration 6 only added the old_revs table.
+    await cluster.admin('DROP TABLE v5old.old_revs');
+    await cluster.admin('DELETE FROM v5old.schema_migrations WHERE version > 5');
+    const again = await open('v5old');
+    try {
+      assert.equal((await again.getRevision('doc', '1-a'))?.body, '{"v":1}');
+      const [r2] = await again.commit([docWrite('doc', 1, { rev: '2-a', retireBodies: [{ rev: '1-a', until: 1000 }] })]);
+      assert.equal(r2?.ok, true);
+      assert.equal((await again.getOldRevision('doc', '1-a', 0))?.body, '{"v":1}');
+      const v = await cluster.admin('SELECT max(version) AS v FROM v2.schema_migrations');
+      assert.equal(Number(v.rows[0].v), SCHEMA_VERSION);
+    } finally {
+      await again.close();
+    }
+  });
+
   it('opening twice migrates once; a schema made by an operator for a user without CREATE on the database is used', async () => {
     await cluster.admin(`CREATE SCHEMA operator_made AUTHORIZATION ${USERS.noPermission}`);
     const s = await open('operator_made', { certpath: undefined, keypath: undefined, username: USERS.noPermission, password: 'pw-secret' });

@@ -5,7 +5,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -320,6 +320,32 @@ describe('SqliteStore: schema versions', () => {
       assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     } finally {
       check.close();
+    }
+  });
+
+  it('a file written by schema 4 (before old revision bodies) opens, is upgraded, and keeps its data', async () => {
+    // test/fixtures/sqlite-schema-v4.sqlite was written by Syncgate's SqliteStore at schema version 4
+    // (main before delta sync): document "doc" with 1-a (body dropped) and leaf 2-b {"v":2}.
+    const path = freshPath();
+    mkdirSync(dirname(path), { recursive: true });
+    copyFileSync(fileURLToPath(new URL('../fixtures/sqlite-schema-v4.sqlite', import.meta.url)), path);
+    const before = new Database(path, { readonly: true });
+    assert.equal(before.pragma('user_version', { simple: true }), 4);
+    before.close();
+    await using(path, async (s) => {
+      assert.equal(await s.lastSeq(), 2);
+      assert.equal((await s.getDoc('doc'))?.rev, '2-b');
+      assert.equal((await s.getRevision('doc', '2-b'))?.body, '{"v":2}');
+      assert.deepEqual(await s.oldRevisionUsage(), { count: 0, bytes: 0 });
+      const [r] = await s.commit([docWrite('doc', 2, { rev: '3-c', retireBodies: [{ rev: '2-b', until: 1000 }] })]);
+      assert.equal(r?.ok, true);
+      assert.equal((await s.getOldRevision('doc', '2-b', 0))?.body, '{"v":2}');
+    });
+    const after = new Database(path, { readonly: true });
+    try {
+      assert.equal(after.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    } finally {
+      after.close();
     }
   });
 

@@ -193,6 +193,22 @@ describe('config: databases', () => {
     assert.deepEqual([e.sessionCookieName, e.sessionCookieSecure, e.bucket, e.offline, e.username, e.localDocExpirySecs], ['C', false, 'b', true, 'u', 60]);
   });
 
+  it('delta_sync and old_rev_expiry_seconds: defaults, values, and Sync Gateway\'s check between them', () => {
+    const d = db({});
+    assert.deepEqual(d.deltaSync, { enabled: false, revMaxAgeSecs: 86400 });
+    assert.equal(d.oldRevExpirySecs, 300);
+    const c = parse({ databases: { db: { server: 'memory:', delta_sync: { enabled: true, rev_max_age_seconds: 3600 }, old_rev_expiry_seconds: 600 } } });
+    assert.deepEqual(c.databases.db.deltaSync, { enabled: true, revMaxAgeSecs: 3600 });
+    assert.equal(c.databases.db.oldRevExpirySecs, 600);
+    assert.ok(!c.warnings.some((w) => /delta_sync|old_rev_expiry/.test(w)), `built: no warning (${c.warnings.join('|')})`);
+    assert.deepEqual(db({ delta_sync: { enabled: true, rev_max_age_seconds: 0 } }).deltaSync, { enabled: true, revMaxAgeSecs: 0 }, '0 = the old_rev_expiry policy');
+    configError(() => db({ delta_sync: { enabled: true, rev_max_age_seconds: 100 } }),
+      'databases.db.delta_sync.rev_max_age_seconds: 100 must not be less than the configured old_rev_expiry_seconds: 300');
+    configError(() => db({ delta_sync: { enabled: 'yes' } }), 'delta_sync.enabled');
+    configError(() => db({ delta_sync: { rev_max_age_seconds: -1 } }), 'delta_sync.rev_max_age_seconds');
+    configError(() => db({ delta_sync: { enabeld: true } }), 'delta_sync.enabeld');
+  });
+
   it('validates users and roles', () => {
     const d = db({
       users: { GUEST: { disabled: false, admin_channels: ['*'] }, alice: { password: 'pass', admin_roles: ['r'], email: 'a@b.c' } },

@@ -267,6 +267,14 @@ describe('Metrics', () => {
     m.websocketOpened('changes');
     m.observeRequest('/{db}/{doc}', 'GET', 200, 0.001);
     m.observeRequest('/{db}/{doc}', 'PUT', 201, 0.001);
+    m.deltaSync('db', 'pull_replication');
+    m.deltaSync('db', 'requested');
+    m.deltaSync('db', 'requested');
+    m.deltaSync('db', 'cache_miss');
+    m.deltaSync('db', 'sent', 900);
+    m.deltaSync('db', 'push_applied', 400);
+    m.trackOldRevisions('db', async () => ({ count: 7, bytes: 7000 }));
+    m.trackOldRevisions('quiet', async () => { throw new Error('closed store'); });
     const ev = await m.expvar();
     // Round-trips through JSON unchanged: plain numbers and strings only.
     assert.deepEqual(JSON.parse(JSON.stringify(ev)), ev);
@@ -281,7 +289,16 @@ describe('Metrics', () => {
         num_changes_feeds_longpoll: 0, num_changes_feeds_continuous: 1, num_changes_feeds_websocket: 0,
       },
       security: { auth_failed_count: 2, num_docs_rejected: 1 },
+      delta_sync: {
+        deltas_requested: 2, deltas_sent: 1, delta_cache_hit: 0, delta_cache_miss: 1, delta_pull_replication_count: 1,
+        delta_push_doc_count: 1, delta_bytes_saved_pull: 900, delta_bytes_saved_push: 400, old_revision_bodies: 7, old_revision_body_bytes: 7000,
+      },
     });
+    assert.equal(ev.syncgateway.per_db.quiet.delta_sync.old_revision_bodies, 0, 'a store that cannot answer reports nothing');
+    const text = await m.prometheusText();
+    assert.match(text, /syncgate_delta_sync_total\{database="db",stat="deltas_sent"\} 1/);
+    assert.match(text, /syncgate_delta_sync_bytes_saved_total\{database="db",direction="pull"\} 900/);
+    assert.match(text, /syncgate_old_revision_body_bytes\{database="db"\} 7000/);
     assert.equal(ev.syncgateway.per_db.quiet.database.num_doc_writes, 0, 'a registered database is listed before any activity');
     assert.deepEqual(Object.keys(ev.syncgateway.per_db).sort(), ['db', 'quiet']);
     const ru = ev.syncgateway.global.resource_utilization;

@@ -23,7 +23,7 @@ import type pg from 'pg';
 import type { CommitResult, DocWrite, Grant, NewAttachment } from '../store.ts';
 
 export interface Tables {
-  counter: string; docs: string; revs: string; channels: string; attachments: string;
+  counter: string; docs: string; revs: string; oldRevs: string; channels: string; attachments: string;
   grants: string; grantChanges: string;
 }
 
@@ -80,6 +80,9 @@ export async function commitWrites(c: pg.PoolClient, t: Tables, writes: DocWrite
   const finalDocs = new Map<string, { w: DocWrite; off: number }>();
   const channelRows = new Map<string, { channel: string; docId: string; off: number; rev: string; deleted: boolean; removed: boolean }>();
   const bodies = new Map<string, { docId: string; rev: string; b: DocWrite['addBodies'][number] | null }>();
+  // Retired bodies: copied from the leaf bodies, or (a batch that adds then retires one revision of a
+  // document) from the body this batch was about to add.
+  const retired = new Map<string, { docId: string; rev: string; until: number; b?: DocWrite['addBodies'][number] }>();
   const attachments = new Map<string, NewAttachment>();
   const rewrittenGrants = new Set<string>();
   const stamps = new Map<string, number>();
@@ -112,6 +115,11 @@ export async function commitWrites(c: pg.PoolClient, t: Tables, writes: DocWrite
     for (const ch of w.previousChannels) {
       if (!w.channels.includes(ch)) channelRows.set(`${ch}\u0000${w.id}`, { channel: ch, docId: w.id, off, rev: w.rev, deleted: w.deleted, removed: true });
     }
+    for (const r of w.retireBodies ?? []) {
+      const pending = bodies.get(`${w.id}\u0000${r.rev}`)?.b ?? undefined;
+      retired.set(`${w.id}\u0000${r.rev}`, { docId: w.id, rev: r.rev, until: r.until, b: pending });
+      bodies.set(`${w.id}\u0000${r.rev}`, { docId: w.id, rev: r.rev, b: null });
+    }
     for (const rev of w.dropBodies) bodies.set(`${w.id}\u0000${rev}`, { docId: w.id, rev, b: null });
     for (const b of w.addBodies) bodies.set(`${w.id}\u0000${b.rev}`, { docId: w.id, rev: b.rev, b });
     if (w.attachments) for (const [d, data] of w.attachments) if (!attachments.has(d)) attachments.set(d, data);
@@ -126,6 +134,29 @@ export async function commitWrites(c: pg.PoolClient, t: Tables, writes: DocWrite
     const digests = [...attachments.keys()].sort();
     await c.query(`INSERT INTO ${t.attachments} (digest, md5, data) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) ON CONFLICT (digest) DO NOTHING`,
       [digests, digests.map((d) => attachments.get(d)!.md5), digests.map((d) => attachments.get(d)!.data)]);
+  }
+  if (retired.size) {
+    // Copied before the drops below remove them from the leaf bodies (same transaction).
+    const rs = [...retired.values()].filter((x) => !x.b);
+    const inline = [...retired.values()].filter((x) => x.b);
+    if (inline.length) {
+      await c.query(
+        `INSERT INTO ${t.oldRevs} (doc_id, rev, deleted, body, atts, channels, expires)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::text[], $7::bigint[])
+         ON CONFLICT (doc_id, rev) DO UPDATE SET deleted = excluded.deleted, body = excluded.body, atts = excluded.atts,
+           channels = excluded.channels, expires = excluded.expires`,
+        [inline.map((x) => x.docId), inline.map((x) => x.rev), inline.map((x) => x.b!.deleted), inline.map((x) => x.b!.body),
+          inline.map((x) => (x.b!.attachments ? JSON.stringify(x.b!.attachments) : null)),
+          inline.map((x) => (x.b!.channels ? JSON.stringify(x.b!.channels) : null)), inline.map((x) => x.until)]);
+    }
+    if (rs.length) await c.query(
+      `INSERT INTO ${t.oldRevs} (doc_id, rev, deleted, body, atts, channels, expires)
+       SELECT r.doc_id, r.rev, r.deleted, r.body, r.atts, r.channels, x.until
+       FROM unnest($1::text[], $2::text[], $3::bigint[]) AS x(doc_id, rev, until)
+       JOIN ${t.revs} r ON r.doc_id = x.doc_id AND r.rev = x.rev
+       ON CONFLICT (doc_id, rev) DO UPDATE SET deleted = excluded.deleted, body = excluded.body, atts = excluded.atts,
+         channels = excluded.channels, expires = excluded.expires`,
+      [rs.map((x) => x.docId), rs.map((x) => x.rev), rs.map((x) => x.until)]);
   }
   const drops = [...bodies.values()].filter((x) => !x.b);
   if (drops.length) {

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { HttpError } from '../../errors.ts';
 import type {
   AllDocsQuery, AllDocsRow, AttachmentKey, ChangeRow, ChangesQuery, CommitResult, DocChannelRow, DocWrite, GrantRow, LocalDoc,
-  PrincipalKind, PrincipalRecord, RemoteCommit, SessionRecord, Store, StoredDoc, StoredRevision,
+  OldRevisionUsage, PrincipalKind, PrincipalRecord, RemoteCommit, SessionRecord, Store, StoredDoc, StoredRevision,
 } from '../store.ts';
 import { bodyKey } from '../store.ts';
 import { commitWrites, type Tables } from './commit.ts';
@@ -95,7 +95,7 @@ export class PostgresStore implements Store {
     this.plan = plan;
     const s = ident(schema);
     this.t = {
-      counter: `${s}.seq_counter`, docs: `${s}.docs`, revs: `${s}.revs`, channels: `${s}.channel_index`, attachments: `${s}.attachments`,
+      counter: `${s}.seq_counter`, docs: `${s}.docs`, revs: `${s}.revs`, oldRevs: `${s}.old_revs`, channels: `${s}.channel_index`, attachments: `${s}.attachments`,
       grants: `${s}.grants`, grantChanges: `${s}.grant_changes`, meta: `${s}.meta`, locals: `${s}.local_docs`,
       principals: `${s}.principals`, sessions: `${s}.sessions`,
     };
@@ -194,6 +194,24 @@ export class PostgresStore implements Store {
     return out;
   }
 
+  async getOldRevision(id: string, rev: string, nowSecs: number): Promise<StoredRevision | undefined> {
+    const r = await this.q<RevRow>(
+      `SELECT doc_id, rev, deleted, body, atts, channels FROM ${this.t.oldRevs} WHERE doc_id = $1 AND rev = $2 AND expires > $3`, [id, rev, nowSecs]);
+    return r.rows[0] ? toRevision(r.rows[0]) : undefined;
+  }
+
+  async dropOldRevisions(nowSecs: number, limit: number): Promise<number> {
+    const r = await this.q(
+      `DELETE FROM ${this.t.oldRevs} WHERE (doc_id, rev) IN (SELECT doc_id, rev FROM ${this.t.oldRevs} WHERE expires <= $1 ORDER BY expires LIMIT $2)`,
+      [nowSecs, limit]);
+    return r.rowCount ?? 0;
+  }
+
+  async oldRevisionUsage(): Promise<OldRevisionUsage> {
+    const r = await this.q<{ n: string; bytes: string | null }>(`SELECT count(*) AS n, sum(octet_length(body)) AS bytes FROM ${this.t.oldRevs}`);
+    return { count: Number(r.rows[0]!.n), bytes: Number(r.rows[0]!.bytes ?? 0) };
+  }
+
   async commit(writes: DocWrite[]): Promise<CommitResult[]> {
     if (writes.length === 0) return [];
     return this.tx((c) => commitWrites(c, this.t, writes, this.note));
@@ -208,6 +226,7 @@ export class PostgresStore implements Store {
         await c.query(`UPDATE ${t.counter} SET ${col} = ${col} - 1 WHERE id = 1`);
       }
       await c.query(`DELETE FROM ${t.revs} WHERE doc_id = $1`, [id]);
+      await c.query(`DELETE FROM ${t.oldRevs} WHERE doc_id = $1`, [id]);
       await c.query(`DELETE FROM ${t.channels} WHERE doc_id = $1`, [id]);
       const g = await c.query<{ grantee: string }>(`DELETE FROM ${t.grants} WHERE doc_id = $1 RETURNING grantee`, [id]);
       if (g.rowCount) {

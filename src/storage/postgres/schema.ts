@@ -118,6 +118,20 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE S.docs ADD COLUMN tombstoned_at bigint;
    UPDATE S.docs SET tombstoned_at = extract(epoch FROM now())::bigint WHERE deleted;
    CREATE INDEX docs_by_tombstone ON S.docs (tombstoned_at) WHERE tombstoned_at IS NOT NULL;`,
+  // 6: old revision bodies, kept for a while after they stop being leaves so that delta sync can
+  // use them as sources (Sync Gateway's `_sync:rev:` backups with a TTL); apart from the leaf
+  // bodies so that every other read path sees exactly what it saw before.
+  `CREATE TABLE S.old_revs (
+     doc_id text COLLATE "C" NOT NULL,
+     rev text NOT NULL,
+     deleted boolean NOT NULL,
+     body text NOT NULL,
+     atts text,
+     channels text,
+     expires bigint NOT NULL,
+     PRIMARY KEY (doc_id, rev)
+   );
+   CREATE INDEX old_revs_by_expiry ON S.old_revs (expires);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type {
   AllDocsQuery, AllDocsRow, AttachmentKey, ChangeRow, ChangesQuery, CommitResult, DocChannelRow, DocWrite, Grant, GrantRow, LocalDoc,
-  PrincipalKind, PrincipalRecord, SessionRecord, Store, StoredDoc, StoredRevision,
+  OldRevisionUsage, PrincipalKind, PrincipalRecord, SessionRecord, Store, StoredDoc, StoredRevision,
 } from '../store.ts';
 import { bodyKey } from '../store.ts';
 import { checkVersion, migrate } from './schema.ts';
@@ -113,6 +113,15 @@ export class SqliteStore implements Store {
       insertRev: db.prepare(
         'INSERT OR REPLACE INTO revs (doc_id, rev, deleted, body, atts, channels) VALUES (?, ?, ?, ?, ?, ?)'),
       deleteRev: db.prepare('DELETE FROM revs WHERE doc_id = ? AND rev = ?'),
+      retireRev: db.prepare(
+        `INSERT OR REPLACE INTO old_revs (doc_id, rev, deleted, body, atts, channels, expires)
+         SELECT doc_id, rev, deleted, body, atts, channels, ? FROM revs WHERE doc_id = ? AND rev = ?`),
+      getOldRev: db.prepare<[string, string, number], RevRow>(
+        'SELECT rev, deleted, body, atts, channels FROM old_revs WHERE doc_id = ? AND rev = ? AND expires > ?'),
+      expiredOldRevs: db.prepare<[number, number], { doc_id: string; rev: string }>(
+        'SELECT doc_id, rev FROM old_revs WHERE expires <= ? ORDER BY expires LIMIT ?'),
+      deleteOldRev: db.prepare('DELETE FROM old_revs WHERE doc_id = ? AND rev = ?'),
+      oldRevUsage: db.prepare<[], { n: number; bytes: number | null }>('SELECT count(*) AS n, sum(length(CAST(body AS BLOB))) AS bytes FROM old_revs'),
       upsertChannel: db.prepare(
         `INSERT INTO channel_index (channel, doc_id, seq, rev, deleted, removed) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT(channel, doc_id) DO UPDATE SET seq = excluded.seq, rev = excluded.rev,
@@ -174,6 +183,10 @@ export class SqliteStore implements Store {
     counts[w.deleted ? 'deleted' : 'live']++;
     const seq = this.seq + 1;
     if (w.attachments) for (const [digest, a] of w.attachments) s.insertAtt.run(digest, a.md5, a.data);
+    for (const r of w.retireBodies ?? []) {
+      s.retireRev.run(r.until, w.id, r.rev);
+      s.deleteRev.run(w.id, r.rev);
+    }
     for (const rev of w.dropBodies) s.deleteRev.run(w.id, rev);
     for (const b of w.addBodies) {
       s.insertRev.run(w.id, b.rev, b.deleted ? 1 : 0, b.body, b.attachments ? JSON.stringify(b.attachments) : null,
@@ -255,6 +268,25 @@ export class SqliteStore implements Store {
     return out;
   }
 
+  async getOldRevision(id: string, rev: string, nowSecs: number): Promise<StoredRevision | undefined> {
+    const r = this.stmts.getOldRev.get(id, rev, nowSecs);
+    return r ? toRevision(r) : undefined;
+  }
+
+  async dropOldRevisions(nowSecs: number, limit: number): Promise<number> {
+    const s = this.stmts;
+    return this.db.transaction(() => {
+      const rows = s.expiredOldRevs.all(nowSecs, limit);
+      for (const r of rows) s.deleteOldRev.run(r.doc_id, r.rev);
+      return rows.length;
+    })();
+  }
+
+  async oldRevisionUsage(): Promise<OldRevisionUsage> {
+    const r = this.stmts.oldRevUsage.get()!;
+    return { count: r.n, bytes: r.bytes ?? 0 };
+  }
+
   async commit(writes: DocWrite[]): Promise<CommitResult[]> {
     return this.withSeqRollback(() => this.commitTx(writes));
   }
@@ -265,6 +297,7 @@ export class SqliteStore implements Store {
       const r = this.cached('DELETE FROM docs WHERE id = ?').run(id);
       if (gone) this.stmts.addDocCounts.run(gone.deleted ? 0 : -1, gone.deleted ? -1 : 0);
       this.cached('DELETE FROM revs WHERE doc_id = ?').run(id);
+      this.cached('DELETE FROM old_revs WHERE doc_id = ?').run(id);
       this.cached('DELETE FROM channel_index WHERE doc_id = ?').run(id);
       // Purging a granting document revokes its grants: stamp the grantees with a new sequence.
       if (this.stmts.docGrants.all(id).length > 0) {

@@ -105,6 +105,20 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE docs ADD COLUMN tombstoned_at INTEGER;
    UPDATE docs SET tombstoned_at = CAST(strftime('%s', 'now') AS INTEGER) WHERE deleted = 1;
    CREATE INDEX docs_by_tombstone ON docs (tombstoned_at) WHERE tombstoned_at IS NOT NULL;`,
+  // 8: old revision bodies, kept for a while after they stop being leaves so that delta sync can
+  // use them as sources (Sync Gateway's `_sync:rev:` backups with a TTL). Apart from the leaf
+  // bodies so that every other read path sees exactly what it saw before.
+  `CREATE TABLE old_revs (
+     doc_id TEXT NOT NULL,
+     rev TEXT NOT NULL,
+     deleted INTEGER NOT NULL,
+     body TEXT NOT NULL,
+     atts TEXT,
+     channels TEXT,
+     expires INTEGER NOT NULL,
+     PRIMARY KEY (doc_id, rev)
+   );
+   CREATE INDEX old_revs_by_expiry ON old_revs (expires);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -25,6 +25,35 @@ export interface SyncContext {
   log: BlipLog;
   attachments: AttachmentGate;
   collections: CollectionMode;
+  /** What this connection negotiated about deltas (spec collections-delta.md §2.1). */
+  deltas: DeltaNegotiation;
+}
+
+/**
+ * Delta sync is per connection, as Sync Gateway's `useDeltas`: the client says it takes deltas with
+ * `deltas: "true"` on a `changes` response (a later response without the property changes nothing;
+ * `"false"` turns it off). The server announces on its own responses when the database allows it.
+ */
+export class DeltaNegotiation {
+  /** The pulling client announced deltas. */
+  clientAccepts = false;
+
+  /** `onEnabled` runs each time deltas switch on for the connection (`delta_pull_replication_count`). */
+  constructor(private readonly enabled: boolean, private readonly onEnabled: () => void = () => {}) {}
+
+  /** The database sends and accepts deltas at all (`delta_sync.enabled`). */
+  get serverCan(): boolean { return this.enabled; }
+
+  /** Pull: send deltas to this client. */
+  get pullDeltas(): boolean { return this.enabled && this.clientAccepts; }
+
+  /** Reads a `changes` response's `deltas` property, if present. */
+  noteChangesResponse(props: Readonly<Record<string, string>>): void {
+    if (props.deltas === undefined) return;
+    const before = this.pullDeltas;
+    this.clientAccepts = boolProp(props.deltas);
+    if (!before && this.pullDeltas) this.onEnabled();
+  }
 }
 
 /**

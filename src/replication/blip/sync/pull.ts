@@ -9,7 +9,7 @@ import {
   renderSeq, type Since,
 } from '../../../db/changes.ts';
 import type { DocView } from '../../../db/render.ts';
-import { renderAttachments } from '../../../db/render.ts';
+import { blipBody, revisionDelta } from '../../../db/deltas.ts';
 import { canSee } from '../../../auth/principal.ts';
 import type { BlipProperties, BlipRequest } from '../connection.ts';
 import { boolProp, intProp, type SyncContext } from './context.ts';
@@ -169,6 +169,7 @@ export class ChangesFeed {
         if (res?.isError) this.ctx.log('warn', `client refused a changes batch: ${res.errorDomain}/${res.errorCode}`);
         return;
       }
+      this.ctx.deltas.noteChangesResponse(res.properties);
       const answer = res.body.length ? res.json<unknown>() : [];
       if (!Array.isArray(answer)) throw new HttpError(400, 'changes reply must be an array');
       const maxHistory = intProp(res.properties.maxHistory, 0) || undefined;
@@ -199,6 +200,7 @@ export class ChangesFeed {
       id: w.id, rev: w.rev, opts: { revs: true, revsLimit: maxHistory, revsFrom: w.known },
     })), ctx.principal);
     const replies: Promise<unknown>[] = [];
+    const deltas = ctx.deltas.pullDeltas;
     for (let i = 0; i < wanted.length && this.live; i++) {
       const w = wanted[i];
       let view = views[i];
@@ -218,36 +220,68 @@ export class ChangesFeed {
         }, undefined, { noReply: true });
         continue;
       }
-      const reply = this.sendRev(view, props);
+      // Delta from the first ancestor the client listed (it lists only revisions whose bodies it
+      // still has, current first). Redacted and deleted targets always go whole: a tombstone's body
+      // is `{}` anyway, and Sync Gateway's `{}`-delta for it would leave the old body on a client
+      // that applies it literally (spec §2.2, "Tombstone target quirk").
+      const src = deltas && !view.removed && !view.deleted ? w.known[0] : undefined;
+      const { reply } = await this.sendRev(view, props, src);
       if (reply) replies.push(reply);
     }
     await Promise.all(replies);
   }
 
-  /** One `rev`. With attachments it expects a reply, and its digests stay fetchable until then. */
-  private sendRev(view: DocView, props: BlipProperties): Promise<unknown> | undefined {
+  /**
+   * One `rev`, as a delta from `deltaSrc` when one can be made (spec §2.2), else the full body. A
+   * delta, or a revision with attachments, expects a reply: a client that cannot apply the delta
+   * answers 422 (or 404) and gets the full body at once; attachment digests stay fetchable until
+   * the last reply.
+   */
+  private async sendRev(view: DocView, props: BlipProperties, deltaSrc: string | undefined): Promise<{ reply?: Promise<void> }> {
+    const { ctx } = this;
     const ids = view.revisions?.ids ?? [];
     const start = view.revisions?.start ?? 0;
     const history = ids.slice(1).map((d, i) => `${start - 1 - i}-${d}`);
     if (history.length) props.history = history.join(',');
     if (view.deleted) props.deleted = '1';
-    let body: string;
-    if (view.removed) body = '{"_removed":true}';
-    else if (view.attachments) {
-      const atts = `"_attachments":${renderAttachments(view.attachments, { digests: 'sha1' })}`;
-      body = view.body.length > 2 ? `{${atts},${view.body.slice(1)}` : `{${atts}}`;
-    } else body = view.body;
-    const digests = !view.removed && view.attachments ? Object.values(view.attachments).map((a) => a.digest) : [];
-    if (digests.length === 0) {
-      void this.ctx.conn.sendRequest(props, body, { noReply: true, compressed: body.length > 256 }).catch(() => {});
-      return undefined;
+    const full = view.removed ? '{"_removed":true}' : blipBody(view.body, view.attachments);
+    let delta: string | undefined;
+    if (deltaSrc !== undefined) {
+      ctx.db.stats.deltaSync?.('requested');
+      try {
+        const d = await revisionDelta(ctx.db.store, ctx.db.deltaCache, view.id, deltaSrc, view.rev, full, Math.floor(Date.now() / 1000));
+        if (d.ok) {
+          delta = d.delta;
+          ctx.db.stats.deltaSync?.(d.cached ? 'cache_hit' : 'cache_miss');
+        } else {
+          ctx.log('debug', `delta ${view.id} ${deltaSrc}->${view.rev} not sent: ${d.reason}; sending the full body`);
+        }
+      } catch (err) {
+        ctx.log('warn', `delta ${view.id} ${deltaSrc}->${view.rev} failed (${(err as Error).message}); sending the full body`);
+      }
     }
-    const release = this.ctx.attachments.allow(view.id, digests);
-    return this.ctx.conn.sendRequest(props, body, { compressed: body.length > 256 })
-      .then((res) => {
-        if (res?.isError) this.ctx.log('info', `client refused rev ${view.id} ${view.rev}: ${res.errorDomain}/${res.errorCode}`);
+    const digests = !view.removed && view.attachments ? Object.values(view.attachments).map((a) => a.digest) : [];
+    if (delta === undefined && digests.length === 0) {
+      void ctx.conn.sendRequest(props, full, { noReply: true, compressed: full.length > 256 }).catch(() => {});
+      return {};
+    }
+    const release = digests.length ? ctx.attachments.allow(view.id, digests) : () => {};
+    const sendFull = () => ctx.conn.sendRequest(props, full, { compressed: full.length > 256 });
+    const first = delta === undefined
+      ? sendFull()
+      : ctx.conn.sendRequest({ ...props, deltaSrc: deltaSrc! }, delta, { compressed: delta.length > 256 });
+    if (delta !== undefined) ctx.db.stats.deltaSync?.('sent', Buffer.byteLength(full) - Buffer.byteLength(delta));
+    const reply = first
+      .then(async (res) => {
+        if (delta !== undefined && res?.isError && (res.errorCode === 422 || res.errorCode === 404)) {
+          // The client lost the source body (or could not apply the delta): the whole revision, now.
+          ctx.log('info', `client could not apply delta ${view.id} ${deltaSrc}->${view.rev} (${res.errorDomain}/${res.errorCode}); resending the full body`);
+          res = await sendFull();
+        }
+        if (res?.isError) ctx.log('info', `client refused rev ${view.id} ${view.rev}: ${res.errorDomain}/${res.errorCode}`);
       })
       .finally(release);
+    return { reply };
   }
 
   /**

@@ -9,6 +9,7 @@ import { isJsonObject } from '../../../json/index.ts';
 import { parseRevId } from '../../../revid.ts';
 import { decodeRevTree, genOf } from '../../../revtree/index.ts';
 import { toRevisions } from '../../../db/render.ts';
+import { applyPushedDelta } from '../../../db/deltas.ts';
 import type { BlipRequest } from '../connection.ts';
 import { fetchFromClient, proveWithClient } from './attachments.ts';
 import { namesAttachment } from '../../../db/attachments.ts';
@@ -35,7 +36,7 @@ export async function proposeChanges(ctx: SyncContext, req: BlipRequest): Promis
   const list = bodyArray(req);
   if (!list || list.length === 0) {
     // "Caught up" from a pushing client: sent noreply, nothing to answer.
-    if (!req.noReply) req.respond();
+    if (!req.noReply) req.respond(deltasProp(ctx));
     return;
   }
   const entries = list.map((e) => {
@@ -52,7 +53,12 @@ export async function proposeChanges(ctx: SyncContext, req: BlipRequest): Promis
     if (serverRev === undefined && doc.deleted) return 0;
     return includeRev ? { status: 409, rev: doc.rev } : 409;
   });
-  req.respond({}, trimTrailing(statuses, (s) => s === 0));
+  req.respond(deltasProp(ctx), trimTrailing(statuses, (s) => s === 0));
+}
+
+/** Sync Gateway announces `deltas: "true"` on every changes/proposeChanges response when it can use them. */
+function deltasProp(ctx: SyncContext): Record<string, string> {
+  return ctx.deltas.serverCan ? { deltas: 'true' } : {};
 }
 
 /**
@@ -64,7 +70,7 @@ export async function clientChanges(ctx: SyncContext, req: BlipRequest): Promise
   ctx.collections.check(req);
   const list = bodyArray(req);
   if (!list || list.length === 0) {
-    if (!req.noReply) req.respond();
+    if (!req.noReply) req.respond(deltasProp(ctx));
     return;
   }
   if (!ctx.db.allowConflicts) throw new HttpError(409, 'Use proposeChanges');
@@ -79,7 +85,7 @@ export async function clientChanges(ctx: SyncContext, req: BlipRequest): Promise
     const d = diff[e.id];
     return d && d.missing.includes(e.rev) ? (d.possible_ancestors ?? []) : 0;
   });
-  req.respond({ maxHistory: String(ctx.db.revsLimit) }, trimTrailing(answers, (a) => a === 0));
+  req.respond({ maxHistory: String(ctx.db.revsLimit), ...deltasProp(ctx) }, trimTrailing(answers, (a) => a === 0));
 }
 
 /** Client → server `norev`: the client could not send a revision it announced. Nothing to store. */
@@ -190,7 +196,16 @@ export async function clientRev(ctx: SyncContext, writer: RevWriter, req: BlipRe
   const rev = requireProp(req, 'rev');
   if (id.startsWith('_')) throw new HttpError(400, 'Invalid doc ID');
   const hist = revHistory(rev, req.properties.history);
-  const parsed = req.body.length ? req.json<unknown>() : {};
+  let parsed = req.body.length ? req.json<unknown>() : {};
+  const deltaSrc = req.properties.deltaSrc;
+  if (deltaSrc !== undefined) {
+    // Spec §2.3: 400 when deltas are off; 422 when the source is missing, unreadable, a tombstone,
+    // or the delta does not apply. The patched body then goes the way of any full body.
+    if (!ctx.deltas.serverCan) throw new HttpError(400, 'Deltas are disabled for this peer');
+    const deltaBytes = req.body.length;
+    parsed = await applyPushedDelta(ctx.db.store, ctx.principal, id, deltaSrc, parsed, Math.floor(Date.now() / 1000));
+    ctx.db.stats.deltaSync?.('push_applied', Math.max(0, Buffer.byteLength(JSON.stringify(parsed)) - deltaBytes));
+  }
   if (!isJsonObject(parsed)) throw new HttpError(400, 'Document body must be a JSON object');
   const body: Record<string, unknown> = { ...parsed };
   for (const k of ['_id', '_rev', '_revisions', '_deleted']) delete body[k];

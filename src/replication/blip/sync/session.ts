@@ -11,7 +11,7 @@ import type { Principal } from '../../../auth/principal.ts';
 import { BlipConnection, type BlipRequest } from '../connection.ts';
 import { AttachmentGate, getAttachment, proveAttachment } from './attachments.ts';
 import { getCheckpoint, getCollections, setCheckpoint } from './checkpoint.ts';
-import { type BlipLog, CollectionMode, type SyncContext } from './context.ts';
+import { type BlipLog, CollectionMode, DeltaNegotiation, type SyncContext } from './context.ts';
 import { ChangesFeed, parseSubChanges } from './pull.ts';
 import { clientChanges, clientNorev, clientRev, proposeChanges, RevWriter } from './push.ts';
 
@@ -51,6 +51,7 @@ export class SyncSession {
       },
       attachments: new AttachmentGate(),
       collections: new CollectionMode(),
+      deltas: new DeltaNegotiation(opts.db.deltaSyncEnabled, () => opts.db.stats.deltaSync?.('pull_replication')),
     };
     this.ctx = ctx;
     this.writer = new RevWriter(opts.db);
