@@ -268,6 +268,9 @@ describe('delta sync: pull', () => {
     assert.equal(c.revProps[0].rev, r3);
     assert.equal(c.revProps[0].deltaSrc, att.body.rev);
     assert.deepEqual(JSON.parse(c.revBodies[0]!), s1.delta);
-    assert.deepEqual(local.get('vectors')?.body, await serverBody('delta', 'vectors'));
+    // REST shows CouchDB's md5 digest where BLIP (and so the device) has Sync Gateway's sha1 one.
+    const onServer = await serverBody('delta', 'vectors') as { _attachments: Record<string, Record<string, unknown>> };
+    onServer._attachments['hello.txt'].digest = 'sha1-Kq5sNclPz7QV2+lfQIuc6R7oRu0=';
+    assert.deepEqual(local.get('vectors')?.body, onServer);
   });
 });

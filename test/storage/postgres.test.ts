@@ -178,9 +178,10 @@ describe('PostgresStore: schema versions', () => {
     const a = (await s.commit([docWrite('gone', 0)]))[0] as { seq: number };
     await s.commit([docWrite('gone', a.seq, { rev: '2-g', deleted: true }), docWrite('live', 0)]);
     await s.close();
-    // Back to the version 4 schema exactly (migration 5 only added the column and its index).
+    // Back to the version 4 schema exactly (migration 5 only added the column and its index, 6 a table).
+    await cluster.admin('DROP TABLE v2.old_revs');
     await cluster.admin('ALTER TABLE v2.docs DROP COLUMN tombstoned_at');
-    await cluster.admin('DELETE FROM v2.schema_migrations WHERE version = 5');
+    await cluster.admin('DELETE FROM v2.schema_migrations WHERE version >= 5');
     const before = Math.floor(Date.now() / 1000);
     const again = await open('v2');
     try {

@@ -37,8 +37,8 @@ describe('database config bodies', () => {
     refused(() => checkDbConfig({ server: 'sqlite:x' }, true, []), 400, /^Persisted database config does not support customization of the "server" field$/);
     refused(() => checkDbConfig([], true, []), 400, /JSON object/);
     const warnings: string[] = [];
-    checkDbConfig({ delta_sync: { enabled: true } }, true, warnings);
-    assert.match(warnings.join(), /delta_sync is not supported yet/);
+    checkDbConfig({ cache: { rev_cache: { size: 10 } } }, true, warnings);
+    assert.match(warnings.join(), /cache is not supported yet/);
   });
 
   it('text: back-quoted strings, env expansion unless turned off, bad JSON is a 400', () => {
