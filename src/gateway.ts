@@ -19,7 +19,7 @@ import { createLogger, type Logger } from './log/index.ts';
 import { SqliteStore } from './storage/sqlite/index.ts';
 import { SyncFunction } from './sync/index.ts';
 import { Metrics, metricsRoutes } from './metrics/index.ts';
-import { authenticate, createDbAuth, type DbAuth, principalReloader } from './auth/index.ts';
+import { authenticate, createDbAuth, type DbAuth, type DbAuthOptions, principalReloader } from './auth/index.ts';
 import type { Store } from './storage/store.ts';
 import { openPostgresStore, type PostgresStore } from './storage/postgres/index.ts';
 import { type PostgresSpec, redactServerUrl } from './config/server.ts';
@@ -32,6 +32,8 @@ export interface GatewayOptions {
   metricsInterface?: string;
   maxBodyBytes?: number;
   metrics?: Metrics;
+  /** How JWT providers' metadata and keys are fetched (tests: a test CA, a short re-fetch cooldown). */
+  jwt?: DbAuthOptions['jwt'];
 }
 
 export interface RunningAddresses {
@@ -122,7 +124,7 @@ export class Gateway implements DatabaseRegistry {
     });
     const auth = createDbAuth(db.store, config, {
       bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind),
-      lockout: this.lockout,
+      lockout: this.lockout, jwt: this.options.jwt,
     });
     await auth.principals.applyConfig(config.users, config.roles);
     this.databases.set(config.name, db);

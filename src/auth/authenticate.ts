@@ -10,6 +10,8 @@ import { GUEST_NAME } from './access.ts';
 import { disabledGuest, type Principals } from './principals.ts';
 import { readCookie, sessionCookie, type Sessions } from './sessions.ts';
 import type { LoginLockout } from './lockout.ts';
+import { JwtRefusal } from './jwt/claims.ts';
+import type { JwtProviders } from './jwt/providers.ts';
 
 export const WWW_AUTHENTICATE = 'Basic realm="Couchbase Sync Gateway"';
 
@@ -24,7 +26,11 @@ export interface AuthenticateOptions {
   /** `ud` (the gateway logger's) redacts user names per `logging.redaction_level`. */
   log?: { info(msg: string): void; ud?(value: string): string };
   /** Counts failed authentications (metrics). */
-  onAuthFailure?: (kind: 'basic' | 'session' | 'guest') => void;
+  onAuthFailure?: (kind: 'basic' | 'session' | 'guest' | 'bearer') => void;
+  /** The database's `oidc` and `local_jwt` providers, when it has any. */
+  jwt?: JwtProviders;
+  /** Counts JWT logins by provider and outcome (metrics). */
+  onJwtLogin?: (provider: string, outcome: 'success' | 'failure') => void;
   /** The gateway's login lockout (Basic auth and `POST /_session`); none: every attempt is checked. */
   lockout?: LoginLockout;
 }
@@ -72,6 +78,48 @@ export function basicCredentials(header: string | undefined): { name: string; pa
  * still gets through (as a principal that sees only `!`).
  */
 export async function authenticate(ctx: RequestContext, opts: AuthenticateOptions, publicPrivileges: boolean): Promise<Principal> {
+  const user = await authenticateUser(ctx, opts, publicPrivileges);
+  // A user whose JWT grants came from an issuer no longer configured loses them (spec §3.1).
+  if (user.kind === 'user' && user.jwtIssuer && !opts.jwt?.hasIssuer(user.jwtIssuer)) {
+    return (await opts.principals.revokeJwt(user.name)) ?? user;
+  }
+  return user;
+}
+
+/** `Authorization: Bearer <token>`, or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const m = header ? /^bearer\s+(\S*)\s*$/i.exec(header) : null;
+  return m ? m[1] : undefined;
+}
+
+/**
+ * The implicit flow (spec §3.4): a valid ID token from a configured provider signs its user in
+ * (registering it when allowed) and refreshes its JWT grants. Anything else is 401 "Invalid login";
+ * the reason is logged, never the token.
+ */
+export async function authenticateBearer(opts: AuthenticateOptions, jwt: JwtProviders, token: string): Promise<UserPrincipal> {
+  let provider = '';
+  try {
+    const verified = await jwt.verifyUntrusted(token);
+    provider = verified.provider.name;
+    const id = verified.identity;
+    const user = await opts.principals.loginWithJwt(id.username, id, verified.provider.settings.register);
+    if (!user) throw new JwtRefusal(`no enabled user ${opts.log?.ud ? opts.log.ud(id.username) : JSON.stringify(id.username)} (register is ${verified.provider.settings.register ? 'on' : 'off'})`);
+    opts.onJwtLogin?.(provider, 'success');
+    return user;
+  } catch (err) {
+    if (!(err instanceof JwtRefusal)) throw err;
+    opts.log?.info(`Auth: JWT login refused${provider ? ` (provider "${provider}")` : ''}: ${err.message}`);
+    opts.onJwtLogin?.(provider || 'unknown', 'failure');
+    opts.onAuthFailure?.('bearer');
+    throw new UnauthorizedError('Invalid login', false);
+  }
+}
+
+async function authenticateUser(ctx: RequestContext, opts: AuthenticateOptions, publicPrivileges: boolean): Promise<Principal> {
+  const token = opts.jwt?.configured ? bearerToken(ctx.header('authorization')) : undefined;
+  if (token !== undefined && opts.jwt) return authenticateBearer(opts, opts.jwt, token);
+
   const creds = basicCredentials(ctx.header('authorization'));
   if (creds) {
     const user = await verifyLogin(opts, ctx.db?.name ?? ctx.params.db ?? '', ctx.clientAddress, creds.name, creds.password);

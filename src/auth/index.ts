@@ -4,6 +4,8 @@ import type { AuthenticateOptions } from './authenticate.ts';
 import type { LoginLockout } from './lockout.ts';
 import { Principals } from './principals.ts';
 import { DEFAULT_COOKIE_NAME, Sessions } from './sessions.ts';
+import { JwtProviders, type JwtProvidersOptions } from './jwt/providers.ts';
+import type { JwtAuthConfig } from './jwt/types.ts';
 
 export * from './access.ts';
 export * from './authenticate.ts';
@@ -11,6 +13,8 @@ export * from './lockout.ts';
 export * from './principal.ts';
 export * from './principals.ts';
 export * from './sessions.ts';
+export { JwtProviders } from './jwt/providers.ts';
+export type { JwtAuthConfig } from './jwt/types.ts';
 
 /** One database's access-control services and settings, as the HTTP layer needs them. */
 export interface DbAuth extends AuthenticateOptions {
@@ -23,7 +27,7 @@ export interface DbAuth extends AuthenticateOptions {
 }
 
 /** The subset of `DatabaseConfig` that access control reads. */
-export interface DbAuthConfig {
+export interface DbAuthConfig extends JwtAuthConfig {
   sessionCookieName: string;
   /** Unset: secure when the listeners serve TLS. */
   sessionCookieSecure?: boolean;
@@ -38,14 +42,21 @@ export interface DbAuthOptions {
   tls: boolean;
   log?: { info(msg: string): void };
   now?: () => number;
-  onAuthFailure?: (kind: 'basic' | 'session' | 'guest') => void;
+  onAuthFailure?: (kind: 'basic' | 'session' | 'guest' | 'bearer') => void;
+  onJwtLogin?: (provider: string, outcome: 'success' | 'failure') => void;
+  /** Fetching provider metadata and keys (extra CA, timeouts, re-fetch rate). */
+  jwt?: Omit<JwtProvidersOptions, 'log' | 'now'>;
   /** Shared by every database of a gateway (its keys name the database). */
   lockout?: LoginLockout;
 }
 
 /** Builds a database's DbAuth. Call `principals.applyConfig(config.users, config.roles)` once after. */
 export function createDbAuth(store: Store, config: DbAuthConfig, opts: DbAuthOptions): DbAuth {
+  const jwt = config.oidc || config.localJwt ? new JwtProviders(config, { ...opts.jwt, log: opts.log, now: opts.now }) : undefined;
+  jwt?.warmUp();
   return {
+    jwt,
+    onJwtLogin: opts.onJwtLogin,
     principals: new Principals(store, {
       bcryptCost: opts.bcryptCost, allowEmptyPassword: config.allowEmptyPassword, log: opts.log, now: opts.now,
     }),

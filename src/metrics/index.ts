@@ -16,12 +16,12 @@ export type { Expvar } from './expvar.ts';
 export { metricsRoutes } from './routes.ts';
 
 export type SyncOutcome = 'ok' | 'rejected' | 'error';
-export type AuthFailureKind = 'basic' | 'session' | 'guest';
+export type AuthFailureKind = 'basic' | 'session' | 'guest' | 'bearer';
 export type FeedKind = 'longpoll' | 'continuous' | 'websocket';
 export type WebSocketKind = 'changes' | 'blip';
 
 export const SYNC_OUTCOMES: readonly SyncOutcome[] = ['ok', 'rejected', 'error'];
-export const AUTH_FAILURE_KINDS: readonly AuthFailureKind[] = ['basic', 'session', 'guest'];
+export const AUTH_FAILURE_KINDS: readonly AuthFailureKind[] = ['basic', 'session', 'guest', 'bearer'];
 export const FEED_KINDS: readonly FeedKind[] = ['longpoll', 'continuous', 'websocket'];
 export const WEBSOCKET_KINDS: readonly WebSocketKind[] = ['changes', 'blip'];
 

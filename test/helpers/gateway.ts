@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfigText } from '../../src/config/index.ts';
-import { Gateway } from '../../src/gateway.ts';
+import { Gateway, type GatewayOptions } from '../../src/gateway.ts';
 import { Logger } from '../../src/log/index.ts';
 
 export interface TestGateway {
@@ -29,6 +29,8 @@ export interface StartOptions {
    * GUEST disabled.
    */
   openGuest?: boolean;
+  /** JWT provider fetching (a test CA, a short JWKS re-fetch cooldown). */
+  jwt?: GatewayOptions['jwt'];
 }
 
 const OPEN_GUEST = { GUEST: { disabled: false, admin_channels: ['*'] } };
@@ -43,7 +45,7 @@ export async function startGateway(opts: StartOptions = {}): Promise<TestGateway
   const logs: string[] = [];
   const gateway = new Gateway(config, {
     logger: new Logger({ level: 'debug', write: (l) => logs.push(l) }),
-    interface: '127.0.0.1:0', adminInterface: '127.0.0.1:0', metricsInterface: '127.0.0.1:0', maxBodyBytes: opts.maxBodyBytes,
+    interface: '127.0.0.1:0', adminInterface: '127.0.0.1:0', metricsInterface: '127.0.0.1:0', maxBodyBytes: opts.maxBodyBytes, jwt: opts.jwt,
   });
   const addrs = await gateway.start();
   const scheme = opts.config?.SSLCert ? 'https' : 'http';
