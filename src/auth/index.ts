@@ -6,6 +6,7 @@ import { Principals } from './principals.ts';
 import { DEFAULT_COOKIE_NAME, Sessions } from './sessions.ts';
 import { JwtProviders, type JwtProvidersOptions } from './jwt/providers.ts';
 import type { JwtAuthConfig } from './jwt/types.ts';
+import { OidcFlow } from './jwt/oidc-flow.ts';
 
 export * from './access.ts';
 export * from './authenticate.ts';
@@ -14,6 +15,7 @@ export * from './principal.ts';
 export * from './principals.ts';
 export * from './sessions.ts';
 export { JwtProviders } from './jwt/providers.ts';
+export { OidcFlow, type FlowRequest } from './jwt/oidc-flow.ts';
 export type { JwtAuthConfig } from './jwt/types.ts';
 
 /** One database's access-control services and settings, as the HTTP layer needs them. */
@@ -24,6 +26,8 @@ export interface DbAuth extends AuthenticateOptions {
   cookieSecure: boolean;
   cookieHttpOnly: boolean;
   sendWwwAuthenticate: boolean;
+  /** The authorization-code flow, when the database has `oidc` providers. */
+  oidcFlow?: OidcFlow;
 }
 
 /** The subset of `DatabaseConfig` that access control reads. */
@@ -54,13 +58,16 @@ export interface DbAuthOptions {
 export function createDbAuth(store: Store, config: DbAuthConfig, opts: DbAuthOptions): DbAuth {
   const jwt = config.oidc || config.localJwt ? new JwtProviders(config, { ...opts.jwt, log: opts.log, now: opts.now }) : undefined;
   jwt?.warmUp();
+  const principals = new Principals(store, {
+    bcryptCost: opts.bcryptCost, allowEmptyPassword: config.allowEmptyPassword, log: opts.log, now: opts.now,
+  });
+  const sessions = new Sessions(store, { now: opts.now });
   return {
     jwt,
+    oidcFlow: jwt && jwt.oidc.length ? new OidcFlow({ jwt, principals, sessions, fetch: opts.jwt, now: opts.now, log: opts.log, onJwtLogin: opts.onJwtLogin }) : undefined,
     onJwtLogin: opts.onJwtLogin,
-    principals: new Principals(store, {
-      bcryptCost: opts.bcryptCost, allowEmptyPassword: config.allowEmptyPassword, log: opts.log, now: opts.now,
-    }),
-    sessions: new Sessions(store, { now: opts.now }),
+    principals,
+    sessions,
     cookieName: config.sessionCookieName || DEFAULT_COOKIE_NAME,
     cookieSecure: config.sessionCookieSecure ?? opts.tls,
     cookieHttpOnly: config.sessionCookieHttpOnly,

@@ -22,6 +22,13 @@ export interface TestOidcProvider {
   redirectUris: string[];
   /** Replaces the signing key: the JWKS then holds only the new key. */
   rotateKey(): Promise<void>;
+  /** Registers one more redirect URI for the client (the gateway's `_oidc_callback`). */
+  allowRedirect(uri: string): Promise<void>;
+  /**
+   * Plays the browser from an authorization URL: the provider's login form (as `login`), then its
+   * redirects, up to the first one that leaves the provider. Returns that URL and the cookies set on the way.
+   */
+  signIn(authorizationUrl: string, login: string): Promise<string>;
   /** An ID token (and refresh token with `offline`) for `login`, through the real code flow. */
   tokens(login: string, opts?: { offline?: boolean }): Promise<{ id_token: string; refresh_token?: string; access_token: string }>;
   idToken(login: string): Promise<string>;
@@ -64,15 +71,16 @@ export async function startOidcProvider(opts: { port?: number } = {}): Promise<T
   const clientId = 'syncgate';
   const clientSecret = 'a-client-secret-of-sufficient-length-0123456789';
   let generation = 0;
+  let key: Record<string, unknown> | undefined;
 
-  const build = async () => {
-    generation++;
+  const build = async (newKey = true) => {
+    if (newKey || !key) key = await signingKey(`key-${++generation}`);
     const p = new Provider(issuer, {
       clients: [{
         client_id: clientId, client_secret: clientSecret, redirect_uris: redirectUris,
         grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
       }],
-      jwks: { keys: [await signingKey(`key-${generation}`)] },
+      jwks: { keys: [key] },
       pkce: { required: () => false },
       conformIdTokenClaims: false,
       claims: { openid: ['sub'], email: ['email'], sg: ['groups', 'chans', 'name'] },
@@ -99,33 +107,18 @@ export async function startOidcProvider(opts: { port?: number } = {}): Promise<T
   };
   await build();
 
-  async function tokens(login: string, o: { offline?: boolean } = {}) {
+  async function signIn(start: string, login: string): Promise<string> {
     const jar = new Jar();
     const go = async (url: string, init: RequestInit = {}) => {
       const res = await fetch(new URL(url, issuer), { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: jar.header() } });
       jar.take(res);
       return res;
     };
-    const q = new URLSearchParams({
-      client_id: clientId, response_type: 'code', redirect_uri: HELPER_REDIRECT, state: 'st', nonce: 'nn',
-      scope: `openid email sg${o.offline ? ' offline_access' : ''}`, ...(o.offline ? { prompt: 'consent' } : {}),
-    });
-    let res = await go(`/auth?${q}`);
+    let res = await go(start);
     for (let hops = 0; hops < 10; hops++) {
       const loc = res.headers.get('location');
       if (!loc) throw new Error(`oidc-provider stopped at ${res.status}: ${await res.text()}`);
-      if (loc.startsWith(HELPER_REDIRECT)) {
-        const code = new URL(loc).searchParams.get('code');
-        if (!code) throw new Error(`no code: ${loc}`);
-        const tok = await fetch(`${issuer}/token`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: 'Basic ' + Buffer.from(`${clientId}:${clientSecret}`).toString('base64') },
-          body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: HELPER_REDIRECT }),
-        });
-        const body = await tok.json() as any;
-        if (!body.id_token) throw new Error(`token endpoint: ${JSON.stringify(body)}`);
-        return body;
-      }
+      if (!new URL(loc, issuer).href.startsWith(issuer)) return loc;
       if (loc.includes('/interaction/')) {
         // The login form, or (prompt=consent) the consent form after it: answer whichever is shown.
         const page = await (await go(loc)).text();
@@ -138,9 +131,29 @@ export async function startOidcProvider(opts: { port?: number } = {}): Promise<T
     throw new Error('too many redirects');
   }
 
+  async function tokens(login: string, o: { offline?: boolean } = {}) {
+    const q = new URLSearchParams({
+      client_id: clientId, response_type: 'code', redirect_uri: HELPER_REDIRECT, state: 'st', nonce: 'nn',
+      scope: `openid email sg${o.offline ? ' offline_access' : ''}`, ...(o.offline ? { prompt: 'consent' } : {}),
+    });
+    const loc = await signIn(`${issuer}/auth?${q}`, login);
+    const code = new URL(loc).searchParams.get('code');
+    if (!code) throw new Error(`no code: ${loc}`);
+    const tok = await fetch(`${issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: 'Basic ' + Buffer.from(`${clientId}:${clientSecret}`).toString('base64') },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: HELPER_REDIRECT }),
+    });
+    const body = await tok.json() as any;
+    if (!body.id_token) throw new Error(`token endpoint: ${JSON.stringify(body)}`);
+    return body;
+  }
+
   return {
     issuer, clientId, clientSecret, accounts, redirectUris,
-    rotateKey: build,
+    rotateKey: () => build(true),
+    allowRedirect: async (uri) => { redirectUris.push(uri); await build(false); },
+    signIn,
     tokens,
     idToken: async (login) => (await tokens(login)).id_token,
     down: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),

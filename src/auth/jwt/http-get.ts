@@ -57,3 +57,33 @@ export function getJson(url: string, opts: FetchOptions = {}): Promise<JsonRespo
     req.on('error', reject);
   });
 }
+
+/** POSTs a form (the OAuth token endpoint) and reads a JSON answer, whatever its status. */
+export function postForm(url: string, form: Record<string, string>, headers: Record<string, string>, opts: FetchOptions = {}): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const mod = u.protocol === 'https:' ? https : http;
+    const payload = new URLSearchParams(form).toString();
+    const req = mod.request(u, {
+      method: 'POST', ...(u.protocol === 'https:' && opts.ca ? { ca: opts.ca } : {}),
+      headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(payload), accept: 'application/json' },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_BYTES) { req.destroy(new Error(`${url}: response larger than ${MAX_BYTES} bytes`)); return; }
+        chunks.push(c);
+      });
+      res.on('end', () => {
+        let body: unknown;
+        try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { body = undefined; }
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+      res.on('error', reject);
+    });
+    req.setTimeout(opts.timeoutMs ?? 10_000, () => req.destroy(new Error(`${url}: timed out`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
