@@ -123,7 +123,7 @@ export class Gateway implements DatabaseRegistry {
       maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc,
     });
     const auth = createDbAuth(db.store, config, {
-      bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind),
+      bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind), onJwtLogin: (provider, outcome) => stats.jwtLogin(provider, outcome),
       lockout: this.lockout, jwt: this.options.jwt,
     });
     await auth.principals.applyConfig(config.users, config.roles);

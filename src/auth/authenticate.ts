@@ -97,28 +97,41 @@ export function bearerToken(header: string | undefined): string | undefined {
  * (registering it when allowed) and refreshes its JWT grants. Anything else is 401 "Invalid login";
  * the reason is logged, never the token.
  */
-export async function authenticateBearer(opts: AuthenticateOptions, jwt: JwtProviders, token: string): Promise<UserPrincipal> {
-  let provider = '';
-  try {
-    const verified = await jwt.verifyUntrusted(token);
-    provider = verified.provider.name;
-    const id = verified.identity;
-    const user = await opts.principals.loginWithJwt(id.username, id, verified.provider.settings.register);
-    if (!user) throw new JwtRefusal(`no enabled user ${opts.log?.ud ? opts.log.ud(id.username) : JSON.stringify(id.username)} (register is ${verified.provider.settings.register ? 'on' : 'off'})`);
-    opts.onJwtLogin?.(provider, 'success');
-    return user;
-  } catch (err) {
-    if (!(err instanceof JwtRefusal)) throw err;
-    opts.log?.info(`Auth: JWT login refused${provider ? ` (provider "${provider}")` : ''}: ${err.message}`);
-    opts.onJwtLogin?.(provider || 'unknown', 'failure');
+export async function authenticateBearer(opts: AuthenticateOptions, jwt: JwtProviders, token: string, db: string, address: string): Promise<UserPrincipal> {
+  const verify = async (): Promise<UserPrincipal | undefined> => {
+    let provider = '';
+    try {
+      const verified = await jwt.verifyUntrusted(token);
+      provider = verified.provider.name;
+      const id = verified.identity;
+      const user = await opts.principals.loginWithJwt(id.username, id, verified.provider.settings.register);
+      if (!user) throw new JwtRefusal(`no enabled user ${opts.log?.ud ? opts.log.ud(id.username) : JSON.stringify(id.username)} (register is ${verified.provider.settings.register ? 'on' : 'off'})`);
+      opts.onJwtLogin?.(provider, 'success');
+      return user;
+    } catch (err) {
+      if (!(err instanceof JwtRefusal)) throw err;
+      provider ||= err.provider ?? '';
+      opts.log?.info(`Auth: JWT login refused${provider ? ` (provider "${provider}")` : ''}: ${err.message}`);
+      opts.onJwtLogin?.(provider || 'unknown', 'failure');
+      return undefined;
+    }
+  };
+  // Failed tokens count toward the login lockout like wrong passwords. A bad token names no user
+  // that can be trusted, so the pair is (Bearer logins, client address).
+  const user = opts.lockout ? await opts.lockout.attempt(`db ${db}`, BEARER_LOCKOUT_NAME, address, '', verify) : await verify();
+  if (!user) {
     opts.onAuthFailure?.('bearer');
     throw new UnauthorizedError('Invalid login', false);
   }
+  return user;
 }
+
+/** The lockout's "user name" for Bearer logins (not a valid principal name, so it meets no user). */
+export const BEARER_LOCKOUT_NAME = '(bearer token)';
 
 async function authenticateUser(ctx: RequestContext, opts: AuthenticateOptions, publicPrivileges: boolean): Promise<Principal> {
   const token = opts.jwt?.configured ? bearerToken(ctx.header('authorization')) : undefined;
-  if (token !== undefined && opts.jwt) return authenticateBearer(opts, opts.jwt, token);
+  if (token !== undefined && opts.jwt) return authenticateBearer(opts, opts.jwt, token, ctx.db?.name ?? ctx.params.db ?? '', ctx.clientAddress);
 
   const creds = basicCredentials(ctx.header('authorization'));
   if (creds) {

@@ -17,6 +17,7 @@ export { metricsRoutes } from './routes.ts';
 
 export type SyncOutcome = 'ok' | 'rejected' | 'error';
 export type AuthFailureKind = 'basic' | 'session' | 'guest' | 'bearer';
+export type JwtLoginOutcome = 'success' | 'failure';
 export type FeedKind = 'longpoll' | 'continuous' | 'websocket';
 export type WebSocketKind = 'changes' | 'blip';
 
@@ -45,6 +46,7 @@ export const METRIC = {
   syncFunctionDuration: 'syncgate_sync_function_duration_seconds',
   syncFunctionRuns: 'syncgate_sync_function_runs_total',
   authFailures: 'syncgate_auth_failures_total',
+  jwtLogins: 'syncgate_jwt_logins_total',
   storageTransaction: 'syncgate_storage_transaction_duration_seconds',
   feedsOpen: 'syncgate_changes_feeds_open',
   websocketsOpen: 'syncgate_websocket_connections_open',
@@ -72,6 +74,8 @@ export interface DatabaseMetrics {
   docsRead(n: number): void;
   syncFunction(seconds: number, outcome: SyncOutcome): void;
   authFailure(kind: AuthFailureKind): void;
+  /** A Bearer or OIDC-callback login, by provider name (or `unknown` when no provider matched). */
+  jwtLogin(provider: string, outcome: JwtLoginOutcome): void;
   storageTransaction(seconds: number): void;
   /** Call when a live feed starts; call the returned function when it ends (extra calls do nothing). */
   feedOpened(kind: FeedKind): () => void;
@@ -79,7 +83,7 @@ export interface DatabaseMetrics {
 
 /** For code paths (and tests) that run without a gateway's metrics. */
 export const NO_DATABASE_METRICS: DatabaseMetrics = {
-  docsWritten() {}, docsRead() {}, syncFunction() {}, authFailure() {}, storageTransaction() {},
+  docsWritten() {}, docsRead() {}, syncFunction() {}, authFailure() {}, jwtLogin() {}, storageTransaction() {},
   feedOpened: () => () => {},
 };
 
@@ -89,6 +93,8 @@ interface DbEntry {
   sync: Record<SyncOutcome, { database: string; outcome: SyncOutcome }>;
   auth: Record<AuthFailureKind, { database: string; kind: AuthFailureKind }>;
   feed: Record<FeedKind, { database: string; kind: FeedKind }>;
+  /** JWT login series made so far (provider names come from config, plus `unknown`). */
+  jwt: Map<string, { database: string; provider: string; outcome: JwtLoginOutcome }>;
   removed: boolean;
 }
 
@@ -116,6 +122,7 @@ export class Metrics {
   private readonly syncDuration: Histogram<'database'>;
   private readonly syncRuns: Counter<'database' | 'outcome'>;
   private readonly authFailures: Counter<'database' | 'kind'>;
+  private readonly jwtLogins: Counter<'database' | 'provider' | 'outcome'>;
   private readonly storageDuration: Histogram<'database'>;
   private readonly feedsOpen: Gauge<'database' | 'kind'>;
   private readonly websocketsOpen: Gauge<'kind'>;
@@ -145,8 +152,12 @@ export class Metrics {
       name: METRIC.syncFunctionRuns, help: 'Sync function runs, by outcome: ok, rejected (throw({forbidden}) or a failed require*), error (exception or time limit).',
       labelNames: ['database', 'outcome'], registers,
     });
+    this.jwtLogins = new Counter({
+      name: METRIC.jwtLogins, help: 'JWT logins (Bearer ID tokens, OIDC callback and refresh), by provider and outcome.',
+      labelNames: ['database', 'provider', 'outcome'], registers,
+    });
     this.authFailures = new Counter({
-      name: METRIC.authFailures, help: 'Failed authentications, by kind: basic (bad name or password), session (unknown or expired cookie), guest (no credentials and GUEST disabled).',
+      name: METRIC.authFailures, help: 'Failed authentications, by kind: basic (bad name or password), session (unknown or expired cookie), guest (no credentials and GUEST disabled), bearer (a refused JWT).',
       labelNames: ['database', 'kind'], registers,
     });
     this.storageDuration = new Histogram({
@@ -191,6 +202,7 @@ export class Metrics {
     this.storageDuration.remove(l);
     for (const outcome of SYNC_OUTCOMES) this.syncRuns.remove(e.sync[outcome]);
     for (const kind of AUTH_FAILURE_KINDS) this.authFailures.remove(e.auth[kind]);
+    for (const labels of e.jwt.values()) this.jwtLogins.remove(labels);
     for (const kind of FEED_KINDS) this.feedsOpen.remove(e.feed[kind]);
   }
 
@@ -207,6 +219,7 @@ export class Metrics {
       sync: labelsBy(db, 'outcome', SYNC_OUTCOMES),
       auth: labelsBy(db, 'kind', AUTH_FAILURE_KINDS),
       feed: labelsBy(db, 'kind', FEED_KINDS),
+      jwt: new Map(),
       removed: false,
     };
     this.dbs.set(db, e);
@@ -229,6 +242,7 @@ export class Metrics {
       docsRead: (n) => this.docsRead(db, n),
       syncFunction: (seconds, outcome) => this.syncFunction(db, seconds, outcome),
       authFailure: (kind) => this.authFailure(db, kind),
+      jwtLogin: (provider, outcome) => this.jwtLogin(db, provider, outcome),
       storageTransaction: (seconds) => this.storageTransaction(db, seconds),
       feedOpened: (kind) => this.feedOpened(db, kind),
     };
@@ -259,6 +273,14 @@ export class Metrics {
 
   authFailure(db: string, kind: AuthFailureKind): void {
     this.authFailures.inc(this.entry(db).auth[kind], 1);
+  }
+
+  jwtLogin(db: string, provider: string, outcome: JwtLoginOutcome): void {
+    const e = this.entry(db);
+    const key = `${provider}\0${outcome}`;
+    let labels = e.jwt.get(key);
+    if (!labels) e.jwt.set(key, labels = { database: db, provider, outcome });
+    this.jwtLogins.inc(labels, 1);
   }
 
   storageTransaction(db: string, seconds: number): void {

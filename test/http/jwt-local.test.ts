@@ -48,7 +48,9 @@ describe('local_jwt Bearer tokens', () => {
     rsa = await makeKey('RS256', 'rsa-1');
     ec = await makeKey('ES256', 'ec-1');
     stranger = await makeKey('RS256', 'rsa-1'); // same kid, other key
-    gw = await startGateway({ databases: { db: dbConfig(rsa, ec) }, openGuest: false });
+    // The lockout is off here: this suite sends dozens of bad tokens from one address on purpose
+    // (the lockout has its own test below).
+    gw = await startGateway({ databases: { db: dbConfig(rsa, ec) }, openGuest: false, config: { limits: { login_max_failures: 0 } } });
     pub = `${gw.publicUrl}/db`;
     admin = `${gw.adminUrl}/db`;
     for (const [id, ch] of [['doc-a', 'a'], ['doc-b', 'b'], ['doc-admin', 'adminch'], ['doc-role', 'rolech']]) {
@@ -233,4 +235,37 @@ describe('local_jwt config', () => {
   });
 
   function bearer(t: string) { return { headers: { Authorization: `Bearer ${t}` } }; }
+});
+
+describe('local_jwt: lockout and metrics', () => {
+  test('failed Bearer logins count toward the login lockout; logins are counted by provider and outcome', async () => {
+    const rsa = await makeKey('RS256', 'rsa-1');
+    const ec = await makeKey('ES256', 'ec-1');
+    const gw = await startGateway({
+      openGuest: false, databases: { db: dbConfig(rsa, ec) },
+      config: { limits: { login_max_failures: 3, login_failure_window_secs: 300, login_lockout_secs: 600 } },
+    });
+    try {
+      const pub = `${gw.publicUrl}/db`;
+      const bearer = (t: string) => ({ headers: { Authorization: `Bearer ${t}` } });
+      const good = await signToken(rsa, { iss: ISSUER, aud: 'syncgate', sub: 'frank' });
+      assert.equal((await req(`${pub}/`, bearer(good))).status, 200);
+      const expired = await signToken(rsa, { iss: ISSUER, aud: 'syncgate', sub: 'frank', exp: 1000, iat: 900 });
+      for (let i = 0; i < 3; i++) assert.equal((await req(`${pub}/`, bearer(expired))).status, 401);
+      assert.ok(gw.logs.some((l) => l.includes('3 failed logins') && l.includes('(bearer token)')), 'the lock is logged');
+      const locked = await req(`${pub}/`, bearer(good));
+      assert.equal(locked.status, 401, 'this address is locked out of Bearer logins');
+      assert.deepEqual(locked.body, { error: 'Unauthorized', reason: 'Invalid login' });
+      // Password logins of real users are their own pairs: not locked by bad tokens.
+      const basic = { headers: { Authorization: 'Basic ' + Buffer.from('admin_made:pw-admin').toString('base64') } };
+      assert.equal((await req(`${pub}/`, basic)).status, 200);
+
+      const metrics = await (await fetch(`${gw.metricsUrl}/_metrics`)).text();
+      assert.match(metrics, /syncgate_jwt_logins_total\{database="db",provider="main",outcome="success"\} 1\b/);
+      assert.match(metrics, /syncgate_jwt_logins_total\{database="db",provider="main",outcome="failure"\} 3\b/);
+      assert.match(metrics, /syncgate_auth_failures_total\{database="db",kind="bearer"\} 4\b/);
+    } finally {
+      await gw.stop();
+    }
+  });
 });

@@ -5,6 +5,8 @@
 
 /** Why a token was refused; the message is logged (never the token) and the client gets "Invalid login". */
 export class JwtRefusal extends Error {
+  /** The provider chosen for the token, once one was (metrics and logs). */
+  provider?: string;
   constructor(reason: string) {
     super(reason);
     this.name = 'JwtRefusal';

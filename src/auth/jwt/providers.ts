@@ -121,7 +121,12 @@ export class JwtProviders {
     }
     if (typeof unverified.iss !== 'string' || unverified.iss === '') throw new JwtRefusal('token has no iss');
     const provider = this.select(unverified.iss, audiences(unverified.aud));
-    return this.verifyWith(provider, token, false);
+    try {
+      return await this.verifyWith(provider, token, false);
+    } catch (err) {
+      if (err instanceof JwtRefusal) err.provider ??= provider.name;
+      throw err;
+    }
   }
 
   /**
