@@ -117,6 +117,8 @@ export class Principals {
   private readonly accessCache = new Map<string, { lastSeq: number | string; recSeq: number; principal: UserPrincipal; current?: number | string }>();
   /** Moves on every clear of the cache: a load that began before a deletion must not refill it. */
   private cacheGeneration = 0;
+  /** User → the JWT claims found already stored, at the access version read before that check. */
+  private readonly jwtApplied = new Map<string, { key: string; version: number | string }>();
   /** Serializes writes so each read-modify-write of a principal sees the previous one. */
   private writes: Promise<unknown> = Promise.resolve();
 
@@ -321,6 +323,19 @@ export class Principals {
    */
   async loginWithJwt(name: string, login: JwtGrantInput, register: boolean): Promise<UserPrincipal | undefined> {
     if (name === GUEST_NAME || name === '' || !PRINCIPAL_NAME.test(name)) return undefined;
+    const valid = login.email && EMAIL.test(login.email) ? login : { ...login, email: undefined };
+    // The common case, a client re-sending its token: the same claims already stored, nothing to
+    // write. Known without a read while the access version has not moved since they were checked.
+    const claimsKey = JSON.stringify([valid.issuer, [...valid.roles].sort(), [...valid.channels].sort(), valid.email ?? null]);
+    const version = await this.accessVersion();
+    const applied = this.jwtApplied.get(name);
+    if (applied && applied.key === claimsKey && applied.version === version) return this.loadUser(name);
+    const current = await this.store.getPrincipal('user', name);
+    if (current && !current.disabled && !recordAfterLogin(current, valid, '')) {
+      if (this.jwtApplied.size >= 10_000) this.jwtApplied.clear();
+      this.jwtApplied.set(name, { key: claimsKey, version });
+      return this.loadUser(name);
+    }
     const saved = await this.serialized(async () => {
       let rec = await this.store.getPrincipal('user', name);
       if (!rec) {
@@ -330,7 +345,6 @@ export class Principals {
         this.opts.log?.info(`Auth: Registered new user from a JWT login`);
       }
       if (rec.disabled) return false;
-      const valid = login.email && EMAIL.test(login.email) ? login : { ...login, email: undefined };
       const next = recordAfterLogin(rec, valid, new Date(this.now()).toISOString());
       if (next) await this.store.putPrincipal(next);
       return true;

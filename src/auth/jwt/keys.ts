@@ -51,6 +51,8 @@ export class RemoteKeySet {
   private expires = 0;
   private lastFetch = -Infinity;
   private inflight?: Promise<void>;
+  /** Moves on every successful fetch: tokens verified with an older key set are verified again. */
+  version = 0;
 
   constructor(url: string, opts: RemoteKeysOptions = {}) {
     this.url = url;
@@ -67,6 +69,7 @@ export class RemoteKeySet {
         const body = res.body as JSONWebKeySet;
         if (!body || !Array.isArray(body.keys)) throw new Error(`${this.url}: not a JWKS`);
         this.lookup = createLocalJWKSet(body);
+        this.version++;
         const secs = Math.min(Math.max(res.maxAgeSecs ?? 0, this.opts.minCacheSecs ?? 60), this.opts.maxCacheSecs ?? 86_400);
         this.expires = this.now() + secs * 1000;
       } finally {

@@ -36,6 +36,8 @@ export interface ProviderEntry {
   mapping: ClaimMapping;
   /** '' disables the audience check (local JWT only). */
   audience: string;
+  /** Version of the key set tokens are verified with (0 for inline keys). */
+  keysVersion(): number;
 }
 
 export interface OidcEntry extends ProviderEntry {
@@ -70,7 +72,19 @@ function audiences(aud: unknown): string[] {
   throw new JwtRefusal('aud must be a string or an array of strings');
 }
 
+/** Verified tokens kept so a client re-sending its token does not pay a signature check each time. */
+const VERIFIED_CACHE_SIZE = 10_000;
+/** Longest a verification is trusted without checking again (a token without exp, or a long one). */
+const VERIFIED_CACHE_MAX_MS = 10 * 60_000;
+
+interface CachedVerification { result: VerifiedToken; keysVersion: number; until: number }
+
 export class JwtProviders {
+  /**
+   * Token → its verification, until the token expires (at most 10 minutes). An entry is void once
+   * its provider's key set changed (rotation), so a removed key stops working at the next fetch.
+   */
+  private readonly verified = new Map<string, CachedVerification>();
   readonly oidc: OidcEntry[] = [];
   readonly local: LocalEntry[] = [];
   readonly defaultOidc?: string;
@@ -83,8 +97,9 @@ export class JwtProviders {
     for (const s of Object.values(config.oidc?.providers ?? {})) this.oidc.push(this.oidcEntry(s));
     this.defaultOidc = config.oidc?.defaultProvider;
     for (const s of Object.values(config.localJwt ?? {})) {
-      const lookup = s.keys ? inlineKeys(s.keys) : new RemoteKeySet(s.jwksUri!, { ...opts, cooldownMs: opts.jwksCooldownMs, now: opts.now }).find;
-      this.local.push({ kind: 'local', name: s.name, settings: s, mapping: mappingOf(s), audience: s.clientId, lookup });
+      const remote = s.keys ? undefined : new RemoteKeySet(s.jwksUri!, { ...opts, cooldownMs: opts.jwksCooldownMs, now: opts.now });
+      const lookup = remote ? remote.find : inlineKeys(s.keys!);
+      this.local.push({ kind: 'local', name: s.name, settings: s, mapping: mappingOf(s), audience: s.clientId, lookup, keysVersion: () => remote?.version ?? 0 });
     }
   }
 
@@ -111,6 +126,22 @@ export class JwtProviders {
 
   /** A Bearer token from a client (untrusted). Throws JwtRefusal. */
   async verifyUntrusted(token: string): Promise<VerifiedToken> {
+    const hit = this.verified.get(token);
+    if (hit) {
+      const now = this.now();
+      const exp = hit.result.claims.exp;
+      const expired = typeof exp === 'number' && !(hit.result.provider.kind === 'local' && (hit.result.provider.settings as LocalJwtSettings).skipExpiryCheck)
+        && now / 1000 > exp + CLOCK_SKEW_SECS;
+      if (!expired && now < hit.until && hit.keysVersion === hit.result.provider.keysVersion()) return hit.result;
+      this.verified.delete(token);
+    }
+    const result = await this.verifyFresh(token);
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.clear();
+    this.verified.set(token, { result, keysVersion: result.provider.keysVersion(), until: this.now() + VERIFIED_CACHE_MAX_MS });
+    return result;
+  }
+
+  private async verifyFresh(token: string): Promise<VerifiedToken> {
     if (token.length > MAX_TOKEN_BYTES) throw new JwtRefusal(`token longer than ${MAX_TOKEN_BYTES} bytes`);
     let unverified: JWTPayload;
     try {
@@ -197,6 +228,6 @@ export class JwtProviders {
       }
       return { lookup: jwks.set.find, algorithms: meta.algorithms };
     };
-    return { kind: 'oidc', name: s.name, settings: s, mapping: mappingOf(s), audience: s.clientId, discovery, keys };
+    return { kind: 'oidc', name: s.name, settings: s, mapping: mappingOf(s), audience: s.clientId, discovery, keys, keysVersion: () => jwks?.set.version ?? 0 };
   }
 }
