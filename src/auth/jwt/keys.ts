@@ -80,7 +80,10 @@ export class RemoteKeySet {
   }
 
   readonly find: KeyLookup = async (header) => {
-    if (!this.lookup || this.now() >= this.expires) await this.refreshQuietly(!this.lookup);
+    // Stale or never fetched: fetch, but at most once per cooldown, so a provider that is down (or
+    // a flood of tokens) does not turn every request into a request to the provider.
+    const cooling = this.now() - this.lastFetch < (this.opts.cooldownMs ?? 10_000);
+    if ((!this.lookup || this.now() >= this.expires) && !cooling) await this.refreshQuietly(!this.lookup);
     try {
       return await this.pick(header);
     } catch (err) {
