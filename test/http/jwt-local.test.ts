@@ -10,6 +10,7 @@ import { parseConfigText } from '../../src/config/index.ts';
 import { startGateway, req, type TestGateway } from '../helpers/gateway.ts';
 import { hmacWithPublicKey, makeKey, privateJwk, signToken, unsignedToken, type TestKey } from '../helpers/jwt.ts';
 import { BlipClient, BlipHttpError, LocalDb, openBlipSocket } from '../helpers/blip-client.ts';
+import { startPgCluster } from '../helpers/postgres.ts';
 
 /** Document ids of a changes feed (the user's own `_user/` entries left out). */
 const docIds = (body: any): string[] => body.results.map((r: any) => r.id).filter((id: string) => !id.startsWith('_user/'));
@@ -266,6 +267,40 @@ describe('local_jwt: lockout and metrics', () => {
       assert.match(metrics, /syncgate_auth_failures_total\{database="db",kind="bearer"\} 4\b/);
     } finally {
       await gw.stop();
+    }
+  });
+});
+
+describe('local_jwt on PostgreSQL', () => {
+  test('JWT grants are stored, replaced and shown on the shared backend, and survive a gateway restart', async () => {
+    const cluster = await startPgCluster();
+    const rsa = await makeKey('RS256', 'rsa-1');
+    const ec = await makeKey('ES256', 'ec-1');
+    const c = cluster.certs;
+    const db = { ...dbConfig(rsa, ec), server: cluster.url(), certpath: c.clientCert, keypath: c.clientKey, cacertpath: c.caCert };
+    const bearer = (t: string) => ({ headers: { Authorization: `Bearer ${t}` } });
+    const name = encodeURIComponent(`${PREFIX}_pat`);
+    let gw = await startGateway({ openGuest: false, databases: { db } });
+    try {
+      for (const [id, ch] of [['doc-a', 'a'], ['doc-b', 'b']]) await req(`${gw.adminUrl}/db/${id}`, { method: 'PUT', json: { channels: [ch] } });
+      const t1 = await signToken(rsa, { iss: ISSUER, aud: 'syncgate', sub: 'pat', chans: ['a'], groups: ['g'] });
+      assert.deepEqual(docIds((await req(`${gw.publicUrl}/db/_changes`, bearer(t1))).body), ['doc-a']);
+      const t2 = await signToken(rsa, { iss: ISSUER, aud: 'syncgate', sub: 'pat', chans: ['b'] });
+      assert.deepEqual(docIds((await req(`${gw.publicUrl}/db/_changes`, bearer(t2))).body), ['doc-b']);
+      await gw.stop();
+      gw = await startGateway({ openGuest: false, databases: { db } });
+      const u = await req(`${gw.adminUrl}/db/_user/${name}`);
+      assert.equal(u.status, 200);
+      assert.deepEqual(u.body.jwt_channels, ['b']);
+      assert.equal(u.body.jwt_roles, undefined);
+      assert.equal(u.body.jwt_issuer, ISSUER);
+      // A session made from the token sees the stored grants without a new token.
+      const s = await req(`${gw.publicUrl}/db/_session`, { method: 'POST', headers: { Authorization: `Bearer ${t2}` } });
+      const cookie = s.headers.getSetCookie().find((x) => x.startsWith('SyncGatewaySession='))!.split(';')[0];
+      assert.deepEqual(docIds((await req(`${gw.publicUrl}/db/_changes`, { headers: { cookie } })).body), ['doc-b']);
+    } finally {
+      await gw.stop();
+      await cluster.stop();
     }
   });
 });
