@@ -31,6 +31,10 @@ describe('OIDC authorization-code flow', () => {
                 channels_claim: 'chans', scope: ['openid', 'email', 'sg', 'offline_access'], include_access: true,
               },
               second: { issuer: op.issuer, client_id: op.clientId, validation_key: 'wrong-secret', register: true, disable_session: true },
+              quiet: {
+                issuer: op.issuer, client_id: op.clientId, validation_key: op.clientSecret, register: true, channels_claim: 'chans',
+                scope: ['openid', 'sg'], disable_session: true, disable_callback_state: true,
+              },
             },
           },
         },
@@ -39,6 +43,8 @@ describe('OIDC authorization-code flow', () => {
     pub = `${gw.publicUrl}/db`;
     admin = `${gw.adminUrl}/db`;
     await op.allowRedirect(`${pub}/_oidc_callback`);
+    await op.allowRedirect(`${pub}/_oidc_callback?provider=second`);
+    await op.allowRedirect(`${pub}/_oidc_callback?provider=quiet`);
     for (const [id, ch] of [['doc-a', 'a'], ['doc-b', 'b']]) await req(`${admin}/${id}`, { method: 'PUT', json: { channels: [ch] } });
   });
   after(async () => { await gw?.stop(); await op?.stop(); });
@@ -129,6 +135,25 @@ describe('OIDC authorization-code flow', () => {
     assert.deepEqual(docIds((await req(`${pub}/_changes`, { headers: { cookie: s2.split(';')[0] } })).body), ['doc-a']);
     assert.equal((await req(`${pub}/_oidc_refresh?refresh_token=not-a-token`)).status, 500);
     assert.equal((await req(`${pub}/_oidc_refresh`)).status, 400);
+  });
+
+  test('disable_session and disable_callback_state: tokens but no cookie; a wrong validation_key fails the exchange with 500', async () => {
+    op.accounts.set('yuri', { chans: ['a'] });
+    const start = await fetch(`${pub}/_oidc?provider=quiet`, { redirect: 'manual' });
+    assert.equal(start.headers.getSetCookie().length, 0, 'no state cookie');
+    assert.equal(new URL(start.headers.get('location')!).searchParams.get('state'), null);
+    const back = await op.signIn(start.headers.get('location')!, 'yuri');
+    const res = await req(back);
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.body.session_id, undefined);
+    assert.equal(res.body.access_token, undefined, 'include_access is off');
+    assert.equal(res.headers.getSetCookie().length, 0);
+    assert.deepEqual((await req(`${admin}/_user/${encodeURIComponent(res.body.name)}`)).body.jwt_channels, ['a']);
+
+    const failing = await signIn('yuri', '?provider=second');
+    assert.equal(failing.status, 500);
+    assert.match(failing.body.reason, /^Failed to exchange token/);
+    assert.ok(!gw.logs.some((l) => l.includes(op.clientSecret)), 'no secret in the log');
   });
 
   test('POST /_session with a Bearer ID token makes a 24-hour session for its user', async () => {
