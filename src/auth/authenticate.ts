@@ -4,7 +4,6 @@
  * Nothing logged here contains a password or a session id.
  */
 import { HttpError } from '../errors.ts';
-import type { RequestContext } from '../http/context.ts';
 import type { Principal, UserPrincipal } from './principal.ts';
 import { GUEST_NAME } from './access.ts';
 import { disabledGuest, type Principals } from './principals.ts';
@@ -14,6 +13,18 @@ import { JwtRefusal } from './jwt/claims.ts';
 import type { JwtProviders } from './jwt/providers.ts';
 
 export const WWW_AUTHENTICATE = 'Basic realm="Couchbase Sync Gateway"';
+
+/**
+ * What authentication reads from a request and may set on its response (the HTTP layer's
+ * `RequestContext` is one): auth does not depend on `http/`.
+ */
+export interface AuthRequest {
+  header(name: string): string | undefined;
+  setHeader(name: string, value: string): void;
+  clientAddress: string;
+  db?: { name: string };
+  params: Record<string, string>;
+}
 
 export interface AuthenticateOptions {
   principals: Principals;
@@ -77,7 +88,7 @@ export function basicCredentials(header: string | undefined): { name: string; pa
  * (`GET/POST/DELETE /{db}/_session`): a bad session cookie is then ignored and a disabled GUEST
  * still gets through (as a principal that sees only `!`).
  */
-export async function authenticate(ctx: RequestContext, opts: AuthenticateOptions, publicPrivileges: boolean): Promise<Principal> {
+export async function authenticate(ctx: AuthRequest, opts: AuthenticateOptions, publicPrivileges: boolean): Promise<Principal> {
   const user = await authenticateUser(ctx, opts, publicPrivileges);
   // A user whose JWT grants came from an issuer no longer configured loses them (spec §3.1).
   if (user.kind === 'user' && user.jwtIssuer && !opts.jwt?.hasIssuer(user.jwtIssuer)) {
@@ -129,7 +140,7 @@ export async function authenticateBearer(opts: AuthenticateOptions, jwt: JwtProv
 /** The lockout's "user name" for Bearer logins (not a valid principal name, so it meets no user). */
 export const BEARER_LOCKOUT_NAME = '(bearer token)';
 
-async function authenticateUser(ctx: RequestContext, opts: AuthenticateOptions, publicPrivileges: boolean): Promise<Principal> {
+async function authenticateUser(ctx: AuthRequest, opts: AuthenticateOptions, publicPrivileges: boolean): Promise<Principal> {
   const token = opts.jwt?.configured ? bearerToken(ctx.header('authorization')) : undefined;
   if (token !== undefined && opts.jwt) return authenticateBearer(opts, opts.jwt, token, ctx.db?.name ?? ctx.params.db ?? '', ctx.clientAddress);
 
