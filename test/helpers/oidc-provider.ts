@@ -5,6 +5,8 @@
  * login form, the code exchange) the way a browser and an app back end would.
  */
 import http from 'node:http';
+import https from 'node:https';
+import { Agent, fetch as undiciFetch } from 'undici';
 import type { AddressInfo } from 'node:net';
 // @ts-expect-error oidc-provider ships no type declarations
 import Provider from 'oidc-provider';
@@ -58,14 +60,26 @@ class Jar {
   header(): string { return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '); }
 }
 
-export async function startOidcProvider(opts: { port?: number } = {}): Promise<TestOidcProvider> {
+export interface OidcProviderOptions {
+  port?: number;
+  /** Serve HTTPS with this certificate; the helper's own requests trust `ca`. */
+  tls?: { key: Buffer; cert: Buffer; ca: Buffer };
+}
+
+export async function startOidcProvider(opts: OidcProviderOptions = {}): Promise<TestOidcProvider> {
   let current: any;
-  const server = http.createServer((rq, rs) => current.callback()(rq, rs));
+  const handler = (rq: http.IncomingMessage, rs: http.ServerResponse) => current.callback()(rq, rs);
+  const server = opts.tls ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, handler) : http.createServer(handler);
+  // Node's global fetch cannot be given a CA; undici's (the same client) can.
+  const dispatcher = opts.tls ? new Agent({ connect: { ca: opts.tls.ca } }) : undefined;
+  const fetch = (url: string | URL, init: RequestInit = {}) => (dispatcher
+    ? undiciFetch(url, { ...(init as object), dispatcher } as never) as unknown as Promise<Response>
+    : globalThis.fetch(url, init));
   let port = opts.port ?? 0;
   const listen = () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
   await listen();
   port = (server.address() as AddressInfo).port;
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const accounts = new Map<string, AccountClaims>();
   const redirectUris = [HELPER_REDIRECT];
   const clientId = 'syncgate';
@@ -158,6 +172,9 @@ export async function startOidcProvider(opts: { port?: number } = {}): Promise<T
     idToken: async (login) => (await tokens(login)).id_token,
     down: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
     up: listen,
-    stop: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    stop: async () => {
+      await new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); });
+      await dispatcher?.close();
+    },
   };
 }

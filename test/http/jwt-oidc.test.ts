@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { startGateway, req, type TestGateway } from '../helpers/gateway.ts';
 import { startOidcProvider, type TestOidcProvider } from '../helpers/oidc-provider.ts';
 import { makeKey, signToken } from '../helpers/jwt.ts';
+import { readFileSync, rmSync } from 'node:fs';
+import { makeCerts } from '../helpers/certs.ts';
 
 const docIds = (body: any): string[] => body.results.map((r: any) => r.id).filter((id: string) => !id.startsWith('_user/')).sort();
 const bearer = (t: string) => ({ headers: { Authorization: `Bearer ${t}` } });
@@ -112,6 +114,39 @@ describe('oidc providers: a provider that is down', () => {
     } finally {
       await gw.stop();
       await op.stop();
+    }
+  });
+});
+
+describe('oidc providers over HTTPS with a test CA', () => {
+  test('discovery, keys and the code exchange go over TLS to a provider the gateway is told to trust; one that is not trusted signs no one in', async () => {
+    const certs = makeCerts();
+    const ca = readFileSync(certs.caCert);
+    const op = await startOidcProvider({ tls: { key: readFileSync(certs.serverKey), cert: readFileSync(certs.serverCert), ca } });
+    assert.ok(op.issuer.startsWith('https://'));
+    const provider = { issuer: op.issuer, client_id: op.clientId, validation_key: op.clientSecret, register: true, channels_claim: 'chans', scope: ['openid', 'sg'] };
+    const trusting = await startGateway({ openGuest: false, jwt: { ca }, databases: { db: { server: 'memory:', oidc: { providers: { op: provider } } } } });
+    const untrusting = await startGateway({ openGuest: false, databases: { db: { server: 'memory:', oidc: { providers: { op: provider } } } } });
+    try {
+      op.accounts.set('tess', { chans: ['a'] });
+      const token = await op.idToken('tess');
+      assert.equal((await req(`${trusting.publicUrl}/db/`, bearer(token))).status, 200);
+      assert.equal((await req(`${untrusting.publicUrl}/db/`, bearer(token))).status, 401);
+      assert.ok(untrusting.logs.some((l) => l.includes('is not reachable yet') || l.includes('discovery')), 'the untrusted provider is reported');
+
+      // The authorization-code flow: the code is exchanged over TLS with the client secret.
+      await op.allowRedirect(`${trusting.publicUrl}/db/_oidc_callback`);
+      const start = await fetch(`${trusting.publicUrl}/db/_oidc`, { redirect: 'manual' });
+      const state = start.headers.getSetCookie().find((c) => c.startsWith('sg-oidc-state='))!.split(';')[0];
+      const back = await op.signIn(start.headers.get('location')!, 'tess');
+      const res = await req(back, { headers: { cookie: state } });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(typeof res.body.session_id, 'string');
+    } finally {
+      await trusting.stop();
+      await untrusting.stop();
+      await op.stop();
+      rmSync(certs.dir, { recursive: true, force: true });
     }
   });
 });
