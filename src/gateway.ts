@@ -24,7 +24,7 @@ import { createLogger, type Logger } from './log/index.ts';
 import { SqliteStore } from './storage/sqlite/index.ts';
 import { SyncFunction } from './sync/index.ts';
 import { Metrics, metricsRoutes } from './metrics/index.ts';
-import { authenticate, createDbAuth, type DbAuth, principalReloader } from './auth/index.ts';
+import { authenticate, createDbAuth, type DbAuth, type DbAuthOptions, principalReloader } from './auth/index.ts';
 import type { Store } from './storage/store.ts';
 import { openPostgresStore, type PostgresStore } from './storage/postgres/index.ts';
 import { type PostgresSpec, redactServerUrl } from './config/server.ts';
@@ -37,6 +37,8 @@ export interface GatewayOptions {
   metricsInterface?: string;
   maxBodyBytes?: number;
   metrics?: Metrics;
+  /** How JWT providers' metadata and keys are fetched (tests: a test CA, a short re-fetch cooldown). */
+  jwt?: DbAuthOptions['jwt'];
 }
 
 export interface RunningAddresses {
@@ -216,8 +218,8 @@ export class Gateway implements DatabaseRegistry {
       },
     });
     const auth = createDbAuth(store, config, {
-      bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind),
-      lockout: this.lockout,
+      bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind), onJwtLogin: (provider, outcome) => stats.jwtLogin(provider, outcome),
+      lockout: this.lockout, jwt: this.options.jwt,
     });
     this.databases.set(config.name, db);
     this.auths.set(config.name, auth);

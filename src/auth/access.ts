@@ -78,6 +78,9 @@ export function computeAccess(
   if (user) {
     for (const [ch, s] of Object.entries(user.adminChannels)) keepEarliest(channels, ch, grantedAt(s, user));
     for (const [r, s] of Object.entries(user.adminRoles)) keepEarliest(userRoles, r, grantedAt(s, user));
+    // Roles and channels from the claims of the user's last JWT login (spec §3.6).
+    for (const [ch, s] of Object.entries(user.jwtChannels ?? {})) keepEarliest(channels, ch, grantedAt(s, user));
+    for (const [r, s] of Object.entries(user.jwtRoles ?? {})) keepEarliest(userRoles, r, grantedAt(s, user));
   }
   for (const g of grouped.get(name) ?? []) {
     if (g.kind === 'channel') keepEarliest(channels, g.value, g.seq);

@@ -4,14 +4,27 @@
  * Nothing logged here contains a password or a session id.
  */
 import { HttpError } from '../errors.ts';
-import type { RequestContext } from '../http/context.ts';
 import type { Principal, UserPrincipal } from './principal.ts';
 import { GUEST_NAME } from './access.ts';
 import { disabledGuest, type Principals } from './principals.ts';
 import { readCookie, sessionCookie, type Sessions } from './sessions.ts';
 import type { LoginLockout } from './lockout.ts';
+import { JwtRefusal } from './jwt/claims.ts';
+import type { JwtProviders } from './jwt/providers.ts';
 
 export const WWW_AUTHENTICATE = 'Basic realm="Couchbase Sync Gateway"';
+
+/**
+ * What authentication reads from a request and may set on its response (the HTTP layer's
+ * `RequestContext` is one): auth does not depend on `http/`.
+ */
+export interface AuthRequest {
+  header(name: string): string | undefined;
+  setHeader(name: string, value: string): void;
+  clientAddress: string;
+  db?: { name: string };
+  params: Record<string, string>;
+}
 
 export interface AuthenticateOptions {
   principals: Principals;
@@ -24,7 +37,11 @@ export interface AuthenticateOptions {
   /** `ud` (the gateway logger's) redacts user names per `logging.redaction_level`. */
   log?: { info(msg: string): void; ud?(value: string): string };
   /** Counts failed authentications (metrics). */
-  onAuthFailure?: (kind: 'basic' | 'session' | 'guest') => void;
+  onAuthFailure?: (kind: 'basic' | 'session' | 'guest' | 'bearer') => void;
+  /** The database's `oidc` and `local_jwt` providers, when it has any. */
+  jwt?: JwtProviders;
+  /** Counts JWT logins by provider and outcome (metrics). */
+  onJwtLogin?: (provider: string, outcome: 'success' | 'failure') => void;
   /** The gateway's login lockout (Basic auth and `POST /_session`); none: every attempt is checked. */
   lockout?: LoginLockout;
 }
@@ -71,7 +88,62 @@ export function basicCredentials(header: string | undefined): { name: string; pa
  * (`GET/POST/DELETE /{db}/_session`): a bad session cookie is then ignored and a disabled GUEST
  * still gets through (as a principal that sees only `!`).
  */
-export async function authenticate(ctx: RequestContext, opts: AuthenticateOptions, publicPrivileges: boolean): Promise<Principal> {
+export async function authenticate(ctx: AuthRequest, opts: AuthenticateOptions, publicPrivileges: boolean): Promise<Principal> {
+  const user = await authenticateUser(ctx, opts, publicPrivileges);
+  // A user whose JWT grants came from an issuer no longer configured loses them (spec §3.1).
+  if (user.kind === 'user' && user.jwtIssuer && !opts.jwt?.hasIssuer(user.jwtIssuer)) {
+    return (await opts.principals.revokeJwt(user.name)) ?? user;
+  }
+  return user;
+}
+
+/** `Authorization: Bearer <token>`, or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const m = header ? /^bearer\s+(\S*)\s*$/i.exec(header) : null;
+  return m ? m[1] : undefined;
+}
+
+/**
+ * The implicit flow (spec §3.4): a valid ID token from a configured provider signs its user in
+ * (registering it when allowed) and refreshes its JWT grants. Anything else is 401 "Invalid login";
+ * the reason is logged, never the token.
+ */
+export async function authenticateBearer(opts: AuthenticateOptions, jwt: JwtProviders, token: string, db: string, address: string): Promise<UserPrincipal> {
+  const verify = async (): Promise<UserPrincipal | undefined> => {
+    let provider = '';
+    try {
+      const verified = await jwt.verifyUntrusted(token);
+      provider = verified.provider.name;
+      const id = verified.identity;
+      const user = await opts.principals.loginWithJwt(id.username, id, verified.provider.settings.register);
+      if (!user) throw new JwtRefusal(`no enabled user ${opts.log?.ud ? opts.log.ud(id.username) : JSON.stringify(id.username)} (register is ${verified.provider.settings.register ? 'on' : 'off'})`);
+      opts.onJwtLogin?.(provider, 'success');
+      return user;
+    } catch (err) {
+      if (!(err instanceof JwtRefusal)) throw err;
+      provider ||= err.provider ?? '';
+      opts.log?.info(`Auth: JWT login refused${provider ? ` (provider "${provider}")` : ''}: ${err.message}`);
+      opts.onJwtLogin?.(provider || 'unknown', 'failure');
+      return undefined;
+    }
+  };
+  // Failed tokens count toward the login lockout like wrong passwords. A bad token names no user
+  // that can be trusted, so the pair is (Bearer logins, client address).
+  const user = opts.lockout ? await opts.lockout.attempt(`db ${db}`, BEARER_LOCKOUT_NAME, address, '', verify) : await verify();
+  if (!user) {
+    opts.onAuthFailure?.('bearer');
+    throw new UnauthorizedError('Invalid login', false);
+  }
+  return user;
+}
+
+/** The lockout's "user name" for Bearer logins (not a valid principal name, so it meets no user). */
+export const BEARER_LOCKOUT_NAME = '(bearer token)';
+
+async function authenticateUser(ctx: AuthRequest, opts: AuthenticateOptions, publicPrivileges: boolean): Promise<Principal> {
+  const token = opts.jwt?.configured ? bearerToken(ctx.header('authorization')) : undefined;
+  if (token !== undefined && opts.jwt) return authenticateBearer(opts, opts.jwt, token, ctx.db?.name ?? ctx.params.db ?? '', ctx.clientAddress);
+
   const creds = basicCredentials(ctx.header('authorization'));
   if (creds) {
     const user = await verifyLogin(opts, ctx.db?.name ?? ctx.params.db ?? '', ctx.clientAddress, creds.name, creds.password);

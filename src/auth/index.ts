@@ -4,6 +4,9 @@ import type { AuthenticateOptions } from './authenticate.ts';
 import type { LoginLockout } from './lockout.ts';
 import { Principals } from './principals.ts';
 import { DEFAULT_COOKIE_NAME, Sessions } from './sessions.ts';
+import { JwtProviders, type JwtProvidersOptions } from './jwt/providers.ts';
+import type { JwtAuthConfig } from './jwt/types.ts';
+import { OidcFlow } from './jwt/oidc-flow.ts';
 
 export * from './access.ts';
 export * from './authenticate.ts';
@@ -11,6 +14,9 @@ export * from './lockout.ts';
 export * from './principal.ts';
 export * from './principals.ts';
 export * from './sessions.ts';
+export { JwtProviders } from './jwt/providers.ts';
+export { OidcFlow, type FlowRequest } from './jwt/oidc-flow.ts';
+export type { JwtAuthConfig } from './jwt/types.ts';
 
 /** One database's access-control services and settings, as the HTTP layer needs them. */
 export interface DbAuth extends AuthenticateOptions {
@@ -20,10 +26,12 @@ export interface DbAuth extends AuthenticateOptions {
   cookieSecure: boolean;
   cookieHttpOnly: boolean;
   sendWwwAuthenticate: boolean;
+  /** The authorization-code flow, when the database has `oidc` providers. */
+  oidcFlow?: OidcFlow;
 }
 
 /** The subset of `DatabaseConfig` that access control reads. */
-export interface DbAuthConfig {
+export interface DbAuthConfig extends JwtAuthConfig {
   sessionCookieName: string;
   /** Unset: secure when the listeners serve TLS. */
   sessionCookieSecure?: boolean;
@@ -38,18 +46,28 @@ export interface DbAuthOptions {
   tls: boolean;
   log?: { info(msg: string): void };
   now?: () => number;
-  onAuthFailure?: (kind: 'basic' | 'session' | 'guest') => void;
+  onAuthFailure?: (kind: 'basic' | 'session' | 'guest' | 'bearer') => void;
+  onJwtLogin?: (provider: string, outcome: 'success' | 'failure') => void;
+  /** Fetching provider metadata and keys (extra CA, timeouts, re-fetch rate). */
+  jwt?: Omit<JwtProvidersOptions, 'log' | 'now'>;
   /** Shared by every database of a gateway (its keys name the database). */
   lockout?: LoginLockout;
 }
 
 /** Builds a database's DbAuth. Call `principals.applyConfig(config.users, config.roles)` once after. */
 export function createDbAuth(store: Store, config: DbAuthConfig, opts: DbAuthOptions): DbAuth {
+  const jwt = config.oidc || config.localJwt ? new JwtProviders(config, { ...opts.jwt, log: opts.log, now: opts.now }) : undefined;
+  jwt?.warmUp();
+  const principals = new Principals(store, {
+    bcryptCost: opts.bcryptCost, allowEmptyPassword: config.allowEmptyPassword, log: opts.log, now: opts.now,
+  });
+  const sessions = new Sessions(store, { now: opts.now });
   return {
-    principals: new Principals(store, {
-      bcryptCost: opts.bcryptCost, allowEmptyPassword: config.allowEmptyPassword, log: opts.log, now: opts.now,
-    }),
-    sessions: new Sessions(store, { now: opts.now }),
+    jwt,
+    oidcFlow: jwt && jwt.oidc.length ? new OidcFlow({ jwt, principals, sessions, fetch: opts.jwt, now: opts.now, log: opts.log, onJwtLogin: opts.onJwtLogin }) : undefined,
+    onJwtLogin: opts.onJwtLogin,
+    principals,
+    sessions,
     cookieName: config.sessionCookieName || DEFAULT_COOKIE_NAME,
     cookieSecure: config.sessionCookieSecure ?? opts.tls,
     cookieHttpOnly: config.sessionCookieHttpOnly,

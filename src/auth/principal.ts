@@ -15,6 +15,8 @@ export interface UserPrincipal {
   roles: Map<string, number>;
   /** Last sequence at which anything about this user changed: its own save, its grants, its roles' channels. */
   seq: number;
+  /** Set when the user's JWT grants came from this issuer (a stale one is revoked on use). */
+  jwtIssuer?: string;
 }
 
 export interface AdminPrincipal {

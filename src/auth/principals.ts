@@ -11,6 +11,8 @@ import {
   type Access, GRANTED_BY_OWN_SAVE, GUEST_NAME, ROLE_PREFIX, computeAccess, computeRoleAccess, resolvedGrants,
 } from './access.ts';
 import { PUBLIC_CHANNEL, type UserPrincipal } from './principal.ts';
+import { carriedJwtFields, checkJwtFieldsUnchanged, jwtFieldsJson, recordAfterLogin, recordWithoutJwt, type JwtGrantInput } from './jwt/grants.ts';
+import { randomBytes } from 'node:crypto';
 
 /** User and role names (`auth/role.go`). Without the `u` flag `\w` is ASCII, like Go's. */
 export const PRINCIPAL_NAME = /^[-+.@%\w]*$/;
@@ -115,6 +117,8 @@ export class Principals {
   private readonly accessCache = new Map<string, { lastSeq: number | string; recSeq: number; principal: UserPrincipal; current?: number | string }>();
   /** Moves on every clear of the cache: a load that began before a deletion must not refill it. */
   private cacheGeneration = 0;
+  /** User → the JWT claims found already stored, at the access version read before that check. */
+  private readonly jwtApplied = new Map<string, { key: string; version: number | string }>();
   /** Serializes writes so each read-modify-write of a principal sees the previous one. */
   private writes: Promise<unknown> = Promise.resolve();
 
@@ -180,6 +184,7 @@ export class Principals {
     const adminRoles = Object.keys(rec.adminRoles);
     if (adminRoles.length) out.admin_roles = sorted(adminRoles);
     if (access.roles.size) out.roles = sorted(access.roles.keys());
+    Object.assign(out, jwtFieldsJson(rec));
     return out;
   }
 
@@ -201,6 +206,7 @@ export class Principals {
   /** Creates or replaces a user from an admin API body (PUT/POST) or config. Returns what happened. */
   async putUser(name: string, body: Record<string, unknown>, opts: PutOptions = {}): Promise<PutResult> {
     checkName(name);
+    checkJwtFieldsUnchanged(body, await this.store.getPrincipal('user', name));
     return this.putUserInput(name, parsePrincipalInput(body, true), opts);
   }
 
@@ -239,6 +245,7 @@ export class Principals {
           kind: 'user', name, disabled: input.disabled,
           adminChannels: restamp(resolvedGrants(base.adminChannels, base), input.admin_channels),
           adminRoles: restamp(resolvedGrants(base.adminRoles, base), input.admin_roles),
+          ...carriedJwtFields(stored),
         };
         if (input.email) rec.email = input.email;
         if (passwordHash) rec.passwordHash = passwordHash;
@@ -309,6 +316,51 @@ export class Principals {
     }
   }
 
+  /**
+   * A successful JWT login (spec §3.4 steps 5-6, §3.6): the user, created when `register` is on
+   * (with a random password no one knows), its JWT fields replaced by the token's. Undefined when
+   * the user does not exist and may not be registered, is disabled, or the name is invalid.
+   */
+  async loginWithJwt(name: string, login: JwtGrantInput, register: boolean): Promise<UserPrincipal | undefined> {
+    if (name === GUEST_NAME || name === '' || !PRINCIPAL_NAME.test(name)) return undefined;
+    const valid = login.email && EMAIL.test(login.email) ? login : { ...login, email: undefined };
+    // The common case, a client re-sending its token: the same claims already stored, nothing to
+    // write. Known without a read while the access version has not moved since they were checked.
+    const claimsKey = JSON.stringify([valid.issuer, [...valid.roles].sort(), [...valid.channels].sort(), valid.email ?? null]);
+    const version = await this.accessVersion();
+    const applied = this.jwtApplied.get(name);
+    if (applied && applied.key === claimsKey && applied.version === version) return this.loadUser(name);
+    const current = await this.store.getPrincipal('user', name);
+    if (current && !current.disabled && !recordAfterLogin(current, valid, '')) {
+      if (this.jwtApplied.size >= 10_000) this.jwtApplied.clear();
+      this.jwtApplied.set(name, { key: claimsKey, version });
+      return this.loadUser(name);
+    }
+    const saved = await this.serialized(async () => {
+      let rec = await this.store.getPrincipal('user', name);
+      if (!rec) {
+        if (!register) return false;
+        const passwordHash = await bcrypt.hash(randomBytes(24).toString('base64'), this.opts.bcryptCost);
+        rec = { kind: 'user', name, adminChannels: {}, adminRoles: {}, disabled: false, passwordHash, seq: 0 };
+        this.opts.log?.info(`Auth: Registered new user from a JWT login`);
+      }
+      if (rec.disabled) return false;
+      const next = recordAfterLogin(rec, valid, new Date(this.now()).toISOString());
+      if (next) await this.store.putPrincipal(next);
+      return true;
+    });
+    return saved ? this.loadUser(name) : undefined;
+  }
+
+  /** Empties the JWT grants of a user whose issuer is no longer configured (spec §3.1). */
+  async revokeJwt(name: string): Promise<UserPrincipal | undefined> {
+    await this.serialized(async () => {
+      const rec = await this.store.getPrincipal('user', name);
+      if (rec?.jwtIssuer) await this.store.putPrincipal(recordWithoutJwt(rec, new Date(this.now()).toISOString()));
+    });
+    return this.loadUser(name);
+  }
+
   // ---- internals ----
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
@@ -328,7 +380,7 @@ export class Principals {
 
   private async accessFor(rec: PrincipalRecord): Promise<Access> {
     const [own, ownChanged] = await Promise.all([this.store.grantsTo([rec.name]), this.store.grantsChangedAt([rec.name])]);
-    const roleNames = new Set(Object.keys(rec.adminRoles));
+    const roleNames = new Set([...Object.keys(rec.adminRoles), ...Object.keys(rec.jwtRoles ?? {})]);
     for (const g of own) if (g.kind === 'role') roleNames.add(g.value);
     const roles = new Map<string, PrincipalRecord>();
     let grants: GrantRow[] = own;
@@ -364,6 +416,7 @@ export class Principals {
     }
     const access = await this.accessFor(rec);
     const principal: UserPrincipal = { kind: 'user', name: rec.name, isGuest: rec.name === GUEST_NAME, ...access };
+    if (rec.jwtIssuer) principal.jwtIssuer = rec.jwtIssuer;
     // Computed from reads that may predate a deletion: not kept.
     if (generation !== this.cacheGeneration) return principal;
     if (this.accessCache.size >= 10_000) this.clearAccessCache();

@@ -3,6 +3,7 @@
  * (revs_limit, SSL pair, bcrypt cost, db and principal names) and the storage spec.
  */
 import { isIP } from 'node:net';
+import { buildLocalJwt, buildOidc } from './jwt.ts';
 import { isPlainObject } from './normalize.ts';
 import { LOG_KEYS, LOG_LEVELS } from './schema.ts';
 import { DEFAULT_SERVER, parseServer } from './server.ts';
@@ -172,6 +173,8 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
 
   const allowEmptyPassword = bool(db.allow_empty_password) ?? false;
   const { users, roles } = buildPrincipals(db, path, allowEmptyPassword, err, warn);
+  const oidc = obj(db.oidc) ? buildOidc(obj(db.oidc)!, `${path}.oidc`, err, warn) : undefined;
+  const localJwt = obj(db.local_jwt) ? buildLocalJwt(obj(db.local_jwt) as Record<string, Obj>, `${path}.local_jwt`, err) : undefined;
   if (ctx.errors.length > before || typeof storage === 'string') return undefined;
 
   const config: DatabaseConfig = {
@@ -195,6 +198,8 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
   if (num(db.pool_size) !== undefined) config.poolSize = num(db.pool_size);
   if (compactDays !== undefined) config.compactIntervalDays = compactDays;
   if (purgeDays !== undefined) config.purgeIntervalDays = purgeDays;
+  if (oidc) config.oidc = oidc;
+  if (localJwt && Object.keys(localJwt).length) config.localJwt = localJwt;
   return config;
 }
 

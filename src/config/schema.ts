@@ -6,6 +6,8 @@
  * Implementing a feature = flip its flag to `built: true` and read the value in build.ts.
  */
 
+import { LOCAL_JWT_FIELDS, OIDC_PROVIDER_FIELDS } from './jwt.ts';
+
 export type Shape =
   | { readonly type: 'string' | 'boolean' | 'integer' | 'uint' | 'number' | 'any' }
   | { readonly type: 'enum'; readonly values: readonly string[] }
@@ -158,7 +160,8 @@ export const DATABASE_FIELDS: Fields = {
   import_backup_old_rev: later(boolean, { inert: false }),
   event_handlers: later(object(EVENT_HANDLER_FIELDS)),
   cache: later(object(CACHE_FIELDS)),
-  oidc: later(object({ default_provider: built(string), providers: built(mapOf(any)) })),
+  oidc: built(object({ default_provider: built(string), providers: built(mapOf(object(OIDC_PROVIDER_FIELDS))) })),
+  local_jwt: built(mapOf(object(LOCAL_JWT_FIELDS))),
   old_rev_expiry_seconds: built(uint),
   view_query_timeout_secs: later(uint),
   use_views: later(boolean, { inert: false }),

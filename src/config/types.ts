@@ -1,5 +1,8 @@
 /** The loaded, validated configuration that the rest of Syncgate reads. */
 import type { PostgresSpec, StorageSpec } from './server.ts';
+import type { LocalJwtProviderConfig, OidcConfig } from './jwt.ts';
+
+export type { LocalJwtProviderConfig, OidcConfig, OidcProviderConfig } from './jwt.ts';
 
 export type { StorageSpec };
 
@@ -68,6 +71,10 @@ export interface DatabaseConfig {
   purgeIntervalDays?: number;
   /** `pool_size`: most connections this node opens to a PostgreSQL server (default 10). */
   poolSize?: number;
+  /** `oidc`: OpenID Connect providers (Bearer ID tokens and the authorization-code flow). */
+  oidc?: OidcConfig;
+  /** `local_jwt`: providers whose keys are given inline or by `jwks_uri` (Bearer only). */
+  localJwt?: Record<string, LocalJwtProviderConfig>;
   /** This db's keys as given (canonical spelling, nulls dropped, no defaults filled in). */
   raw: Record<string, unknown>;
 }

@@ -27,6 +27,7 @@ import { docRoutes } from './routes/docs.ts';
 import { inspectionRoutes } from './routes/inspection.ts';
 import { localRoutes } from './routes/local.ts';
 import { authRoutes as sessionRoutes } from './routes/session.ts';
+import { oidcRoutes } from './routes/oidc.ts';
 import { authRoutes as userRoleRoutes } from './routes/users-roles.ts';
 import { normalizeAddress, type RequestGuard, TooManyRequestsError } from './limits.ts';
 import { UnauthorizedError, WWW_AUTHENTICATE } from '../auth/authenticate.ts';
@@ -86,6 +87,7 @@ export function allRoutes(registry: DatabaseRegistry): Route[] {
     ...localRoutes(),
     ...userRoleRoutes(),
     ...sessionRoutes(),
+    ...oidcRoutes(),
     ...blipSyncRoutes(),
     ...docRoutes(),
     ...attachmentRoutes(),

@@ -16,7 +16,8 @@ export type { Expvar } from './expvar.ts';
 export { metricsRoutes } from './routes.ts';
 
 export type SyncOutcome = 'ok' | 'rejected' | 'error';
-export type AuthFailureKind = 'basic' | 'session' | 'guest';
+export type AuthFailureKind = 'basic' | 'session' | 'guest' | 'bearer';
+export type JwtLoginOutcome = 'success' | 'failure';
 export type FeedKind = 'longpoll' | 'continuous' | 'websocket';
 export type WebSocketKind = 'changes' | 'blip';
 
@@ -32,7 +33,7 @@ const DELTA_SYNC_EVENTS = Object.keys(DELTA_SYNC_STATS) as DeltaSyncEvent[];
 export type OldRevisionUsageProvider = () => Promise<{ count: number; bytes: number }>;
 
 export const SYNC_OUTCOMES: readonly SyncOutcome[] = ['ok', 'rejected', 'error'];
-export const AUTH_FAILURE_KINDS: readonly AuthFailureKind[] = ['basic', 'session', 'guest'];
+export const AUTH_FAILURE_KINDS: readonly AuthFailureKind[] = ['basic', 'session', 'guest', 'bearer'];
 export const FEED_KINDS: readonly FeedKind[] = ['longpoll', 'continuous', 'websocket'];
 export const WEBSOCKET_KINDS: readonly WebSocketKind[] = ['changes', 'blip'];
 
@@ -56,6 +57,7 @@ export const METRIC = {
   syncFunctionDuration: 'syncgate_sync_function_duration_seconds',
   syncFunctionRuns: 'syncgate_sync_function_runs_total',
   authFailures: 'syncgate_auth_failures_total',
+  jwtLogins: 'syncgate_jwt_logins_total',
   storageTransaction: 'syncgate_storage_transaction_duration_seconds',
   feedsOpen: 'syncgate_changes_feeds_open',
   websocketsOpen: 'syncgate_websocket_connections_open',
@@ -89,6 +91,8 @@ export interface DatabaseMetrics {
   docsRead(n: number): void;
   syncFunction(seconds: number, outcome: SyncOutcome): void;
   authFailure(kind: AuthFailureKind): void;
+  /** A Bearer or OIDC-callback login, by provider name (or `unknown` when no provider matched). */
+  jwtLogin(provider: string, outcome: JwtLoginOutcome): void;
   storageTransaction(seconds: number): void;
   /** Call when a live feed starts; call the returned function when it ends (extra calls do nothing). */
   feedOpened(kind: FeedKind): () => void;
@@ -98,7 +102,7 @@ export interface DatabaseMetrics {
 
 /** For code paths (and tests) that run without a gateway's metrics. */
 export const NO_DATABASE_METRICS: DatabaseMetrics = {
-  docsWritten() {}, docsRead() {}, syncFunction() {}, authFailure() {}, storageTransaction() {},
+  docsWritten() {}, docsRead() {}, syncFunction() {}, authFailure() {}, jwtLogin() {}, storageTransaction() {},
   feedOpened: () => () => {}, deltaSync() {},
 };
 
@@ -110,6 +114,8 @@ interface DbEntry {
   feed: Record<FeedKind, { database: string; kind: FeedKind }>;
   delta: Record<DeltaSyncEvent, { database: string; stat: string }>;
   saved: { pull: { database: string; direction: 'pull' }; push: { database: string; direction: 'push' } };
+  /** JWT login series made so far (provider names come from config, plus `unknown`). */
+  jwt: Map<string, { database: string; provider: string; outcome: JwtLoginOutcome }>;
   removed: boolean;
 }
 
@@ -137,6 +143,7 @@ export class Metrics {
   private readonly syncDuration: Histogram<'database'>;
   private readonly syncRuns: Counter<'database' | 'outcome'>;
   private readonly authFailures: Counter<'database' | 'kind'>;
+  private readonly jwtLogins: Counter<'database' | 'provider' | 'outcome'>;
   private readonly storageDuration: Histogram<'database'>;
   private readonly feedsOpen: Gauge<'database' | 'kind'>;
   private readonly websocketsOpen: Gauge<'kind'>;
@@ -174,8 +181,12 @@ export class Metrics {
       name: METRIC.syncFunctionRuns, help: 'Sync function runs, by outcome: ok, rejected (throw({forbidden}) or a failed require*), error (exception or time limit).',
       labelNames: ['database', 'outcome'], registers,
     });
+    this.jwtLogins = new Counter({
+      name: METRIC.jwtLogins, help: 'JWT logins (Bearer ID tokens, OIDC callback and refresh), by provider and outcome.',
+      labelNames: ['database', 'provider', 'outcome'], registers,
+    });
     this.authFailures = new Counter({
-      name: METRIC.authFailures, help: 'Failed authentications, by kind: basic (bad name or password), session (unknown or expired cookie), guest (no credentials and GUEST disabled).',
+      name: METRIC.authFailures, help: 'Failed authentications, by kind: basic (bad name or password), session (unknown or expired cookie), guest (no credentials and GUEST disabled), bearer (a refused JWT).',
       labelNames: ['database', 'kind'], registers,
     });
     this.storageDuration = new Histogram({
@@ -261,6 +272,7 @@ export class Metrics {
     this.storageDuration.remove(l);
     for (const outcome of SYNC_OUTCOMES) this.syncRuns.remove(e.sync[outcome]);
     for (const kind of AUTH_FAILURE_KINDS) this.authFailures.remove(e.auth[kind]);
+    for (const labels of e.jwt.values()) this.jwtLogins.remove(labels);
     for (const kind of FEED_KINDS) this.feedsOpen.remove(e.feed[kind]);
     // prom-client removes exact label sets only: drop each series this database's jobs set.
     for (const labels of this.jobSeries.get(db)?.values() ?? []) {
@@ -293,6 +305,7 @@ export class Metrics {
       feed: labelsBy(db, 'kind', FEED_KINDS),
       delta: Object.fromEntries(DELTA_SYNC_EVENTS.map((ev) => [ev, { database: db, stat: DELTA_SYNC_STATS[ev] }])) as DbEntry['delta'],
       saved: { pull: { database: db, direction: 'pull' }, push: { database: db, direction: 'push' } },
+      jwt: new Map(),
       removed: false,
     };
     this.dbs.set(db, e);
@@ -318,6 +331,7 @@ export class Metrics {
       docsRead: (n) => this.docsRead(db, n),
       syncFunction: (seconds, outcome) => this.syncFunction(db, seconds, outcome),
       authFailure: (kind) => this.authFailure(db, kind),
+      jwtLogin: (provider, outcome) => this.jwtLogin(db, provider, outcome),
       storageTransaction: (seconds) => this.storageTransaction(db, seconds),
       feedOpened: (kind) => this.feedOpened(db, kind),
       deltaSync: (event, bytesSaved) => this.deltaSync(db, event, bytesSaved),
@@ -349,6 +363,14 @@ export class Metrics {
 
   authFailure(db: string, kind: AuthFailureKind): void {
     this.authFailures.inc(this.entry(db).auth[kind], 1);
+  }
+
+  jwtLogin(db: string, provider: string, outcome: JwtLoginOutcome): void {
+    const e = this.entry(db);
+    const key = `${provider}\0${outcome}`;
+    let labels = e.jwt.get(key);
+    if (!labels) e.jwt.set(key, labels = { database: db, provider, outcome });
+    this.jwtLogins.inc(labels, 1);
   }
 
   storageTransaction(db: string, seconds: number): void {

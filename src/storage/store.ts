@@ -135,6 +135,16 @@ export interface PrincipalRecord {
   email?: string;
   disabled: boolean;
   passwordHash?: string;
+  /**
+   * Users signed in with a JWT (spec §3.6): the issuer of the last login, and the roles and channels
+   * its claims gave (name → granted-at sequence, 0 = this save), kept apart from the admin ones.
+   * Stored inside the record's JSON, so older records simply lack them.
+   */
+  jwtIssuer?: string;
+  jwtRoles?: Record<string, number>;
+  jwtChannels?: Record<string, number>;
+  /** RFC 3339 time of the last change made by a JWT login. */
+  jwtLastUpdated?: string;
   /** Sequence of the principal's last save (assigned by the store). */
   seq: number;
 }

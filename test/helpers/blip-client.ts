@@ -161,6 +161,8 @@ export interface ConnectOptions {
   user?: string;
   password?: string;
   cookie?: string;
+  /** An ID token sent as `Authorization: Bearer` on the upgrade request. */
+  bearer?: string;
   /** Offered subprotocols, default CBMobile_3 then CBMobile_2. */
   protocols?: string[];
   maxMessageBytes?: number;
@@ -180,6 +182,7 @@ export function openBlipSocket(dbUrl: string, opts: ConnectOptions = {}): Promis
   const headers: Record<string, string> = {};
   if (opts.user !== undefined) headers.Authorization = 'Basic ' + Buffer.from(`${opts.user}:${opts.password ?? ''}`).toString('base64');
   if (opts.cookie) headers.Cookie = opts.cookie;
+  if (opts.bearer !== undefined) headers.Authorization = `Bearer ${opts.bearer}`;
   const ws = new WebSocket(url, opts.protocols ?? ['BLIP_3+CBMobile_3', 'BLIP_3+CBMobile_2'], { headers, perMessageDeflate: false });
   return new Promise((resolve, reject) => {
     ws.once('upgrade', (res) => opts.onUpgrade?.(res.headers));

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfigText } from '../../src/config/index.ts';
-import { Gateway } from '../../src/gateway.ts';
+import { Gateway, type GatewayOptions } from '../../src/gateway.ts';
 import { Logger } from '../../src/log/index.ts';
 
 export interface TestGateway {
@@ -34,6 +34,8 @@ export interface StartOptions {
    * SQLite directory in the test's temp folder; `databases` is then ignored.
    */
   bootstrap?: Record<string, unknown>;
+  /** JWT provider fetching (a test CA, a short JWKS re-fetch cooldown). */
+  jwt?: GatewayOptions['jwt'];
 }
 
 const OPEN_GUEST = { GUEST: { disabled: false, admin_channels: ['*'] } };
@@ -50,7 +52,7 @@ export async function startGateway(opts: StartOptions = {}): Promise<TestGateway
   const logs: string[] = [];
   const gateway = new Gateway(config, {
     logger: new Logger({ level: 'debug', write: (l) => logs.push(l) }),
-    interface: '127.0.0.1:0', adminInterface: '127.0.0.1:0', metricsInterface: '127.0.0.1:0', maxBodyBytes: opts.maxBodyBytes,
+    interface: '127.0.0.1:0', adminInterface: '127.0.0.1:0', metricsInterface: '127.0.0.1:0', maxBodyBytes: opts.maxBodyBytes, jwt: opts.jwt,
   });
   const addrs = await gateway.start();
   const scheme = opts.config?.SSLCert ? 'https' : 'http';
