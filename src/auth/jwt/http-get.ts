@@ -31,27 +31,32 @@ function maxAge(headers: http.IncomingHttpHeaders): number | undefined {
   return Number.isFinite(expires) ? Math.max(0, Math.round((expires - date) / 1000)) : undefined;
 }
 
+/** Collects a response body, ending the request once it grows past MAX_BYTES (a provider is not trusted with our memory). */
+function readBounded(req: http.ClientRequest, res: http.IncomingMessage, url: string, reject: (err: Error) => void, done: (data: Buffer) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  res.on('data', (c: Buffer) => {
+    size += c.length;
+    if (size > MAX_BYTES) { req.destroy(new Error(`${url}: response larger than ${MAX_BYTES} bytes`)); return; }
+    chunks.push(c);
+  });
+  res.on('end', () => done(Buffer.concat(chunks)));
+  res.on('error', reject);
+}
+
 export function getJson(url: string, opts: FetchOptions = {}): Promise<JsonResponse> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const mod = u.protocol === 'https:' ? https : http;
     const req = mod.get(u, { ...(u.protocol === 'https:' && opts.ca ? { ca: opts.ca } : {}), headers: { accept: 'application/json' } }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_BYTES) { req.destroy(new Error(`${url}: response larger than ${MAX_BYTES} bytes`)); return; }
-        chunks.push(c);
-      });
-      res.on('end', () => {
+      readBounded(req, res, url, reject, (data) => {
         if (res.statusCode !== 200) { reject(new Error(`${url}: HTTP ${res.statusCode}`)); return; }
         try {
-          resolve({ body: JSON.parse(Buffer.concat(chunks).toString('utf8')), maxAgeSecs: maxAge(res.headers) });
+          resolve({ body: JSON.parse(data.toString('utf8')), maxAgeSecs: maxAge(res.headers) });
         } catch {
           reject(new Error(`${url}: not JSON`));
         }
       });
-      res.on('error', reject);
     });
     req.setTimeout(opts.timeoutMs ?? 10_000, () => req.destroy(new Error(`${url}: timed out`)));
     req.on('error', reject);
@@ -68,19 +73,11 @@ export function postForm(url: string, form: Record<string, string>, headers: Rec
       method: 'POST', ...(u.protocol === 'https:' && opts.ca ? { ca: opts.ca } : {}),
       headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(payload), accept: 'application/json' },
     }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_BYTES) { req.destroy(new Error(`${url}: response larger than ${MAX_BYTES} bytes`)); return; }
-        chunks.push(c);
-      });
-      res.on('end', () => {
+      readBounded(req, res, url, reject, (data) => {
         let body: unknown;
-        try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { body = undefined; }
+        try { body = JSON.parse(data.toString('utf8')); } catch { body = undefined; }
         resolve({ status: res.statusCode ?? 0, body });
       });
-      res.on('error', reject);
     });
     req.setTimeout(opts.timeoutMs ?? 10_000, () => req.destroy(new Error(`${url}: timed out`)));
     req.on('error', reject);
