@@ -23,6 +23,8 @@ import { authenticate, createDbAuth, type DbAuth, principalReloader } from './au
 import type { Store } from './storage/store.ts';
 import { openPostgresStore, type PostgresStore } from './storage/postgres/index.ts';
 import { type PostgresSpec, redactServerUrl } from './config/server.ts';
+import { EventHandlers, type HandlerStatus } from './events/handlers.ts';
+import { EventFilterError } from './events/filter.ts';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -81,6 +83,7 @@ export class Gateway implements DatabaseRegistry {
   private expiryTimer?: NodeJS.Timeout;
   private readonly databases = new Map<string, Database>();
   private readonly auths = new Map<string, DbAuth>();
+  private readonly events = new Map<string, EventHandlers>();
   private servers: http.Server[] = [];
   /** Login lockout for every database and operator port of this gateway (SECURITY.md). */
   readonly lockout: LoginLockout;
@@ -108,6 +111,10 @@ export class Gateway implements DatabaseRegistry {
   get(name: string): Database | undefined { return this.databases.get(name); }
   authFor(name: string): DbAuth | undefined { return this.auths.get(name); }
   names(): string[] { return [...this.databases.keys()]; }
+  async eventHandlerStatus(name: string): Promise<HandlerStatus[] | undefined> {
+    if (!this.databases.has(name)) return undefined;
+    return (await this.events.get(name)?.status()) ?? [];
+  }
 
   /** Opens a database and applies its configured users and roles (re-applied at every start, as Sync Gateway does). */
   private async openDatabase(config: DatabaseConfig): Promise<Database> {
@@ -118,8 +125,15 @@ export class Gateway implements DatabaseRegistry {
     const db = new Database({
       name: config.name, store: await openStore(config, this.logger), revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync, stats,
       maxAttachmentSize: this.config.limits.maxAttachmentBytes, maxDocumentBytes: this.config.limits.maxDocumentBytes,
-      maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc,
+      maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc, initialState: 'Starting',
     });
+    let events: EventHandlers | undefined;
+    try {
+      events = config.eventHandlers ? new EventHandlers({ db, config: config.eventHandlers, adminInterface: this.config.adminInterface, log: this.logger }) : undefined;
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
     const auth = createDbAuth(db.store, config, {
       bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind),
       lockout: this.lockout,
@@ -127,6 +141,10 @@ export class Gateway implements DatabaseRegistry {
     await auth.principals.applyConfig(config.users, config.roles);
     this.databases.set(config.name, db);
     this.auths.set(config.name, auth);
+    if (events?.hasHandlers) this.events.set(config.name, events);
+    events?.start();
+    // Announced once the handlers listen: the start raises db_state_changed "online" (spec §4.2).
+    db.setState('Online', 'DB loaded from config');
     this.logger.info(`CRUD: Opened database "${config.name}" on ${config.storage.kind === 'sqlite' ? 'sqlite:' + config.storage.path : config.storage.kind === 'postgres' ? redactServerUrl(config.server) : 'in-memory storage'}`);
     return db;
   }
@@ -139,7 +157,12 @@ export class Gateway implements DatabaseRegistry {
       throw new HttpError(400, (err as Error).message);
     }
     for (const w of parsed.warnings) this.logger.warn(`Config: ${w}`);
-    await this.openDatabase(parsed.databases[name]);
+    try {
+      await this.openDatabase(parsed.databases[name]);
+    } catch (err) {
+      if (err instanceof EventFilterError) throw new HttpError(400, err.message);
+      throw err;
+    }
   }
 
   async remove(name: string): Promise<boolean> {
@@ -148,6 +171,9 @@ export class Gateway implements DatabaseRegistry {
     this.databases.delete(name);
     this.auths.delete(name);
     this.metrics.removeDatabase(name);
+    db.setState('Offline', 'Database context closed');
+    await this.events.get(name)?.close();
+    this.events.delete(name);
     await db.close();
     return true;
   }
@@ -219,11 +245,16 @@ export class Gateway implements DatabaseRegistry {
   async stop(): Promise<void> {
     clearInterval(this.expiryTimer);
     const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    for (const db of this.databases.values()) db.stopFeeds();
+    for (const db of this.databases.values()) {
+      db.setState('Offline', 'Database context closed');
+      db.stopFeeds();
+    }
     for (const s of this.servers) s.closeIdleConnections?.();
     const timer = setTimeout(() => { for (const s of this.servers) s.closeAllConnections?.(); }, 2000);
     await Promise.all(closing);
     clearTimeout(timer);
+    await Promise.all([...this.events.values()].map((e) => e.close()));
+    this.events.clear();
     for (const db of this.databases.values()) await db.close();
     this.databases.clear();
     this.auths.clear();

@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { isPlainObject } from './normalize.ts';
 import { LOG_KEYS, LOG_LEVELS } from './schema.ts';
+import { buildEventHandlers } from './events.ts';
 import { DEFAULT_SERVER, parseServer } from './server.ts';
 import type {
   CorsConfig, DatabaseConfig, GatewayConfig, LimitsConfig, LoggingConfig, LogLevel, RoleConfig, TlsVersion, UserConfig,
@@ -164,6 +165,7 @@ function buildDatabase(name: string, db: Obj, ctx: BuildContext): DatabaseConfig
 
   const allowEmptyPassword = bool(db.allow_empty_password) ?? false;
   const { users, roles } = buildPrincipals(db, path, allowEmptyPassword, err, warn);
+  const eventHandlers = buildEventHandlers(db.event_handlers, path, err);
   if (ctx.errors.length > before || typeof storage === 'string') return undefined;
 
   const config: DatabaseConfig = {
@@ -184,6 +186,7 @@ function buildDatabase(name: string, db: Obj, ctx: BuildContext): DatabaseConfig
     if (v !== undefined) config[k] = v;
   }
   if (num(db.pool_size) !== undefined) config.poolSize = num(db.pool_size);
+  if (eventHandlers) config.eventHandlers = eventHandlers;
   return config;
 }
 

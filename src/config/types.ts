@@ -1,7 +1,9 @@
 /** The loaded, validated configuration that the rest of Syncgate reads. */
 import type { StorageSpec } from './server.ts';
+import type { EventHandlersConfig } from './events.ts';
 
-export type { StorageSpec };
+export type { StorageSpec, EventHandlersConfig };
+export type { WebhookConfig, EventDelivery } from './events.ts';
 
 /** A config that stops start-up. The message is one line: source file, key path, what is wrong. */
 export class ConfigError extends Error {
@@ -54,6 +56,8 @@ export interface DatabaseConfig {
   cacertpath?: string;
   /** `pool_size`: most connections this node opens to a PostgreSQL server (default 10). */
   poolSize?: number;
+  /** `event_handlers`: webhooks (src/events/). */
+  eventHandlers?: EventHandlersConfig;
   /** This db's keys as given (canonical spelling, nulls dropped, no defaults filled in). */
   raw: Record<string, unknown>;
 }

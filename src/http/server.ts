@@ -21,6 +21,7 @@ import { attachmentRoutes } from './routes/attachments.ts';
 import { bulkRoutes } from './routes/bulk.ts';
 import { changesRoutes, websocketFeed } from './routes/changes.ts';
 import { databaseRoutes } from './routes/database.ts';
+import { eventRoutes } from './routes/events.ts';
 import { docRoutes } from './routes/docs.ts';
 import { inspectionRoutes } from './routes/inspection.ts';
 import { localRoutes } from './routes/local.ts';
@@ -77,6 +78,7 @@ export function allRoutes(registry: DatabaseRegistry): Route[] {
   return [
     ...databaseRoutes(registry),
     ...inspectionRoutes(registry),
+    ...eventRoutes(registry),
     ...changesRoutes(),
     ...bulkRoutes(),
     ...localRoutes(),
