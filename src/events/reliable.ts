@@ -113,6 +113,8 @@ export class ReliableDelivery {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
+      // The database is stopping (its feeds end): nothing more to follow.
+      if (this.db.notifier.isClosed) break;
       try {
         if (!this.held && !(await this.serial(() => this.acquire()))) {
           await this.sleep(Math.min(1000, this.leaseMs / 3));
