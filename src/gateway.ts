@@ -96,6 +96,13 @@ export class Gateway implements DatabaseRegistry {
     this.metrics = options.metrics ?? new Metrics();
     this.ownsLogger = !options.logger;
     this.logger = options.logger ?? createLogger(config.logging);
+    this.metrics.setEventHandlerSource(async () => {
+      const out = [];
+      for (const [database, events] of this.events) {
+        for (const h of await events.status()) out.push({ ...h, database, handler: h.handler.replace(/^databases\.[^.]*\.event_handlers\./, '') });
+      }
+      return out;
+    });
     const l = config.limits;
     this.lockout = new LoginLockout({
       maxFailures: l.loginMaxFailures, windowMs: l.loginFailureWindowSecs * 1000, lockoutMs: l.loginLockoutSecs * 1000,

@@ -50,6 +50,9 @@ describe('at-least-once delivery', () => {
       assert.equal(s.delivery, 'at_least_once');
       assert.equal(s.leaseHeld, true);
       assert.equal(s.checkpoint, Number((await req(`${gw.adminUrl}/db/`)).body.update_seq));
+      const text = (await req(`${gw.metricsUrl}/_metrics`)).text;
+      assert.match(text, new RegExp(`^syncgate_event_handler_checkpoint\\{database="db",handler="document_changed\\[0\\]",delivery="at_least_once"\\} ${s.checkpoint}$`, 'm'));
+      assert.match(text, new RegExp(`^syncgate_event_handler_events\\{database="db",handler="document_changed\\[0\\]",delivery="at_least_once",outcome="delivered"\\} ${s.delivered}$`, 'm'));
     } finally {
       await gw.stop();
       await rx.close();

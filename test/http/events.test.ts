@@ -113,6 +113,21 @@ describe('document_changed webhooks', () => {
     assert.ok(!gw.logs.some((l) => l.includes('s3cret')));
   });
 
+  test('Prometheus metrics show each handler\'s outcomes, as _event_handlers does', async () => {
+    const status = (await req(`${gw.adminUrl}/db/_event_handlers`)).body.handlers;
+    const text = (await req(`${gw.metricsUrl}/_metrics`)).text;
+    const all = status.find((h: any) => h.url.endsWith('/all'));
+    assert.ok(all.delivered > 0);
+    const line = (outcome: string) => new RegExp(`^syncgate_event_handler_events\\{database="db",handler="document_changed\\[0\\]",delivery="best_effort",outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)?.[1];
+    assert.ok(Number(line('delivered')) >= all.delivered, text);
+    assert.equal(line('dropped'), '0');
+    assert.match(text, /^syncgate_event_handler_events\{database="db",handler="document_changed\[4\]",delivery="best_effort",outcome="filtered"\} [1-9]/m);
+    assert.match(text, /^syncgate_event_handler_pending\{database="db",handler="document_changed\[0\]",delivery="best_effort"\} \d+$/m);
+    assert.ok(!text.includes('s3cret'));
+    const expvar = await req(`${gw.metricsUrl}/_expvar`);
+    assert.equal(expvar.status, 200);
+  });
+
   test('_event_handlers is admin only', async () => {
     assert.equal((await req(`${gw.publicUrl}/db/_event_handlers`)).status, 404);
   });
