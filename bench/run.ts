@@ -17,8 +17,9 @@ import { run as feed } from './channel-feed.ts';
 import { run as postgres } from './postgres.ts';
 import { run as blip } from './blip.ts';
 import { run as attachments } from './attachments.ts';
+import { run as webhooks } from './webhooks.ts';
 
-const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip, attachments };
+const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip, attachments, webhooks };
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

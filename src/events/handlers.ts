@@ -59,13 +59,17 @@ export interface EventHandlersOptions {
   leaseMs?: number;
 }
 
+const MAX_SOCKETS_PER_HANDLER = 8;
+
 /** A best-effort webhook and its counters. */
 class BestEffortHandler {
   readonly counts = { delivered: 0, failed: 0, filtered: 0 };
   readonly hook: Webhook;
   readonly filter?: EventFilter;
   constructor(readonly config: WebhookConfig, readonly event: HandlerStatus['event'], maxSockets: number, private readonly log: EventLog) {
-    this.hook = new Webhook(config.url, config.timeoutSecs * 1000, maxSockets);
+    // Up to max_processes events are in flight, but not over as many connections: opening hundreds
+    // of sockets to one receiver costs the gateway more CPU than the writes that raised the events.
+    this.hook = new Webhook(config.url, config.timeoutSecs * 1000, Math.min(maxSockets, MAX_SOCKETS_PER_HANDLER));
     if (config.filter !== undefined) this.filter = new EventFilter(config.filter, `${config.path}.filter`);
   }
 

@@ -24,6 +24,12 @@ import { Webhook } from './webhook.ts';
 
 export const DEFAULT_LEASE_MS = 15_000;
 const PAGE = 100;
+/**
+ * The checkpoint is written after a page, on a failure, on stop, and at least this often while
+ * delivering: not after every change, which would cost a storage commit (an fsync) per event. A
+ * crash redelivers what was delivered since the last write; that is what at-least-once allows.
+ */
+const CHECKPOINT_EVERY_MS = 250;
 const KEEP_FAILURES = 20;
 
 interface Failure { seq: number; id: string; rev: string; error: string }
@@ -67,6 +73,9 @@ export class ReliableDelivery {
   private chain: Promise<unknown> = Promise.resolve();
   private loop?: Promise<void>;
   private heartbeat?: NodeJS.Timeout;
+  /** Progress not yet written to the checkpoint. */
+  private unsaved: { seq: number; delivered: number; filtered: number } | undefined;
+  private savedAt = 0;
 
   constructor(private readonly opts: ReliableOptions) {
     this.db = opts.db;
@@ -92,6 +101,7 @@ export class ReliableDelivery {
     // A POST in flight ends at its own time limit; shutdown does not wait that long for it.
     await Promise.race([this.loop, new Promise((r) => setTimeout(r, 2000).unref())]);
     await this.serial(async () => {
+      await this.flush();
       if (this.held) await this.swap({ ...this.held.record, until: 0 });
     });
     this.hook.close();
@@ -103,8 +113,9 @@ export class ReliableDelivery {
     const last = await this.db.store.lastSeq();
     return {
       event: 'document_changed', handler: this.config.path, url: this.hook.redactedUrl, delivery: 'at_least_once',
-      delivered: r?.delivered ?? 0, dropped: 0, failed: r?.failed ?? 0, filtered: r?.filtered ?? 0,
-      pending: Math.max(0, last - (r?.seq ?? last)), checkpoint: r?.seq ?? 0, leaseHeld: this.held !== undefined,
+      delivered: (r?.delivered ?? 0) + (this.unsaved?.delivered ?? 0), dropped: 0, failed: r?.failed ?? 0,
+      filtered: (r?.filtered ?? 0) + (this.unsaved?.filtered ?? 0),
+      pending: Math.max(0, last - (this.unsaved?.seq ?? r?.seq ?? last)), checkpoint: this.unsaved?.seq ?? r?.seq ?? 0, leaseHeld: this.held !== undefined,
       recentFailures: r?.failures ?? [],
     };
   }
@@ -133,6 +144,7 @@ export class ReliableDelivery {
         for (let i = 0; i < items.length && !this.stopped && this.held; i += this.config.batchSize) {
           await this.handle(items.slice(i, i + this.config.batchSize));
         }
+        await this.serial(() => this.flush());
       } catch (err) {
         if (this.stopped) break;
         this.opts.log.warn(`Events: at-least-once webhook ${this.hook.redactedUrl} (${this.config.path}): ${(err as Error).message}`);
@@ -146,14 +158,29 @@ export class ReliableDelivery {
     const passing = chunk.filter((it) => !this.opts.filter || this.opts.filter.run(it.doc, null) === 'pass');
     const filtered = chunk.length - passing.length;
     const last = chunk[chunk.length - 1].seq;
-    if (passing.length === 0) { await this.serial(() => this.advance(last, { filtered })); return; }
+    if (passing.length === 0) { this.progress(last, 0, filtered); return; }
     const body = this.config.batchSize > 1 ? `[${passing.map((p) => p.doc).join(',')}]` : passing[0].doc;
     const outcome = await this.deliver(body);
     if (outcome === 'stopped' || outcome === 'lost') return; // the checkpoint stays: redelivered later
-    if (outcome.delivered) { await this.serial(() => this.advance(last, { filtered, delivered: passing.length })); return; }
+    if (outcome.delivered) { this.progress(last, passing.length, filtered); return; }
     const failures = passing.map((p) => ({ seq: p.seq, id: p.id, rev: p.rev, error: outcome.error }));
     for (const f of failures) this.opts.log.warn(`Events: giving up on ${f.id} ${f.rev} (seq ${f.seq}) for ${this.hook.redactedUrl} after ${this.config.maxAttempts} attempts: ${f.error}`);
-    await this.serial(() => this.advance(last, { filtered, failed: failures }));
+    await this.serial(async () => { await this.flush(); await this.advance(last, { filtered, failed: failures }); });
+  }
+
+  /** Notes handled changes; writes them to the checkpoint when the last write is old enough. */
+  private progress(seq: number, delivered: number, filtered: number): void {
+    const u = this.unsaved ?? { seq, delivered: 0, filtered: 0 };
+    this.unsaved = { seq: Math.max(u.seq, seq), delivered: u.delivered + delivered, filtered: u.filtered + filtered };
+    if (Date.now() - this.savedAt >= CHECKPOINT_EVERY_MS) void this.serial(() => this.flush());
+  }
+
+  private async flush(): Promise<void> {
+    const u = this.unsaved;
+    if (!u) return;
+    this.unsaved = undefined;
+    this.savedAt = Date.now();
+    await this.advance(u.seq, { delivered: u.delivered, filtered: u.filtered });
   }
 
   private async deliver(body: string): Promise<Outcome> {
@@ -196,6 +223,7 @@ export class ReliableDelivery {
     const record = JSON.parse(text) as Record;
     if (record.owner !== this.opts.nodeId && record.until > Date.now()) return false;
     this.held = { text, record };
+    this.unsaved = undefined; // progress of an earlier tenure: the stored checkpoint rules now
     const ok = await this.swap({ ...record, owner: this.opts.nodeId, until: Date.now() + this.leaseMs });
     if (ok) this.opts.log.info(`Events: this node delivers ${this.config.path} from sequence ${record.seq}`);
     return ok;
