@@ -17,7 +17,10 @@ import { replayPush } from './push.ts';
 import { fmt, machine, median, replicatedDoc, startSyncgate } from './servers.ts';
 
 type Mode = 'none' | 'best_effort' | 'at_least_once' | 'at_least_once_batch';
-const MODES: Mode[] = ['none', 'best_effort', 'at_least_once', 'at_least_once_batch'];
+const ALL_MODES: Mode[] = ['none', 'best_effort', 'at_least_once', 'at_least_once_batch'];
+/** BENCH_WEBHOOK_MODES=none,best_effort runs only those (`none` is always measured: it is the reference). */
+const MODES: Mode[] = process.env.BENCH_WEBHOOK_MODES
+  ? ALL_MODES.filter((m) => m === 'none' || process.env.BENCH_WEBHOOK_MODES!.split(',').includes(m)) : ALL_MODES;
 
 interface Receiver { url: string; counts(): Promise<{ count: number; lastAt: number }>; until(n: number, ms: number): Promise<{ count: number; lastAt: number }>; close(): Promise<void> }
 

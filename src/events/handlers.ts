@@ -123,12 +123,14 @@ export class EventHandlers {
     return this.docHandlers.length + this.stateHandlers.length + this.reliable.length > 0;
   }
 
-  /** Raised by the write path after commit: each change waits at most `wait_for_process` for room. */
+  /** Raised by the write path after commit, which waits at most `wait_for_process` in all for room. */
   private async documentsChanged(changes: DocumentChange[]): Promise<void> {
+    // One deadline for the whole commit (a _bulk_docs batch raises one event per document).
+    const deadline = performance.now() + this.queue.waitMs;
     for (const c of changes) {
       const handlers = this.docHandlers.filter((h) => !h.config.winningRevOnly || c.winnerChanged);
       if (handlers.length === 0) continue;
-      const queued = await this.queue.push(() => this.deliverDocument(c, handlers));
+      const queued = await this.queue.push(() => this.deliverDocument(c, handlers), deadline);
       if (!queued) {
         this.dropped++;
         this.log.warn(`Events: Event queue full - discarding event (document_changed ${c.id} ${c.rev})`);

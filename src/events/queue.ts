@@ -12,15 +12,19 @@ export class BoundedQueue {
   private idleWaiters: (() => void)[] = [];
   readonly capacity: number;
 
-  constructor(private readonly concurrency: number, private readonly waitMs: number) {
+  constructor(private readonly concurrency: number, readonly waitMs: number) {
     this.capacity = 3 * concurrency;
   }
 
   /** Events queued or being handled. */
   get pending(): number { return this.jobs.length + this.running + this.waiting.length; }
 
-  /** Resolves true once queued, false when dropped after `waitMs` of a full queue. */
-  push(job: Job): Promise<boolean> {
+  /**
+   * Resolves true once queued, false when dropped after `waitMs` of a full queue, or at `deadline`
+   * (a `performance.now()` time) if that comes first: several events raised by one write share one
+   * deadline, so the write as a whole waits at most `wait_for_process`.
+   */
+  push(job: Job, deadline = Infinity): Promise<boolean> {
     if (this.jobs.length < this.capacity && this.waiting.length === 0) {
       this.jobs.push(job);
       this.pump();
@@ -33,7 +37,7 @@ export class BoundedQueue {
           const i = this.waiting.indexOf(entry);
           if (i >= 0) this.waiting.splice(i, 1);
           resolve(false);
-        }, this.waitMs),
+        }, Math.max(0, Math.min(this.waitMs, deadline - performance.now()))),
       };
       this.waiting.push(entry);
     });
