@@ -288,7 +288,8 @@ export class Database {
       if (written > 0) {
         this.stats.docsWritten(written);
         this.notifier.notify(changedChannels);
-        if (announced.length) await Promise.all([...this.changeListeners].map((l) => l(announced)));
+        // The revisions are committed: a listener's failure must not turn the answer into an error.
+        if (announced.length) await Promise.all([...this.changeListeners].map(async (l) => { try { await l(announced); } catch { /* listener's own problem */ } }));
       }
       pending = [...retry, ...deferred].sort((a, b) => a - b);
     }

@@ -221,7 +221,10 @@ export class ReliableDelivery {
       text = t;
     }
     const record = JSON.parse(text) as Record;
-    if (record.owner !== this.opts.nodeId && record.until > Date.now()) return false;
+    // Only shared storage (PostgreSQL: `watch`) can have another live node; on SQLite a lease left
+    // by this file's previous process (killed) is taken over at once instead of waiting it out.
+    const shared = this.db.store.watch !== undefined;
+    if (shared && record.owner !== this.opts.nodeId && record.until > Date.now()) return false;
     this.held = { text, record };
     this.unsaved = undefined; // progress of an earlier tenure: the stored checkpoint rules now
     const ok = await this.swap({ ...record, owner: this.opts.nodeId, until: Date.now() + this.leaseMs });
