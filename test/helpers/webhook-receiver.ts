@@ -13,8 +13,8 @@ export interface Received {
   status?: number;
 }
 
-/** What to answer a request with: a status, or 'hang' to never answer. */
-export type Answer = number | 'hang';
+/** What to answer a request with: a status, 'hang' to never answer, or a 200 with a body of `bytes` zeros. */
+export type Answer = number | 'hang' | { bytes: number };
 
 export interface WebhookReceiver {
   url: string;
@@ -54,7 +54,22 @@ export async function startReceiver(port = 0): Promise<WebhookReceiver> {
       try { body = JSON.parse(text); } catch { /* kept as text */ }
       const r: Received = { path: req.url ?? '', headers: req.headers, body };
       const a = recv.answer(r);
-      if (a !== 'hang') { r.status = a; res.writeHead(a).end(); }
+      if (typeof a === 'number') { r.status = a; res.writeHead(a).end(); }
+      else if (a !== 'hang') {
+        r.status = 200;
+        res.writeHead(200, { 'content-length': a.bytes });
+        const chunk = Buffer.alloc(1 << 20);
+        let left = a.bytes;
+        const more = () => {
+          while (left > 0) {
+            const n = Math.min(left, chunk.length);
+            left -= n;
+            if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once('drain', more);
+          }
+          res.end();
+        };
+        more();
+      }
       recv.received.push(r);
       for (const w of [...waiters]) w();
     });

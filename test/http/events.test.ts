@@ -156,6 +156,28 @@ describe('the queue: full means wait up to wait_for_process, then drop; the writ
   });
 });
 
+describe('a receiver answering with a huge body', () => {
+  test('a 64 MB answer per POST is drained, not kept: every event counts as delivered and none is left pending', async () => {
+    const rx = await startReceiver();
+    rx.answer = () => ({ bytes: 64 * 1024 * 1024 });
+    const gw = await startGateway({ databases: { db: { server: 'memory:', event_handlers: { document_changed: [hook(`${rx.url}/huge`)] } } } });
+    try {
+      for (let i = 0; i < 4; i++) assert.equal((await req(`${gw.publicUrl}/db/h${i}`, { method: 'PUT', json: { i } })).status, 201);
+      await rx.until(() => rx.received.length === 4, 'four POSTs');
+      let s: any;
+      for (let tries = 0; tries < 600; tries++) {
+        s = (await req(`${gw.adminUrl}/db/_event_handlers`)).body.handlers[0];
+        if (s.delivered === 4) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.deepEqual([s.delivered, s.failed, s.pending], [4, 0, 0]);
+    } finally {
+      await gw.stop();
+      await rx.close();
+    }
+  });
+});
+
 describe('db_state_changed webhooks', () => {
   test('start posts online "DB loaded from config"; a state change and the shutdown post offline', async () => {
     const rx = await startReceiver();
