@@ -20,8 +20,9 @@ import { run as attachments } from './attachments.ts';
 import { run as config } from './config-reload.ts';
 import { run as resync } from './resync.ts';
 import { run as delta } from './delta.ts';
+import { run as webhooks } from './webhooks.ts';
 
-const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip, attachments, config, resync, delta };
+const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip, attachments, config, resync, delta, webhooks };
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

@@ -28,6 +28,8 @@ import { authenticate, createDbAuth, type DbAuth, type DbAuthOptions, principalR
 import type { Store } from './storage/store.ts';
 import { openPostgresStore, type PostgresStore } from './storage/postgres/index.ts';
 import { type PostgresSpec, redactServerUrl } from './config/server.ts';
+import { EventHandlers, type HandlerStatus } from './events/handlers.ts';
+import { EventFilterError } from './events/filter.ts';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -152,6 +154,7 @@ export class Gateway implements DatabaseRegistry {
   private readonly closing = new Map<Store, NodeJS.Timeout>();
   /** Database configs over REST (persistent mode: the ConfigStore at `bootstrap.server`). */
   readonly configs: DbConfigs;
+  private readonly events = new Map<string, EventHandlers>();
   private servers: http.Server[] = [];
   /** Login lockout for every database and operator port of this gateway (SECURITY.md). */
   readonly lockout: LoginLockout;
@@ -164,6 +167,13 @@ export class Gateway implements DatabaseRegistry {
     this.metrics = options.metrics ?? new Metrics();
     this.ownsLogger = !options.logger;
     this.logger = options.logger ?? createLogger(config.logging);
+    this.metrics.setEventHandlerSource(async () => {
+      const out = [];
+      for (const [database, events] of this.events) {
+        for (const h of await events.status()) out.push({ ...h, database, handler: h.handler.replace(/^databases\.[^.]*\.event_handlers\./, '') });
+      }
+      return out;
+    });
     const l = config.limits;
     this.lockout = new LoginLockout({
       maxFailures: l.loginMaxFailures, windowMs: l.loginFailureWindowSecs * 1000, lockoutMs: l.loginLockoutSecs * 1000,
@@ -183,6 +193,10 @@ export class Gateway implements DatabaseRegistry {
   names(): string[] { return [...this.databases.keys()]; }
   has(name: string): boolean { return this.databases.has(name); }
   running(name: string): DatabaseConfig | undefined { return this.runningConfigs.get(name); }
+  async eventHandlerStatus(name: string): Promise<HandlerStatus[] | undefined> {
+    if (!this.databases.has(name)) return undefined;
+    return (await this.events.get(name)?.status()) ?? [];
+  }
 
   /**
    * Builds a database from its config and swaps it in for the running one, if any (spec §1.8): the
@@ -209,6 +223,15 @@ export class Gateway implements DatabaseRegistry {
       maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc, initialState: 'Starting',
       deltaSync: config.deltaSync, oldRevExpirySecs: config.oldRevExpirySecs,
     });
+    // Built before anything is swapped: a filter that does not compile changes nothing.
+    let events: EventHandlers | undefined;
+    try {
+      events = config.eventHandlers ? new EventHandlers({ db, config: config.eventHandlers, adminInterface: this.config.adminInterface, log: this.logger }) : undefined;
+    } catch (err) {
+      if (!sameStore) await raw.close().catch(() => {});
+      if (err instanceof EventFilterError) throw new HttpError(400, err.message);
+      throw err;
+    }
     this.metrics.trackOldRevisions(config.name, () => store.oldRevisionUsage());
     new DbJobs(db, {
       purgeIntervalDays: config.purgeIntervalDays, compactIntervalDays: config.compactIntervalDays,
@@ -225,8 +248,12 @@ export class Gateway implements DatabaseRegistry {
     this.auths.set(config.name, auth);
     this.runningConfigs.set(config.name, config);
     this.rawStores.set(config.name, raw);
+    const oldEvents = this.events.get(config.name);
+    if (events?.hasHandlers) this.events.set(config.name, events); else this.events.delete(config.name);
     if (old) {
+      // No offline event for a reload (spec §1.8): the old database's handlers just stop.
       old.stopFeeds();
+      oldEvents?.close().catch((err) => this.logger.warn(`Events: ${config.name}: stopping the replaced database's handlers: ${(err as Error).message}`));
       // Background jobs stop with the database they run on (spec §1.8); their records keep the checkpoints.
       old.jobs?.close().catch((err) => this.logger.warn(`DB: ${config.name}: stopping the replaced database's jobs: ${(err as Error).message}`));
       if (!sameStore && oldStore) this.closeLater(oldStore);
@@ -242,7 +269,9 @@ export class Gateway implements DatabaseRegistry {
       }
       this.logger.warn(`Config: database "${config.name}": cannot apply its users and roles: ${(err as Error).message}`);
     }
-    if (this.databases.get(config.name) === db) db.setState(config.offline ? 'Offline' : 'Online');
+    // Announced once the handlers listen: coming online raises db_state_changed "online" (spec §4.2).
+    events?.start();
+    if (this.databases.get(config.name) === db) db.setState(config.offline ? 'Offline' : 'Online', 'DB loaded from config');
     this.logger.info(`CRUD: ${old ? 'Reloaded' : 'Opened'} database "${config.name}" on ${config.storage.kind === 'sqlite' ? 'sqlite:' + config.storage.path : config.storage.kind === 'postgres' ? redactServerUrl(config.server) : 'in-memory storage'}${config.offline ? ' (offline)' : ''}`);
   }
 
@@ -260,6 +289,9 @@ export class Gateway implements DatabaseRegistry {
     this.runningConfigs.delete(name);
     this.rawStores.delete(name);
     this.metrics.removeDatabase(name);
+    db.setState('Offline', 'Database context closed');
+    await this.events.get(name)?.close();
+    this.events.delete(name);
     await db.close();
     return true;
   }
@@ -333,11 +365,16 @@ export class Gateway implements DatabaseRegistry {
     clearInterval(this.expiryTimer);
     await this.configs.stop();
     const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    for (const db of this.databases.values()) db.stopFeeds();
+    for (const db of this.databases.values()) {
+      db.setState('Offline', 'Database context closed');
+      db.stopFeeds();
+    }
     for (const s of this.servers) s.closeIdleConnections?.();
     const timer = setTimeout(() => { for (const s of this.servers) s.closeAllConnections?.(); }, 2000);
     await Promise.all(closing);
     clearTimeout(timer);
+    await Promise.all([...this.events.values()].map((e) => e.close()));
+    this.events.clear();
     for (const db of this.databases.values()) await db.close();
     for (const [store, timer] of this.closing) { clearTimeout(timer); await store.close().catch(() => {}); }
     this.closing.clear();

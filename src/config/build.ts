@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { buildLocalJwt, buildOidc } from './jwt.ts';
 import { isPlainObject } from './normalize.ts';
 import { LOG_KEYS, LOG_LEVELS } from './schema.ts';
+import { buildEventHandlers } from './events.ts';
 import { DEFAULT_SERVER, parseServer } from './server.ts';
 import type {
   CorsConfig, DatabaseConfig, DeltaSyncConfig, GatewayConfig, LimitsConfig, LoggingConfig, LogLevel, RoleConfig, TlsVersion, UserConfig,
@@ -175,6 +176,7 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
   const { users, roles } = buildPrincipals(db, path, allowEmptyPassword, err, warn);
   const oidc = obj(db.oidc) ? buildOidc(obj(db.oidc)!, `${path}.oidc`, err, warn) : undefined;
   const localJwt = obj(db.local_jwt) ? buildLocalJwt(obj(db.local_jwt) as Record<string, Obj>, `${path}.local_jwt`, err) : undefined;
+  const eventHandlers = buildEventHandlers(db.event_handlers, path, err);
   if (ctx.errors.length > before || typeof storage === 'string') return undefined;
 
   const config: DatabaseConfig = {
@@ -200,6 +202,7 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
   if (purgeDays !== undefined) config.purgeIntervalDays = purgeDays;
   if (oidc) config.oidc = oidc;
   if (localJwt && Object.keys(localJwt).length) config.localJwt = localJwt;
+  if (eventHandlers) config.eventHandlers = eventHandlers;
   return config;
 }
 

@@ -106,8 +106,11 @@ export const ROLE_FIELDS: Fields = {
 
 // ---- per-database nested shapes ----
 const EVENT: Shape = object({
-  handler: built(enumOf('webhook')), url: built(string), filter: built(string), timeout: built(uint),
+  handler: built(string), url: built(string), filter: built(string), timeout: built(uint),
   options: built(object({ winning_rev_only: built(boolean) })),
+  // Syncgate's own (document_changed only): delivery that follows the changes feed (README).
+  delivery: built(enumOf('best_effort', 'at_least_once')), batch_size: built(uint), max_attempts: built(uint),
+  retry_initial_ms: built(uint), retry_max_ms: built(uint),
 });
 export const EVENT_HANDLER_FIELDS: Fields = {
   max_processes: built(uint), wait_for_process: built(string),
@@ -158,7 +161,7 @@ export const DATABASE_FIELDS: Fields = {
   import_filter: later(string),
   import_partitions: later(uint),
   import_backup_old_rev: later(boolean, { inert: false }),
-  event_handlers: later(object(EVENT_HANDLER_FIELDS)),
+  event_handlers: built(object(EVENT_HANDLER_FIELDS)),
   cache: later(object(CACHE_FIELDS)),
   oidc: built(object({ default_provider: built(string), providers: built(mapOf(object(OIDC_PROVIDER_FIELDS))) })),
   local_jwt: built(mapOf(object(LOCAL_JWT_FIELDS))),

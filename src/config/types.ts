@@ -2,9 +2,12 @@
 import type { PostgresSpec, StorageSpec } from './server.ts';
 import type { LocalJwtProviderConfig, OidcConfig } from './jwt.ts';
 
+import type { EventHandlersConfig } from './events.ts';
+
 export type { LocalJwtProviderConfig, OidcConfig, OidcProviderConfig } from './jwt.ts';
 
-export type { StorageSpec };
+export type { StorageSpec, EventHandlersConfig };
+export type { WebhookConfig, EventDelivery } from './events.ts';
 
 /** A config that stops start-up. The message is one line: source file, key path, what is wrong. */
 export class ConfigError extends Error {
@@ -75,6 +78,8 @@ export interface DatabaseConfig {
   oidc?: OidcConfig;
   /** `local_jwt`: providers whose keys are given inline or by `jwks_uri` (Bearer only). */
   localJwt?: Record<string, LocalJwtProviderConfig>;
+  /** `event_handlers`: webhooks (src/events/). */
+  eventHandlers?: EventHandlersConfig;
   /** This db's keys as given (canonical spelling, nulls dropped, no defaults filled in). */
   raw: Record<string, unknown>;
 }

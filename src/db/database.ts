@@ -87,6 +87,29 @@ export interface WriteRequest {
 
 export interface WriteResult { id: string; rev: string }
 
+/**
+ * A committed new revision, as announced to `onDocumentChange` listeners (event handlers). The
+ * winner's body is included when the write produced it; otherwise the listener loads it.
+ */
+export interface DocumentChange {
+  id: string;
+  /** The revision this write added. */
+  rev: string;
+  seq: number;
+  /** The document's winning revision after the write, and whether the write changed it. */
+  winner: string;
+  winnerChanged: boolean;
+  /** The winning revision's stored body, when the write had it at hand. */
+  winnerRevision?: StoredRevision;
+  /** The parent revision as `oldDoc` JSON (what the sync function saw), or null. */
+  oldDoc: string | null;
+}
+
+/** Called after every commit with its new revisions; the write waits for the returned promise. */
+export type DocumentChangeListener = (changes: DocumentChange[]) => Promise<void> | void;
+/** Called on every run state transition, with Sync Gateway's reason text. */
+export type StateChangeListener = (state: DbState, reason: string, previous: DbState) => void;
+
 export interface GetOptions {
   rev?: string;
   revs?: boolean;
@@ -138,7 +161,7 @@ export function newDocId(): string {
 }
 
 /** A write ready to commit, or a revision the database already has (nothing to do). */
-type Prepared = { write: DocWrite; rev: string } | { write?: undefined; rev: string; existing: true };
+type Prepared = { write: DocWrite; rev: string; change?: Omit<DocumentChange, 'seq'> } | { write?: undefined; rev: string; existing: true };
 
 export class Database {
   readonly name: string;
@@ -176,6 +199,8 @@ export class Database {
   private drained: (() => void)[] = [];
   /** Background jobs (resync, compaction), set by the composition root or the jobs module. */
   jobs?: DatabaseJobs;
+  private readonly changeListeners = new Set<DocumentChangeListener>();
+  private readonly stateListeners = new Set<StateChangeListener>();
 
   constructor(opts: DatabaseOptions) {
     this.name = opts.name;
@@ -200,7 +225,32 @@ export class Database {
 
   /** `Online` serves every request; any other state only the offline-capable handlers. */
   get state(): DbState { return this.runState; }
-  setState(state: DbState): void { this.runState = state; }
+  /**
+   * The one place a run state changes: start, `_offline`, `_online`, reloads and shutdown all come
+   * here, so each transition is announced once (event handlers raise `db_state_changed` from it).
+   * `reason` is Sync Gateway's text ("DB loaded from config", "ADMIN Request", ...).
+   */
+  setState(state: DbState, reason = ''): void {
+    const previous = this.runState;
+    if (previous === state) return;
+    this.runState = state;
+    for (const l of this.stateListeners) l(state, reason, previous);
+  }
+
+  /** Follows state transitions; returns the unsubscribe function. */
+  onStateChange(listener: StateChangeListener): () => void {
+    this.stateListeners.add(listener);
+    return () => { this.stateListeners.delete(listener); };
+  }
+
+  /**
+   * Follows committed revisions (every write path: REST, BLIP, resync). A listener bounds its own
+   * wait: the write path awaits it (event handlers wait at most `wait_for_process`).
+   */
+  onDocumentChange(listener: DocumentChangeListener): () => void {
+    this.changeListeners.add(listener);
+    return () => { this.changeListeners.delete(listener); };
+  }
 
   /** What a shared read depends on: moves with every commit and every notification. */
   async readState(): Promise<string> {
@@ -270,7 +320,7 @@ export class Database {
       if (pending.length === 0) break;
       const docs = await this.store.getDocs(pending.map((i) => reqs[i].id));
       const seenInBatch = new Set<string>();
-      const batch: { i: number; p: { write: DocWrite; rev: string } }[] = [];
+      const batch: { i: number; p: { write: DocWrite; rev: string; change?: Omit<DocumentChange, 'seq'> } }[] = [];
       const deferred: number[] = [];
       for (const i of pending) {
         const req = reqs[i];
@@ -280,7 +330,7 @@ export class Database {
           const p = await this.prepare(req, docs.get(req.id));
           if (!p.write) { results[i] = { id: req.id, rev: p.rev }; continue; }
           seenInBatch.add(req.id);
-          batch.push({ i, p: { write: p.write, rev: p.rev } });
+          batch.push({ i, p: { write: p.write, rev: p.rev, change: p.change } });
         } catch (err) {
           if (!(err instanceof HttpError)) throw err;
           results[i] = err;
@@ -294,10 +344,12 @@ export class Database {
       }
       const changedChannels = new Set<string>();
       const retry: number[] = [];
+      const announced: DocumentChange[] = [];
       committed.forEach((r, k) => {
         const { i, p } = batch[k];
         if (r.ok) {
           results[i] = { id: reqs[i].id, rev: p.rev };
+          if (p.change && this.changeListeners.size) announced.push({ ...p.change, seq: r.seq });
           for (const ch of p.write.channels) changedChannels.add(ch);
           for (const ch of p.write.previousChannels) changedChannels.add(ch);
           for (const g of r.grantees ?? []) changedChannels.add(principalKey(g));
@@ -310,6 +362,8 @@ export class Database {
       if (written > 0) {
         this.stats.docsWritten(written);
         this.notifier.notify(changedChannels);
+        // The revisions are committed: a listener's failure must not turn the answer into an error.
+        if (announced.length) await Promise.all([...this.changeListeners].map(async (l) => { try { await l(announced); } catch { /* listener's own problem */ } }));
       }
       pending = [...retry, ...deferred].sort((a, b) => a - b);
     }
@@ -451,7 +505,12 @@ export class Database {
       ...(retireBodies.length ? { retireBodies } : {}),
       attachments: blobs.size ? blobs : undefined, grants, expiry,
     };
-    return { write, rev: revision.rev };
+    // Sync Gateway raises no document_changed for a revision pruned as it arrived.
+    const change = pruned.includes(revision.rev) ? undefined : {
+      id, rev: revision.rev, winner: winner.id, winnerChanged: winner.id !== doc?.rev,
+      winnerRevision: winner.id === revision.rev ? revision : undefined, oldDoc,
+    };
+    return { write, rev: revision.rev, change };
   }
 
   /** The sync function for one revision; without a configured function, `doc.channels` directly. */

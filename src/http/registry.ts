@@ -1,5 +1,6 @@
 import type { Database } from '../db/database.ts';
 import type { DbAuth } from '../auth/index.ts';
+import type { HandlerStatus } from '../events/handlers.ts';
 
 /** `GET /{db}/_config` options (spec sg3-admin §1.5). */
 export interface DbConfigReadOptions {
@@ -43,4 +44,6 @@ export interface DatabaseRegistry {
   authFor(name: string): DbAuth | undefined;
   names(): string[];
   readonly configs: DbConfigService;
+  /** `GET /{db}/_event_handlers`: each handler's counts (empty when none); undefined for an unknown db. */
+  eventHandlerStatus?(name: string): Promise<HandlerStatus[] | undefined>;
 }

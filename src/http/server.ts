@@ -23,6 +23,7 @@ import { changesRoutes, websocketFeed } from './routes/changes.ts';
 import { databaseRoutes } from './routes/database.ts';
 import { configRoutes } from './routes/config.ts';
 import { dbAdminRoutes } from './routes/db-admin.ts';
+import { eventRoutes } from './routes/events.ts';
 import { docRoutes } from './routes/docs.ts';
 import { inspectionRoutes } from './routes/inspection.ts';
 import { localRoutes } from './routes/local.ts';
@@ -82,6 +83,7 @@ export function allRoutes(registry: DatabaseRegistry): Route[] {
     ...inspectionRoutes(registry),
     ...configRoutes(registry),
     ...dbAdminRoutes(),
+    ...eventRoutes(registry),
     ...changesRoutes(),
     ...bulkRoutes(),
     ...localRoutes(),

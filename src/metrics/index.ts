@@ -67,7 +67,26 @@ export const METRIC = {
   deltaBytesSaved: 'syncgate_delta_sync_bytes_saved_total',
   oldRevisions: 'syncgate_old_revision_bodies',
   oldRevisionBytes: 'syncgate_old_revision_body_bytes',
+  eventHandlerEvents: 'syncgate_event_handler_events',
+  eventHandlerPending: 'syncgate_event_handler_pending',
+  eventHandlerCheckpoint: 'syncgate_event_handler_checkpoint',
 } as const;
+
+/** One webhook's numbers as `GET /{db}/_event_handlers` shows them (structural: metrics imports nothing of events). */
+export interface EventHandlerSample {
+  database: string;
+  /** e.g. `document_changed[0]`. */
+  handler: string;
+  delivery: string;
+  delivered: number;
+  dropped: number;
+  failed: number;
+  filtered: number;
+  pending: number;
+  checkpoint?: number;
+}
+
+export const EVENT_OUTCOMES = ['delivered', 'dropped', 'failed', 'filtered'] as const;
 
 export interface MetricsOptions {
   /**
@@ -155,6 +174,7 @@ export class Metrics {
   private readonly deltaBytesSaved: Counter<'database' | 'direction'>;
   /** Per database: how to read its old-revision store's size when metrics are collected. */
   private readonly oldRevisionUsage = new Map<string, OldRevisionUsageProvider>();
+  private eventHandlerSource: () => Promise<EventHandlerSample[]> = async () => [];
 
   constructor(options: MetricsOptions = {}) {
     this.argv = options.argv ?? process.argv;
@@ -241,6 +261,36 @@ export class Metrics {
       labelNames: ['database'], registers,
       async collect() { this.reset(); for (const [database, u] of await once()) this.set({ database }, u.bytes); },
     });
+    // Webhook numbers are read when scraped, from the same place as `_event_handlers` (at-least-once
+    // counts live in the shared checkpoint, so they are the database's, not this process's): gauges.
+    const source = () => this.eventHandlerSource();
+    const handlerLabels = ['database', 'handler', 'delivery'] as const;
+    new Gauge({
+      name: METRIC.eventHandlerEvents, help: 'Webhook events by outcome: delivered, dropped (queue full), failed (no answer; at-least-once: given up after max_attempts), filtered (the filter said no).',
+      labelNames: [...handlerLabels, 'outcome'], registers,
+      async collect() {
+        this.reset();
+        for (const s of await source()) {
+          for (const outcome of EVENT_OUTCOMES) this.set({ database: s.database, handler: s.handler, delivery: s.delivery, outcome }, s[outcome]);
+        }
+      },
+    });
+    new Gauge({
+      name: METRIC.eventHandlerPending, help: 'Webhook events queued or in flight (best effort), or sequences after the checkpoint (at-least-once).',
+      labelNames: handlerLabels, registers,
+      async collect() {
+        this.reset();
+        for (const s of await source()) this.set({ database: s.database, handler: s.handler, delivery: s.delivery }, s.pending);
+      },
+    });
+    new Gauge({
+      name: METRIC.eventHandlerCheckpoint, help: 'Last sequence an at-least-once webhook has handled.',
+      labelNames: handlerLabels, registers,
+      async collect() {
+        this.reset();
+        for (const s of await source()) if (s.checkpoint !== undefined) this.set({ database: s.database, handler: s.handler, delivery: s.delivery }, s.checkpoint);
+      },
+    });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -288,6 +338,11 @@ export class Metrics {
   /** Reports a database's old-revision store in `syncgate_old_revision_*` (read at each scrape). */
   trackOldRevisions(db: string, provider: OldRevisionUsageProvider): void {
     this.oldRevisionUsage.set(db, provider);
+  }
+
+  /** Where the webhook gauges read their numbers when scraped (the gateway's event handlers). */
+  setEventHandlerSource(source: () => Promise<EventHandlerSample[]>): void {
+    this.eventHandlerSource = source;
   }
 
   /** The database names with series, in registration order. */

@@ -329,6 +329,16 @@ export interface Store {
    * without such caches leave it out.
    */
   bulkScan?(on: boolean): Promise<void>;
+  /**
+   * A background worker's checkpoint (event handlers' delivery position and lease), kept in the
+   * database so that it survives restarts and is shared by every node on one PostgreSQL.
+   */
+  getCheckpoint(name: string): Promise<string | undefined>;
+  /**
+   * Compare-and-swap: writes `value` only if the checkpoint is still `expected` (undefined: absent).
+   * Of concurrent writers with the same `expected`, exactly one succeeds: that is the lease.
+   */
+  casCheckpoint(name: string, expected: string | undefined, value: string): Promise<boolean>;
   /** The database's uuid, made once when the store is created. */
   uuid(): Promise<string>;
   close(): Promise<void>;

@@ -961,6 +961,28 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
       }));
     });
 
+    describe('checkpoints (event handler delivery)', () => {
+      it('casCheckpoint creates only when absent, then replaces only the expected value', withStore(async (s) => {
+        assert.equal(await s.getCheckpoint('h'), undefined);
+        assert.equal(await s.casCheckpoint('h', 'x', '{"seq":1}'), false, 'absent is not "x"');
+        assert.equal(await s.casCheckpoint('h', undefined, '{"seq":1}'), true);
+        assert.equal(await s.casCheckpoint('h', undefined, '{"seq":9}'), false, 'already exists');
+        assert.equal(await s.casCheckpoint('h', '{"seq":2}', '{"seq":9}'), false, 'stale expectation');
+        assert.equal(await s.casCheckpoint('h', '{"seq":1}', '{"seq":2}'), true);
+        assert.equal(await s.getCheckpoint('h'), '{"seq":2}');
+        assert.equal(await s.getCheckpoint('other'), undefined, 'names are separate');
+      }));
+
+      it('of concurrent swaps from one value exactly one wins; checkpoints touch no documents', withStore(async (s) => {
+        await s.casCheckpoint('lease', undefined, 'v0');
+        const wins = await Promise.all(Array.from({ length: 8 }, (_, i) => s.casCheckpoint('lease', 'v0', `node${i}`)));
+        assert.equal(wins.filter(Boolean).length, 1);
+        assert.equal(await s.getCheckpoint('lease'), `node${wins.indexOf(true)}`);
+        assert.equal(await s.lastSeq(), 0);
+        assert.deepEqual(await s.changes({ since: 0 }), []);
+      }));
+    });
+
     describe('local docs', () => {
       it('putLocal creates at 1 and counts up; a wrong expectedRev is a conflict', withStore(async (s) => {
         assert.equal(await s.putLocal('cp', 0, '{"n":1}'), 1);

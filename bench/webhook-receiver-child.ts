@@ -1,0 +1,27 @@
+/**
+ * Child process of the webhook benchmark: a receiver that answers every POST with 204 at once and
+ * counts the documents it got (an array counts its elements). In its own process so that it does
+ * not take event-loop time from the client pushing documents. Reports its port over IPC; answers
+ * `{count: true}` with `{count, lastAt}` (lastAt: Date.now() of the last POST); exits on "stop".
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+let count = 0;
+let lastAt = 0;
+const server = http.createServer((req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    count += Array.isArray(body) ? body.length : 1;
+    lastAt = Date.now();
+    res.writeHead(204).end();
+  });
+});
+server.keepAliveTimeout = 60_000;
+server.listen(0, '127.0.0.1', () => process.send!({ ready: true, public: (server.address() as AddressInfo).port }));
+process.on('message', (m: any) => {
+  if (m?.count) process.send!({ count, lastAt });
+  if (m?.stop) { server.closeAllConnections(); server.close(() => process.exit(0)); }
+});

@@ -1,0 +1,106 @@
+/**
+ * Webhooks (issue 17): push throughput with one document_changed webhook against the same push
+ * with none, in the same run, and the events per second each delivery mode gets to a receiver
+ * that answers at once (204). The push is push.ts's replay (`_revs_diff` + `_bulk_docs`
+ * new_edits=false, 100 a batch) of N (default 5,000) 1 KB documents into a Syncgate child process;
+ * the receiver is a bare node:http server in this process.
+ *
+ *   modes: none | best_effort (Sync Gateway's queue) | at_least_once | at_least_once, batch_size 100
+ *   events/s: documents received by the receiver / time from the push's start to the last one.
+ *
+ *   npm run bench -- webhooks        BENCH_WEBHOOK_DOCS=2000 BENCH_WEBHOOK_ROUNDS=1 npm run bench -- webhooks
+ */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { runIfMain } from './main.ts';
+import { replayPush } from './push.ts';
+import { fmt, machine, median, replicatedDoc, startSyncgate } from './servers.ts';
+
+type Mode = 'none' | 'best_effort' | 'at_least_once' | 'at_least_once_batch';
+const ALL_MODES: Mode[] = ['none', 'best_effort', 'at_least_once', 'at_least_once_batch'];
+/** BENCH_WEBHOOK_MODES=none,best_effort runs only those (`none` is always measured: it is the reference). */
+const MODES: Mode[] = process.env.BENCH_WEBHOOK_MODES
+  ? ALL_MODES.filter((m) => m === 'none' || process.env.BENCH_WEBHOOK_MODES!.split(',').includes(m)) : ALL_MODES;
+
+interface Receiver { url: string; counts(): Promise<{ count: number; lastAt: number }>; until(n: number, ms: number): Promise<{ count: number; lastAt: number }>; close(): Promise<void> }
+
+/** The receiver in its own process (webhook-receiver-child.ts). */
+async function startReceiver(): Promise<Receiver> {
+  const child = fork(fileURLToPath(new URL('./webhook-receiver-child.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx', '--no-warnings'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: any) => (m?.ready ? resolve(m.public) : reject(new Error(JSON.stringify(m)))));
+    child.once('exit', (code) => reject(new Error(`receiver exited with ${code}`)));
+  });
+  const counts = () => new Promise<{ count: number; lastAt: number }>((resolve) => {
+    child.once('message', (m: any) => resolve(m));
+    child.send({ count: true });
+  });
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    counts,
+    async until(n, ms) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const c = await counts();
+        if (c.count >= n || Date.now() > deadline) return c;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    close: () => new Promise((resolve) => { child.once('exit', () => resolve()); child.send({ stop: true }); }),
+  };
+}
+
+function handlerFor(mode: Mode, url: string): Record<string, unknown> | undefined {
+  switch (mode) {
+    case 'none': return undefined;
+    case 'best_effort': return { handler: 'webhook', url };
+    case 'at_least_once': return { handler: 'webhook', url, delivery: 'at_least_once' };
+    case 'at_least_once_batch': return { handler: 'webhook', url, delivery: 'at_least_once', batch_size: 100 };
+  }
+}
+
+interface Round { pushDocsPerSec: number; eventsPerSec?: number; received?: number; dropped?: number }
+
+async function measure(mode: Mode, docs: Record<string, unknown>[]): Promise<Round> {
+  const rx = await startReceiver();
+  const handler = handlerFor(mode, rx.url);
+  const server = await startSyncgate(handler ? { event_handlers: { document_changed: [handler] } } : {});
+  try {
+    const t0 = Date.now();
+    const pushDocsPerSec = await replayPush(server.url, docs);
+    if (!handler) return { pushDocsPerSec };
+    // Best effort may drop when its queue is full: then not every document arrives; wait for what does.
+    const got = await rx.until(docs.length, 120_000);
+    const status = await (await fetch(`${server.adminUrl}/_event_handlers`)).json() as { handlers: { dropped: number }[] };
+    const dropped = status.handlers[0]?.dropped ?? 0;
+    if (got.count < docs.length && dropped === 0) throw new Error(`${mode}: ${got.count} of ${docs.length} events arrived and none was dropped`);
+    return { pushDocsPerSec, eventsPerSec: got.count / ((got.lastAt - t0) / 1000), received: got.count, dropped };
+  } finally {
+    await server.stop();
+    await rx.close();
+  }
+}
+
+export async function run(): Promise<void> {
+  const n = Number(process.env.BENCH_WEBHOOK_DOCS ?? 5000);
+  const rounds = Number(process.env.BENCH_WEBHOOK_ROUNDS ?? 3);
+  console.log(`webhooks: push replay of ${fmt(n)} docs of ~1 KB (100/batch), receiver answers 204 at once; ${rounds} rounds, modes alternated; ${machine()}`);
+  const docs = Array.from({ length: n }, (_, i) => replicatedDoc(i));
+  const results = new Map<Mode, Round[]>(MODES.map((m) => [m, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const mode of r % 2 === 0 ? MODES : [...MODES].reverse()) results.get(mode)!.push(await measure(mode, docs));
+  }
+  const none = median(results.get('none')!.map((x) => x.pushDocsPerSec));
+  console.log(`push without handlers: ${fmt(none)} docs/s (rounds ${results.get('none')!.map((x) => fmt(x.pushDocsPerSec)).join(', ')})`);
+  for (const mode of MODES.slice(1)) {
+    const rs = results.get(mode)!;
+    const push = median(rs.map((x) => x.pushDocsPerSec));
+    const ratio = push / none;
+    const events = median(rs.map((x) => x.eventsPerSec!));
+    const dropped = rs.map((x) => x.dropped ?? 0);
+    console.log(`${mode.padEnd(20)} push ${fmt(push)} docs/s = ${ratio.toFixed(2)} of without  target ≥0.80: ${ratio >= 0.8 ? 'met' : 'NOT met'}; `
+      + `delivered ${fmt(events)} events/s (rounds ${rs.map((x) => fmt(x.eventsPerSec!)).join(', ')}); dropped ${dropped.join(', ')}`);
+  }
+}
+
+runIfMain(import.meta.url, run);
