@@ -16,7 +16,8 @@ export function notOnlineError(state: DbState): HttpError {
 export interface StatefulDb {
   readonly state: DbState;
   readonly isClosed: boolean;
-  setState(state: DbState): void;
+  /** The one place run states change; Online and Offline transitions raise db_state_changed with `reason`. */
+  setState(state: DbState, reason?: string): void;
   /** Ends live feeds and replication connections; the database can serve new ones later. */
   endFeeds(): void;
   /** Resolves once no request or write is under way. */
@@ -34,7 +35,7 @@ export async function takeOffline(db: StatefulDb): Promise<void> {
   db.setState('Stopping');
   db.endFeeds();
   await db.idle();
-  db.setState('Offline');
+  db.setState('Offline', 'ADMIN Request');
 }
 
 /**
@@ -52,7 +53,7 @@ export function scheduleOnline(db: StatefulDb, delaySecs: number, log?: (msg: st
       return;
     }
     db.setState('Starting');
-    db.setState('Online');
+    db.setState('Online', 'DB loaded from config');
     log?.('Database is now Online');
   }, Math.max(0, delaySecs) * 1000);
   timer.unref();

@@ -198,13 +198,14 @@ describe('db_state_changed webhooks', () => {
       const first = rx.at('/state')[0].body;
       assert.deepEqual({ ...first, localtime: undefined }, { admininterface: '127.0.0.1:4985', dbname: 'db', localtime: undefined, reason: 'DB loaded from config', state: 'online' });
       assert.match(first.localtime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$/);
-      const db = gw.gateway.get('db')!;
-      db.setState('Offline', 'ADMIN Request');
+      // The admin API's own transitions: Online -> Stopping -> Offline, Offline -> Starting -> Online;
+      // the passing states post nothing.
+      assert.equal((await fetch(`${gw.adminUrl}/db/_offline`, { method: 'POST' })).status, 200);
       await rx.until(() => rx.at('/state').length === 2, 'the offline event');
       assert.deepEqual([rx.at('/state')[1].body.state, rx.at('/state')[1].body.reason], ['offline', 'ADMIN Request']);
-      db.setState('Starting', 'x'); // passing states post nothing
-      db.setState('Online', 'DB loaded from config');
+      assert.equal((await fetch(`${gw.adminUrl}/db/_online`, { method: 'POST' })).status, 200);
       await rx.until(() => rx.at('/state').length === 3, 'the online event');
+      assert.equal(rx.at('/state')[2].body.reason, 'DB loaded from config');
       assert.equal(rx.at('/state')[2].body.state, 'online');
       await gw.stop();
       stopped = true;
