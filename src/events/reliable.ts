@@ -108,7 +108,7 @@ export class ReliableDelivery {
   }
 
   async status(): Promise<HandlerStatus> {
-    const text = this.held?.text ?? await this.db.store.getCheckpoint(this.opts.checkpointName);
+    const text = this.held?.text ?? await this.db.store.getJobRecord(this.opts.checkpointName);
     const r = text ? JSON.parse(text) as Record : undefined;
     const last = await this.db.store.lastSeq();
     return {
@@ -212,12 +212,12 @@ export class ReliableDelivery {
   /** Takes the lease if it is free, expired or ours; creates the record (at the current end of the feed) on first use. */
   private async acquire(): Promise<boolean> {
     const store = this.db.store;
-    let text = await store.getCheckpoint(this.opts.checkpointName);
+    let text = await store.getJobRecord(this.opts.checkpointName);
     if (text === undefined) {
       // A new handler starts with what happens from now on, as a best-effort one would.
       const fresh: Record = { seq: await store.lastSeq(), owner: '', until: 0, delivered: 0, failed: 0, filtered: 0, failures: [] };
       const t = JSON.stringify(fresh);
-      if (!(await store.casCheckpoint(this.opts.checkpointName, undefined, t))) return false;
+      if (!(await store.putJobRecord(this.opts.checkpointName, undefined, t))) return false;
       text = t;
     }
     const record = JSON.parse(text) as Record;
@@ -254,7 +254,7 @@ export class ReliableDelivery {
   private async swap(next: Record): Promise<boolean> {
     if (!this.held) return false;
     const text = JSON.stringify(next);
-    if (await this.db.store.casCheckpoint(this.opts.checkpointName, this.held.text, text)) {
+    if (await this.db.store.putJobRecord(this.opts.checkpointName, this.held.text, text)) {
       this.held = { text, record: next };
       return true;
     }

@@ -315,7 +315,11 @@ export interface Store {
    * in use; `removed` what went (with `dryRun`, what would go; nothing is removed).
    */
   compactAttachments(dryRun: boolean): Promise<{ referenced: number; removed: number }>;
-  /** A background job's persisted record (status, checkpoint, lease), as the job wrote it. */
+  /**
+   * A background job's persisted record (status, checkpoint, lease), as the job wrote it: resync and
+   * compaction (src/db/jobs/), and at-least-once webhook delivery (src/events/), whose position
+   * survives restarts and is shared by every node on one PostgreSQL.
+   */
   getJobRecord(job: string): Promise<string | undefined>;
   /**
    * Replaces a job's record if it still is `expected` (undefined: absent). Returns false when
@@ -329,16 +333,6 @@ export interface Store {
    * without such caches leave it out.
    */
   bulkScan?(on: boolean): Promise<void>;
-  /**
-   * A background worker's checkpoint (event handlers' delivery position and lease), kept in the
-   * database so that it survives restarts and is shared by every node on one PostgreSQL.
-   */
-  getCheckpoint(name: string): Promise<string | undefined>;
-  /**
-   * Compare-and-swap: writes `value` only if the checkpoint is still `expected` (undefined: absent).
-   * Of concurrent writers with the same `expected`, exactly one succeeds: that is the lease.
-   */
-  casCheckpoint(name: string, expected: string | undefined, value: string): Promise<boolean>;
   /** The database's uuid, made once when the store is created. */
   uuid(): Promise<string>;
   close(): Promise<void>;

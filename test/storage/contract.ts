@@ -959,25 +959,12 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
         assert.equal(await s.getJobRecord('other'), undefined, 'records are per job');
         assert.ok((await s.uuid()).length > 0, 'job records do not touch the store metadata');
       }));
-    });
 
-    describe('checkpoints (event handler delivery)', () => {
-      it('casCheckpoint creates only when absent, then replaces only the expected value', withStore(async (s) => {
-        assert.equal(await s.getCheckpoint('h'), undefined);
-        assert.equal(await s.casCheckpoint('h', 'x', '{"seq":1}'), false, 'absent is not "x"');
-        assert.equal(await s.casCheckpoint('h', undefined, '{"seq":1}'), true);
-        assert.equal(await s.casCheckpoint('h', undefined, '{"seq":9}'), false, 'already exists');
-        assert.equal(await s.casCheckpoint('h', '{"seq":2}', '{"seq":9}'), false, 'stale expectation');
-        assert.equal(await s.casCheckpoint('h', '{"seq":1}', '{"seq":2}'), true);
-        assert.equal(await s.getCheckpoint('h'), '{"seq":2}');
-        assert.equal(await s.getCheckpoint('other'), undefined, 'names are separate');
-      }));
-
-      it('of concurrent swaps from one value exactly one wins; checkpoints touch no documents', withStore(async (s) => {
-        await s.casCheckpoint('lease', undefined, 'v0');
-        const wins = await Promise.all(Array.from({ length: 8 }, (_, i) => s.casCheckpoint('lease', 'v0', `node${i}`)));
+      it('of many concurrent swaps from one record exactly one wins (a lease); records touch no documents', withStore(async (s) => {
+        await s.putJobRecord('lease', undefined, 'v0');
+        const wins = await Promise.all(Array.from({ length: 8 }, (_, i) => s.putJobRecord('lease', 'v0', `node${i}`)));
         assert.equal(wins.filter(Boolean).length, 1);
-        assert.equal(await s.getCheckpoint('lease'), `node${wins.indexOf(true)}`);
+        assert.equal(await s.getJobRecord('lease'), `node${wins.indexOf(true)}`);
         assert.equal(await s.lastSeq(), 0);
         assert.deepEqual(await s.changes({ since: 0 }), []);
       }));

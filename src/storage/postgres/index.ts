@@ -330,19 +330,6 @@ export class PostgresStore implements Store {
     return r.rows;
   }
 
-  async getCheckpoint(name: string): Promise<string | undefined> {
-    return (await this.q<{ value: string }>(`SELECT value FROM ${this.t.meta} WHERE key = $1`, [`checkpoint:${name}`])).rows[0]?.value;
-  }
-
-  async casCheckpoint(name: string, expected: string | undefined, value: string): Promise<boolean> {
-    // Single atomic statements, as putLocal: of several nodes racing with one `expected`, one wins.
-    const key = `checkpoint:${name}`;
-    const r = expected === undefined
-      ? await this.q(`INSERT INTO ${this.t.meta} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, [key, value])
-      : await this.q(`UPDATE ${this.t.meta} SET value = $3 WHERE key = $1 AND value = $2`, [key, expected, value]);
-    return (r.rowCount ?? 0) === 1;
-  }
-
   async getLocal(id: string): Promise<LocalDoc | undefined> {
     return (await this.q<LocalDoc>(`SELECT rev, body FROM ${this.t.locals} WHERE id = $1`, [id])).rows[0];
   }

@@ -524,18 +524,6 @@ export class SqliteStore implements Store {
     return [...out.values()];
   }
 
-  async getCheckpoint(name: string): Promise<string | undefined> {
-    return this.stmts.getMeta.get(`checkpoint:${name}`)?.value;
-  }
-
-  async casCheckpoint(name: string, expected: string | undefined, value: string): Promise<boolean> {
-    // One synchronous statement pair in one process: nothing can run between the read and the write.
-    const key = `checkpoint:${name}`;
-    if (this.stmts.getMeta.get(key)?.value !== expected) return false;
-    this.stmts.setMeta.run(key, value);
-    return true;
-  }
-
   async getLocal(id: string): Promise<LocalDoc | undefined> {
     return this.stmts.getLocal.get(id);
   }
