@@ -348,7 +348,7 @@ export class Database {
     const parentRevision = parent ? await this.store.getRevision(req.id, parent) : undefined;
     const atts = processAttachments({
       entries: body._attachments, generation, parent: parentRevision?.attachments ?? null,
-      follows: req.follows, keepRevpos: false, maxSize: this.maxAttachmentSize,
+      follows: req.follows, keepRevpos: false, maxSize: this.maxAttachmentSize, parentStubsOnly: true, docId: req.id,
     });
     await this.resolveStubs(atts);
     const stored = this.checkSize(canonicalJson(props));
@@ -377,7 +377,7 @@ export class Database {
     const parentRevision = attachedTo ? await this.store.getRevision(req.id, attachedTo) : undefined;
     const atts = processAttachments({
       entries: body._attachments, generation: genOf(rev), parent: parentRevision?.attachments ?? null,
-      follows: req.follows, keepRevpos: true, maxSize: this.maxAttachmentSize,
+      follows: req.follows, keepRevpos: true, maxSize: this.maxAttachmentSize, docId: req.id,
     });
     await this.resolveStubs(atts);
     const stored = this.checkSize(canonicalJson(props));
