@@ -78,6 +78,21 @@ function positiveInt(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : undefined;
 }
 
+/**
+ * CouchDB refuses attachment names starting with `_` on every REST write (chttpd_db
+ * validate_attachment_names). Sync Gateway accepts them, and Couchbase Lite may hold such names:
+ * REST routes call this, BLIP pushes do not.
+ */
+export function checkAttachmentName(name: string): void {
+  if (name.startsWith('_')) throw new HttpError(400, `Attachment name '${name}' starts with prohibited character '_'`);
+}
+
+/** checkAttachmentName for every entry of a REST body's `_attachments`. */
+export function checkAttachmentNames(body: Record<string, unknown>): void {
+  const atts = body._attachments;
+  if (isJsonObject(atts)) for (const name of Object.keys(atts as Record<string, unknown>)) checkAttachmentName(name);
+}
+
 /** CouchDB's answer to a stub that names nothing it can use: 412 `missing_stub`. */
 export function missingStub(docId: string | undefined, name: string): HttpError {
   return new HttpError(412, `Invalid attachment stub${docId ? ` in ${docId}` : ''} for ${name}`, undefined, 'missing_stub');

@@ -153,6 +153,27 @@ describe('attachments', () => {
     assert.equal(Buffer.from(await (await fetch(`${db}/br/att.txt?rev=${b3}`)).arrayBuffer()).toString('base64'), data);
   });
 
+  test('attachment names starting with _ are refused with 400 on every REST write (CouchDB)', async () => {
+    const data = Buffer.from('text1').toString('base64');
+    const before = (await req(`${db}/_changes`)).body.last_seq;
+    const put = await req(`${db}/us1`, { method: 'PUT', json: { _attachments: { '_text1.txt': { content_type: 'text/plain', data } } } });
+    assert.equal(put.status, 400, put.text);
+    assert.match(put.body.reason, /_text1\.txt/);
+    const post = await req(`${db}/`, { method: 'POST', json: { _id: 'us2', _attachments: { _a: { data } } } });
+    assert.equal(post.status, 400, post.text);
+    const replicated = await req(`${db}/us3?new_edits=false`, { method: 'PUT', json: { _rev: '1-aa', _attachments: { _a: { data } } } });
+    assert.equal(replicated.status, 400, replicated.text);
+    const bulk = await req(`${db}/_bulk_docs`, { method: 'POST', json: { docs: [{ _id: 'us4', _attachments: { _a: { data } } }, { _id: 'us5', _attachments: { a: { data } } }] } });
+    assert.equal(bulk.body[0].status, 400, bulk.text);
+    assert.equal(bulk.body[0].error, 'bad_request');
+    assert.equal(bulk.body[1].ok, true, bulk.text);
+    const att = await fetch(`${db}/us6/_raw.txt`, { method: 'PUT', body: 'x', headers: { 'content-type': 'text/plain' } });
+    assert.equal(att.status, 400);
+    // Only us5 was written.
+    const changes = (await req(`${db}/_changes?since=${before}`)).body.results.map((r: any) => r.id);
+    assert.deepEqual(changes, ['us5']);
+  });
+
   test('an attachment over the size limit is refused with 413 and nothing is stored', async () => {
     const small = await startGateway({ databases: { db: { server: 'memory:' } } });
     try {

@@ -5,6 +5,7 @@ import type { DocView } from '../../db/render.ts';
 import { boolParam, type RequestContext } from '../context.ts';
 import type { Route } from '../router.ts';
 import { ifMatch, sendWriteResult } from './docs.ts';
+import { checkAttachmentName } from '../../db/attachments.ts';
 
 /** Types a browser would render in our origin: served as downloads unless the operator opts in. */
 const UNSAFE_TYPES = new Set(['text/html', 'application/xhtml+xml', 'image/svg+xml']);
@@ -101,6 +102,7 @@ async function loadForEdit(ctx: RequestContext, rev: string | undefined): Promis
 async function putAttachment(ctx: RequestContext): Promise<void> {
   const rev = ctx.query.get('rev') ?? ifMatch(ctx);
   const name = ctx.params.att;
+  checkAttachmentName(name);
   const data = await ctx.body();
   if (data.length > ctx.database.maxAttachmentSize) throw new HttpError(413, `Attachment "${name}" is too large`);
   const current = await loadForEdit(ctx, rev);

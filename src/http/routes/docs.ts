@@ -6,6 +6,7 @@ import { boolParam, intParam, jsonParam, parseJsonBody, type RequestContext, str
 import { MultipartWriter, parseMultipart, parseRelatedDocument, quoteParam } from '../multipart.ts';
 import type { Route } from '../router.ts';
 import { isJsonObject } from '../../json/index.ts';
+import { checkAttachmentNames } from '../../db/attachments.ts';
 
 /** Attachments up to this size stay inline as base64 even in multipart responses (Sync Gateway's rule). */
 const MAX_INLINE_ATTACHMENT = 200;
@@ -149,6 +150,7 @@ export async function readDocumentBody(ctx: RequestContext): Promise<{ body: Rec
     follows = doc.attachments;
   } else body = await ctx.json();
   if (!isJsonObject(body)) throw new HttpError(400, 'Document body must be a JSON object');
+  checkAttachmentNames(body as Record<string, unknown>);
   return { body: body as Record<string, unknown>, follows };
 }
 
