@@ -143,6 +143,18 @@ describe('documents over the public API', () => {
     assert.match(text, /"missing":"1-nope"/);
   });
 
+  test('open_revs naming a malformed revision id is 400, as CouchDB (a well-formed unknown one is a missing row)', async () => {
+    await req(`${db}/orv`, { method: 'PUT', json: { v: 1 } });
+    for (const accept of ['application/json', 'multipart/mixed']) {
+      const bad = await req(`${db}/orv?open_revs=${encodeURIComponent('["1-almost","2-correct","keys"]')}`, { headers: { accept } });
+      assert.equal(bad.status, 400, bad.text);
+      assert.equal(bad.body.reason, 'Invalid revision ID');
+    }
+    const ok = await req(`${db}/orv?open_revs=${encodeURIComponent('["1-almost","2-correct"]')}`, { headers: { accept: 'application/json' } });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(ok.body, [{ missing: '1-almost' }, { missing: '2-correct' }]);
+  });
+
   test('allow_conflicts:false refuses branches but allows deleting a losing leaf', async () => {
     const s = `${gw.publicUrl}/strict`;
     const one = await req(`${s}/d?new_edits=false`, { method: 'PUT', json: { _revisions: { start: 1, ids: ['a'] } } });
