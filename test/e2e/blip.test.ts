@@ -459,6 +459,19 @@ describe('BLIP replication', () => {
     }
   });
 
+  test('an attachment name starting with _ is accepted over BLIP, as Sync Gateway does (only REST refuses it, as CouchDB)', async () => {
+    const src = new LocalDb();
+    const data = randomBytes(300);
+    src.put('us-att', { channels: ['a'] }, { attachments: { '_under.bin': { data, content_type: 'application/octet-stream' } } });
+    const c = await BlipClient.connect(url, alice);
+    const push = await c.push(src);
+    assert.equal(push.errors.size, 0, JSON.stringify([...push.errors]));
+    await c.close();
+    const got = await fetch(`${gw.adminUrl}/db/us-att/_under.bin`);
+    assert.equal(got.status, 200);
+    assert.deepEqual(Buffer.from(await got.arrayBuffer()), data);
+  });
+
   test('a revision superseded while its body is still retained is sent as it was (Sync Gateway\'s revision backups for in-flight replications)', async () => {
     const put = await req(`${gw.adminUrl}/db/kept-1`, { method: 'PUT', json: { v: 1, channels: ['a'] } });
     const ws = await openBlipSocket(url, alice);
