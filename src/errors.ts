@@ -19,14 +19,17 @@ const COUCH_NAME: Record<number, string> = {
 export class HttpError extends Error {
   readonly status: number;
   readonly error: string;
-  constructor(status: number, reason: string, error?: string) {
+  /** A CouchDB name for an error Sync Gateway has no name of its own for (e.g. `missing_stub`). */
+  private readonly couch?: string;
+  constructor(status: number, reason: string, error?: string, couch?: string) {
     super(reason);
     this.status = status;
     this.error = error ?? STATUS_TEXT[status] ?? String(status);
+    this.couch = couch;
   }
   get reason(): string { return this.message; }
   /** The error name as it appears in bulk rows (`_bulk_docs`, `_bulk_get`, `_all_docs`). */
-  get couchName(): string { return COUCH_NAME[this.status] ?? String(this.status); }
+  get couchName(): string { return this.couch ?? COUCH_NAME[this.status] ?? String(this.status); }
 }
 
 export function statusText(status: number): string {

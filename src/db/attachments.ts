@@ -47,6 +47,13 @@ export interface AttachmentInput {
   follows?: Map<string, Buffer>;
   /** Replicated revisions keep the revpos the client sent. */
   keepRevpos: boolean;
+  /**
+   * New edits (CouchDB's interactive edits): a stub must name an attachment of the parent revision,
+   * else 412 `missing_stub` (couch_att:merge_stubs). Replicated revisions (REST new_edits=false,
+   * BLIP pushes) may also name bytes stored elsewhere by digest: their parent's body may be gone
+   * (Syncgate keeps only leaf bodies for long), and a BLIP client proves such digests first.
+   */
+  parentStubsOnly?: boolean;
   maxSize: number;
 }
 
@@ -71,7 +78,27 @@ function positiveInt(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : undefined;
 }
 
-export function processAttachments(input: AttachmentInput): ProcessedAttachments {
+/**
+ * CouchDB refuses attachment names starting with `_` on every REST write (chttpd_db
+ * validate_attachment_names). Sync Gateway accepts them, and Couchbase Lite may hold such names:
+ * REST routes call this, BLIP pushes do not.
+ */
+export function checkAttachmentName(name: string): void {
+  if (name.startsWith('_')) throw new HttpError(400, `Attachment name '${name}' starts with prohibited character '_'`);
+}
+
+/** checkAttachmentName for every entry of a REST body's `_attachments`. */
+export function checkAttachmentNames(body: Record<string, unknown>): void {
+  const atts = body._attachments;
+  if (isJsonObject(atts)) for (const name of Object.keys(atts as Record<string, unknown>)) checkAttachmentName(name);
+}
+
+/** CouchDB's answer to a stub that names nothing it can use: 412 `missing_stub`. */
+export function missingStub(docId: string | undefined, name: string): HttpError {
+  return new HttpError(412, `Invalid attachment stub${docId ? ` in ${docId}` : ''} for ${name}`, undefined, 'missing_stub');
+}
+
+export function processAttachments(input: AttachmentInput & { docId?: string }): ProcessedAttachments {
   const blobs = new Map<string, NewAttachment>();
   const needDigests: string[] = [];
   const stubNames: string[] = [];
@@ -110,13 +137,14 @@ export function processAttachments(input: AttachmentInput): ProcessedAttachments
       continue;
     }
     if (e.stub === true || typeof e.digest === 'string') {
-      const revpos = positiveInt(e.revpos);
-      if (revpos === undefined) throw new HttpError(400, `Missing/invalid revpos in stub attachment "${name}"`);
       const fromParent = input.parent?.[name];
       if (fromParent && (typeof e.digest !== 'string' || namesAttachment(e.digest, fromParent))) {
         meta[name] = { ...fromParent };
         continue;
       }
+      if (input.parentStubsOnly) throw missingStub(input.docId, name);
+      const revpos = positiveInt(e.revpos);
+      if (revpos === undefined) throw new HttpError(400, `Missing/invalid revpos in stub attachment "${name}"`);
       if (typeof e.digest !== 'string') throw new HttpError(400, `Missing digest in stub attachment "${name}"`);
       needDigests.push(e.digest);
       stubNames.push(name);
@@ -134,15 +162,15 @@ export function processAttachments(input: AttachmentInput): ProcessedAttachments
 
 /**
  * Gives stubs that did not match the parent the stored attachment their digest names (either kind):
- * both digests and, unless the client describes an encoded form, the stored length. 400 for a
- * digest nothing stored has, and for an md5 that names two different stored attachments (an md5
+ * both digests and, unless the client describes an encoded form, the stored length. 412
+ * `missing_stub` (CouchDB's answer) for a digest nothing stored has, 400 for an md5 that names two different stored attachments (an md5
  * collision can be made on purpose: such a stub must not pick someone else's bytes).
  */
 export function resolveStubs(atts: ProcessedAttachments, found: AttachmentKey[]): void {
   for (const name of atts.stubNames) {
     const m = atts.meta![name];
     const matches = found.filter((f) => namesAttachment(m.digest, f));
-    if (matches.length === 0) throw new HttpError(400, `Unknown attachment digest ${m.digest}`);
+    if (matches.length === 0) throw missingStub(undefined, `${name} (unknown digest ${m.digest})`);
     if (matches.length > 1) throw new HttpError(400, `Ambiguous attachment digest ${m.digest}`);
     const [key] = matches;
     m.digest = key.digest;

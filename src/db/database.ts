@@ -402,7 +402,7 @@ export class Database {
     const parentRevision = parent ? await this.store.getRevision(req.id, parent) : undefined;
     const atts = processAttachments({
       entries: body._attachments, generation, parent: parentRevision?.attachments ?? null,
-      follows: req.follows, keepRevpos: false, maxSize: this.maxAttachmentSize,
+      follows: req.follows, keepRevpos: false, maxSize: this.maxAttachmentSize, parentStubsOnly: true, docId: req.id,
     });
     await this.resolveStubs(atts);
     const stored = this.checkSize(canonicalJson(props));
@@ -431,7 +431,7 @@ export class Database {
     const parentRevision = attachedTo ? await this.store.getRevision(req.id, attachedTo) : undefined;
     const atts = processAttachments({
       entries: body._attachments, generation: genOf(rev), parent: parentRevision?.attachments ?? null,
-      follows: req.follows, keepRevpos: true, maxSize: this.maxAttachmentSize,
+      follows: req.follows, keepRevpos: true, maxSize: this.maxAttachmentSize, docId: req.id,
     });
     await this.resolveStubs(atts);
     const stored = this.checkSize(canonicalJson(props));
@@ -649,7 +649,7 @@ export class Database {
     const tree = decodeRevTree(doc.tree);
     const info = tree.get(rev);
     if (!info) return undefined;
-    const stored = loaded ?? await this.store.getRevision(doc.id, rev);
+    const stored = loaded ?? await this.revisionBody(doc.id, rev);
     if (!stored) return undefined;
     const channels = stored.channels ?? (rev === doc.rev ? doc.channels : []);
     const visible = canSee(principal, channels);
@@ -670,14 +670,27 @@ export class Database {
     return view;
   }
 
-  /** CouchDB's `_revs_info`: the history of `rev`, newest first; older bodies are gone (`missing`). */
+  /**
+   * A revision's body: a leaf's, else a replaced body still retained (`old_rev_expiry_seconds`, or
+   * delta sync's `rev_max_age_seconds`). Sync Gateway's GET `?rev=` and open_revs serve its
+   * revision backups the same way (getRevision falls back to getOldRevisionJSON).
+   */
+  private async revisionBody(id: string, rev: string): Promise<StoredRevision | undefined> {
+    return (await this.store.getRevision(id, rev)) ?? (await this.store.getOldRevision(id, rev, Math.floor(Date.now() / 1000)));
+  }
+
+  /** CouchDB's `_revs_info`: the history of `rev`, newest first; bodies no longer kept are `missing`. */
   private async revsInfoOf(id: string, tree: RevTree, rev: string): Promise<{ rev: string; status: 'available' | 'missing' | 'deleted' }[]> {
     const hist = history(tree, rev);
     const bodies = await this.store.getRevisions(hist.map((r) => ({ id, rev: r })));
-    return hist.map((r) => ({
-      rev: r,
-      status: tree.get(r)!.deleted ? 'deleted' : bodies.has(bodyKey(id, r)) ? 'available' : 'missing',
-    }));
+    const nowSecs = Math.floor(Date.now() / 1000);
+    const out: { rev: string; status: 'available' | 'missing' | 'deleted' }[] = [];
+    for (const r of hist) {
+      if (tree.get(r)!.deleted) { out.push({ rev: r, status: 'deleted' }); continue; }
+      const kept = bodies.has(bodyKey(id, r)) || (this.oldRevRetentionSecs > 0 && await this.store.getOldRevision(id, r, nowSecs) !== undefined);
+      out.push({ rev: r, status: kept ? 'available' : 'missing' });
+    }
+    return out;
   }
 
   revisionsOf(tree: RevTree, rev: string, opts: GetOptions): { start: number; ids: string[] } {
@@ -735,7 +748,7 @@ export class Database {
       if (!d) { out.push(new HttpError(404, 'missing')); continue; }
       if (it.rev === undefined && !canSee(principal, d.channels)) { out.push(new HttpError(403, 'forbidden')); continue; }
       const rev = revOf(it, d);
-      const stored = bodies.get(bodyKey(it.id, rev));
+      const stored = bodies.get(bodyKey(it.id, rev)) ?? await this.store.getOldRevision(it.id, rev, Math.floor(Date.now() / 1000));
       const view = stored ? await this.viewOf(d, rev, it.opts, stored, principal) : undefined;
       out.push(view ?? new HttpError(404, 'missing'));
     }

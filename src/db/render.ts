@@ -39,6 +39,14 @@ export interface RenderOptions {
   follows?: Set<string>;
   /** Default `md5`: renderDoc is the REST rendering. */
   digests?: DigestKind;
+  /**
+   * CouchDB's shape for an inlined attachment: `content_type`, `revpos`, `digest`, `data`, no
+   * `length` (couch_att:to_json writes `length` only beside `stub` or `follows`; PouchDB's suite
+   * checks it is absent). `encoding`/`encoded_length` stay: our inlined bytes are the stored,
+   * still-encoded form (CouchDB gunzips them instead), so the client must be told. renderDoc (REST)
+   * sets it; BLIP bodies keep Sync Gateway's shape.
+   */
+  couchInline?: boolean;
 }
 
 /** One attachment's metadata as a client sees it: `digest` of the asked kind, no internal fields. */
@@ -54,8 +62,10 @@ export function renderAttachments(atts: AttachmentMap, opts: RenderOptions & { d
   for (const [name, meta] of Object.entries(atts)) {
     const m = clientMeta(meta, opts.digests);
     const data = opts.inline?.get(name);
-    if (data) m.data = data.toString('base64');
-    else if (opts.follows?.has(name)) m.follows = true;
+    if (data) {
+      m.data = data.toString('base64');
+      if (opts.couchInline) delete m.length;
+    } else if (opts.follows?.has(name)) m.follows = true;
     else m.stub = true;
     out[name] = m;
   }
@@ -71,7 +81,7 @@ export function renderDoc(view: DocView, opts: RenderOptions = {}): string {
     if (view.revisions) head += `,"_revisions":${JSON.stringify(view.revisions)}`;
     return head + '}';
   }
-  if (view.attachments) head += `,"_attachments":${renderAttachments(view.attachments, { ...opts, digests: opts.digests ?? 'md5' })}`;
+  if (view.attachments) head += `,"_attachments":${renderAttachments(view.attachments, { couchInline: true, ...opts, digests: opts.digests ?? 'md5' })}`;
   if (view.revisions) head += `,"_revisions":${JSON.stringify(view.revisions)}`;
   if (view.expiry !== undefined) head += `,"_exp":${JSON.stringify(new Date(view.expiry * 1000).toISOString())}`;
   if (view.conflicts) head += `,"_conflicts":${JSON.stringify(view.conflicts)}`;

@@ -432,6 +432,8 @@ describe('BLIP replication', () => {
             updated = true;
             const cur = (await req(`${gw.adminUrl}/db/gone-1`)).body._rev;
             await req(`${gw.adminUrl}/db/gone-1?rev=${cur}`, { method: 'PUT', json: { v: 2, channels: ['a'] } });
+            // ...and its retained copy has expired too (the sweep, an hour on).
+            await gw.gateway.get('db')!.sweepExpired(Math.floor(Date.now() / 1000) + 3600);
           }
           r.respond({}, rows.map(() => []));
           return;
@@ -455,6 +457,45 @@ describe('BLIP replication', () => {
       }
       conn.close();
     }
+  });
+
+  test('an attachment name starting with _ is accepted over BLIP, as Sync Gateway does (only REST refuses it, as CouchDB)', async () => {
+    const src = new LocalDb();
+    const data = randomBytes(300);
+    src.put('us-att', { channels: ['a'] }, { attachments: { '_under.bin': { data, content_type: 'application/octet-stream' } } });
+    const c = await BlipClient.connect(url, alice);
+    const push = await c.push(src);
+    assert.equal(push.errors.size, 0, JSON.stringify([...push.errors]));
+    await c.close();
+    const got = await fetch(`${gw.adminUrl}/db/us-att/_under.bin`);
+    assert.equal(got.status, 200);
+    assert.deepEqual(Buffer.from(await got.arrayBuffer()), data);
+  });
+
+  test('a revision superseded while its body is still retained is sent as it was (Sync Gateway\'s revision backups for in-flight replications)', async () => {
+    const put = await req(`${gw.adminUrl}/db/kept-1`, { method: 'PUT', json: { v: 1, channels: ['a'] } });
+    const ws = await openBlipSocket(url, alice);
+    const conn = new BlipConnection(ws, { role: 'client' });
+    let updated = false;
+    const got = new Promise<BlipRequest>((resolve) => conn.onRequest(async (r) => {
+      if (r.profile === 'changes') {
+        const rows = r.json<unknown[][] | null>() ?? [];
+        if (rows.length === 0) return;
+        if (!updated) {
+          updated = true;
+          await req(`${gw.adminUrl}/db/kept-1?rev=${put.body.rev}`, { method: 'PUT', json: { v: 2, channels: ['a'] } });
+        }
+        r.respond({}, rows.map(() => []));
+        return;
+      }
+      resolve(r);
+    }));
+    await conn.sendRequest({ Profile: 'subChanges' }, { docIDs: ['kept-1'] });
+    const m = await got;
+    assert.equal(m.profile, 'rev');
+    assert.equal(m.properties.rev, put.body.rev);
+    assert.equal(m.json<{ v: number }>().v, 1);
+    conn.close();
   });
 
   test('without revocations a removed doc comes as a {"_removed":true} rev', async () => {

@@ -130,4 +130,28 @@ describe('PouchDB against Syncgate: a push the sync function partly refuses', ()
     const again = await local.replicate.to(remoteDb(url));
     assert.equal(again.docs_written, 1);
   });
+  test('attachments: true returns CouchDB\'s inline shape (no length); a stub the parent lacks is 412', async () => {
+    const remote = remoteDb(url);
+    const data = Buffer.from('inline me').toString('base64');
+    const put = await remote.put({ _id: 'inl', channels: ['*'], _attachments: { 'a.txt': { content_type: 'text/plain', data } } });
+    const doc = await remote.get('inl', { attachments: true });
+    const att = doc._attachments!['a.txt'] as any;
+    assert.equal(att.data, data);
+    assert.equal(att.length, undefined);
+    assert.deepEqual(Object.keys(att).sort(), ['content_type', 'data', 'digest', 'revpos']);
+    const all = await remote.allDocs({ include_docs: true, attachments: true, keys: ['inl'] });
+    assert.equal((all.rows[0] as any).doc._attachments['a.txt'].length, undefined);
+    const err = await remote.put({ _id: 'inl', _rev: put.rev, _attachments: { 'a.txt': { stub: true }, 'bar.txt': { stub: true, digest: 'md5-sorryIDoNotReallyExist==' } } } as any).then(() => undefined, (e: any) => e);
+    assert.equal(err?.status, 412);
+  });
+
+  test('get with an older rev reads the replaced revision while its body is retained', async () => {
+    const remote = remoteDb(url);
+    const r1 = await remote.put({ _id: 'oldrev', channels: ['*'], v: 1 });
+    const r2 = await remote.put({ _id: 'oldrev', _rev: r1.rev, channels: ['*'], v: 2 });
+    const old = await remote.get('oldrev', { rev: r1.rev, revs: true }) as any;
+    assert.equal(old.v, 1);
+    assert.deepEqual(old._revisions, { start: 1, ids: [r1.rev.slice(2)] });
+    assert.equal((await remote.get('oldrev') as any)._rev, r2.rev);
+  });
 });

@@ -99,8 +99,11 @@ describe('attachment digests over REST', () => {
       assert.deepEqual(g.body._attachments['f.bin'], { digest: md5(two), length: two.length, revpos: 1, stub: true });
       assert.ok(Buffer.from(await (await fetch(`${db}/${id}/f.bin`)).arrayBuffer()).equals(two));
     }
-    // A stub naming an attachment of another document, by md5 (the server fills in its length).
-    const other = await req(`${db}/s-other`, { method: 'PUT', json: { _attachments: { 'g.bin': { stub: true, digest: md5(one), revpos: 1 } } } });
+    // A replicated revision whose stub names an attachment of another document, by md5 (the server
+    // fills in its length). A new edit may not (412: its parent must have the attachment).
+    const newEdit = await req(`${db}/s-other`, { method: 'PUT', json: { _attachments: { 'g.bin': { stub: true, digest: md5(one), revpos: 1 } } } });
+    assert.equal(newEdit.status, 412, newEdit.text);
+    const other = await req(`${db}/s-other?new_edits=false`, { method: 'PUT', json: { _rev: '1-aa', _attachments: { 'g.bin': { stub: true, digest: md5(one), revpos: 1 } } } });
     assert.equal(other.status, 201, other.text);
     assert.equal((await req(`${db}/s-other`)).body._attachments['g.bin'].length, one.length);
     assert.ok(Buffer.from(await (await fetch(`${db}/s-other/g.bin`)).arrayBuffer()).equals(one));
@@ -110,19 +113,21 @@ describe('attachment digests over REST', () => {
     ] } });
     assert.equal(rep.status, 201, rep.text);
     assert.ok(Buffer.from(await (await fetch(`${db}/s-rep/h.bin`)).arrayBuffer()).equals(two));
-    // Unknown digests of either kind are refused, and nothing is written.
+    // Unknown digests of either kind are refused with CouchDB's 412 missing_stub, new edit or
+    // replicated, and nothing is written.
     for (const digest of ['md5-AAAAAAAAAAAAAAAAAAAAAA==', 'sha1-AAAAAAAAAAAAAAAAAAAAAAAAAAA=']) {
       const bad = await req(`${db}/s-bad`, { method: 'PUT', json: { _attachments: { x: { stub: true, digest, revpos: 1 } } } });
-      assert.equal(bad.status, 400, bad.text);
-      assert.match(bad.body.reason, /Unknown attachment digest/);
+      assert.equal(bad.status, 412, bad.text);
+      const rep = await req(`${db}/_bulk_docs`, { method: 'POST', json: { new_edits: false, docs: [{ _id: 's-bad', _rev: '1-cc', _attachments: { x: { stub: true, digest, revpos: 1 } } }] } });
+      assert.deepEqual(rep.body[0], { id: 's-bad', error: 'missing_stub', reason: rep.body[0].reason, status: 412 }, rep.text);
     }
     assert.equal((await req(`${db}/s-bad`)).status, 404);
   });
 
-  test('include_docs with attachments=true inlines base64 data with content_type, md5 digest, revpos and length', async () => {
+  test('include_docs with attachments=true inlines base64 data with content_type, md5 digest and revpos, no length (CouchDB)', async () => {
     const expect = (atts: Record<string, any>) => {
-      assert.deepEqual(atts['one.bin'], { content_type: 'application/octet-stream', digest: md5(one), length: one.length, revpos: 1, data: b64(one) });
-      assert.deepEqual(atts['two.bin'], { digest: md5(two), length: two.length, revpos: 1, data: b64(two) });
+      assert.deepEqual(atts['one.bin'], { content_type: 'application/octet-stream', digest: md5(one), revpos: 1, data: b64(one) });
+      assert.deepEqual(atts['two.bin'], { digest: md5(two), revpos: 1, data: b64(two) });
     };
     const changes = await req(`${db}/_changes?include_docs=true&attachments=true`);
     expect(changes.body.results.find((r: any) => r.id === 'd').doc._attachments);
@@ -132,6 +137,14 @@ describe('attachment digests over REST', () => {
     expect(all.body.rows.find((r: any) => r.id === 'd').doc._attachments);
     const keys = await req(`${db}/_all_docs?include_docs=true&attachments=true`, { method: 'POST', json: { keys: ['d'] } });
     expect(keys.body.rows[0].doc._attachments);
+    // The same shape from a document GET, open_revs and _bulk_get as JSON.
+    const json = { headers: { accept: 'application/json' } };
+    const doc = await req(`${db}/d?attachments=true`, json);
+    expect(doc.body._attachments);
+    const open = await req(`${db}/d?open_revs=all&attachments=true`, json);
+    expect(open.body[0].ok._attachments);
+    const bulk = await req(`${db}/_bulk_get?attachments=true`, { method: 'POST', json: { docs: [{ id: 'd' }] }, ...json });
+    expect(bulk.body.results[0].docs[0].ok._attachments);
     // Without attachments=true they stay stubs.
     assert.equal((await req(`${db}/_changes?include_docs=true`)).body.results.find((r: any) => r.id === 'd').doc._attachments['one.bin'].stub, true);
     assert.equal((await req(`${db}/_all_docs?include_docs=true`)).body.rows.find((r: any) => r.id === 'd').doc._attachments['one.bin'].stub, true);

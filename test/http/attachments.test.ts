@@ -37,8 +37,9 @@ describe('attachments', () => {
     assert.equal((await req(`${db}/a1`)).body._attachments, undefined);
     assert.equal((await req(`${db}/a1/hi.txt`)).status, 404);
     assert.ok(drop.body.rev.startsWith('3-'));
+    // A stub with nothing in a parent to name: CouchDB's 412 missing_stub.
     const badStub = await req(`${db}/a2`, { method: 'PUT', json: { _attachments: { x: { stub: true } } } });
-    assert.equal(badStub.status, 400);
+    assert.equal(badStub.status, 412);
     const noData = await req(`${db}/a2`, { method: 'PUT', json: { _attachments: { x: { content_type: 'text/plain' } } } });
     assert.equal(noData.status, 400);
     assert.equal((await req(`${db}/a2`)).status, 404);
@@ -109,10 +110,68 @@ describe('attachments', () => {
     const d1 = (await req(`${db}/share1`)).body._attachments.f.digest;
     const d2 = (await req(`${db}/share2`)).body._attachments.g.digest;
     assert.equal(d1, d2);
-    // A stub naming a stored digest works in a new document too.
+    // A new edit's stub must name an attachment of its parent (CouchDB): a digest stored for another
+    // document is not enough (412 missing_stub, nothing written)...
     const s = await req(`${db}/share3`, { method: 'PUT', json: { _attachments: { h: { stub: true, digest: d1, revpos: 1, length: 100 } } } });
-    assert.equal(s.status, 201);
+    assert.equal(s.status, 412, s.text);
+    assert.equal((await req(`${db}/share3`)).status, 404);
+    // ...but a replicated revision (new_edits=false) may name it: its ancestors' bodies may be gone.
+    const rep = await req(`${db}/_bulk_docs`, { method: 'POST', json: { new_edits: false, docs: [
+      { _id: 'share3', _rev: '2-b', _revisions: { start: 2, ids: ['b', 'a'] }, _attachments: { h: { stub: true, digest: d1, revpos: 1, length: 100 } } },
+    ] } });
+    assert.equal(rep.status, 201, rep.text);
+    assert.equal(rep.body[0].ok, true, rep.text);
     assert.equal((await fetch(`${db}/share3/h`)).status, 200);
+  });
+
+  test('a new edit\'s stub must name an attachment of its parent revision: 412 missing_stub otherwise (CouchDB)', async () => {
+    const data = Buffer.from('branch a attachment').toString('base64');
+    const r1 = await req(`${db}/br`, { method: 'PUT', json: { v: 1 } });
+    const a2 = await req(`${db}/br?rev=${r1.body.rev}`, { method: 'PUT', json: { v: 'a2', _attachments: { 'att.txt': { content_type: 'text/plain', data } } } });
+    assert.equal(a2.status, 201);
+    // A sibling branch from rev 1 (replicated in), whose parent has no attachment.
+    const b2 = '2-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
+    const side = await req(`${db}/_bulk_docs`, { method: 'POST', json: { new_edits: false, docs: [{ _id: 'br', _rev: b2, _revisions: { start: 2, ids: [b2.slice(2), r1.body.rev.slice(2)] }, v: 'b2' }] } });
+    assert.equal(side.body[0].ok, true, side.text);
+    const att = (await req(`${db}/br?rev=${a2.body.rev}`)).body._attachments['att.txt'];
+    const before = (await req(`${db}/_changes`)).body.last_seq;
+    // PouchDB #8456: a stub naming the other branch's attachment on top of b2.
+    const onB = await req(`${db}/br?rev=${b2}`, { method: 'PUT', json: { v: 'b3', _attachments: { 'att.txt': { stub: true, digest: att.digest, revpos: att.revpos } } } });
+    assert.equal(onB.status, 412, onB.text);
+    assert.equal(onB.body.error, 'Precondition Failed');
+    // PouchDB 2803: a stub for a name the parent lacks, beside a kept one.
+    const extra = await req(`${db}/br?rev=${a2.body.rev}`, { method: 'PUT', json: { _attachments: { 'att.txt': { stub: true }, 'bar.txt': { stub: true, digest: 'md5-sorryIDoNotReallyExist==' } } } });
+    assert.equal(extra.status, 412, extra.text);
+    // A stub whose digest contradicts the parent's attachment of that name.
+    const wrong = await req(`${db}/br?rev=${a2.body.rev}`, { method: 'PUT', json: { _attachments: { 'att.txt': { stub: true, digest: 'md5-AAAAAAAAAAAAAAAAAAAAAA==', revpos: 2 } } } });
+    assert.equal(wrong.status, 412, wrong.text);
+    assert.equal((await req(`${db}/_changes`)).body.last_seq, before, 'nothing written');
+    // Replication of a revision on branch b whose stub names branch a's attachment still works.
+    const b3 = '3-cccccccccccccccccccccccccccccccc';
+    const rep = await req(`${db}/_bulk_docs`, { method: 'POST', json: { new_edits: false, docs: [{ _id: 'br', _rev: b3, _revisions: { start: 3, ids: [b3.slice(2), b2.slice(2), r1.body.rev.slice(2)] }, _attachments: { 'att.txt': { stub: true, digest: att.digest, revpos: 2 } } }] } });
+    assert.equal(rep.body[0].ok, true, rep.text);
+    assert.equal(Buffer.from(await (await fetch(`${db}/br/att.txt?rev=${b3}`)).arrayBuffer()).toString('base64'), data);
+  });
+
+  test('attachment names starting with _ are refused with 400 on every REST write (CouchDB)', async () => {
+    const data = Buffer.from('text1').toString('base64');
+    const before = (await req(`${db}/_changes`)).body.last_seq;
+    const put = await req(`${db}/us1`, { method: 'PUT', json: { _attachments: { '_text1.txt': { content_type: 'text/plain', data } } } });
+    assert.equal(put.status, 400, put.text);
+    assert.match(put.body.reason, /_text1\.txt/);
+    const post = await req(`${db}/`, { method: 'POST', json: { _id: 'us2', _attachments: { _a: { data } } } });
+    assert.equal(post.status, 400, post.text);
+    const replicated = await req(`${db}/us3?new_edits=false`, { method: 'PUT', json: { _rev: '1-aa', _attachments: { _a: { data } } } });
+    assert.equal(replicated.status, 400, replicated.text);
+    const bulk = await req(`${db}/_bulk_docs`, { method: 'POST', json: { docs: [{ _id: 'us4', _attachments: { _a: { data } } }, { _id: 'us5', _attachments: { a: { data } } }] } });
+    assert.equal(bulk.body[0].status, 400, bulk.text);
+    assert.equal(bulk.body[0].error, 'bad_request');
+    assert.equal(bulk.body[1].ok, true, bulk.text);
+    const att = await fetch(`${db}/us6/_raw.txt`, { method: 'PUT', body: 'x', headers: { 'content-type': 'text/plain' } });
+    assert.equal(att.status, 400);
+    // Only us5 was written.
+    const changes = (await req(`${db}/_changes?since=${before}`)).body.results.map((r: any) => r.id);
+    assert.deepEqual(changes, ['us5']);
   });
 
   test('an attachment over the size limit is refused with 413 and nothing is stored', async () => {

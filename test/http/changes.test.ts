@@ -55,6 +55,17 @@ describe('_changes feeds (admin view: every document)', () => {
     assert.deepEqual(ch.body.results.map((e: any) => e.id), ['d2', 'd4']);
   });
 
+  test('a design doc filter or view is 404 (no design documents exist), other unknown filters 400', async () => {
+    for (const q of ['filter=foo/odd', 'filter=_view&view=foo/odd']) {
+      const r = await req(`${db}/_changes?${q}`);
+      assert.equal(r.status, 404, q);
+      assert.deepEqual(r.body, { error: 'not_found', reason: 'missing' }, q);
+    }
+    const posted = await req(`${db}/_changes`, { method: 'POST', json: { filter: 'foo/odd' } });
+    assert.equal(posted.status, 404);
+    for (const q of ['filter=_view', 'filter=nonsense']) assert.equal((await req(`${db}/_changes?${q}`)).status, 400, q);
+  });
+
   test('longpoll waits for the next write, then returns it', async () => {
     const since = (await req(`${db}/_changes`)).body.last_seq;
     const started = Date.now();

@@ -90,9 +90,11 @@ describe('documents over the public API', () => {
     const res = await req(`${db}/doc1`, { method: 'PUT', json: { back: true } });
     assert.equal(res.status, 201);
     assert.match(res.body.rev, /^4-/);
+    // A replaced revision stays readable while its body is retained (old_rev_expiry_seconds).
     const old = await req(`${db}/doc1?rev=${c.body.rev}`);
-    assert.equal(old.status, 404);
-    assert.equal(old.body.reason, 'missing');
+    assert.equal(old.status, 200);
+    assert.equal(old.body._rev, c.body.rev);
+    assert.equal((await req(`${db}/doc1?rev=3-${'0'.repeat(32)}`)).body.reason, 'missing');
     assert.equal((await req(`${db}/never`)).body.reason, 'missing');
   });
 
@@ -141,6 +143,18 @@ describe('documents over the public API', () => {
     const text = await r.text();
     assert.match(text, /X-Rev-ID: 1-x1/i);
     assert.match(text, /"missing":"1-nope"/);
+  });
+
+  test('open_revs naming a malformed revision id is 400, as CouchDB (a well-formed unknown one is a missing row)', async () => {
+    await req(`${db}/orv`, { method: 'PUT', json: { v: 1 } });
+    for (const accept of ['application/json', 'multipart/mixed']) {
+      const bad = await req(`${db}/orv?open_revs=${encodeURIComponent('["1-almost","2-correct","keys"]')}`, { headers: { accept } });
+      assert.equal(bad.status, 400, bad.text);
+      assert.equal(bad.body.reason, 'Invalid revision ID');
+    }
+    const ok = await req(`${db}/orv?open_revs=${encodeURIComponent('["1-almost","2-correct"]')}`, { headers: { accept: 'application/json' } });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(ok.body, [{ missing: '1-almost' }, { missing: '2-correct' }]);
   });
 
   test('allow_conflicts:false refuses branches but allows deleting a losing leaf', async () => {
@@ -243,5 +257,74 @@ describe('documents over the public API', () => {
     assert.equal((await req(`${db}/num`)).status, 404);
     assert.equal((await req(`${db}/_local/num`)).status, 404);
     assert.equal((await req(`${gw.adminUrl}/db/`)).body.update_seq, before);
+  });
+});
+
+describe('replaced revision bodies are readable while retained (Sync Gateway serves its revision backups)', () => {
+  let gw: TestGateway;
+  const J = { headers: { accept: 'application/json' } };
+  before(async () => {
+    gw = await startGateway({
+      databases: {
+        db: { server: 'memory:' },
+        none: { server: 'memory:', old_rev_expiry_seconds: 0 },
+      },
+    });
+  });
+  after(() => gw.stop());
+
+  /** rev 1 with an attachment, rev 2 changing the body and dropping the attachment, rev 3 a tombstone. */
+  async function history(db: string, id: string): Promise<string[]> {
+    const data = Buffer.from('first attachment').toString('base64');
+    const r1 = await req(`${db}/${id}`, { method: 'PUT', json: { v: 1, _attachments: { 'a.txt': { content_type: 'text/plain', data } } } });
+    const r2 = await req(`${db}/${id}?rev=${r1.body.rev}`, { method: 'PUT', json: { v: 2 } });
+    const r3 = await req(`${db}/${id}?rev=${r2.body.rev}`, { method: 'DELETE' });
+    assert.equal(r3.status, 200, r3.text);
+    return [r1.body.rev, r2.body.rev, r3.body.rev];
+  }
+
+  test('GET ?rev=, its attachment, revs=true, revs_info, open_revs and _bulk_get read an old revision', async () => {
+    const db = `${gw.publicUrl}/db`;
+    const [r1, r2, r3] = await history(db, 'old');
+    assert.equal((await req(`${db}/old`)).status, 404, 'the document is deleted');
+    const g1 = await req(`${db}/old?rev=${r1}&revs=true`);
+    assert.equal(g1.status, 200, g1.text);
+    assert.equal(g1.body.v, 1);
+    assert.equal(g1.body._rev, r1);
+    assert.deepEqual(g1.body._revisions, { start: 1, ids: [r1.slice(2)] });
+    assert.equal(g1.body._attachments['a.txt'].stub, true);
+    const att = await fetch(`${db}/old/a.txt?rev=${r1}`);
+    assert.equal(att.status, 200);
+    assert.equal(await att.text(), 'first attachment');
+    const inline = await req(`${db}/old?rev=${r1}&attachments=true`, J);
+    assert.equal(Buffer.from(inline.body._attachments['a.txt'].data, 'base64').toString(), 'first attachment');
+    const g2 = await req(`${db}/old?rev=${r2}&revs=true&revs_info=true`);
+    assert.equal(g2.body.v, 2);
+    assert.equal(g2.body._attachments, undefined);
+    assert.deepEqual(g2.body._revisions.ids, [r2.slice(2), r1.slice(2)]);
+    assert.deepEqual(g2.body._revs_info, [{ rev: r2, status: 'available' }, { rev: r1, status: 'available' }]);
+    const open = await req(`${db}/old?open_revs=${encodeURIComponent(JSON.stringify([r1, r2, r3]))}`, J);
+    assert.deepEqual(open.body.map((r: any) => [r.ok._rev, r.ok.v, r.ok._deleted]), [[r1, 1, undefined], [r2, 2, undefined], [r3, undefined, true]]);
+    const bulk = await req(`${db}/_bulk_get`, { method: 'POST', json: { docs: [{ id: 'old', rev: r1 }, { id: 'old', rev: r2 }] }, ...J });
+    assert.deepEqual(bulk.body.results.map((r: any) => r.docs[0].ok.v), [1, 2]);
+    // An old revision cannot be edited: it is not a leaf.
+    assert.equal((await req(`${db}/old?rev=${r1}`, { method: 'PUT', json: { v: 'branch' } })).status, 409);
+    // Once retention runs out (the sweep, an hour on), they are gone: 404 missing, as before.
+    await gw.gateway.get('db')!.sweepExpired(Math.floor(Date.now() / 1000) + 3600);
+    const gone = await req(`${db}/old?rev=${r1}`);
+    assert.equal(gone.status, 404);
+    assert.equal(gone.body.reason, 'missing');
+    assert.deepEqual((await req(`${db}/old?open_revs=${encodeURIComponent(JSON.stringify([r2]))}`, J)).body, [{ missing: r2 }]);
+    const bulkGone = await req(`${db}/_bulk_get`, { method: 'POST', json: { docs: [{ id: 'old', rev: r2 }] }, ...J });
+    assert.equal(bulkGone.body.results[0].docs[0].error.error, 'not_found', bulkGone.text);
+  });
+
+  test('with old_rev_expiry_seconds: 0 nothing is kept: GET ?rev=<old> is 404 missing', async () => {
+    const db = `${gw.publicUrl}/none`;
+    const [r1, r2] = await history(db, 'old');
+    assert.equal((await req(`${db}/old?rev=${r1}`)).status, 404);
+    assert.equal((await req(`${db}/old?rev=${r2}`)).status, 404);
+    const info = await req(`${db}/old?rev=${r2}&revs_info=true&open_revs=${encodeURIComponent(JSON.stringify([r2]))}`, J);
+    assert.deepEqual(info.body, [{ missing: r2 }]);
   });
 });

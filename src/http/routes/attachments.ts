@@ -5,6 +5,8 @@ import type { DocView } from '../../db/render.ts';
 import { boolParam, type RequestContext } from '../context.ts';
 import type { Route } from '../router.ts';
 import { ifMatch, sendWriteResult } from './docs.ts';
+import { checkAttachmentName } from '../../db/attachments.ts';
+import { decodeRevTree, isLeaf } from '../../revtree/index.ts';
 
 /** Types a browser would render in our origin: served as downloads unless the operator opts in. */
 const UNSAFE_TYPES = new Set(['text/html', 'application/xhtml+xml', 'image/svg+xml']);
@@ -87,9 +89,10 @@ async function loadForEdit(ctx: RequestContext, rev: string | undefined): Promis
     return undefined;
   }
   if (rev === undefined) throw new HttpError(409, 'Cannot modify attachments without a specific rev ID');
-  // The document exists, so a revision without a body is a stale one (bodies of revisions that are
-  // no longer leaves are dropped) or none of its own: 409 as CouchDB and a document PUT answer. The
-  // write below refuses a non-leaf the same way.
+  // The document exists, so a revision that is not a leaf (its body dropped, or still retained as
+  // an old revision) or none of its own is a conflict: 409 as CouchDB and a document PUT answer.
+  const tree = decodeRevTree(doc.tree);
+  if (tree.has(rev) && !isLeaf(tree, rev)) throw new HttpError(409, 'Document revision conflict');
   const view = await db.get(ctx.params.doc, { rev }, ctx.principal).catch((err: unknown) => {
     if (err instanceof HttpError && err.status === 404) throw new HttpError(409, 'Document revision conflict');
     throw err;
@@ -101,6 +104,7 @@ async function loadForEdit(ctx: RequestContext, rev: string | undefined): Promis
 async function putAttachment(ctx: RequestContext): Promise<void> {
   const rev = ctx.query.get('rev') ?? ifMatch(ctx);
   const name = ctx.params.att;
+  checkAttachmentName(name);
   const data = await ctx.body();
   if (data.length > ctx.database.maxAttachmentSize) throw new HttpError(413, `Attachment "${name}" is too large`);
   const current = await loadForEdit(ctx, rev);

@@ -9,6 +9,7 @@ import type { Route } from '../router.ts';
 import { accepts, revisionPart } from './docs.ts';
 import { allDocsValue } from './inspection.ts';
 import { isJsonObject } from '../../json/index.ts';
+import { checkAttachmentNames } from '../../db/attachments.ts';
 
 /** `startkey` and friends: a JSON string, or (as Sync Gateway also accepts) the bare id. */
 function keyParam(q: URLSearchParams, ...names: string[]): string | undefined {
@@ -140,6 +141,13 @@ async function bulkDocs(ctx: RequestContext): Promise<void> {
     if (id === undefined && newEdits) id = newDocId();
     if (typeof id !== 'string' || id === '' || id.startsWith('_')) {
       rows[i] = { id: typeof id === 'string' ? id : '', error: 'bad_request', reason: 'Invalid doc ID', status: 400 };
+      return;
+    }
+    try {
+      checkAttachmentNames(doc);
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      rows[i] = { id, error: err.couchName, reason: err.reason, status: err.status };
       return;
     }
     writes.push({ i, req: { id, body: doc, newEdits, principal: ctx.principal } });

@@ -171,6 +171,10 @@ export function parseFeedParams(get: Source, maxHeartbeatMs?: number): FeedParam
       const v = get('channels');
       if (v === undefined || v === null || v === '') throw new HttpError(400, "Missing 'channels' filter parameter");
       channels = (Array.isArray(v) ? v.map(String) : String(v).split(',')).filter((c) => c !== '');
+    } else if ((typeof filter === 'string' && filter.includes('/')) || (filter === '_view' && get('view'))) {
+      // A design doc's filter or view (`ddoc/name`, `_view&view=ddoc/name`): there are no design
+      // documents here (README), so CouchDB's answer for a missing one, 404, not a bad request.
+      throw new HttpError(404, 'missing');
     } else throw new HttpError(400, 'Unknown filter; try sync_gateway/bychannel or _doc_ids');
   }
   let heartbeatMs = int(get('heartbeat'), 'heartbeat') ?? 0;

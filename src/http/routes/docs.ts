@@ -6,6 +6,8 @@ import { boolParam, intParam, jsonParam, parseJsonBody, type RequestContext, str
 import { MultipartWriter, parseMultipart, parseRelatedDocument, quoteParam } from '../multipart.ts';
 import type { Route } from '../router.ts';
 import { isJsonObject } from '../../json/index.ts';
+import { parseRevId } from '../../revid.ts';
+import { checkAttachmentNames } from '../../db/attachments.ts';
 
 /** Attachments up to this size stay inline as base64 even in multipart responses (Sync Gateway's rule). */
 const MAX_INLINE_ATTACHMENT = 200;
@@ -101,6 +103,9 @@ async function getOpenRevs(ctx: RequestContext, db: Database, id: string, param:
   else {
     const v = jsonParam(ctx.query, 'open_revs');
     if (!Array.isArray(v) || !v.every((r) => typeof r === 'string')) throw new HttpError(400, 'bad open_revs');
+    // A malformed revision id is a bad request, as CouchDB answers (couch_doc:parse_revs), not a
+    // `missing` row: no document can ever have it.
+    for (const r of v) parseRevId(r);
     revs = v;
   }
   const results = await db.getOpenRevs(id, revs, opts, ctx.principal);
@@ -149,6 +154,7 @@ export async function readDocumentBody(ctx: RequestContext): Promise<{ body: Rec
     follows = doc.attachments;
   } else body = await ctx.json();
   if (!isJsonObject(body)) throw new HttpError(400, 'Document body must be a JSON object');
+  checkAttachmentNames(body as Record<string, unknown>);
   return { body: body as Record<string, unknown>, follows };
 }
 
