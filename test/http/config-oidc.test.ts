@@ -117,4 +117,54 @@ describe('oidc / local_jwt in database configs over REST (persistent mode)', () 
     assert.notEqual((await snapshot('keep')).etag, before.etag);
     assert.equal((await req(`${gw.publicUrl}/keep/`, bearer(token))).status, 401, 'the new config is running: its issuer is not the token\'s');
   });
+
+  test('a database created over REST accepts Bearer tokens from local_jwt and from a real OpenID Provider; removing an issuer revokes its grants', async () => {
+    const created = await req(`${gw.adminUrl}/both/`, { method: 'PUT', json: { oidc: { providers: { op: provider } }, local_jwt: localJwt } });
+    assert.equal(created.status, 201, created.text);
+    for (const [id, ch] of [['doc-a', 'a'], ['doc-b', 'b'], ['doc-c', 'c']]) {
+      assert.equal((await req(`${gw.adminUrl}/both/${id}`, { method: 'PUT', json: { channels: [ch] } })).status, 201);
+    }
+    op.accounts.set('olga', { chans: ['a'] });
+    const oidcToken = await op.idToken('olga');
+    const localToken = await signToken(key, { iss: LOCAL_ISSUER, aud: 'syncgate', sub: 'lars', chans: ['b'] });
+    const olgaFeed = await req(`${gw.publicUrl}/both/_changes`, bearer(oidcToken));
+    assert.equal(olgaFeed.status, 200, olgaFeed.text);
+    assert.deepEqual(docIds(olgaFeed.body), ['doc-a']);
+    assert.deepEqual(docIds((await req(`${gw.publicUrl}/both/_changes`, bearer(localToken))).body), ['doc-b']);
+
+    const olga = `${encodeURIComponent(new URL(op.issuer).host)}_olga`;
+    const lars = `${encodeURIComponent('local.example/app')}_lars`;
+    assert.equal((await req(`${gw.adminUrl}/both/_user/${encodeURIComponent(olga)}`)).body.jwt_issuer, op.issuer);
+    assert.equal((await req(`${gw.adminUrl}/both/_user/${encodeURIComponent(lars)}`)).body.jwt_issuer, LOCAL_ISSUER);
+
+    // Both users keep a session cookie made from their token.
+    const cookieOf = async (token: string) => {
+      const s = await req(`${gw.publicUrl}/both/_session`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+      assert.equal(s.status, 200, s.text);
+      return s.headers.getSetCookie().find((x) => x.startsWith('SyncGatewaySession='))!.split(';')[0];
+    };
+    const olgaCookie = await cookieOf(oidcToken);
+    const larsCookie = await cookieOf(localToken);
+
+    // The oidc provider is removed over REST: the same store, the sessions survive.
+    const change = await req(`${gw.adminUrl}/both/_config`, { method: 'PUT', json: { local_jwt: localJwt } });
+    assert.equal(change.status, 201, change.text);
+    assert.equal((await req(`${gw.adminUrl}/both/_user/${encodeURIComponent(olga)}`)).body.jwt_issuer, op.issuer, 'nothing changes before the user comes back');
+    const after = await req(`${gw.publicUrl}/both/_changes`, { headers: { cookie: olgaCookie } });
+    assert.equal(after.status, 200, after.text);
+    assert.deepEqual(docIds(after.body), [], 'channel a came from the removed issuer');
+    const u = (await req(`${gw.adminUrl}/both/_user/${encodeURIComponent(olga)}`)).body;
+    assert.equal(u.jwt_issuer, undefined);
+    assert.ok(!u.jwt_channels || u.jwt_channels.length === 0, JSON.stringify(u));
+    assert.equal((await req(`${gw.publicUrl}/both/`, bearer(oidcToken))).status, 401, 'its tokens are no longer accepted');
+    // The local_jwt user's issuer is still configured: its grants stay.
+    assert.deepEqual(docIds((await req(`${gw.publicUrl}/both/_changes`, { headers: { cookie: larsCookie } })).body), ['doc-b']);
+    assert.equal((await req(`${gw.adminUrl}/both/_user/${encodeURIComponent(lars)}`)).body.jwt_issuer, LOCAL_ISSUER);
+
+    // Put back over REST, the provider works again and a new login grants from the token again.
+    op.accounts.set('olga', { chans: ['c'] });
+    const back = await req(`${gw.adminUrl}/both/_config`, { method: 'POST', json: { oidc: { providers: { op: provider } } } });
+    assert.equal(back.status, 201, back.text);
+    assert.deepEqual(docIds((await req(`${gw.publicUrl}/both/_changes`, bearer(await op.idToken('olga')))).body), ['doc-c']);
+  });
 });
