@@ -168,3 +168,28 @@ describe('oidc / local_jwt in database configs over REST (persistent mode)', () 
     assert.deepEqual(docIds((await req(`${gw.publicUrl}/both/_changes`, bearer(await op.idToken('olga')))).body), ['doc-c']);
   });
 });
+
+describe('oidc validation over REST in non-persistent mode (2.x file)', () => {
+  test('PUT /{db}/_config with a provider that does not answer is refused and the running config kept', async () => {
+    const op = await startOidcProvider();
+    const provider = { issuer: op.issuer, client_id: op.clientId, register: true };
+    const gw = await startGateway({ openGuest: false, databases: { db: { server: 'memory:', oidc: { providers: { op: provider } } } } });
+    try {
+      const dead = `http://127.0.0.1:${await deadPort()}`;
+      const token = await op.idToken('nina');
+      assert.equal((await req(`${gw.publicUrl}/db/`, bearer(token))).status, 200);
+      const bad = { server: 'memory:', oidc: { providers: { op: { ...provider, issuer: dead } } } };
+      const r = await req(`${gw.adminUrl}/db/_config`, { method: 'PUT', json: bad });
+      assert.equal(r.status, 400, r.text);
+      assert.match(r.body.reason, /^failed to validate OIDC configuration for op: OpenID Connect discovery at http:\/\/127\.0\.0\.1:\d+\/\.well-known\/openid-configuration failed/);
+      assert.equal((await req(`${gw.adminUrl}/db/_config`)).body.oidc.providers.op.issuer, op.issuer);
+      assert.equal((await req(`${gw.publicUrl}/db/`, bearer(token))).status, 200, 'the running database keeps its provider');
+      const skipped = await req(`${gw.adminUrl}/db/_config?disable_oidc_validation=true`, { method: 'PUT', json: bad });
+      assert.equal(skipped.status, 201, skipped.text);
+      assert.equal((await req(`${gw.adminUrl}/db/_config`)).body.oidc.providers.op.issuer, dead);
+    } finally {
+      await gw.stop();
+      await op.stop();
+    }
+  });
+});
