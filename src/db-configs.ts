@@ -16,7 +16,7 @@ import {
 } from './config/db-config.ts';
 import { runtimeLogging, startupConfigView } from './config/startup-view.ts';
 import { HttpError } from './errors.ts';
-import type { DbConfigReadOptions, DbConfigService, VersionedConfig } from './http/registry.ts';
+import type { ChangeOptions, DbConfigReadOptions, DbConfigService, VersionedConfig } from './http/registry.ts';
 import { canonicalJson } from './json/index.ts';
 import type { Logger } from './log/index.ts';
 import type { ConfigStore, StoredDbConfig } from './storage/config-store.ts';
@@ -35,6 +35,8 @@ export interface DatabaseHost {
   running(name: string): DatabaseConfig | undefined;
   /** Builds a database from `config` and swaps it in for the running one, if any. */
   apply(config: DatabaseConfig): Promise<void>;
+  /** Fetches each `oidc` provider's discovery document (SG's OIDC config validation); one problem per failure. */
+  oidcProblems(config: DatabaseConfig): Promise<string[]>;
   /** Stops and removes a running database; false if there was none. */
   unload(name: string): Promise<boolean>;
   readonly logger: Logger;
@@ -113,6 +115,17 @@ export class DbConfigs implements DbConfigService {
     return runtime;
   }
 
+  /**
+   * The network half of validation, for changes made over REST only (not for configs read at
+   * start-up or from other nodes, where a provider that is down must not stop the database):
+   * unless `?disable_oidc_validation=true`, every OIDC provider must answer its discovery.
+   */
+  private async checkOidc(runtime: DatabaseConfig, opts: ChangeOptions): Promise<void> {
+    if (opts.disableOidcValidation || !runtime.oidc) return;
+    const problems = await this.host.oidcProblems(runtime);
+    if (problems.length) throw new HttpError(400, problems.length === 1 ? problems[0] : `${problems.length} errors:\n${problems.join('\n')}`);
+  }
+
   private parseBody(body: string): Obj {
     const expand = this.host.config.persistent?.allowDbConfigEnvVars ?? true;
     const warnings: string[] = [];
@@ -177,7 +190,7 @@ export class DbConfigs implements DbConfigService {
 
   // ---- REST --------------------------------------------------------------------------------
 
-  create(name: string, body: string): Promise<void> {
+  async create(name: string, body: string, opts: ChangeOptions = {}): Promise<void> {
     const config = this.parseBody(body);
     if (config.name !== undefined && config.name !== name) {
       throw new HttpError(400, `When providing a name in the JSON body (${config.name}), ensure it matches the name in the path (${name}).`);
@@ -185,6 +198,7 @@ export class DbConfigs implements DbConfigService {
     config.name = name;
     if (this.persistent && config.bucket === undefined) config.bucket = name;
     const runtime = this.validate(name, config);
+    await this.checkOidc(runtime, opts);
     return this.serialized(async () => {
       if (this.host.has(name)) throw new HttpError(412, `Duplicate database name ${JSON.stringify(name)}`);
       if (!this.store) {
@@ -265,7 +279,7 @@ export class DbConfigs implements DbConfigService {
    * The compare-and-swap loop of every persistent change: read, check If-Match, change, validate,
    * write if the version has not moved (else again), then apply. Nothing is written on a refusal.
    */
-  private change(name: string, ifMatch: string | undefined, edit: (stored: Obj) => Obj): Promise<string> {
+  private change(name: string, ifMatch: string | undefined, edit: (stored: Obj) => Obj, opts: ChangeOptions = {}): Promise<string> {
     return this.serialized(async () => {
       for (let attempt = 0; attempt < MAX_CAS_RETRIES; attempt++) {
         const stored = await this.fetch(name);
@@ -275,6 +289,7 @@ export class DbConfigs implements DbConfigService {
         if (next.bucket === undefined) next.bucket = stored.bucket;
         if (next.bucket !== stored.bucket) throw new HttpError(404, 'database config not found');
         const runtime = this.validate(name, next);
+        await this.checkOidc(runtime, opts);
         const version = configVersion(stored.version, next);
         const ok = await this.store!.replace(this.group, { db: name, bucket: stored.bucket, version, config: next, sgVersion: SG_VERSION }, stored.version);
         if (!ok) continue; // another node changed it meanwhile: start over from its version
@@ -286,7 +301,7 @@ export class DbConfigs implements DbConfigService {
     });
   }
 
-  async update(name: string, body: string, opts: { merge: boolean; ifMatch?: string }): Promise<string | undefined> {
+  async update(name: string, body: string, opts: { merge: boolean; ifMatch?: string } & ChangeOptions): Promise<string | undefined> {
     const patch = this.parseBody(body);
     if (patch.name !== undefined && patch.name !== name) {
       throw new HttpError(400, 'Cannot update database name. This requires removing and re-creating the database with a new name');
@@ -301,10 +316,11 @@ export class DbConfigs implements DbConfigService {
         for (const k of ['server', 'username', 'password', 'certpath', 'keypath', 'cacertpath', 'pool_size']) if (running[k] !== undefined) next[k] = running[k];
       }
       const runtime = this.validate(name, next);
+      await this.checkOidc(runtime, opts);
       await this.serialized(() => this.openOrFail(runtime));
       return undefined;
     }
-    return this.change(name, opts.ifMatch, (stored) => (opts.merge ? mergeDbConfig(stored, patch) : { ...patch }));
+    return this.change(name, opts.ifMatch, (stored) => (opts.merge ? mergeDbConfig(stored, patch) : { ...patch }), opts);
   }
 
   async getFunction(name: string, which: ConfigFunction): Promise<{ source: string; version: string }> {

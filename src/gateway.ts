@@ -24,7 +24,7 @@ import { createLogger, type Logger } from './log/index.ts';
 import { SqliteStore } from './storage/sqlite/index.ts';
 import { SyncFunction } from './sync/index.ts';
 import { Metrics, metricsRoutes } from './metrics/index.ts';
-import { authenticate, createDbAuth, type DbAuth, type DbAuthOptions, principalReloader } from './auth/index.ts';
+import { authenticate, createDbAuth, type DbAuth, type DbAuthOptions, oidcDiscoveryProblems, principalReloader } from './auth/index.ts';
 import type { Store } from './storage/store.ts';
 import { openPostgresStore, type PostgresStore } from './storage/postgres/index.ts';
 import { type PostgresSpec, redactServerUrl } from './config/server.ts';
@@ -279,6 +279,14 @@ export class Gateway implements DatabaseRegistry {
   private closeLater(store: Store): void {
     const close = () => { this.closing.delete(store); store.close().catch(() => {}); };
     this.closing.set(store, setTimeout(close, STORE_CLOSE_GRACE_MS).unref());
+  }
+
+  /**
+   * A config's OIDC providers checked against their discovery documents, fetched the way the
+   * running database will fetch them (the same CA and timeout); one problem per failing provider.
+   */
+  oidcProblems(config: DatabaseConfig): Promise<string[]> {
+    return oidcDiscoveryProblems(Object.values(config.oidc?.providers ?? {}), { ca: this.options.jwt?.ca, timeoutMs: this.options.jwt?.timeoutMs });
   }
 
   async unload(name: string): Promise<boolean> {

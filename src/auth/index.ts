@@ -16,6 +16,7 @@ export * from './principals.ts';
 export * from './sessions.ts';
 export { JwtProviders } from './jwt/providers.ts';
 export { OidcFlow, type FlowRequest } from './jwt/oidc-flow.ts';
+export { oidcDiscoveryProblems } from './jwt/discovery.ts';
 export type { JwtAuthConfig } from './jwt/types.ts';
 
 /** One database's access-control services and settings, as the HTTP layer needs them. */

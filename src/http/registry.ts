@@ -20,15 +20,21 @@ export interface VersionedConfig {
  * keeps them in the ConfigStore; with a 2.x file they live in memory only, as in Sync Gateway's
  * non-persistent mode. Every method throws an HttpError for a refused request and changes nothing then.
  */
+/** How a config change over REST is validated. */
+export interface ChangeOptions {
+  /** `?disable_oidc_validation=true`: OIDC providers' discovery documents are not fetched. */
+  disableOidcValidation?: boolean;
+}
+
 export interface DbConfigService {
   readonly persistent: boolean;
   /** `PUT /{db}/` with the body's raw text. */
-  create(name: string, body: string): Promise<void>;
+  create(name: string, body: string, opts?: ChangeOptions): Promise<void>;
   /** `DELETE /{db}/`: false when there is no such database. */
   remove(name: string): Promise<boolean>;
   get(name: string, opts: DbConfigReadOptions): Promise<VersionedConfig>;
   /** `PUT` (replace) or `POST` (merge) `/{db}/_config`; returns the new version. */
-  update(name: string, body: string, opts: { merge: boolean; ifMatch?: string }): Promise<string | undefined>;
+  update(name: string, body: string, opts: { merge: boolean; ifMatch?: string } & ChangeOptions): Promise<string | undefined>;
   getFunction(name: string, which: 'sync' | 'import_filter'): Promise<{ source: string; version: string }>;
   /** `PUT` (a source) or `DELETE` (undefined) `/{db}/_config/sync|import_filter`. */
   setFunction(name: string, which: 'sync' | 'import_filter', source: string | undefined, ifMatch?: string): Promise<void>;

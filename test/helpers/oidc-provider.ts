@@ -64,6 +64,11 @@ export interface OidcProviderOptions {
   port?: number;
   /** Serve HTTPS with this certificate; the helper's own requests trust `ca`. */
   tls?: { key: Buffer; cert: Buffer; ca: Buffer };
+  /**
+   * The client's `id_token_signed_response_alg` (default RS256). `HS256` makes the provider sign ID
+   * tokens with the client secret, which no relying party can check with the provider's JWKS.
+   */
+  idTokenAlg?: string;
 }
 
 export async function startOidcProvider(opts: OidcProviderOptions = {}): Promise<TestOidcProvider> {
@@ -93,7 +98,9 @@ export async function startOidcProvider(opts: OidcProviderOptions = {}): Promise
       clients: [{
         client_id: clientId, client_secret: clientSecret, redirect_uris: redirectUris,
         grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
+        ...(opts.idTokenAlg ? { id_token_signed_response_alg: opts.idTokenAlg } : {}),
       }],
+      ...(opts.idTokenAlg ? { enabledJWA: { idTokenSigningAlgValues: ['RS256', opts.idTokenAlg] } } : {}),
       jwks: { keys: [key] },
       pkce: { required: () => false },
       conformIdTokenClaims: false,

@@ -93,3 +93,23 @@ export class Discovery {
     }
   }
 }
+
+/**
+ * Config validation with OIDC validation on (SG's `DbConfig.validate`, spec §3.2): every provider's
+ * discovery document is fetched now, once, without the cache or retry of `Discovery`, and checked
+ * as it will be at use (unless the provider has `disable_cfg_validation`). Returns one problem per
+ * provider that fails, in SG's words; none when all answer.
+ */
+export async function oidcDiscoveryProblems(
+  providers: Iterable<{ name: string; issuer: string; discoveryUrl?: string; disableCfgValidation: boolean }>, opts: FetchOptions = {},
+): Promise<string[]> {
+  const checks = [...providers].map(async (p) => {
+    try {
+      await new Discovery(p.issuer, p.discoveryUrl, !p.disableCfgValidation, opts).metadata();
+      return undefined;
+    } catch (err) {
+      return `failed to validate OIDC configuration for ${p.name}: ${(err as Error).message}`;
+    }
+  });
+  return (await Promise.all(checks)).filter((m): m is string => m !== undefined);
+}

@@ -45,7 +45,9 @@ export function configRoutes(registry: DatabaseRegistry): Route[] {
   };
 
   const putDbConfig = async (ctx: RequestContext) => {
-    const version = await configs.update(ctx.params.db, await dbConfigText(ctx), { merge: ctx.method === 'POST', ifMatch: ctx.header('if-match') });
+    const version = await configs.update(ctx.params.db, await dbConfigText(ctx), {
+      merge: ctx.method === 'POST', ifMatch: ctx.header('if-match'), disableOidcValidation: boolParam(ctx.query, 'disable_oidc_validation', false),
+    });
     if (version !== undefined) ctx.setHeader('Etag', etag(version));
     sendEmpty(ctx, 201);
   };

@@ -1,6 +1,6 @@
 /** Server and database level endpoints: `/`, `/_all_dbs`, `/{db}/` and database lifecycle. */
 import { HttpError } from '../../errors.ts';
-import type { RequestContext } from '../context.ts';
+import { boolParam, type RequestContext } from '../context.ts';
 import type { DatabaseRegistry } from '../registry.ts';
 import type { Route } from '../router.ts';
 import { isJsonObject } from '../../json/index.ts';
@@ -48,7 +48,7 @@ export function databaseRoutes(registry: DatabaseRegistry): Route[] {
     }
     if (!DB_NAME.test(name)) throw new HttpError(400, `Illegal database name: ${name}`);
     if (registry.get(name)) throw new HttpError(412, `Duplicate database name ${JSON.stringify(name)}`);
-    await registry.configs.create(name, await dbConfigText(ctx));
+    await registry.configs.create(name, await dbConfigText(ctx), { disableOidcValidation: boolParam(ctx.query, 'disable_oidc_validation', false) });
     // Sync Gateway answers 201 with an empty body; CouchDB (and PouchDB's http adapter, which
     // parses it) expects `{"ok":true}`. The JSON body costs Sync Gateway clients nothing.
     await ctx.sendJson(201, '{"ok":true}');
