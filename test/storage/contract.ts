@@ -932,6 +932,18 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
         assert.deepEqual(await s.compactAttachments(false), { referenced: 1, removed: 0 });
       }));
 
+      it('compactAttachments keeps the bytes a retained old revision still references', withStore(async (s) => {
+        const old = Buffer.from('old bytes');
+        const d = digestOf(old);
+        const o = await put(s, docWrite('o', 0, { bodyAttachments: { 'f.txt': { digest: d, length: 9, revpos: 1 } }, attachments: new Map([[d, old]]) }));
+        // 2-o drops the attachment; 1-a's body is retired (kept as an old revision), not dropped.
+        await put(s, docWrite('o', o, { rev: '2-o', retireBodies: [{ rev: '1-a', until: 4_000_000_000 }] }));
+        assert.deepEqual(await s.compactAttachments(false), { referenced: 1, removed: 0 });
+        assert.ok((await s.getAttachment(d))?.equals(old));
+        await s.dropOldRevisions(4_000_000_001, 100);
+        assert.deepEqual(await s.compactAttachments(false), { referenced: 0, removed: 1 });
+      }));
+
       it('in bulk scan mode (where a store has one) reads and commits behave the same', withStore(async (s) => {
         if (!s.bulkScan) return;
         const a = await put(s, docWrite('a', 0, { channels: ['x'] }));

@@ -435,8 +435,11 @@ export class PostgresStore implements Store {
    */
   async compactAttachments(dryRun: boolean): Promise<{ referenced: number; removed: number }> {
     const t = this.t;
-    const used = `SELECT DISTINCT e.value->>'digest' AS digest FROM ${t.revs} r, json_each(r.atts::json) e
-      WHERE r.atts IS NOT NULL AND e.value->>'digest' IS NOT NULL`;
+    // Retained old revisions (delta sources, `GET ?rev=` of a replaced revision) reference bytes too.
+    const used = `SELECT e.value->>'digest' AS digest FROM ${t.revs} r, json_each(r.atts::json) e
+      WHERE r.atts IS NOT NULL AND e.value->>'digest' IS NOT NULL
+      UNION SELECT e.value->>'digest' FROM ${t.oldRevs} o, json_each(o.atts::json) e
+      WHERE o.atts IS NOT NULL AND e.value->>'digest' IS NOT NULL`;
     return this.tx(async (c) => {
       const referenced = Number((await c.query<{ n: number }>(`SELECT count(*) AS n FROM (${used}) u`)).rows[0].n);
       const removed = dryRun

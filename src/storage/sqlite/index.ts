@@ -556,8 +556,11 @@ export class SqliteStore implements Store {
 
   async compactAttachments(dryRun: boolean): Promise<{ referenced: number; removed: number }> {
     // One transaction (SQLite has one writer): no commit can add a reference between the count and the delete.
+    // Retained old revisions (delta sources, `GET ?rev=` of a replaced revision) reference bytes too.
     const used = `SELECT json_extract(e.value, '$.digest') AS digest FROM revs, json_each(revs.atts) e
-      WHERE revs.atts IS NOT NULL AND json_extract(e.value, '$.digest') IS NOT NULL`;
+      WHERE revs.atts IS NOT NULL AND json_extract(e.value, '$.digest') IS NOT NULL
+      UNION SELECT json_extract(e.value, '$.digest') FROM old_revs, json_each(old_revs.atts) e
+      WHERE old_revs.atts IS NOT NULL AND json_extract(e.value, '$.digest') IS NOT NULL`;
     const tx = this.db.transaction(() => {
       const referenced = this.cached<[], { n: number }>(`SELECT count(DISTINCT digest) AS n FROM (${used})`).get()!.n;
       const removed = dryRun
