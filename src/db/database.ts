@@ -652,7 +652,10 @@ export class Database {
     const stored = loaded ?? await this.revisionBody(doc.id, rev);
     if (!stored) return undefined;
     const channels = stored.channels ?? (rev === doc.rev ? doc.channels : []);
-    const visible = canSee(principal, channels);
+    // A replaced revision (its body kept a while: delta sources, GET ?rev=) is served to a user only
+    // while the user also sees the document now: a feed's removal entry naming an older revision
+    // must not hand back a body the user lost access to through later revisions.
+    const visible = canSee(principal, channels) && (principal.kind === 'admin' || isLeaf(tree, rev) || canSee(principal, doc.channels));
     const view: DocView = visible
       ? { id: doc.id, rev, deleted: stored.deleted, body: stored.body, attachments: stored.attachments }
       : { id: doc.id, rev, deleted: stored.deleted, body: '{}', attachments: null, removed: !stored.deleted };

@@ -104,8 +104,12 @@ for (const [backend, storage] of BACKENDS) describe(`_compact (${backend})`, () 
     const digest = (s: string) => `sha1-${createHash('sha1').update(s).digest('base64')}`;
     const v1 = await req(`${a}/db/att`, { method: 'PUT', json: { _attachments: { 'f.txt': { content_type: 'text/plain', data: data('dropped bytes') } } } });
     assert.equal(v1.status, 201);
-    // The next revision has no attachment; the old revision's body (its only reference) is dropped.
+    // The next revision has no attachment; the old revision's body (its only reference) is retained
+    // for old_rev_expiry_seconds (which keeps its bytes), then swept.
     assert.equal((await req(`${a}/db/att?rev=${v1.body.rev}`, { method: 'PUT', json: { n: 2 } })).status, 201);
+    const kept1 = await req(`${a}/db/_compact?type=attachment`, { method: 'POST' });
+    assert.equal((await compactDone(gw, 'attachment', kept1.body.compact_id)).purged_attachments, 0, 'a retained old revision still references its bytes');
+    await gw.gateway.get('db')!.store.dropOldRevisions(Math.floor(Date.now() / 1000) + 3600, 100);
     const kept = await req(`${a}/db/keep`, { method: 'PUT', json: { _attachments: { 'k.txt': { content_type: 'text/plain', data: data('kept bytes') } } } });
     assert.equal(kept.status, 201);
     const store = gw.gateway.get('db')!.store;
