@@ -15,6 +15,8 @@ import type { Logger } from '../log/index.ts';
 import type { OperatorAuth } from '../auth/operators.ts';
 import { addCorsHeaders, addPreflightHeaders, checkLoginOrigin, type CorsConfig } from './cors.ts';
 import { loggingRoutes } from './routes/logging.ts';
+import { consoleRoutes } from './routes/console.ts';
+import { metricsRoutes } from '../metrics/routes.ts';
 import type { DatabaseRegistry } from './registry.ts';
 import { type Route, Router } from './router.ts';
 import { attachmentRoutes } from './routes/attachments.ts';
@@ -72,6 +74,8 @@ export interface ListenerOptions {
   maxConnections?: number;
   /** `limits.max_connections_per_address`; 0 = unlimited. */
   maxConnectionsPerAddress?: number;
+  /** The operator console's bundle folder, served at `/_admin/` (admin port only); `unavailable` says why it is not built. */
+  console?: { root: string; unavailable?: () => string | undefined };
   /** Rate limits, feed caps and the client address (src/http/limits.ts); shared by a gateway's listeners. */
   guard?: RequestGuard;
 }
@@ -107,7 +111,12 @@ export function parseAddress(address: string): { host?: string; port: number } {
 }
 
 export function createListener(opts: ListenerOptions): http.Server {
-  const router = new Router(opts.routes ?? [...allRoutes(opts.registry), ...loggingRoutes(opts.logger)], opts.admin);
+  const router = new Router(opts.routes ?? [
+    ...allRoutes(opts.registry), ...loggingRoutes(opts.logger),
+    // Sync Gateway serves `/_expvar` on the admin port as well as the metrics port; the console charts it.
+    ...(opts.metrics ? metricsRoutes(opts.metrics).filter((r) => r.pattern === '/_expvar').map((r) => ({ ...r, adminOnly: true })) : []),
+    ...(opts.console ? consoleRoutes(opts.console.root, opts.console.unavailable) : []),
+  ], opts.admin);
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const ctx = new RequestContext(req, res, opts.admin, opts.settings);
