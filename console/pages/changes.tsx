@@ -1,10 +1,11 @@
 /**
  * The database's changes as they happen: the admin continuous `_changes` feed read through a
  * streaming fetch (one JSON object per line), filtered by document id prefix in the page and
- * pausable (pausing closes the feed; resuming continues from the last sequence seen).
+ * pausable (pausing closes the feed; resuming continues from the last sequence seen). It starts at the
+ * database's current sequence when the page opens.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { dbPath, qs } from '../api.ts';
+import { dbPath, get, qs } from '../api.ts';
 import { href } from '../route.ts';
 import { ErrorLine, Field } from '../ui.tsx';
 
@@ -17,12 +18,14 @@ export function Changes({ db }: { db: string }) {
   const [paused, setPaused] = useState(false);
   const [filter, setFilter] = useState('');
   const [error, setError] = useState<string>();
-  const since = useRef<string | number>('now');
+  // Undefined until the feed opens: then the database's update_seq (Sync Gateway has no `since=now`).
+  const since = useRef<string | number>();
   useEffect(() => {
     if (paused) return;
     const abort = new AbortController();
     (async () => {
       try {
+        if (since.current === undefined) since.current = (await get(`${dbPath(db)}/`)).update_seq as number;
         const res = await fetch(`${dbPath(db, '_changes')}${qs({ feed: 'continuous', since: since.current, heartbeat: 30000 })}`, { credentials: 'same-origin', signal: abort.signal });
         if (!res.ok || !res.body) { setError(`${res.status}: ${await res.text()}`); return; }
         setError(undefined);

@@ -46,6 +46,8 @@ function RateChart() {
           data[0].push(t); data[1].push((now.writes - prev.writes) / dt); data[2].push((now.reads - prev.reads) / dt); data[3].push(now.feeds);
           if (data[0].length > POINTS) data.forEach((s) => s.shift());
           plot.setData(data);
+          // How many points are drawn, for tests and for the curious.
+          box.current?.setAttribute('data-points', String(data[0].length));
         }
         prev = { t, writes: now.writes, reads: now.reads };
         setError(undefined);
