@@ -6,6 +6,8 @@
 import type { RawHistory } from '../api.ts';
 
 const COL = 120, ROW = 44, R = 9, PAD = 24;
+/** Room left of the first node for its centred label. */
+const LEFT = 48;
 
 export function RevTree({ history, winner, deleted }: { history: RawHistory; winner: string; deleted: Set<string> }) {
   const n = history.revs.length;
@@ -22,11 +24,11 @@ export function RevTree({ history, winner, deleted }: { history: RawHistory; win
   };
   history.parents.forEach((p, i) => { if (p < 0 || p >= n) { place(i, rows); rows++; } });
   const minGen = Math.min(...history.revs.map((_, i) => gen(i)));
-  const x = (i: number) => PAD + (gen(i) - minGen) * COL;
+  const x = (i: number) => LEFT + (gen(i) - minGen) * COL;
   const y = (i: number) => PAD + row[i] * ROW;
   const leaves = history.revs.map((_, i) => i).filter((i) => children[i].length === 0);
   const liveLeaves = leaves.filter((i) => !deleted.has(history.revs[i]));
-  const width = PAD * 2 + (Math.max(...history.revs.map((_, i) => gen(i))) - minGen) * COL + 60;
+  const width = LEFT + PAD + (Math.max(...history.revs.map((_, i) => gen(i))) - minGen) * COL + 60;
   const height = PAD * 2 + Math.max(0, rows - 1) * ROW + 10;
   const conflicts = liveLeaves.length > 1;
   return (

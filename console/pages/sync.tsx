@@ -80,7 +80,12 @@ export function SyncFunction({ db }: { db: string }) {
         method: 'PUT', credentials: 'same-origin', body: text,
         headers: { 'Content-Type': 'application/javascript', ...(etag && etag !== '""' ? { 'If-Match': etag } : {}) },
       });
-      if (!res.ok) { const b = await res.json().catch(() => ({})); setStatus(`The server refused it: ${res.status} ${b.reason ?? ''}`); return; }
+      if (!res.ok) {
+        const b = await res.json().catch(() => ({}));
+        const hint = res.status === 412 ? ' Someone changed it meanwhile: load the current version, then edit again.' : '';
+        setStatus(`The server refused it: ${res.status} ${b.reason ?? ''}.${hint}`);
+        return;
+      }
       setStatus('Saved. Existing documents keep their channels until a resync.');
       setReload(reload + 1);
     } catch (err) { setStatus(message(err)); }
@@ -99,6 +104,7 @@ export function SyncFunction({ db }: { db: string }) {
           <div class="row">
             <button type="button" disabled={text === source} onClick={save}>Save</button>
             <button type="button" disabled={text === source} onClick={() => setText(source)}>Revert</button>
+            <button type="button" onClick={() => { setStatus(undefined); setReload(reload + 1); }}>Load current version</button>
           </div>
           {status && <p role="status" class="status">{status}</p>}
         </section>

@@ -95,8 +95,11 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     await go('#/');
     const row = page.locator('table[aria-label="Databases"] tbody tr', { hasText: 'db' });
     await row.waitFor(WAIT);
-    assert.match(await row.innerText(), /db\s+Online\s+6\s+\d+/);
+    assert.match(await row.innerText(), /^db\s+Online\s+6\s+6\s+Documents$/);
     await page.locator('.uplot canvas').waitFor(WAIT);
+    await page.waitForFunction(() => Number(document.querySelector('.chart')?.getAttribute('data-points') ?? 0) >= 1, undefined, WAIT);
+    // Some traffic for the chart to show.
+    for (let i = 0; i < 40; i++) assert.equal((await admin(`/db/load-${i}`, { method: 'PUT', json: { channels: ['public'] } })).status, 201);
     // The chart has plotted once two polls gave a rate (it polls every 3 s).
     await page.waitForFunction(() => Number(document.querySelector('.chart')?.getAttribute('data-points') ?? 0) >= 2, undefined, WAIT);
     await shot('overview');
@@ -127,7 +130,19 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
 
   test('documents: write, edit, validation, a 409 from the server, a conflict in the revision graph', async () => {
     await go('#/db/db/docs');
-    await page.getByRole('link', { name: 'seed-1' }).waitFor(WAIT);
+    // Paged on the server, 25 a page: the 40 load-N documents from the overview test take two.
+    const docRows = page.locator('table[aria-label="Documents"] tbody tr');
+    await page.getByLabel('Search by id prefix').fill('load-');
+    await page.waitForFunction(() => document.querySelectorAll('table[aria-label="Documents"] tbody tr').length === 25, undefined, WAIT);
+    const firstPage = await docRows.allInnerTexts();
+    assert.ok(firstPage.every((t) => t.startsWith('load-')));
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('table[aria-label="Documents"] tbody tr').length === 15, undefined, WAIT);
+    const secondPage = await docRows.allInnerTexts();
+    assert.equal(new Set([...firstPage, ...secondPage].map((t) => t.split(/\s/)[0])).size, 40, 'the two pages together hold each document once');
+    assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('table[aria-label="Documents"] tbody tr').length === 25, undefined, WAIT);
     await page.getByLabel('Search by id prefix').fill('seed-3');
     await page.locator('table[aria-label="Documents"] tbody tr').first().filter({ hasText: 'seed-3' }).waitFor(WAIT);
     assert.equal(await page.locator('table[aria-label="Documents"] tbody tr').count(), 1);
@@ -178,6 +193,7 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     const evil = { channels: ['public'], html: '<img src=x onerror="window.__xss=2">', script: '<script>window.__xss=3</script>', svg: '<svg onload="window.__xss=4">' };
     assert.equal((await admin(`/db/${encodeURIComponent(id)}`, { method: 'PUT', json: evil })).status, 201);
     await go('#/db/db/docs');
+    await page.getByLabel('Search by id prefix').fill('<img');
     await page.getByRole('link', { name: id }).waitFor(WAIT);
     await page.getByRole('link', { name: id }).click();
     const pre = page.getByTestId('doc-body');
@@ -256,6 +272,8 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByRole('status').filter({ hasText: /refused it: 412/ }).waitFor(WAIT);
     assert.equal((await admin('/db/_config/sync')).text, other, 'the stale save changed nothing');
+    await page.getByRole('button', { name: 'Load current version' }).click();
+    await page.waitForFunction((want) => (document.querySelector('textarea') as HTMLTextAreaElement | null)?.value === want, other, WAIT);
 
     assert.deepEqual(Object.keys((await admin('/db/_raw/seed-1')).body._sync.channels).sort(), ['public'], 'old documents keep their channels until a resync');
     await page.getByRole('button', { name: 'Take offline' }).click();
