@@ -17,6 +17,9 @@ export function Changes({ db }: { db: string }) {
   const [rows, setRows] = useState<Change[]>([]);
   const [paused, setPaused] = useState(false);
   const [filter, setFilter] = useState('');
+  // A channel filter is applied by the server (`filter=sync_gateway/bychannel`): the feed restarts.
+  const [channel, setChannel] = useState('');
+  const [channelInput, setChannelInput] = useState('');
   const [error, setError] = useState<string>();
   // Undefined until the feed opens: then the database's update_seq (Sync Gateway has no `since=now`).
   const since = useRef<string | number>();
@@ -26,7 +29,7 @@ export function Changes({ db }: { db: string }) {
     (async () => {
       try {
         if (since.current === undefined) since.current = (await get(`${dbPath(db)}/`)).update_seq as number;
-        const res = await fetch(`${dbPath(db, '_changes')}${qs({ feed: 'continuous', since: since.current, heartbeat: 30000 })}`, { credentials: 'same-origin', signal: abort.signal });
+        const res = await fetch(`${dbPath(db, '_changes')}${qs({ feed: 'continuous', since: since.current, heartbeat: 30000, ...(channel ? { filter: 'sync_gateway/bychannel', channels: channel } : {}) })}`, { credentials: 'same-origin', signal: abort.signal });
         if (!res.ok || !res.body) { setError(`${res.status}: ${await res.text()}`); return; }
         setError(undefined);
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -51,17 +54,21 @@ export function Changes({ db }: { db: string }) {
       }
     })();
     return () => abort.abort();
-  }, [db, paused]);
+  }, [db, paused, channel]);
   const shown = rows.filter((r) => r.id.startsWith(filter));
   return (
     <>
       <h1 tabIndex={-1}>Live changes in {db}</h1>
       <div class="row">
         <Field label="Filter by document id prefix"><input type="search" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} /></Field>
+        <form class="row" onSubmit={(e) => { e.preventDefault(); setChannel(channelInput.trim()); }}>
+          <Field label="Only channel (server-side filter)"><input value={channelInput} onInput={(e) => setChannelInput((e.target as HTMLInputElement).value)} /></Field>
+          <button type="submit">Apply</button>
+        </form>
         <button type="button" aria-pressed={paused} onClick={() => setPaused(!paused)}>{paused ? 'Resume' : 'Pause'}</button>
         <button type="button" onClick={() => setRows([])}>Clear</button>
       </div>
-      <p role="status" class="muted">{paused ? 'Paused.' : 'Following the feed from the moment this page opened.'} {rows.length} change(s) received.</p>
+      <p role="status" class="muted">{paused ? 'Paused.' : `Following the feed${channel ? ` of channel ${channel}` : ''} from the moment this page opened.`} {rows.length} change(s) received.</p>
       <ErrorLine error={error} />
       <table class="grid" aria-label="Changes, newest first">
         <thead><tr><th scope="col">Sequence</th><th scope="col">Document</th><th scope="col">Revision</th><th scope="col">Note</th></tr></thead>

@@ -10,6 +10,38 @@ import { confirmed, ErrorLine, Field } from '../ui.tsx';
 import { RevTree } from './revtree.tsx';
 
 const PAGE = 25;
+/** Types previewed inline. Not SVG (it can carry script) and nothing else: the rest is download-only. */
+const PREVIEW = /^image\/(png|jpeg|gif|webp)$/;
+
+interface AttStub { content_type?: string; length?: number; digest?: string; revpos?: number }
+
+/**
+ * Attachments of the current revision. Links carry `download`, so an attachment of type text/html
+ * is saved, never opened as a page on the admin origin (where it would act with the operator's
+ * credentials); only raster images are shown inline.
+ */
+function Attachments({ db, id, atts }: { db: string; id: string; atts: Record<string, AttStub> }) {
+  const names = Object.keys(atts).sort();
+  return (
+    <section aria-labelledby="h-atts">
+      <h2 id="h-atts">Attachments</h2>
+      {names.length === 0 ? <p class="muted">None.</p> : (
+        <ul class="atts">
+          {names.map((n) => {
+            const a = atts[n];
+            const url = dbPath(db, id, ...n.split('/'));
+            return (
+              <li key={n}>
+                <a href={url} download={n.split('/').pop()}>{n}</a> <span class="muted">{a.content_type ?? 'unknown type'}, {a.length ?? '?'} bytes</span>
+                {a.content_type && PREVIEW.test(a.content_type) && <div><img class="preview" src={url} alt={`Preview of ${n}`} /></div>}
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </section>
+  );
+}
 
 function DocList({ db }: { db: string }) {
   const [prefix, setPrefix] = useState('');
@@ -130,6 +162,7 @@ function DocView({ db, id }: { db: string; id: string }) {
           </section>
         </div>
       )}
+      {doc?.body && <Attachments db={db} id={id} atts={(doc.body._attachments ?? {}) as Record<string, AttStub>} />}
       {doc?.body && (
         <section aria-labelledby="h-body">
           <h2 id="h-body">Current body</h2>

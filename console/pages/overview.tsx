@@ -7,7 +7,13 @@ import { ErrorLine } from '../ui.tsx';
 interface DbInfo { db_name: string; state: string; doc_count: number; update_seq: number }
 interface Expvar {
   memstats: Record<string, number>;
-  syncgateway: { per_db: Record<string, { database: Record<string, number> }> };
+  syncgateway: { global: { resource_utilization: Record<string, number> }; per_db: Record<string, { database: Record<string, number> }> };
+}
+
+/** Live `_changes` feeds open now on one database (longpoll, continuous, WebSocket). */
+function feedsOf(x: Expvar | undefined, db: string): number | undefined {
+  const d = x?.syncgateway.per_db[db]?.database;
+  return d && (d.num_changes_feeds_longpoll ?? 0) + (d.num_changes_feeds_continuous ?? 0) + (d.num_changes_feeds_websocket ?? 0);
 }
 
 const POLL_MS = 3000;
@@ -69,15 +75,14 @@ function RateChart() {
 
 export function Overview() {
   const [dbs, setDbs] = useState<DbInfo[]>();
-  const [mem, setMem] = useState<number>();
+  const [expvar, setExpvar] = useState<Expvar>();
   const [error, setError] = useState<string>();
   useEffect(() => {
     const load = async () => {
       try {
         const names = await get<string[]>('/_all_dbs');
         setDbs(await Promise.all(names.map((n) => get<DbInfo>(`${dbPath(n)}/`))));
-        const x = await get<Expvar>('/_expvar');
-        setMem(totals(x).rss);
+        setExpvar(await get<Expvar>('/_expvar'));
         setError(undefined);
       } catch (err) { setError(message(err)); }
     };
@@ -90,7 +95,7 @@ export function Overview() {
       <h1 tabIndex={-1}>Overview</h1>
       <ErrorLine error={error} />
       <table class="grid" aria-label="Databases">
-        <thead><tr><th scope="col">Database</th><th scope="col">State</th><th scope="col">Documents</th><th scope="col">Last sequence</th><th scope="col">Open</th></tr></thead>
+        <thead><tr><th scope="col">Database</th><th scope="col">State</th><th scope="col">Documents</th><th scope="col">Last sequence</th><th scope="col">Open feeds</th><th scope="col">Open</th></tr></thead>
         <tbody>
           {dbs?.map((d) => (
             <tr key={d.db_name}>
@@ -98,13 +103,19 @@ export function Overview() {
               <td><span class={`state state-${d.state.toLowerCase()}`}>{d.state}</span></td>
               <td class="num">{d.doc_count}</td>
               <td class="num">{d.update_seq}</td>
+              <td class="num">{feedsOf(expvar, d.db_name) ?? '…'}</td>
               <td><a href={`#/db/${encodeURIComponent(d.db_name)}/docs`}>Documents</a></td>
             </tr>
           ))}
         </tbody>
       </table>
       {dbs?.length === 0 && <p>No databases.</p>}
-      {mem !== undefined && <p class="muted">Process memory (RSS): {(mem / 1048576).toFixed(0)} MiB</p>}
+      {expvar && (
+        <p class="muted" data-testid="process">
+          Process memory (RSS): {(totals(expvar).rss / 1048576).toFixed(0)} MiB;
+          WebSocket connections (BLIP replications and WebSocket feeds): {expvar.syncgateway.global.resource_utilization.num_websocket_connections ?? 0}
+        </p>
+      )}
       <RateChart />
     </>
   );

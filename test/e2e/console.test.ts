@@ -95,7 +95,8 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     await go('#/');
     const row = page.locator('table[aria-label="Databases"] tbody tr', { hasText: 'db' });
     await row.waitFor(WAIT);
-    assert.match(await row.innerText(), /^db\s+Online\s+6\s+6\s+Documents$/);
+    assert.match(await row.innerText(), /^db\s+Online\s+6\s+6\s+0\s+Documents$/);
+    assert.match(await page.getByTestId('process').innerText(), /WebSocket connections \(BLIP replications and WebSocket feeds\): 0/);
     await page.locator('.uplot canvas').waitFor(WAIT);
     await page.waitForFunction(() => Number(document.querySelector('.chart')?.getAttribute('data-points') ?? 0) >= 1, undefined, WAIT);
     // Some traffic for the chart to show.
@@ -214,6 +215,32 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     assert.equal((await admin(`/db/_raw/${encodeURIComponent(id)}`)).status, 404, 'purged: nothing left');
   });
 
+  test('attachments: a raster image is previewed; an HTML attachment is download-only', async () => {
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+    const doc = await admin('/db/with-atts', { method: 'PUT', json: { channels: ['public'] } });
+    const one = await admin(`/db/with-atts/pixel.png?rev=${doc.body.rev}`, { method: 'PUT', body: png, headers: { 'Content-Type': 'image/png' } });
+    assert.equal(one.status, 201, one.text);
+    const two = await admin(`/db/with-atts/page.html?rev=${one.body.rev}`, { method: 'PUT', body: '<script>window.__xss=9</script>', headers: { 'Content-Type': 'text/html' } });
+    assert.equal(two.status, 201, two.text);
+    await go('#/db/db/docs/with-atts');
+    const img = page.getByAltText('Preview of pixel.png');
+    await img.waitFor(WAIT);
+    await page.waitForFunction(() => (document.querySelector('img.preview') as HTMLImageElement | null)?.naturalWidth === 1, undefined, WAIT);
+    assert.equal(await page.locator('img.preview').count(), 1, 'only the image is previewed');
+    const link = page.getByRole('link', { name: 'page.html' });
+    assert.equal(await link.getAttribute('download'), 'page.html');
+    const [download] = await Promise.all([page.waitForEvent('download', WAIT), link.click()]);
+    assert.equal(download.suggestedFilename(), 'page.html');
+    assert.equal(await page.evaluate(() => (window as { __xss?: number }).__xss), undefined);
+    // Saving an edit keeps the attachments (their stubs are part of the edited body).
+    const body = page.getByLabel(/^Body \(JSON\)/);
+    const edited = JSON.parse(await body.inputValue());
+    await body.fill(JSON.stringify({ ...edited, note: 'kept' }));
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('status').filter({ hasText: /Saved as revision 4-/ }).waitFor(WAIT);
+    assert.deepEqual(Object.keys((await admin('/db/with-atts')).body._attachments).sort(), ['page.html', 'pixel.png']);
+  });
+
   test('why can\'t this user see this document: the missing link, then a granted one', async () => {
     await go('#/db/db/why');
     await page.getByLabel('User name').fill('bob');
@@ -252,6 +279,16 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     await page.waitForFunction(() => [...document.querySelectorAll('table[aria-label="Changes, newest first"] tbody tr')].every((r) => r.textContent!.includes('later')), undefined, WAIT);
     assert.equal(await rows.count(), 1);
     await page.getByLabel('Filter by document id prefix').fill('');
+    // A channel filter runs on the server: a later write in the channel arrives, an earlier one
+    // outside it never does (the feed is in sequence order).
+    await page.getByLabel('Only channel (server-side filter)').fill('private');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.getByRole('status').filter({ hasText: 'Following the feed of channel private' }).waitFor(WAIT);
+    await page.getByRole('button', { name: 'Clear' }).click();
+    assert.equal((await admin('/db/chan-public', { method: 'PUT', json: { channels: ['public'] } })).status, 201);
+    assert.equal((await admin('/db/chan-private', { method: 'PUT', json: { channels: ['private'] } })).status, 201);
+    await rows.filter({ hasText: 'chan-private' }).waitFor(WAIT);
+    assert.equal(await rows.filter({ hasText: 'chan-public' }).count(), 0);
     await shot('changes');
   });
 
@@ -263,6 +300,8 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     await source.fill(fn);
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor(WAIT);
+    // The page reloads the function and its new version; edit once it has.
+    await page.getByText(/^Version "2-/).waitFor(WAIT);
     assert.equal((await admin('/db/_config/sync')).text, fn);
     // Changed behind the console's back: its next save carries the old version and is refused.
     const current = await admin('/db/_config/sync');
