@@ -4,6 +4,7 @@
  *   #/                        overview
  *   #/db/{db}/docs[/{id}]     documents
  *   #/db/{db}/users[/{name}]  users
+ *   #/db/{db}/roles[/{name}]  roles
  *   #/db/{db}/why             why can't this user see this document
  *   #/db/{db}/sync            sync function and resync
  *   #/db/{db}/changes         live changes
@@ -17,11 +18,12 @@ import { href, parseHash } from './route.ts';
 import { Overview } from './pages/overview.tsx';
 import { Documents } from './pages/documents.tsx';
 import { Users } from './pages/users.tsx';
+import { Roles } from './pages/roles.tsx';
 import { Why } from './pages/why.tsx';
 import { SyncFunction } from './pages/sync.tsx';
 import { Changes } from './pages/changes.tsx';
 
-const PAGES: [string, string][] = [['docs', 'Documents'], ['users', 'Users'], ['why', 'Why can’t they see it?'], ['sync', 'Sync function'], ['changes', 'Live changes']];
+const PAGES: [string, string][] = [['docs', 'Documents'], ['users', 'Users'], ['roles', 'Roles'], ['why', 'Why can’t they see it?'], ['sync', 'Sync function'], ['changes', 'Live changes']];
 
 function App() {
   const [route, setRoute] = useState(parseHash(location.hash));
@@ -58,6 +60,7 @@ function App() {
         {route.page === 'overview' || !db ? <Overview /> : null}
         {db && route.page === 'docs' && <Documents key={db} db={db} id={route.rest[0]} />}
         {db && route.page === 'users' && <Users key={db} db={db} name={route.rest[0]} />}
+        {db && route.page === 'roles' && <Roles key={`${db}/${route.rest[0]}`} db={db} name={route.rest[0]} />}
         {db && route.page === 'why' && <Why key={db} db={db} />}
         {db && route.page === 'sync' && <SyncFunction key={db} db={db} />}
         {db && route.page === 'changes' && <Changes key={db} db={db} />}

@@ -8,6 +8,20 @@ interface User { name: string; admin_channels?: string[]; admin_roles?: string[]
 
 const SHOWN = 200;
 
+/**
+ * Where a user's channel comes from, as far as the admin API tells: the user's admin grant, a
+ * role's channels, a JWT claim, the public `!` channel, or else a sync function `access()` grant.
+ */
+function sources(u: User, roleChannels: Record<string, string[]>, c: string): string[] {
+  // Every user and role has `!`: naming a role for it would only mislead.
+  if (c === '!') return ['everyone (the public channel)'];
+  const out: string[] = [];
+  if (u.admin_channels?.includes(c)) out.push('admin grant');
+  if (u.jwt_channels?.includes(c)) out.push('JWT claim');
+  for (const [r, chans] of Object.entries(roleChannels)) if (chans.includes(c)) out.push(`role ${r}`);
+  return out.length ? out : ['sync function access() grant'];
+}
+
 function UserList({ db }: { db: string }) {
   const [names, setNames] = useState<string[]>();
   const [filter, setFilter] = useState('');
@@ -36,10 +50,14 @@ function UserForm({ db, name }: { db: string; name?: string }) {
   const [error, setError] = useState<string>();
   const [status, setStatus] = useState<string>();
   const [reload, setReload] = useState(0);
+  const [roleChannels, setRoleChannels] = useState<Record<string, string[]>>({});
   useEffect(() => {
     if (creating) return;
-    get<User>(dbPath(db, '_user', name)).then((u) => {
+    get<User>(dbPath(db, '_user', name)).then(async (u) => {
       setUser(u);
+      // Each role's channels, to say where each of the user's channels comes from.
+      const entries = await Promise.all((u.roles ?? []).map(async (r) => [r, (await get<{ all_channels?: string[] }>(dbPath(db, '_role', r)).catch(() => ({ all_channels: [] }))).all_channels ?? []] as const));
+      setRoleChannels(Object.fromEntries(entries));
       setForm({ name: u.name, channels: (u.admin_channels ?? []).join(', '), roles: (u.admin_roles ?? []).join(', '), password: '', disabled: !!u.disabled });
     }, (err) => setError(message(err)));
   }, [db, name, reload]);
@@ -86,6 +104,14 @@ function UserForm({ db, name }: { db: string; name?: string }) {
       {user && (
         <section aria-labelledby="h-eff">
           <h2 id="h-eff">Effective access</h2>
+          <table class="grid" aria-label="Channels and where they come from">
+            <thead><tr><th scope="col">Channel</th><th scope="col">Granted by</th></tr></thead>
+            <tbody>
+              {(user.all_channels ?? []).map((c) => (
+                <tr key={c}><td>{c}</td><td>{sources(user, roleChannels, c).join('; ')}</td></tr>
+              ))}
+            </tbody>
+          </table>
           <dl class="meta">
             <dt>All channels</dt><dd class="channels" data-testid="all-channels">{(user.all_channels ?? []).join(', ') || '(none)'}</dd>
             <dt>Roles</dt><dd>{(user.roles ?? []).join(', ') || '(none)'}</dd>

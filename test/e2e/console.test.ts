@@ -126,6 +126,24 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor(WAIT);
     assert.notEqual((await admin('/db/_user/bob')).body.disabled, true);
+
+    // A role made in the console, given to bob: the effective access says where each channel comes from.
+    await go('#/db/db/roles/_new');
+    await page.getByLabel('Name').fill('editors');
+    await page.getByLabel('Admin channels').fill('drafts');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('heading', { name: 'Role editors' }).waitFor(WAIT);
+    assert.deepEqual((await admin('/db/_role/editors')).body.admin_channels, ['drafts']);
+    await go('#/db/db/users/bob');
+    // The form is filled from the server first; edit after that.
+    await page.waitForFunction(() => [...document.querySelectorAll('input')].some((i) => i.value === 'public, news' || i.value === 'news, public'), undefined, WAIT);
+    await page.getByLabel('Admin roles').fill('editors');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor(WAIT);
+    const access = page.locator('table[aria-label="Channels and where they come from"] tbody tr');
+    await access.filter({ hasText: 'drafts' }).waitFor(WAIT);
+    assert.deepEqual(await access.allInnerTexts(), ['!\teveryone (the public channel)', 'drafts\trole editors', 'news\tadmin grant', 'public\tadmin grant']);
+    assert.deepEqual((await admin('/db/_user/bob')).body.all_channels, ['!', 'drafts', 'news', 'public']);
     await shot('user');
   });
 
