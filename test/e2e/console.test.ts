@@ -351,10 +351,18 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     try {
       const p = await phone.newPage();
       p.on('pageerror', (e) => pageErrors.push(e.message));
-      await p.goto(`${gw.adminUrl}/_admin/#/db/db/docs/note1`);
+      // Every page fits the phone's width, and every form control has a label a screen reader reads.
+      for (const hash of ['#/', '#/db/db/docs', '#/db/db/users/bob', '#/db/db/roles/editors', '#/db/db/why', '#/db/db/sync', '#/db/db/changes', '#/db/db/docs/note1']) {
+        await p.goto(`${gw.adminUrl}/_admin/${hash}`);
+        await p.locator('main h1').first().waitFor(WAIT);
+        await p.locator('main input, main textarea, main table, main svg').first().waitFor(WAIT);
+        const widths = await p.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+        assert.ok(widths.scroll <= widths.client, `${hash}: page is ${widths.scroll}px wide in a ${widths.client}px viewport`);
+        const unlabelled = await p.evaluate(() => [...document.querySelectorAll('input, select, textarea')]
+          .filter((el) => !(el as HTMLInputElement).labels?.length && !el.getAttribute('aria-label')).map((el) => el.outerHTML));
+        assert.deepEqual(unlabelled, [], hash);
+      }
       await p.locator('.revtree svg').waitFor(WAIT);
-      const widths = await p.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
-      assert.ok(widths.scroll <= widths.client, `page is ${widths.scroll}px wide in a ${widths.client}px viewport`);
       const bg = await p.evaluate(() => getComputedStyle(document.body).backgroundColor);
       assert.equal(bg, 'rgb(15, 19, 23)', 'dark scheme applied');
       await p.screenshot({ path: join(shots, 'document-phone-dark.png') });
