@@ -16,6 +16,7 @@ import type { OperatorAuth } from '../auth/operators.ts';
 import { addCorsHeaders, addPreflightHeaders, checkLoginOrigin, type CorsConfig } from './cors.ts';
 import { loggingRoutes } from './routes/logging.ts';
 import { consoleRoutes } from './routes/console.ts';
+import { refuseCrossSite, refuseCrossSiteUpgrade } from './cross-site.ts';
 import { metricsRoutes } from '../metrics/routes.ts';
 import type { DatabaseRegistry } from './registry.ts';
 import { type Route, Router } from './router.ts';
@@ -145,6 +146,7 @@ export function createListener(opts: ListenerOptions): http.Server {
       addCorsHeaders(ctx, opts.cors);
       // Before any bcrypt or storage work, so a flood costs as little as possible.
       if (!opts.admin) opts.guard?.checkAddress(ctx.clientAddress);
+      else refuseCrossSite(req.headers);
       // Resolved before the operator check so that an unauthenticated route (`/_ping`) skips it;
       // an unknown path still answers only after the credentials are checked.
       let match: ReturnType<Router['resolve']> | undefined;
@@ -225,6 +227,7 @@ export function createListener(opts: ListenerOptions): http.Server {
     try {
       const address = opts.guard ? opts.guard.clientAddress(req) : req.socket.remoteAddress ?? '';
       if (!opts.admin) opts.guard?.checkAddress(address);
+      else refuseCrossSiteUpgrade(req.headers);
       if (opts.operators) await opts.operators.check(req.headers.authorization, address);
       const url = req.url ?? '/';
       const path = url.split('?')[0];

@@ -11,6 +11,8 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -349,6 +351,33 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     await page.getByRole('button', { name: 'Bring online' }).click();
     await page.getByTestId('db-state').filter({ hasText: 'Online' }).waitFor(WAIT);
     assert.deepEqual(Object.keys((await admin('/db/_raw/seed-1')).body._sync.channels).sort(), ['everything', 'public', 'x']);
+  });
+
+  test('a page from another site cannot use the signed-in browser against the admin port', async () => {
+    // A site on its own origin, opened in the operator's browser (which holds the credentials).
+    const server = http.createServer((_rq, rs) => { rs.writeHead(200, { 'Content-Type': 'text/html' }); rs.end('<!doctype html><title>elsewhere</title>'); });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const before = (await admin('/_expvar')).body.syncgateway.global.resource_utilization.num_http_responses_4xx;
+      const p = await context.newPage();
+      await p.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      const out = await p.evaluate(async (adminUrl) => {
+        await fetch(`${adminUrl}/db/_offline`, { method: 'POST', mode: 'no-cors', credentials: 'include' }).catch(() => undefined);
+        return new Promise<string>((resolve) => {
+          const ws = new WebSocket(`${adminUrl.replace('http', 'ws')}/db/_changes`);
+          ws.onopen = () => resolve('open');
+          ws.onerror = () => resolve('refused');
+        });
+      }, gw.adminUrl);
+      await p.close();
+      assert.equal(out, 'refused', 'no WebSocket feed of the admin port for another site');
+      assert.equal((await admin('/db/')).body.state, 'Online', 'the forged POST did not take the database offline');
+      const after = (await admin('/_expvar')).body.syncgateway.global.resource_utilization.num_http_responses_4xx;
+      assert.ok(after > before, 'the forged POST reached the server and was refused');
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   test('phone width in the dark scheme: no horizontal scrolling; keyboard reaches the pages', async () => {

@@ -221,3 +221,42 @@ describe('the operator console (/_admin/) is admin-port only and behind operator
     }
   });
 });
+
+describe('the admin port refuses what a browser sends for another site (Sec-Fetch-Site)', () => {
+  let gw: TestGateway;
+  before(async () => { gw = await startGateway(); });
+  after(() => gw.stop());
+
+  test('cross-site and same-site requests and WebSocket upgrades: 403 and no effect; same-origin, none and non-browser clients pass', async () => {
+    const port = Number(new URL(gw.adminUrl).port);
+    for (const site of ['cross-site', 'same-site', 'bogus']) {
+      const res = await sendRaw(port, rawRequest('POST', '/db/_offline', { 'Sec-Fetch-Site': site }));
+      assert.equal(res?.status, 403, site);
+      assert.equal(JSON.parse(res!.body.toString()).reason, 'Cross-site requests to the admin port are refused');
+      const ws = await new Promise<number>((resolve) => {
+        const sock = new WebSocket(`ws://127.0.0.1:${port}/db/_changes`, { headers: { 'Sec-Fetch-Site': site } });
+        sock.on('unexpected-response', (_req, r) => { resolve(r.statusCode ?? 0); sock.terminate(); });
+        sock.on('open', () => { resolve(101); sock.close(); });
+        sock.on('error', () => resolve(-1));
+      });
+      assert.equal(ws, 403, `WebSocket ${site}`);
+    }
+    const wsStatus = (headers: Record<string, string>) => new Promise<number>((resolve) => {
+      const sock = new WebSocket(`ws://127.0.0.1:${port}/db/_changes`, { headers });
+      sock.on('unexpected-response', (_req, r) => { resolve(r.statusCode ?? 0); sock.terminate(); });
+      sock.on('open', () => { resolve(101); sock.close(); });
+      sock.on('error', () => resolve(-1));
+    });
+    // Chromium sends no Sec-Fetch-Site on a WebSocket handshake, but always Origin.
+    assert.equal(await wsStatus({ Origin: 'http://elsewhere.example' }), 403);
+    assert.equal(await wsStatus({ Origin: `http://localhost:${port}` }), 403, 'another host name is another origin');
+    assert.equal(await wsStatus({ Origin: `http://127.0.0.1:${port}` }), 101, 'the console itself');
+    assert.equal(await wsStatus({}), 101, 'a non-browser client');
+    assert.equal((await req(`${gw.adminUrl}/db/`)).body.state, 'Online', 'the refused requests changed nothing');
+    assert.equal((await req(`${gw.adminUrl}/_all_dbs`, { headers: { 'Sec-Fetch-Site': 'same-origin' } })).status, 200);
+    assert.equal((await req(`${gw.adminUrl}/_all_dbs`, { headers: { 'Sec-Fetch-Site': 'none' } })).status, 200, 'typed into the address bar');
+    assert.equal((await req(`${gw.adminUrl}/_all_dbs`, { headers: { Origin: 'http://elsewhere.example' } })).status, 200, 'Origin alone is not checked');
+    assert.equal((await req(`${gw.adminUrl}/_all_dbs`)).status, 200);
+    assert.equal((await req(`${gw.publicUrl}/db/`, { headers: { 'Sec-Fetch-Site': 'cross-site' } })).status, 200, 'the public port is for browsers on any site (CORS governs it)');
+  });
+});
