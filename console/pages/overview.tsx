@@ -47,6 +47,13 @@ const CHARTS: { title: string; series: Series[] }[] = [
       { label: 'open feeds', stroke: '#2f9e44', value: (x) => sumDbs(x, 'num_changes_feeds_longpoll') + sumDbs(x, 'num_changes_feeds_continuous') + sumDbs(x, 'num_changes_feeds_websocket'), rate: false, dash: [4, 4] },
     ],
   },
+  {
+    title: 'Process memory (MiB)',
+    series: [
+      { label: 'resident', stroke: '#7048e8', value: (x) => (x.memstats.rss ?? 0) / 1048576, rate: false },
+      { label: 'JS heap used', stroke: '#1098ad', value: (x) => (x.memstats.heapUsed ?? 0) / 1048576, rate: false },
+    ],
+  },
 ];
 
 /** One chart fed by the page's samples: the last few minutes, redrawn on each new sample. */

@@ -100,7 +100,7 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     assert.match(await row.innerText(), /^db\s+Online\s+6\s+6\s+0\s+Documents$/);
     assert.match(await page.getByTestId('process').innerText(), /WebSocket connections \(BLIP replications and WebSocket feeds\): 0/);
     await page.getByRole('img', { name: /^Chart: HTTP responses per second/ }).locator('canvas').waitFor(WAIT);
-    assert.equal(await page.locator('.uplot canvas').count(), 2);
+    assert.equal(await page.locator('.uplot canvas').count(), 3);
     await page.waitForFunction(() => Number(document.querySelector('.chart')?.getAttribute('data-points') ?? 0) >= 1, undefined, WAIT);
     // Some traffic for the charts to show: writes, and requests for missing documents (404s).
     for (let i = 0; i < 40; i++) assert.equal((await admin(`/db/load-${i}`, { method: 'PUT', json: { channels: ['public'] } })).status, 201);
@@ -108,7 +108,7 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     // Both charts plot rates from counter deltas between two polls (every 3 s): the traffic shows.
     await page.waitForFunction(() => {
       const last = [...document.querySelectorAll('.chart')].map((c) => JSON.parse(c.getAttribute('data-last') ?? '{}'));
-      return last.length === 2 && last[0]['4xx/s'] > 0 && last[0]['2xx/s'] > 0 && last[1]['writes/s'] > 0;
+      return last.length === 3 && last[0]['4xx/s'] > 0 && last[0]['2xx/s'] > 0 && last[1]['writes/s'] > 0 && last[2].resident > 1;
     }, undefined, WAIT);
     await shot('overview');
   });
