@@ -18,6 +18,7 @@ import { createListener, isLoopback, listen, type TlsSettings } from './http/ser
 import { pingRoute } from './http/routes/inspection.ts';
 import { loadTls } from './http/tls.ts';
 import { OperatorAuth } from './auth/operators.ts';
+import { CONSOLE_BUNDLE, ensureConsoleBundle } from '../console/build.ts';
 import { LoginLockout } from './auth/lockout.ts';
 import { RequestGuard } from './http/limits.ts';
 import { createLogger, type Logger } from './log/index.ts';
@@ -317,6 +318,9 @@ export class Gateway implements DatabaseRegistry {
     }
     for (const dbc of Object.values(this.config.databases)) await this.apply(dbc);
     await this.configs.start();
+    // The console bundle is rebuilt here when its sources are newer (a git pull without npm install).
+    const consoleUnavailable = await ensureConsoleBundle();
+    if (consoleUnavailable) this.logger.warn(`HTTP: ${consoleUnavailable}`);
     const settings: HttpSettings = {
       maxBodyBytes: this.options.maxBodyBytes ?? this.config.limits.maxBodyBytes,
       maxBulkDocs: this.config.limits.maxBulkDocs,
@@ -338,7 +342,10 @@ export class Gateway implements DatabaseRegistry {
     };
     const operators = (users: Record<string, string> | undefined, scope: string) => (users ? new OperatorAuth(users, { lockout: this.lockout, scope }) : undefined);
     const metricsServer = createListener({ ...common, admin: true, routes: [...metricsRoutes(this.metrics), pingRoute()], operators: operators(this.config.metricsUsers, 'metrics port') });
-    const adminServer = createListener({ ...common, admin: true, operators: operators(this.config.adminUsers, 'admin port') });
+    const adminServer = createListener({
+      ...common, admin: true, operators: operators(this.config.adminUsers, 'admin port'),
+      console: { root: CONSOLE_BUNDLE, unavailable: () => consoleUnavailable },
+    });
     const publicServer = createListener({ ...common, admin: false, cors: this.config.cors });
     this.servers = [metricsServer, adminServer, publicServer];
     const metricsAddr = this.options.metricsInterface ?? this.config.metricsInterface;

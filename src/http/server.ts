@@ -15,6 +15,9 @@ import type { Logger } from '../log/index.ts';
 import type { OperatorAuth } from '../auth/operators.ts';
 import { addCorsHeaders, addPreflightHeaders, checkLoginOrigin, type CorsConfig } from './cors.ts';
 import { loggingRoutes } from './routes/logging.ts';
+import { consoleRoutes } from './routes/console.ts';
+import { refuseCrossSite, refuseCrossSiteUpgrade } from './cross-site.ts';
+import { metricsRoutes } from '../metrics/routes.ts';
 import type { DatabaseRegistry } from './registry.ts';
 import { type Route, Router } from './router.ts';
 import { attachmentRoutes } from './routes/attachments.ts';
@@ -72,6 +75,8 @@ export interface ListenerOptions {
   maxConnections?: number;
   /** `limits.max_connections_per_address`; 0 = unlimited. */
   maxConnectionsPerAddress?: number;
+  /** The operator console's bundle folder, served at `/_admin/` (admin port only); `unavailable` says why it is not built. */
+  console?: { root: string; unavailable?: () => string | undefined };
   /** Rate limits, feed caps and the client address (src/http/limits.ts); shared by a gateway's listeners. */
   guard?: RequestGuard;
 }
@@ -107,7 +112,12 @@ export function parseAddress(address: string): { host?: string; port: number } {
 }
 
 export function createListener(opts: ListenerOptions): http.Server {
-  const router = new Router(opts.routes ?? [...allRoutes(opts.registry), ...loggingRoutes(opts.logger)], opts.admin);
+  const router = new Router(opts.routes ?? [
+    ...allRoutes(opts.registry), ...loggingRoutes(opts.logger),
+    // Sync Gateway serves `/_expvar` on the admin port as well as the metrics port; the console charts it.
+    ...(opts.metrics ? metricsRoutes(opts.metrics).filter((r) => r.pattern === '/_expvar').map((r) => ({ ...r, adminOnly: true })) : []),
+    ...(opts.console ? consoleRoutes(opts.console.root, opts.console.unavailable) : []),
+  ], opts.admin);
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const ctx = new RequestContext(req, res, opts.admin, opts.settings);
@@ -136,6 +146,7 @@ export function createListener(opts: ListenerOptions): http.Server {
       addCorsHeaders(ctx, opts.cors);
       // Before any bcrypt or storage work, so a flood costs as little as possible.
       if (!opts.admin) opts.guard?.checkAddress(ctx.clientAddress);
+      else refuseCrossSite(req.headers);
       // Resolved before the operator check so that an unauthenticated route (`/_ping`) skips it;
       // an unknown path still answers only after the credentials are checked.
       let match: ReturnType<Router['resolve']> | undefined;
@@ -216,6 +227,7 @@ export function createListener(opts: ListenerOptions): http.Server {
     try {
       const address = opts.guard ? opts.guard.clientAddress(req) : req.socket.remoteAddress ?? '';
       if (!opts.admin) opts.guard?.checkAddress(address);
+      else refuseCrossSiteUpgrade(req.headers);
       if (opts.operators) await opts.operators.check(req.headers.authorization, address);
       const url = req.url ?? '/';
       const path = url.split('?')[0];

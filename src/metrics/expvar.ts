@@ -7,7 +7,8 @@
  * has one (`num_doc_writes`, `num_doc_reads_rest`, `sync_function_count`, `sync_function_time`,
  * `sync_function_exception_count`, `auth_failed_count`, `num_docs_rejected`,
  * `process_memory_resident`); times are integer nanoseconds, as Sync Gateway reports them. Keys
- * Sync Gateway lacks are Syncgate's own (`storage_transaction_*`, `num_changes_feeds_*`, `node_*`).
+ * Sync Gateway lacks are Syncgate's own (`storage_transaction_*`, `num_changes_feeds_*`, `node_*`,
+ * `num_http_responses_{2,3,4,5}xx`).
  */
 import type { MetricObjectWithValues, MetricValue, MetricValueWithName } from 'prom-client';
 
@@ -144,6 +145,13 @@ export function buildExpvar(snapshot: Snapshot, inputs: ExpvarInputs): Expvar {
     num_http_requests: values('syncgate_http_requests_total').reduce((n, v) => n + v.value, 0),
     num_websocket_connections: values('syncgate_websocket_connections_open').reduce((n, v) => n + v.value, 0),
   };
+  // Responses by status class (Syncgate's own keys), so a client of `/_expvar` alone, such as the
+  // console's chart, can tell errors from successes.
+  for (const cls of ['2xx', '3xx', '4xx', '5xx']) resource[`num_http_responses_${cls}`] = 0;
+  for (const v of values('syncgate_http_requests_total')) {
+    const key = `num_http_responses_${String(v.labels.status ?? '').charAt(0)}xx`;
+    if (key in resource) resource[key] += v.value;
+  }
   for (const [key, metric] of [
     ['node_eventloop_lag_mean_seconds', 'nodejs_eventloop_lag_mean_seconds'],
     ['node_eventloop_lag_p99_seconds', 'nodejs_eventloop_lag_p99_seconds'],

@@ -12,6 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import bcrypt from 'bcryptjs';
 import { WebSocket } from 'ws';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { rawRequest, sendRaw } from '../helpers/raw-http.ts';
@@ -143,5 +144,119 @@ describe('the admin API is not reachable through the public port', () => {
     assert.equal((await req(`${gw.adminUrl}/db/%5Fuser/alice`)).status, 200, 'the admin router decodes %5F too');
     assert.equal((await req(`${gw.adminUrl}/_all_dbs`)).status, 200);
     assert.equal((await req(`${gw.publicUrl}/db/_user/alice`)).status, 404);
+  });
+});
+
+describe('the operator console (/_admin/) is admin-port only and behind operator credentials', () => {
+  let gw: TestGateway;
+  const ops = { Authorization: `Basic ${Buffer.from('ops:ops-pw').toString('base64')}` };
+  const wrong = { Authorization: `Basic ${Buffer.from('ops:wrong-pw').toString('base64')}` };
+  const alice = { Authorization: `Basic ${Buffer.from('alice:pw-alice').toString('base64')}` };
+
+  before(async () => {
+    gw = await startGateway({
+      config: { admin_users: { ops: { password_hash: bcrypt.hashSync('ops-pw', 4) } } },
+      databases: { db: { server: 'memory:', users: { alice: { password: 'pw-alice', admin_channels: ['a'] }, GUEST: { disabled: false, admin_channels: ['*'] } } } },
+    });
+  });
+  after(() => gw.stop());
+
+  test('the admin port serves the console to an operator, with content types and a strict CSP', async () => {
+    const page = await req(`${gw.adminUrl}/_admin/`, { headers: ops });
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type')!, /^text\/html/);
+    assert.match(page.text, /<script type="module" src="app\.js"><\/script>/);
+    const csp = page.headers.get('content-security-policy')!;
+    assert.match(csp, /script-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
+    const js = await req(`${gw.adminUrl}/_admin/app.js`, { headers: ops });
+    assert.equal(js.status, 200);
+    assert.match(js.headers.get('content-type')!, /^text\/javascript/);
+    const css = await req(`${gw.adminUrl}/_admin/app.css`, { headers: ops });
+    assert.equal(css.status, 200);
+    assert.match(css.headers.get('content-type')!, /^text\/css/);
+    assert.match(css.text, /\.uplot/, 'uPlot CSS is bundled, not fetched from a CDN');
+    const bare = await fetch(`${gw.adminUrl}/_admin`, { headers: ops, redirect: 'manual' });
+    assert.equal(bare.status, 301);
+    assert.equal(bare.headers.get('location'), '/_admin/');
+    // `/_expvar` (Sync Gateway serves it on the admin port too) feeds the console's charts.
+    assert.equal((await req(`${gw.adminUrl}/_expvar`, { headers: ops })).status, 200);
+  });
+
+  test('without or with wrong operator credentials: 401, whatever the path', async () => {
+    for (const path of ['/_admin/', '/_admin', '/_admin/app.js', '/_admin/app.css', '/_admin/missing.js', '/_admin/../_admin/app.js', '/%5Fadmin/', '/_expvar']) {
+      for (const headers of [{}, wrong, alice]) {
+        const res = await sendRaw(Number(new URL(gw.adminUrl).port), rawRequest('GET', path, headers));
+        assert.equal(res?.status, 401, `${path} ${JSON.stringify(headers)}`);
+        assert.doesNotMatch(res!.body.toString(), /<script|uplot/i, path);
+      }
+    }
+  });
+
+  test('the public port answers 404 for the console under every spelling, with any credentials', async () => {
+    const port = Number(new URL(gw.publicUrl).port);
+    const paths = ['/_admin/', '/_admin', '/_admin/app.js', '/_admin/app.css', '/_admin/index.html', '/%5Fadmin/', '/%5fadmin/app.js',
+      '//_admin/', '/./_admin/', '/x/../_admin/app.js', '/_ADMIN/', '/_admin/%2e%2e/_admin/app.js', '/_expvar'];
+    for (const path of paths) {
+      for (const headers of [{}, ops, alice]) {
+        const res = await sendRaw(port, rawRequest('GET', path, headers));
+        assert.ok(res === null || (res.status >= 400 && res.status < 500), `${path}: ${res?.status}`);
+        assert.doesNotMatch(res?.body.toString() ?? '', /<script|uplot/i, path);
+      }
+    }
+    assert.equal((await req(`${gw.publicUrl}/_admin/`)).status, 404);
+    assert.equal((await req(`${gw.publicUrl}/_admin/app.js`, { headers: ops })).status, 404);
+  });
+
+  test('no file outside the bundle is served, however the path climbs', async () => {
+    const port = Number(new URL(gw.adminUrl).port);
+    for (const path of ['/_admin/../package.json', '/_admin/%2e%2e/package.json', '/_admin/%2e%2e%2fpackage.json', '/_admin/..%2f..%2fpackage.json',
+      '/_admin/%2e%2e%2f%2e%2e%2fsrc%2fcli.ts', '/_admin/..%5c..%5cpackage.json', '/_admin/./index.html', '/_admin//index.html',
+      '/_admin/app.js%00.html', '/_admin/%2fetc%2fpasswd', '/_admin/build.ts', '/_admin/main.tsx']) {
+      const res = await sendRaw(port, rawRequest('GET', path, ops));
+      assert.ok(res !== null && res.status >= 400 && res.status < 500 || res?.status === 301, `${path}: ${res?.status}`);
+      assert.doesNotMatch(res?.body.toString() ?? '', /"name": "syncgate"|root:|import /, path);
+    }
+  });
+});
+
+describe('the admin port refuses what a browser sends for another site (Sec-Fetch-Site)', () => {
+  let gw: TestGateway;
+  before(async () => { gw = await startGateway(); });
+  after(() => gw.stop());
+
+  test('cross-site and same-site requests and WebSocket upgrades: 403 and no effect; same-origin, none and non-browser clients pass', async () => {
+    const port = Number(new URL(gw.adminUrl).port);
+    for (const site of ['cross-site', 'same-site', 'bogus']) {
+      const res = await sendRaw(port, rawRequest('POST', '/db/_offline', { 'Sec-Fetch-Site': site }));
+      assert.equal(res?.status, 403, site);
+      assert.equal(JSON.parse(res!.body.toString()).reason, 'Cross-site requests to the admin port are refused');
+      const ws = await new Promise<number>((resolve) => {
+        const sock = new WebSocket(`ws://127.0.0.1:${port}/db/_changes`, { headers: { 'Sec-Fetch-Site': site } });
+        sock.on('unexpected-response', (_req, r) => { resolve(r.statusCode ?? 0); sock.terminate(); });
+        sock.on('open', () => { resolve(101); sock.close(); });
+        sock.on('error', () => resolve(-1));
+      });
+      assert.equal(ws, 403, `WebSocket ${site}`);
+    }
+    const wsStatus = (headers: Record<string, string>) => new Promise<number>((resolve) => {
+      const sock = new WebSocket(`ws://127.0.0.1:${port}/db/_changes`, { headers });
+      sock.on('unexpected-response', (_req, r) => { resolve(r.statusCode ?? 0); sock.terminate(); });
+      sock.on('open', () => { resolve(101); sock.close(); });
+      sock.on('error', () => resolve(-1));
+    });
+    // Chromium sends no Sec-Fetch-Site on a WebSocket handshake, but always Origin.
+    assert.equal(await wsStatus({ Origin: 'http://elsewhere.example' }), 403);
+    assert.equal(await wsStatus({ Origin: `http://localhost:${port}` }), 403, 'another host name is another origin');
+    assert.equal(await wsStatus({ Origin: `http://127.0.0.1:${port}` }), 101, 'the console itself');
+    assert.equal(await wsStatus({}), 101, 'a non-browser client');
+    assert.equal((await req(`${gw.adminUrl}/db/`)).body.state, 'Online', 'the refused requests changed nothing');
+    assert.equal((await req(`${gw.adminUrl}/_all_dbs`, { headers: { 'Sec-Fetch-Site': 'same-origin' } })).status, 200);
+    assert.equal((await req(`${gw.adminUrl}/_all_dbs`, { headers: { 'Sec-Fetch-Site': 'none' } })).status, 200, 'typed into the address bar');
+    assert.equal((await req(`${gw.adminUrl}/_all_dbs`, { headers: { Origin: 'http://elsewhere.example' } })).status, 200, 'Origin alone is not checked');
+    assert.equal((await req(`${gw.adminUrl}/_all_dbs`)).status, 200);
+    assert.equal((await req(`${gw.publicUrl}/db/`, { headers: { 'Sec-Fetch-Site': 'cross-site' } })).status, 200, 'the public port is for browsers on any site (CORS governs it)');
   });
 });

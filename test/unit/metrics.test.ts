@@ -304,6 +304,7 @@ describe('Metrics', () => {
     const ru = ev.syncgateway.global.resource_utilization;
     assert.ok(ru.process_memory_resident > 0);
     assert.equal(ru.num_http_requests, 2);
+    assert.deepEqual([ru.num_http_responses_2xx, ru.num_http_responses_3xx, ru.num_http_responses_4xx, ru.num_http_responses_5xx], [2, 0, 0, 0]);
     assert.equal(ru.num_websocket_connections, 1);
     assert.equal(typeof ru.node_eventloop_lag_p99_seconds, 'number');
   });
