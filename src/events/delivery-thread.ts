@@ -29,7 +29,9 @@ export class DeliveryThread {
     const { target, authorization } = splitCredentials(url);
     const hook = { hook: id, url: target.toString(), authorization, timeoutMs, maxSockets };
     this.hooks.set(id, hook);
-    this.worker?.postMessage(hook);
+    // Started with the first webhook, not the first event: spawning a thread and loading its
+    // modules takes tens of milliseconds that would otherwise fall on the first write.
+    if (this.worker) this.worker.postMessage(hook); else this.started(); // a new worker is told every hook
     return {
       redactedUrl: redactUrl(url),
       post: (body) => this.post(id, body),
@@ -51,11 +53,10 @@ export class DeliveryThread {
     if (posts.length) this.started().postMessage({ posts });
   }
 
-  /** Started on the first POST, so a database without best-effort traffic costs no thread. */
+  /** The running worker (a new one after a crash). A database without best-effort handlers has none. */
   private started(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(new URL('./webhook-worker.mjs', import.meta.url));
-    w.unref(); // close() ends it; a forgotten one must not keep the process alive
     w.on('message', (m: { done: [number, PostOutcome][] }) => {
       for (const [id, outcome] of m.done) {
         const resolve = this.inFlight.get(id);
@@ -72,8 +73,9 @@ export class DeliveryThread {
     };
     w.on('error', (e) => died(e.message));
     w.on('exit', (code) => died(`exit ${code}`));
-    for (const hook of this.hooks.values()) w.postMessage(hook);
+    w.unref(); // after the listeners (adding one refs it again): close() ends it, a forgotten one must not keep the process alive
     this.worker = w;
+    for (const hook of this.hooks.values()) w.postMessage(hook);
     return w;
   }
 

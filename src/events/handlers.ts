@@ -70,8 +70,9 @@ class BestEffortHandler {
   constructor(readonly config: WebhookConfig, readonly event: HandlerStatus['event'], maxSockets: number, thread: DeliveryThread, private readonly log: EventLog) {
     // Up to max_processes events are in flight, but not over as many connections: opening hundreds
     // of sockets to one receiver costs more CPU than the writes that raised the events.
-    this.hook = thread.endpoint(config.url, config.timeoutSecs * 1000, Math.min(maxSockets, MAX_SOCKETS_PER_HANDLER));
+    // The filter first: one that does not compile refuses the config before a thread is started.
     if (config.filter !== undefined) this.filter = new EventFilter(config.filter, `${config.path}.filter`);
+    this.hook = thread.endpoint(config.url, config.timeoutSecs * 1000, Math.min(maxSockets, MAX_SOCKETS_PER_HANDLER));
   }
 
   /** Filters, then POSTs. Any answer counts as delivered (Sync Gateway); failures are only logged. */
@@ -104,18 +105,28 @@ export class EventHandlers {
     this.queue = new BoundedQueue(config.maxProcesses, config.waitForProcessMs);
     this.thread = new DeliveryThread((msg) => log.warn(msg));
     const nodeId = opts.nodeId ?? randomUUID();
+    try {
+      this.build(config, nodeId);
+    } catch (err) {
+      void this.thread.close(); // a later handler's filter did not compile: an earlier one started it
+      throw err;
+    }
+    // Events are raised only when a handler of their kind exists (spec §4.3).
+    if (this.docHandlers.length) this.unsubscribe.push(db.onDocumentChange((changes) => this.documentsChanged(changes)));
+    if (this.stateHandlers.length) this.unsubscribe.push(db.onStateChange((state, reason) => { void this.stateChanged(state, reason); }));
+  }
+
+  private build(config: EventHandlersConfig, nodeId: string): void {
+    const { db, log } = this.opts;
     for (const h of config.documentChanged) {
       if (h.delivery === 'at_least_once') {
         const filter = h.filter !== undefined ? new EventFilter(h.filter, `${h.path}.filter`) : undefined;
         this.reliable.push(new ReliableDelivery({
-          db, config: h, filter, nodeId, log, leaseMs: opts.leaseMs, checkpointName: checkpointName(db.name, h),
+          db, config: h, filter, nodeId, log, leaseMs: this.opts.leaseMs, checkpointName: checkpointName(db.name, h),
         }));
       } else this.docHandlers.push(new BestEffortHandler(h, 'document_changed', config.maxProcesses, this.thread, log));
     }
     for (const h of config.dbStateChanged) this.stateHandlers.push(new BestEffortHandler(h, 'db_state_changed', config.maxProcesses, this.thread, log));
-    // Events are raised only when a handler of their kind exists (spec §4.3).
-    if (this.docHandlers.length) this.unsubscribe.push(db.onDocumentChange((changes) => this.documentsChanged(changes)));
-    if (this.stateHandlers.length) this.unsubscribe.push(db.onStateChange((state, reason) => { void this.stateChanged(state, reason); }));
   }
 
   /** Starts the at-least-once followers (best-effort handlers need no start). */
