@@ -12,8 +12,9 @@ import type { DbState } from '../db/state.ts';
 import { renderDoc } from '../db/render.ts';
 import { EventFilter } from './filter.ts';
 import { BoundedQueue } from './queue.ts';
+import { DeliveryThread } from './delivery-thread.ts';
 import { ReliableDelivery } from './reliable.ts';
-import { Webhook } from './webhook.ts';
+import type { WebhookEndpoint } from './webhook.ts';
 
 export interface EventLog {
   info(msg: string): void;
@@ -64,13 +65,14 @@ const MAX_SOCKETS_PER_HANDLER = 8;
 /** A best-effort webhook and its counters. */
 class BestEffortHandler {
   readonly counts = { delivered: 0, failed: 0, filtered: 0 };
-  readonly hook: Webhook;
+  readonly hook: WebhookEndpoint;
   readonly filter?: EventFilter;
-  constructor(readonly config: WebhookConfig, readonly event: HandlerStatus['event'], maxSockets: number, private readonly log: EventLog) {
+  constructor(readonly config: WebhookConfig, readonly event: HandlerStatus['event'], maxSockets: number, thread: DeliveryThread, private readonly log: EventLog) {
     // Up to max_processes events are in flight, but not over as many connections: opening hundreds
-    // of sockets to one receiver costs the gateway more CPU than the writes that raised the events.
-    this.hook = new Webhook(config.url, config.timeoutSecs * 1000, Math.min(maxSockets, MAX_SOCKETS_PER_HANDLER));
+    // of sockets to one receiver costs more CPU than the writes that raised the events.
+    // The filter first: one that does not compile refuses the config before a thread is started.
     if (config.filter !== undefined) this.filter = new EventFilter(config.filter, `${config.path}.filter`);
+    this.hook = thread.endpoint(config.url, config.timeoutSecs * 1000, Math.min(maxSockets, MAX_SOCKETS_PER_HANDLER));
   }
 
   /** Filters, then POSTs. Any answer counts as delivered (Sync Gateway); failures are only logged. */
@@ -90,6 +92,8 @@ export class EventHandlers {
   private readonly docHandlers: BestEffortHandler[] = [];
   private readonly stateHandlers: BestEffortHandler[] = [];
   private readonly reliable: ReliableDelivery[] = [];
+  /** Where best-effort POSTs run, off the event loop that serves writes. */
+  private readonly thread: DeliveryThread;
   private dropped = 0;
   private readonly unsubscribe: (() => void)[] = [];
 
@@ -99,19 +103,30 @@ export class EventHandlers {
     this.db = db;
     this.log = log;
     this.queue = new BoundedQueue(config.maxProcesses, config.waitForProcessMs);
+    this.thread = new DeliveryThread((msg) => log.warn(msg));
     const nodeId = opts.nodeId ?? randomUUID();
+    try {
+      this.build(config, nodeId);
+    } catch (err) {
+      void this.thread.close(); // a later handler's filter did not compile: an earlier one started it
+      throw err;
+    }
+    // Events are raised only when a handler of their kind exists (spec §4.3).
+    if (this.docHandlers.length) this.unsubscribe.push(db.onDocumentChange((changes) => this.documentsChanged(changes)));
+    if (this.stateHandlers.length) this.unsubscribe.push(db.onStateChange((state, reason) => { void this.stateChanged(state, reason); }));
+  }
+
+  private build(config: EventHandlersConfig, nodeId: string): void {
+    const { db, log } = this.opts;
     for (const h of config.documentChanged) {
       if (h.delivery === 'at_least_once') {
         const filter = h.filter !== undefined ? new EventFilter(h.filter, `${h.path}.filter`) : undefined;
         this.reliable.push(new ReliableDelivery({
-          db, config: h, filter, nodeId, log, leaseMs: opts.leaseMs, checkpointName: checkpointName(db.name, h),
+          db, config: h, filter, nodeId, log, leaseMs: this.opts.leaseMs, checkpointName: checkpointName(db.name, h),
         }));
-      } else this.docHandlers.push(new BestEffortHandler(h, 'document_changed', config.maxProcesses, log));
+      } else this.docHandlers.push(new BestEffortHandler(h, 'document_changed', config.maxProcesses, this.thread, log));
     }
-    for (const h of config.dbStateChanged) this.stateHandlers.push(new BestEffortHandler(h, 'db_state_changed', config.maxProcesses, log));
-    // Events are raised only when a handler of their kind exists (spec §4.3).
-    if (this.docHandlers.length) this.unsubscribe.push(db.onDocumentChange((changes) => this.documentsChanged(changes)));
-    if (this.stateHandlers.length) this.unsubscribe.push(db.onStateChange((state, reason) => { void this.stateChanged(state, reason); }));
+    for (const h of config.dbStateChanged) this.stateHandlers.push(new BestEffortHandler(h, 'db_state_changed', config.maxProcesses, this.thread, log));
   }
 
   /** Starts the at-least-once followers (best-effort handlers need no start). */
@@ -180,6 +195,7 @@ export class EventHandlers {
     await this.queue.idle(drainMs);
     await Promise.all(this.reliable.map((r) => r.stop()));
     for (const h of [...this.docHandlers, ...this.stateHandlers]) h.hook.close();
+    await this.thread.close();
   }
 }
 

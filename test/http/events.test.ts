@@ -232,7 +232,14 @@ describe('filters run under a time limit', () => {
       assert.equal((await req(`${gw.publicUrl}/db/b`, { method: 'PUT', json: {} })).status, 201);
       await rx.until(() => rx.at('/loops').length === 1, 'the event after the endless filter');
       assert.deepEqual(rx.at('/loops').map((r) => r.body._id), ['b']);
-      const status = (await req(`${gw.adminUrl}/db/_event_handlers`)).body.handlers[0];
+      // `delivered` counts once the gateway has read the answer, which may be after the receiver
+      // logged the POST (the delivery thread reports outcomes a turn of its loop later).
+      let status: any;
+      for (let tries = 0; tries < 600; tries++) {
+        status = (await req(`${gw.adminUrl}/db/_event_handlers`)).body.handlers[0];
+        if (status.delivered === 1) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       assert.deepEqual([status.filtered, status.delivered], [1, 1]);
     } finally {
       await gw.stop();
