@@ -17,6 +17,11 @@ export interface UserPrincipal {
   seq: number;
   /** Set when the user's JWT grants came from this issuer (a stale one is revoked on use). */
   jwtIssuer?: string;
+  /**
+   * Named collections' channels: `scope.collection` → channel → granted-at sequence. `channels`
+   * above is the default collection's. `principalIn` picks one collection's view.
+   */
+  collectionChannels?: Map<string, Map<string, number>>;
 }
 
 export interface AdminPrincipal {
@@ -41,4 +46,15 @@ export function canSee(p: Principal, channels: readonly string[]): boolean {
   if (p.channels.has(ALL_CHANNELS)) return true;
   for (const ch of channels) if (p.channels.has(ch)) return true;
   return false;
+}
+
+/**
+ * The principal as one collection sees it: a user's `channels` become that collection's channels
+ * (the public channel `!` included, as every collection has its own). The admin stays the admin.
+ * Every caller of a Collection (REST keyspace routes, BLIP collection handlers) maps once, at the edge.
+ */
+export function principalIn(p: Principal, collectionKey: string): Principal {
+  if (p.kind === 'admin' || collectionKey === '_default._default') return p;
+  const channels = p.collectionChannels?.get(collectionKey) ?? new Map([[PUBLIC_CHANNEL, 1]]);
+  return { ...p, channels };
 }

@@ -2,6 +2,7 @@
  * One database: the single write path (load tree, add revision, map channels, commit with the next
  * sequence, notify) and the reads that REST and BLIP share.
  */
+import { type Collection, DEFAULT_COLLECTION, DEFAULT_KEY, DEFAULT_SCOPE } from './collection.ts';
 import { randomBytes } from 'node:crypto';
 import { HttpError } from '../errors.ts';
 import { canonicalJson, parseJson, isJsonObject } from '../json/index.ts';
@@ -201,6 +202,23 @@ export class Database {
   jobs?: DatabaseJobs;
   private readonly changeListeners = new Set<DocumentChangeListener>();
   private readonly stateListeners = new Set<StateChangeListener>();
+
+  // ---- collections (collection.ts). Until named collections land, the database is its own
+  // default collection; these members are the Collection shape that routes and BLIP code against.
+  get db(): Database { return this; }
+  readonly scope = DEFAULT_SCOPE;
+  readonly collectionName = DEFAULT_COLLECTION;
+  readonly key = DEFAULT_KEY;
+
+  /** The collection named so, or undefined when this database does not have it. */
+  collection(scope: string, name: string): Collection | undefined {
+    return scope === DEFAULT_SCOPE && name === DEFAULT_COLLECTION ? this : undefined;
+  }
+
+  /** Every collection of the database, in configuration order. */
+  collections(): Collection[] {
+    return [this];
+  }
 
   constructor(opts: DatabaseOptions) {
     this.name = opts.name;
