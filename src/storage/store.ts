@@ -120,6 +120,11 @@ export interface Grant {
 
 export interface GrantRow extends Grant {
   docId: string;
+  /**
+   * `scope.collection` of the granting document; absent for the default collection. A channel grant
+   * gives a channel of that collection; a role grant is database-wide, whichever collection made it.
+   */
+  collection?: string;
   /** Sequence of the write that made the grant. */
   seq: number;
 }
@@ -223,9 +228,16 @@ export interface RemoteCommit {
   channels: string[];
   /** Users and `role:<name>`s whose access changed (grants, saves, deletions). */
   grantees: string[];
+  /** `scope.collection` the channels belong to; absent for the default collection. */
+  collection?: string;
 }
 
-export interface Store {
+/**
+ * One collection's documents: revisions, channel index, attachments (content-addressed bytes are
+ * shared by the database's collections), local documents and the grants its documents make.
+ * Sequences are database-wide: `lastSeq` and every commit draw from the one counter.
+ */
+export interface CollectionStore {
   /** Sequence of the last committed change. */
   lastSeq(): Promise<number>;
   getDoc(id: string): Promise<StoredDoc | undefined>;
@@ -276,14 +288,31 @@ export interface Store {
   /** Writes a local doc if its current rev is `expectedRev` (0 = absent). Returns the new rev, or null on conflict. */
   putLocal(id: string, expectedRev: number, body: string): Promise<number | null>;
   deleteLocal(id: string, expectedRev: number): Promise<boolean>;
+  /** Every grant the document's current winner makes. */
+  grantsBy(docId: string): Promise<GrantRow[]>;
+  /**
+   * Ids of tombstones (documents whose winner is deleted) that became tombstones at or before
+   * `beforeSecs` (seconds since the epoch), oldest first: tombstone compaction purges them.
+   */
+  tombstonesBefore(beforeSecs: number, limit: number): Promise<string[]>;
+}
+
+/**
+ * A database's storage: its default collection (`_default._default`, the tables every database had
+ * before collections) plus what is database-wide (sequences, users, roles, sessions, job records).
+ */
+export interface Store extends CollectionStore {
+  /**
+   * The named collection's store, creating its storage on first use (no data is moved: the default
+   * collection is this store itself). Collections are never dropped by removing them from a config.
+   */
+  collection(scope: string, name: string): Promise<CollectionStore>;
   // ---- principals, grants and sessions ----
   getPrincipal(kind: PrincipalKind, name: string): Promise<PrincipalRecord | undefined>;
   listPrincipals(kind: PrincipalKind): Promise<string[]>;
   /** Saves a principal with the next sequence (returned). */
   putPrincipal(p: Omit<PrincipalRecord, 'seq'>): Promise<number>;
   deletePrincipal(kind: PrincipalKind, name: string): Promise<boolean>;
-  /** Every grant the document's current winner makes. */
-  grantsBy(docId: string): Promise<GrantRow[]>;
   /** Every document grant to these grantees (user names and `role:<name>`). */
   grantsTo(grantees: string[]): Promise<GrantRow[]>;
   /** For each grantee, the last sequence at which its document grants changed (added or revoked). */
@@ -304,11 +333,6 @@ export interface Store {
    */
   accessVersion?(): Promise<number | string>;
   // ---- background jobs (src/db/jobs/) ----
-  /**
-   * Ids of tombstones (documents whose winner is deleted) that became tombstones at or before
-   * `beforeSecs` (seconds since the epoch), oldest first: tombstone compaction purges them.
-   */
-  tombstonesBefore(beforeSecs: number, limit: number): Promise<string[]>;
   /**
    * Attachment compaction: removes the attachment bodies that no stored revision references, in
    * one step that a concurrent commit cannot interleave with. `referenced` counts the digests still

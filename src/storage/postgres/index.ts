@@ -7,7 +7,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { HttpError } from '../../errors.ts';
-import type {
+import type { CollectionStore,
   AllDocsQuery, AllDocsRow, AttachmentKey, ChangeRow, ChangesQuery, CommitResult, DocChannelRow, DocWrite, GrantRow, LocalDoc,
   OldRevisionUsage, PrincipalKind, PrincipalRecord, RemoteCommit, SessionRecord, Store, StoredDoc, StoredRevision,
 } from '../store.ts';
@@ -466,6 +466,12 @@ export class PostgresStore implements Store {
     return (await this.q<{ value: string }>(`SELECT value FROM ${this.t.meta} WHERE key = 'uuid'`)).rows[0].value;
   }
 
+
+  /** Named collections: built by the storage part of the collections work (not yet). */
+  async collection(scope: string, name: string): Promise<CollectionStore> {
+    if (scope === '_default' && name === '_default') return this;
+    throw new Error(`collection ${scope}.${name}: named collections are not stored yet`);
+  }
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type {
+import type { CollectionStore,
   AllDocsQuery, AllDocsRow, AttachmentKey, ChangeRow, ChangesQuery, CommitResult, DocChannelRow, DocWrite, Grant, GrantRow, LocalDoc,
   OldRevisionUsage, PrincipalKind, PrincipalRecord, SessionRecord, Store, StoredDoc, StoredRevision,
 } from '../store.ts';
@@ -592,6 +592,12 @@ export class SqliteStore implements Store {
 
   async uuid(): Promise<string> { return this.stmts.getMeta.get('uuid')!.value; }
 
+
+  /** Named collections: built by the storage part of the collections work (not yet). */
+  async collection(scope: string, name: string): Promise<CollectionStore> {
+    if (scope === '_default' && name === '_default') return this;
+    throw new Error(`collection ${scope}.${name}: named collections are not stored yet`);
+  }
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
