@@ -41,12 +41,29 @@ export interface DeltaSyncConfig {
   revMaxAgeSecs: number;
 }
 
+/** One collection of a database's scope (`scopes` → scope → `collections` → name). */
+export interface CollectionConfig {
+  scope: string;
+  name: string;
+  /** The collection's sync function; unset means Sync Gateway's default for the collection (collection.ts). */
+  sync?: string;
+  /** `import_filter`: accepted and kept (Syncgate imports nothing from a bucket). */
+  importFilter?: string;
+}
+
 export interface DatabaseConfig {
   name: string;
   server: string;
   storage: StorageSpec;
   bucket: string;
+  /** The database-level sync function; only without `scopes` (it is then the default collection's). */
   sync?: string;
+  /**
+   * `scopes`: the database's collections in configuration order. Unset: the database has only
+   * `_default._default`, whose sync function is `sync`. When set, it may or may not list
+   * `_default._default`; a database-level `sync` is refused beside it.
+   */
+  collections?: CollectionConfig[];
   users: Record<string, UserConfig>;
   roles: Record<string, RoleConfig>;
   revsLimit: number;

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { HttpError, toHttpError } from '../errors.ts';
 import { parseJsonBytes, isJsonObject } from '../json/index.ts';
 import type { Database } from '../db/database.ts';
+import type { Collection } from '../db/collection.ts';
 import { ADMIN, type Principal } from '../auth/principal.ts';
 import type { DbAuth } from '../auth/index.ts';
 import { parseContentType } from './multipart.ts';
@@ -47,6 +48,11 @@ export class RequestContext {
   /** Decoded path segments matched by the router. */
   params: Record<string, string> = {};
   db?: Database;
+  /**
+   * The keyspace the path named (`/{db}.{scope}.{collection}/...`), resolved once by the router;
+   * `/{db}/...` resolves to `_default._default`. Unset on database-level routes.
+   */
+  collection?: Collection;
   /** The database's users, roles and sessions. */
   auth?: DbAuth;
   /** Who the request acts as: the admin on the admin port, else the authenticated user or GUEST. */
@@ -74,6 +80,12 @@ export class RequestContext {
   get database(): Database {
     if (!this.db) throw new HttpError(500, 'no database in context');
     return this.db;
+  }
+
+  /** The request's collection: the resolved keyspace (see `collection`). */
+  get coll(): Collection {
+    if (!this.collection) throw new HttpError(500, 'no collection in context');
+    return this.collection;
   }
 
   header(name: string): string | undefined {
