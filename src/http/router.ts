@@ -19,6 +19,12 @@ export interface Route {
   publicPrivileges?: boolean;
   /** Runs whatever the database's state; every other `/{db}/...` route needs it `Online` (503 otherwise). */
   offlineCapable?: boolean;
+  /**
+   * The `{db}` segment is a keyspace (`db`, `db.collection`, `db.scope.collection`): the server
+   * resolves it to `ctx.collection` and hands the handler the principal as that collection sees it.
+   * On every other route a segment naming a collection is 404.
+   */
+  keyspace?: boolean;
   /** Served without operator credentials on the admin and metrics ports (the `/_ping` health check). */
   unauthenticated?: boolean;
   /** The request line is logged at debug, not info (Sync Gateway's silent handlers: `/_ping`). */

@@ -2,6 +2,8 @@
  * Listeners: the public and admin APIs share one handler shape; the admin router simply holds more
  * routes. Plain HTTP or HTTPS (with SSLCert/SSLKey), plus the WebSocket upgrade for `_changes`.
  */
+import { namesCollection, parseKeyspace, resolveKeyspace } from './keyspace.ts';
+import { principalIn } from '../auth/principal.ts';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -165,8 +167,11 @@ export function createListener(opts: ListenerOptions): http.Server {
       route = match.route.pattern;
       quiet = match.route.quiet === true;
       ctx.params = match.params;
-      const dbName = match.params.db;
+      const keyspace = match.params.db !== undefined ? parseKeyspace(match.params.db) : undefined;
+      const dbName = keyspace?.db;
+      if (keyspace && namesCollection(keyspace) && !match.route.keyspace) throw new HttpError(404, 'unknown URL');
       if (dbName !== undefined && !(match.route.pattern === '/{db}/' && ctx.method === 'PUT')) {
+        ctx.params.db = dbName;
         const db = opts.registry.get(dbName);
         if (!db) throw new HttpError(404, `no such database "${dbName}"`);
         if (db.state !== 'Online' && !match.route.offlineCapable) throw notOnlineError(db.state);
@@ -177,6 +182,13 @@ export function createListener(opts: ListenerOptions): http.Server {
           opts.guard.checkUser(dbName, ctx.principal);
           // Every `_changes` request counts while it is open; live ones are what the cap is for.
           if (match.route.pattern === '/{db}/_changes') res.once('close', opts.guard.openFeed(dbName, ctx.principal, ctx.clientAddress));
+        }
+        if (match.route.keyspace && keyspace) {
+          const coll = resolveKeyspace(db, keyspace);
+          ctx.collection = coll;
+          ctx.principal = principalIn(ctx.principal, coll.key);
+          const reload = ctx.reloadPrincipal;
+          ctx.reloadPrincipal = async () => { const p = await reload(); return p && principalIn(p, coll.key); };
         }
       }
       checkLoginOrigin(ctx, opts.cors, match.route);
