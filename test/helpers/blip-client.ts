@@ -292,54 +292,31 @@ function isTrue(v: string | undefined): boolean {
   return /^(true|yes)$/i.test(v) || (/^-?\d+$/.test(v) && Number(v) !== 0);
 }
 
-/** A BLIP replicator client over one connection. */
-export class BlipClient {
-  readonly conn: BlipConnection;
+/**
+ * One collection as a client connection replicates it: its pull (state and local database), its
+ * push, its checkpoints. In legacy mode the connection has one, untagged; in collection-aware mode
+ * one per `getCollections` index, and every message it sends carries `collection`.
+ */
+export class CollectionReplicator {
   private pullState?: PullState;
   private pullDb?: LocalDb;
   private pushDb?: LocalDb;
-  private readonly inflight = new Set<Promise<void>>();
-  /** Requests the server made of this client while it pushed. */
+  /** Requests of the server being handled for this collection. */
+  readonly inflight = new Set<Promise<void>>();
+  /** Requests the server made of this collection while it pushed. */
   readonly served = { getAttachment: 0, proveAttachment: 0 };
 
-  private constructor(readonly ws: WebSocket, opts: ConnectOptions) {
-    this.conn = new BlipConnection(ws, { role: 'client', maxMessageBytes: opts.maxMessageBytes });
-    this.conn.on('error', () => {});
-    this.conn.onRequest((req) => this.onRequest(req));
-  }
-
-  static async connect(dbUrl: string, opts: ConnectOptions = {}): Promise<BlipClient> {
-    return new BlipClient(await openBlipSocket(dbUrl, opts), opts);
-  }
-
-  get protocol(): string { return this.ws.protocol; }
-  private get v3(): boolean { return this.ws.protocol === 'BLIP_3+CBMobile_3'; }
-
-  close(): Promise<void> {
-    if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.ws.once('close', () => resolve());
-      this.conn.close(1000);
-    });
-  }
-
-  /** Sends a request and fails on an error reply (with `status` = its code). */
-  async call(props: BlipProperties, body?: Buffer | string | object, opts?: { compressed?: boolean; urgent?: boolean }): Promise<BlipResponse> {
-    const res = await this.conn.sendRequest(props, body, opts);
-    if (!res) throw new Error('no reply');
-    if (res.isError) throw Object.assign(new Error(`${props.Profile}: ${res.errorDomain}/${res.errorCode} ${res.body.toString()}`), { domain: res.errorDomain, status: res.errorCode });
-    return res;
-  }
+  constructor(private readonly client: BlipClient, readonly tag: BlipProperties) {}
 
   async getCheckpoint(client: string): Promise<{ rev: string; body: Record<string, unknown> } | undefined> {
-    const res = await this.conn.sendRequest({ Profile: 'getCheckpoint', client });
+    const res = await this.client.conn.sendRequest({ Profile: 'getCheckpoint', client, ...this.tag });
     if (res?.isError && res.errorDomain === 'HTTP' && res.errorCode === 404) return undefined;
-    if (!res || res.isError) throw new Error(`getCheckpoint failed: ${res?.errorDomain}/${res?.errorCode}`);
+    if (!res || res.isError) throw Object.assign(new Error(`getCheckpoint failed: ${res?.errorDomain}/${res?.errorCode} ${res?.body.toString()}`), { status: res?.errorCode });
     return { rev: res.properties.rev, body: res.json() };
   }
 
   async setCheckpoint(client: string, body: Record<string, unknown>, rev?: string): Promise<string> {
-    const res = await this.call({ Profile: 'setCheckpoint', client, ...(rev ? { rev } : {}) }, body);
+    const res = await this.client.call({ Profile: 'setCheckpoint', client, ...(rev ? { rev } : {}), ...this.tag }, body);
     return res.properties.rev;
   }
 
@@ -365,7 +342,7 @@ export class BlipClient {
           const server = db.remote.get(id);
           return server ? [id, rev, server] : [id, rev];
         });
-        const res = await this.call({ Profile: 'proposeChanges', conflictIncludesRev: 'true' }, entries, { compressed: true, urgent: true });
+        const res = await this.client.call({ Profile: 'proposeChanges', conflictIncludesRev: 'true', ...this.tag }, entries, { compressed: true, urgent: true });
         if (isTrue(res.properties.deltas)) result.serverDeltas = true;
         const statuses = res.json<unknown[]>() ?? [];
         slice.forEach(({ id, seq }, k) => {
@@ -390,7 +367,7 @@ export class BlipClient {
             meta.push({ id, rev, seq });
           }
         }
-        const res = await this.call({ Profile: 'changes' }, entries, { compressed: true });
+        const res = await this.client.call({ Profile: 'changes', ...this.tag }, entries, { compressed: true });
         if (isTrue(res.properties.deltas)) result.serverDeltas = true;
         maxHistory = Number(res.properties.maxHistory ?? 20);
         const answers = res.json<unknown[]>() ?? [];
@@ -414,7 +391,7 @@ export class BlipClient {
     }
     await Promise.all(running);
     // "Caught up", as Couchbase Lite says it: an empty list, noreply.
-    await this.conn.sendRequest({ Profile: mode }, [], { noReply: true });
+    await this.client.conn.sendRequest({ Profile: mode, ...this.tag }, [], { noReply: true });
     return result;
   }
 
@@ -432,7 +409,7 @@ export class BlipClient {
     let history = db.history(id, rev).slice(1, maxHistory);
     const cut = history.findIndex((h) => known.includes(h));
     if (cut >= 0) history = history.slice(0, cut + 1);
-    const props: BlipProperties = { Profile: 'rev', id, rev, sequence: String(seq) };
+    const props: BlipProperties = { Profile: 'rev', id, rev, sequence: String(seq), ...this.tag };
     if (history.length) props.history = history.join(',');
     if (r.deleted) props.deleted = '1';
     if (noconflicts) props.noconflicts = 'true';
@@ -444,7 +421,7 @@ export class BlipClient {
       if (baseRev && !baseRev.deleted && Buffer.byteLength(json) >= deltas.minBody) {
         const delta = JSON.stringify(createDelta(baseRev.body, body));
         if (delta.length <= 1.2 * json.length) {
-          const res = await this.conn.sendRequest({ ...props, deltaSrc: base! }, delta, { compressed });
+          const res = await this.client.conn.sendRequest({ ...props, deltaSrc: base! }, delta, { compressed });
           if (!res) return 500;
           if (!res.isError) { deltas.result.deltasSent++; return 0; }
           if (res.errorCode !== 422) return res.errorCode ?? 500;
@@ -452,7 +429,7 @@ export class BlipClient {
         }
       }
     }
-    const res = await this.conn.sendRequest(props, body, { compressed });
+    const res = await this.client.conn.sendRequest(props, body, { compressed });
     if (!res) return 500;
     return res.isError ? res.errorCode ?? 500 : 0;
   }
@@ -464,14 +441,14 @@ export class BlipClient {
     const state = new PullState(opts.continuous === true, opts);
     this.pullState = state;
     this.pullDb = db;
-    const props: BlipProperties = { Profile: 'subChanges', batch: String(opts.batch ?? 200) };
+    const props: BlipProperties = { Profile: 'subChanges', batch: String(opts.batch ?? 200), ...this.tag };
     if (opts.since !== undefined) props.since = JSON.stringify(opts.since);
     if (opts.continuous) props.continuous = 'true';
     if (opts.activeOnly) props.activeOnly = 'true';
     if (opts.revocations) props.revocations = 'true';
     if (opts.sendReplacementRevs) props.sendReplacementRevs = 'true';
     if (opts.channels) { props.filter = 'sync_gateway/bychannel'; props.channels = opts.channels.join(','); }
-    await this.call(props, opts.docIDs ? { docIDs: opts.docIDs } : undefined);
+    await this.client.call(props, opts.docIDs ? { docIDs: opts.docIDs } : undefined);
     return state;
   }
 
@@ -482,7 +459,8 @@ export class BlipClient {
     return state;
   }
 
-  private onRequest(req: BlipRequest): Promise<void> | void {
+  /** A request of the server about this collection. */
+  onRequest(req: BlipRequest): Promise<void> {
     const work = this.handle(req).catch((err: Error) => {
       this.pullState?.errors.push(err);
       if (!req.noReply && !req.responded) req.respondError('HTTP', (err as { status?: number }).status ?? 500, err.message);
@@ -504,6 +482,7 @@ export class BlipClient {
       }
       case 'getAttachment': {
         this.served.getAttachment++;
+        this.client.served.getAttachment++;
         const data = this.pushDb?.blobs.get(req.properties.digest);
         if (!data) { req.respondError('HTTP', 404, 'no such blob'); return; }
         req.respond({}, data, { compressed: req.properties.compress === 'true' });
@@ -511,6 +490,7 @@ export class BlipClient {
       }
       case 'proveAttachment': {
         this.served.proveAttachment++;
+        this.client.served.proveAttachment++;
         const data = this.pushDb?.blobs.get(req.properties.digest);
         if (!data) { req.respondError('HTTP', 404, 'no such blob'); return; }
         const proof = 'sha1-' + createHash('sha1').update(Buffer.of(req.body.length)).update(req.body).update(data).digest('base64');
@@ -591,7 +571,7 @@ export class BlipClient {
         const atts = body._attachments as Record<string, AttachmentStub> | undefined;
         for (const a of Object.values(atts ?? {})) {
           if (db.blobs.has(a.digest)) continue;
-          const res = await this.call({ Profile: 'getAttachment', digest: a.digest, ...(this.v3 ? { docID: p.id } : {}) });
+          const res = await this.client.call({ Profile: 'getAttachment', digest: a.digest, ...(this.client.isV3 ? { docID: p.id } : {}), ...this.tag });
           if (sha1Digest(res.body) !== a.digest || res.body.length !== a.length) throw Object.assign(new Error('attachment digest mismatch'), { status: 400 });
           db.blobs.set(a.digest, res.body);
         }
@@ -604,5 +584,99 @@ export class BlipClient {
     } finally {
       if (!again) s.pending--;
     }
+  }
+}
+
+/**
+ * A BLIP replicator client over one connection. Legacy mode by default (the methods below act on the
+ * default collection, untagged); after `getCollections` each index is `collection(i)`, and every
+ * request of the server must name one of them (anything else is answered 400 and kept in
+ * `protocolErrors`).
+ */
+export class BlipClient {
+  readonly conn: BlipConnection;
+  private readonly lanes = new Map<string, CollectionReplicator>();
+  /** The collection list of the last non-empty getCollections: collection-aware mode. */
+  private aware = false;
+  /** Requests the server made of this client while it pushed (all collections). */
+  readonly served = { getAttachment: 0, proveAttachment: 0 };
+  /** Requests of the server this client could not place: no collection where one was due, an unknown index. */
+  readonly protocolErrors: Error[] = [];
+
+  private constructor(readonly ws: WebSocket, opts: ConnectOptions) {
+    this.conn = new BlipConnection(ws, { role: 'client', maxMessageBytes: opts.maxMessageBytes });
+    this.conn.on('error', () => {});
+    this.conn.onRequest((req) => this.onRequest(req));
+    this.lanes.set('', new CollectionReplicator(this, {}));
+  }
+
+  static async connect(dbUrl: string, opts: ConnectOptions = {}): Promise<BlipClient> {
+    return new BlipClient(await openBlipSocket(dbUrl, opts), opts);
+  }
+
+  get protocol(): string { return this.ws.protocol; }
+  get isV3(): boolean { return this.ws.protocol === 'BLIP_3+CBMobile_3'; }
+
+  close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.ws.once('close', () => resolve());
+      this.conn.close(1000);
+    });
+  }
+
+  /** Sends a request and fails on an error reply (with `status` = its code). */
+  async call(props: BlipProperties, body?: Buffer | string | object, opts?: { compressed?: boolean; urgent?: boolean }): Promise<BlipResponse> {
+    const res = await this.conn.sendRequest(props, body, opts);
+    if (!res) throw new Error('no reply');
+    if (res.isError) throw Object.assign(new Error(`${props.Profile}: ${res.errorDomain}/${res.errorCode} ${res.body.toString()}`), { domain: res.errorDomain, status: res.errorCode });
+    return res;
+  }
+
+  /**
+   * Collection-aware mode, as Couchbase Lite 3.1+ opens it: one entry per collection path
+   * (`scope.collection`, or `collection` in `_default`) with its checkpoint ID. Returns the server's
+   * answer (per entry `null`, `{}` or the checkpoint); `collection(i)` then replicates entry i.
+   */
+  async getCollections(collections: string[], checkpointIds: string[]): Promise<(Record<string, unknown> | null)[]> {
+    const res = await this.call({ Profile: 'getCollections' }, { collections, checkpoint_ids: checkpointIds });
+    const list = res.json<(Record<string, unknown> | null)[]>();
+    if (!Array.isArray(list) || list.length !== collections.length) throw new Error(`Invalid number of checkpoints: ${res.body.toString()}`);
+    if (collections.length > 0) {
+      this.aware = true;
+      for (const k of [...this.lanes.keys()]) if (k !== '') this.lanes.delete(k);
+      list.forEach((entry, i) => { if (entry !== null) this.lanes.set(String(i), new CollectionReplicator(this, { collection: String(i) })); });
+    }
+    return list;
+  }
+
+  /** The collection at index `i` of the getCollections list (created on demand, for misuse tests too). */
+  collection(i: number): CollectionReplicator {
+    const key = String(i);
+    let lane = this.lanes.get(key);
+    if (!lane) this.lanes.set(key, (lane = new CollectionReplicator(this, { collection: key })));
+    return lane;
+  }
+
+  /** The untagged (legacy) collection. */
+  private get legacy(): CollectionReplicator { return this.lanes.get('')!; }
+
+  getCheckpoint(client: string): ReturnType<CollectionReplicator['getCheckpoint']> { return this.legacy.getCheckpoint(client); }
+  setCheckpoint(client: string, body: Record<string, unknown>, rev?: string): Promise<string> { return this.legacy.setCheckpoint(client, body, rev); }
+  push(db: LocalDb, opts: PushOptions = {}): Promise<PushResult> { return this.legacy.push(db, opts); }
+  startPull(db: LocalDb, opts: PullOptions = {}): Promise<PullState> { return this.legacy.startPull(db, opts); }
+  pull(db: LocalDb, opts: PullOptions = {}, timeoutMs = 60_000): Promise<PullState> { return this.legacy.pull(db, opts, timeoutMs); }
+
+  private onRequest(req: BlipRequest): Promise<void> | void {
+    const key = req.properties.collection ?? '';
+    const lane = this.lanes.get(key);
+    // The server tags what it sends with the index that caused it, and only in collection-aware mode.
+    if (!lane || (this.aware ? key === '' : key !== '')) {
+      const err = new Error(`server sent ${req.profile} with collection ${JSON.stringify(req.properties.collection)} (${this.aware ? 'collection-aware' : 'legacy'} mode)`);
+      this.protocolErrors.push(err);
+      if (!req.noReply) req.respondError('HTTP', 400, err.message);
+      return;
+    }
+    return lane.onRequest(req);
   }
 }
