@@ -73,11 +73,6 @@ export class BlipCollections {
     this.list = entries.map((c, i) => (c ? new BlipCollection(c, this.principalOf, i) : null));
   }
 
-  /** Every collection this connection has addressed (for closing their feeds). */
-  all(): BlipCollection[] {
-    return [...(this.legacy ? [this.legacy] : []), ...this.list.filter((c): c is BlipCollection => c !== null)];
-  }
-
   /**
    * The collection a per-collection message is about, or Sync Gateway's HTTP/400 for each misuse.
    * `defaultOf` is the database's default collection, undefined when its config leaves it out.
