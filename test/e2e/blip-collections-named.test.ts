@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
-import { BlipClient, type CollectionReplicator, LocalDb } from '../helpers/blip-client.ts';
+import { randomBytes } from 'node:crypto';
+import { BlipClient, type CollectionReplicator, LocalDb, sha1Digest } from '../helpers/blip-client.ts';
 
 const CHANNELS_SYNC = 'function (doc) { channel(doc.channels); }';
 
@@ -194,6 +195,60 @@ describe('BLIP with named collections', () => {
     assert.ok([...ca.docs.keys()].every((id) => id.startsWith('secret-a') || airlineX(id)), [...ca.docs.keys()].join());
     assert.equal(ph.received, 0, 'nothing of hotel');
     assert.equal(ch.docs.size, 0);
+    await c.close();
+  });
+
+  test('attachments per collection: the server\'s getAttachment/proveAttachment name the collection; a digest is fetchable only through its own', async () => {
+    const blob = randomBytes(2000);
+    const src = new LocalDb();
+    src.put('att-1', { channels: ['y'] }, { attachments: { 'a.bin': { data: blob } } });
+    const w = await BlipClient.connect(travel, agent);
+    await w.getCollections(['inventory.airline', 'inventory.hotel'], ['aw1', 'aw2']);
+    await pushAll(w.collection(1), src);
+    src.put('att-2', { channels: ['y'] }, { attachments: { 'b.bin': { data: blob } } });
+    await pushAll(w.collection(1), src, 1);
+    // The first document's blob was fetched, the second's (same bytes, now stored) proven: both asked as collection 1.
+    assert.deepEqual(w.collection(1).served, { getAttachment: 1, proveAttachment: 1 });
+    assert.deepEqual(w.collection(0).served, { getAttachment: 0, proveAttachment: 0 });
+    assert.deepEqual(w.protocolErrors, []);
+    await w.close();
+
+    // A puller fetches the blob while hotel's rev is pending, as collection 1; through airline it is 403.
+    const r = await BlipClient.connect(travel, agent);
+    await r.getCollections(['inventory.airline', 'inventory.hotel'], ['ar1', 'ar2']);
+    const dst = new LocalDb();
+    const asked: (number | undefined)[] = [];
+    const pulled = await r.collection(1).pull(dst, {
+      docIDs: ['att-1'],
+      beforeBlobs: async () => {
+        // While hotel's rev awaits its reply the digest is fetchable, but only as collection 1.
+        const viaAirline = await r.conn.sendRequest({ Profile: 'getAttachment', digest: sha1Digest(blob), docID: 'att-1', collection: '0' });
+        asked.push(viaAirline?.isError ? viaAirline.errorCode : 200);
+      },
+    });
+    assert.equal(pulled.errors.length, 0, pulled.errors.map((e) => e.message).join('; '));
+    assert.deepEqual(asked, [403]);
+    assert.deepEqual(dst.blobs.get(sha1Digest(blob)), blob);
+    await r.close();
+  });
+
+  test('a live pull in one collection follows a grant made for that collection only', async () => {
+    await req(`${admin}/travel/_user/dave`, { method: 'PUT', json: { name: 'dave', password: 'dave-pw' } });
+    const c = await BlipClient.connect(travel, { user: 'dave', password: 'dave-pw' });
+    await c.getCollections(['inventory.airline', 'inventory.hotel'], ['g1', 'g2']);
+    const air = new LocalDb();
+    const hot = new LocalDb();
+    const la = await c.collection(0).startPull(air, { continuous: true });
+    const lh = await c.collection(1).startPull(hot, { continuous: true });
+    await la.waitFor(() => la.caughtUp);
+    await lh.waitFor(() => lh.caughtUp);
+    assert.equal(air.docs.size + hot.docs.size, 0);
+    // Grant x in hotel: hotel's feed backfills hotel's x documents; airline's x stays out of reach.
+    const g = await req(`${admin}/travel/_user/dave`, { method: 'PUT', json: { name: 'dave', collection_access: { inventory: { hotel: { admin_channels: ['x'] } } } } });
+    assert.equal(g.status, 200, g.text);
+    await lh.waitFor(() => ['000', '001', '002', '003', '004'].every((n) => hot.docs.has(`secret-h-${n}`)), 20_000);
+    assert.ok(lh.revProps.every((p) => p.collection === '1'));
+    assert.equal(air.docs.size, 0, 'nothing of airline');
     await c.close();
   });
 

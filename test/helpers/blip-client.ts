@@ -244,6 +244,8 @@ export interface PullOptions {
   refuseDeltas?: number;
   /** Test hook: replace the known-ancestors answer for a changes row. */
   knownFor?: (id: string, rev: string, known: string[]) => string[];
+  /** Test hook: runs when a `rev` with attachments arrives, before its blobs are fetched (the server still awaits the reply). */
+  beforeBlobs?: (props: BlipProperties) => Promise<void>;
 }
 
 /** One running pull: counts what arrived; `done` resolves when a one-shot pull has caught up. */
@@ -569,6 +571,7 @@ export class CollectionReplicator {
         s.removed.push(p.id);
       } else {
         const atts = body._attachments as Record<string, AttachmentStub> | undefined;
+        if (atts && s.opts.beforeBlobs) await s.opts.beforeBlobs(p);
         for (const a of Object.values(atts ?? {})) {
           if (db.blobs.has(a.digest)) continue;
           const res = await this.client.call({ Profile: 'getAttachment', digest: a.digest, ...(this.client.isV3 ? { docID: p.id } : {}), ...this.tag });
