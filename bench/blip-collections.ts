@@ -5,8 +5,9 @@
  * 4 named collections, the documents spread over them, all 4 replicated in one connection
  * (getCollections, then each collection's proposeChanges/rev and subChanges/changes/rev side by side).
  * Rounds alternate which database goes first; each pull reads only that round's documents (from the
- * sequence before its push, as a checkpoint would). SQLite on temp files. Prints docs/s per round
- * and, per direction, the median of the rounds' 4-collection / default-only ratios.
+ * sequence before its push, as a checkpoint would). SQLite on temp files. Prints docs/s and CPU per
+ * document per round and, per direction, the median of the rounds' 4-collection / default-only
+ * ratios of each (CPU per document is the steadier figure on a machine shared with other work).
  *
  *   BENCH_DOCS=2000 BENCH_ROUNDS=5 npm run bench -- collections
  */
@@ -23,10 +24,13 @@ const COLLECTIONS = ['c1', 'c2', 'c3', 'c4'];
 const WARMUP_DOCS = 200;
 const ALL = { admin_channels: ['*'] };
 
-async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
+/** Wall seconds and CPU seconds (user + system, this process: gateway and client both) of `fn`. */
+async function time(fn: () => Promise<void>): Promise<[number, number]> {
   const t0 = performance.now();
-  const out = await fn();
-  return [(performance.now() - t0) / 1000, out];
+  const c0 = process.cpuUsage();
+  await fn();
+  const c = process.cpuUsage(c0);
+  return [(performance.now() - t0) / 1000, (c.user + c.system) / 1e6];
 }
 
 function median(xs: number[]): number {
@@ -117,16 +121,21 @@ export async function run(): Promise<void> {
       await side.pull(since, WARMUP_DOCS);
     }
     const rates: Record<string, { push: number[]; pull: number[] }> = { single: { push: [], pull: [] }, quad: { push: [], pull: [] } };
+    /** CPU microseconds per document: less at the mercy of other work on a shared machine than docs/s. */
+    const cpu: Record<string, { push: number[]; pull: number[] }> = { single: { push: [], pull: [] }, quad: { push: [], pull: [] } };
     for (let r = 0; r < ROUNDS; r++) {
       const order = r % 2 ? [quad, single] : [single, quad];
       for (const side of order) {
         const key = side === single ? 'single' : 'quad';
         const since = await updateSeq(key);
-        const [pushSecs] = await time(() => side.push(`r${r}`, N));
-        const [pullSecs] = await time(() => side.pull(since, N));
+        const [pushSecs, pushCpu] = await time(() => side.push(`r${r}`, N));
+        const [pullSecs, pullCpu] = await time(() => side.pull(since, N));
         rates[key].push.push(N / pushSecs);
         rates[key].pull.push(N / pullSecs);
-        console.log(`round ${r + 1}  ${side.name.padEnd(40)} push ${Math.round(N / pushSecs)} docs/s   pull ${Math.round(N / pullSecs)} docs/s`);
+        cpu[key].push.push((pushCpu * 1e6) / N);
+        cpu[key].pull.push((pullCpu * 1e6) / N);
+        console.log(`round ${r + 1}  ${side.name.padEnd(40)} push ${Math.round(N / pushSecs)} docs/s (${Math.round((pushCpu * 1e6) / N)} us CPU/doc)`
+          + `   pull ${Math.round(N / pullSecs)} docs/s (${Math.round((pullCpu * 1e6) / N)} us CPU/doc)`);
       }
     }
     // The machine's speed drifts between rounds (other work shares the cores): each round's own
@@ -136,6 +145,10 @@ export async function run(): Promise<void> {
       const ratio = median(ratios);
       console.log(`${dir}: median ${Math.round(median(rates.single[dir]))} docs/s default-only, ${Math.round(median(rates.quad[dir]))} docs/s with ${COLLECTIONS.length} collections;`
         + ` per-round ratios ${ratios.map((x) => x.toFixed(2)).join(' ')}: median ${ratio.toFixed(2)} (cost ${((1 - ratio) * 100).toFixed(0)}%, target ≤ 10%)`);
+      const cpuRatios = cpu.quad[dir].map((q, r) => q / cpu.single[dir][r]);
+      const cpuRatio = median(cpuRatios);
+      console.log(`${dir}: CPU per doc ${Math.round(median(cpu.single[dir]))} us default-only, ${Math.round(median(cpu.quad[dir]))} us with ${COLLECTIONS.length} collections;`
+        + ` per-round ratios ${cpuRatios.map((x) => x.toFixed(2)).join(' ')}: median ${cpuRatio.toFixed(2)} (cost ${((cpuRatio - 1) * 100).toFixed(0)}%)`);
     }
   } finally {
     await gateway.stop();
