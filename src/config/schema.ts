@@ -88,6 +88,13 @@ export const LOGGING_FIELDS: Fields = {
 };
 
 // ---- users and roles (§1.3, Go `db.PrincipalConfig`) ----
+/** `collection_access` (SG 3.1 `auth.CollectionAccessConfig`): scope → collection → grants. */
+const COLLECTION_ACCESS: Shape = mapOf(mapOf(object({
+  admin_channels: built(strings),
+  all_channels: later(strings), // read-only in SG, as the principal's own
+  jwt_channels: later(strings),
+  jwt_last_updated: later(string),
+})));
 export const USER_FIELDS: Fields = {
   name: built(string),
   password: built(string),
@@ -97,12 +104,23 @@ export const USER_FIELDS: Fields = {
   disabled: built(boolean),
   all_channels: later(strings), // read-only in SG: output of GET /_user/, ignored on input
   roles: later(strings), // idem
+  collection_access: built(COLLECTION_ACCESS),
 };
 export const ROLE_FIELDS: Fields = {
   name: built(string),
   admin_channels: built(strings),
   all_channels: later(strings),
+  collection_access: built(COLLECTION_ACCESS),
 };
+
+/**
+ * `scopes` (SG 3.1 `ScopesConfig`): scope → `collections` → name → functions. Sync Gateway refuses
+ * it in a 2.x file ("scopes are not allowed with legacy config"); Syncgate accepts it there too, so
+ * a start-up file can hold collections without running the persistent mode (build.ts).
+ */
+export const SCOPES_SHAPE: Shape = mapOf(object({
+  collections: built(mapOf(object({ sync: built(string), import_filter: built(string) }))),
+}));
 
 // ---- per-database nested shapes ----
 const EVENT: Shape = object({
@@ -145,6 +163,7 @@ export const DATABASE_FIELDS: Fields = {
   pool_size: built(uint),
   kv_tls_port: later(integer),
   sync: built(string),
+  scopes: built(SCOPES_SHAPE),
   users: built(mapOf(object(USER_FIELDS))),
   roles: built(mapOf(object(ROLE_FIELDS))),
   revs_limit: built(uint),
