@@ -227,9 +227,10 @@ export function credentialsFor(p: PersistentConfig, db: string, bucket: string):
  * each problem worded as SG's: "sync function error: invalid javascript syntax...", or for a
  * collection's, `collection "airline" sync function error: ...`.
  */
-export function compileProblems(config: Obj, dbName: string): string[] {
+export function compileProblems(config: Obj, dbName: string, which: 'database' | 'collections'): string[] {
   const problems: string[] = [];
   for (const { label, source } of configuredFunctions(config)) {
+    if (label.startsWith('collection ') !== (which === 'collections')) continue;
     try {
       new SyncFunction(source, dbName);
     } catch (err) {
@@ -253,7 +254,8 @@ export function runtimeDbConfig(
 ): DatabaseConfig {
   const problems: string[] = [];
   if (!DB_NAME_RE.test(name)) problems.push(`Illegal database name: ${name}`);
-  problems.push(...compileProblems(config, name));
+  // SG's order: the db-level functions, then the scopes (beside them, the collections' functions).
+  problems.push(...compileProblems(config, name, 'database'));
   const bucket = typeof config.bucket === 'string' && config.bucket !== '' ? config.bucket : name;
   if (persistent && bucket.startsWith('_')) problems.push(`bucket: names starting with "_" are reserved (got ${JSON.stringify(bucket)})`);
   const legacy: Obj = { ...config };
@@ -271,6 +273,7 @@ export function runtimeDbConfig(
   const built = buildDatabase(name, legacy, { errors, warnings, source: 'config', dbSource: () => 'config', cwd });
   // "config: databases.<db>.revs_limit: The revs_limit ..." → SG's plain message (likewise `scopes`).
   for (const e of errors) problems.push(e.replace(/^config: /, '').replace(/^databases\.[^.]*?\.(revs_limit|scopes): /, ''));
+  problems.push(...compileProblems(config, name, 'collections'));
   if (previous) {
     const changed = scopeChangeProblem(previous, config);
     if (changed) problems.push(changed);
