@@ -58,6 +58,8 @@ export function parseScopes(config: Obj): { collections?: CollectionConfig[]; pr
     // Sync Gateway also prints its Go map there ("(map[a:{...}])"); the names say the same.
     return { problems: [`only one named scope is supported, but had ${names.length} (${names.join(', ')})`] };
   }
+  // Sync Gateway's wording (Syncgate has no views either way; `use_views` is accepted and ignored).
+  if (config.use_views === true) problems.push('useViews=true is incompatible with collections which requires GSI');
   const collections: CollectionConfig[] = [];
   for (const scope of names) {
     const sc = scopes[scope];

@@ -13,7 +13,8 @@ export type Shape =
   | { readonly type: 'enum'; readonly values: readonly string[] }
   | { readonly type: 'array'; readonly items: Shape }
   | { readonly type: 'object'; readonly fields: Fields }
-  | { readonly type: 'map'; readonly values: Shape }
+  /** `nullIsEmpty`: a null value is an entry with nothing set (Go: a nil pointer in the map), not an absent one. */
+  | { readonly type: 'map'; readonly values: Shape; readonly nullIsEmpty?: boolean }
   | { readonly type: 'oneOf'; readonly options: readonly Shape[] };
 
 export interface Field {
@@ -119,7 +120,8 @@ export const ROLE_FIELDS: Fields = {
  * a start-up file can hold collections without running the persistent mode (build.ts).
  */
 export const SCOPES_SHAPE: Shape = mapOf(object({
-  collections: built(mapOf(object({ sync: built(string), import_filter: built(string) }))),
+  // `"hotel": null` lists the collection, as in Sync Gateway (a nil *CollectionConfig).
+  collections: built({ type: 'map', values: object({ sync: built(string), import_filter: built(string) }), nullIsEmpty: true }),
 }));
 
 // ---- per-database nested shapes ----

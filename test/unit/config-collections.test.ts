@@ -101,6 +101,12 @@ describe('scopes: Sync Gateway\'s rules and messages', () => {
     assert.match(refusal({ sync: 'function(doc) {' })[0], /^sync function error: invalid javascript syntax/);
   });
 
+  it('use_views is incompatible with collections', () => {
+    assert.deepEqual(refusal(scoped('inventory', { a: {} }, { use_views: true })), ['useViews=true is incompatible with collections which requires GSI']);
+    assert.ok(accepted(scoped('inventory', { a: {} }, { use_views: false })).collections);
+    assert.equal(accepted({ use_views: true }).collections, undefined);
+  });
+
   it('every problem at once, as one MultiError', () => {
     const lines = refusal(scoped('inventory', { '%x': {}, c: { sync: 'nope nope' } }, { sync: 'function(doc){}' }));
     assert.equal(lines.length, 3, lines.join('\n'));
@@ -198,6 +204,10 @@ describe('the 2.x start-up file accepts scopes (Sync Gateway answers 400 there)'
       /databases\.db\.roles\.r\.collection_access\._default\._default\.admin_channels: expected an array of strings, got a string/);
     assert.match(fails({ scopes: { s: { collections: { a: { sync: 1 } } } } }), /databases\.db\.scopes\.s\.collections\.a\.sync: expected a string/);
     assert.match(fails({ scopes: { s: { colections: {} } } }), /unknown key "colections"/);
+  });
+
+  it('a collection listed as null is listed, with nothing set (Sync Gateway: a nil *CollectionConfig)', () => {
+    assert.deepEqual(load({ scopes: { s: { collections: { a: null, b: { sync: null } } } } }).collections, [{ scope: 's', name: 'a' }, { scope: 's', name: 'b' }]);
   });
 });
 
