@@ -20,6 +20,7 @@ import type { ChangeOptions, DbConfigReadOptions, DbConfigService, VersionedConf
 import { canonicalJson } from './json/index.ts';
 import type { Logger } from './log/index.ts';
 import type { ConfigStore, StoredDbConfig } from './storage/config-store.ts';
+import { SyncFunction, SyncFunctionError } from './sync/index.ts';
 
 const SG_VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const MAX_CAS_RETRIES = 10;
@@ -56,6 +57,23 @@ export function configVersion(previous: string, config: Obj): string {
     .update(canonicalJson(config))
     .digest('hex');
   return `${gen + 1}-${digest}`;
+}
+
+/**
+ * Whether a sync function or import filter compiles, for the config checks: undefined, or what is
+ * wrong as Sync Gateway's message continues it ("(line 2): Unexpected token").
+ */
+export function compileCheck(dbName: string): (source: string) => string | undefined {
+  return (source) => {
+    try {
+      new SyncFunction(source, dbName);
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof SyncFunctionError)) throw err;
+      // "databases.db.sync: the sync function does not compile (line 2): Unexpected token" → the detail.
+      return err.message.replace(/^databases\.[^:]*: /, '').replace(/^the sync function does not compile ?/, '');
+    }
+  };
 }
 
 /** The If-Match check of SG's `headerDoesNotMatchEtag`: the quoted version must appear in the header. */
@@ -97,7 +115,7 @@ export class DbConfigs implements DbConfigService {
    */
   private validate(name: string, config: Obj, previous?: Obj): DatabaseConfig {
     const warnings: string[] = [];
-    const runtime = runtimeDbConfig(name, config, this.host.config.persistent, process.cwd(), warnings, previous);
+    const runtime = runtimeDbConfig(name, config, this.host.config.persistent, process.cwd(), warnings, { compile: compileCheck(name), previous });
     for (const w of warnings) this.host.logger.warn(`Config: ${name}: ${w}`);
     return runtime;
   }

@@ -5,13 +5,14 @@
  * fixed once the database exists. Messages are Sync Gateway's, without a key path, so the REST
  * config can answer them as they are and the start-up file can prefix its own path.
  */
-import { DEFAULT_SYNC_FUNCTION } from '../sync/index.ts';
 import { isPlainObject } from './normalize.ts';
 import type { CollectionConfig } from './types.ts';
 
 type Obj = Record<string, unknown>;
 
 const DEFAULT = '_default';
+/** `channels.DocChannelsSyncFunction` (the sync layer's DEFAULT_SYNC_FUNCTION; config depends on nothing of ours). */
+const DOC_CHANNELS_SYNC = 'function(doc){channel(doc.channels);}';
 
 /**
  * Sync Gateway's default sync function of a collection (`channels.GetDefaultSyncFunction`): the
@@ -19,7 +20,7 @@ const DEFAULT = '_default';
  * as the one channel of every document of a named collection.
  */
 export function defaultSyncSource(scope: string, name: string): string {
-  return scope === DEFAULT && name === DEFAULT ? DEFAULT_SYNC_FUNCTION : `function(doc){channel(${JSON.stringify(name)});}`;
+  return scope === DEFAULT && name === DEFAULT ? DOC_CHANNELS_SYNC : `function(doc){channel(${JSON.stringify(name)});}`;
 }
 
 /**

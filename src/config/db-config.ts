@@ -13,7 +13,6 @@ import { type Diagnostics, isPlainObject, normalizeValue } from './normalize.ts'
 import { DB_CONFIG_SHAPE } from './schema3.ts';
 import { ConfigSyntaxError, parseConfigJson, setOwn } from './text.ts';
 import type { DatabaseConfig, PersistentConfig, StorageCredentials } from './types.ts';
-import { SyncFunction, SyncFunctionError } from '../sync/index.ts';
 import { collectionHolder, configuredFunctions, defaultSyncSource, jsSet, scopeChangeProblem } from './collections.ts';
 
 type Obj = Record<string, unknown>;
@@ -223,39 +222,41 @@ export function credentialsFor(p: PersistentConfig, db: string, bucket: string):
 }
 
 /**
+ * Compiles one function: undefined when it compiles, else what is wrong ("(line 2): Unexpected
+ * token"). Given by the caller, so config depends on no JavaScript engine of ours.
+ */
+export type CompileCheck = (source: string) => string | undefined;
+
+/**
  * Every sync function and import filter of the config compiles (SG's `validateJavascriptFunction`),
  * each problem worded as SG's: "sync function error: invalid javascript syntax...", or for a
  * collection's, `collection "airline" sync function error: ...`.
  */
-export function compileProblems(config: Obj, dbName: string, which: 'database' | 'collections'): string[] {
+function compileProblems(config: Obj, compile: CompileCheck, which: 'database' | 'collections'): string[] {
   const problems: string[] = [];
   for (const { label, source } of configuredFunctions(config)) {
     if (label.startsWith('collection ') !== (which === 'collections')) continue;
-    try {
-      new SyncFunction(source, dbName);
-    } catch (err) {
-      if (!(err instanceof SyncFunctionError)) throw err;
-      // "databases.db.sync: the sync function does not compile (line 2): Unexpected token" → SG's wording.
-      const detail = err.message.replace(/^databases\.[^:]*: /, '').replace(/^the sync function does not compile ?/, '');
-      problems.push(`${label} error: invalid javascript syntax${detail.startsWith('(') ? ' ' : ': '}${detail}`);
-    }
+    const detail = compile(source);
+    if (detail !== undefined) problems.push(`${label} error: invalid javascript syntax${detail.startsWith('(') ? ' ' : ': '}${detail}`);
   }
   return problems;
 }
 
 /**
- * The checks of SG's `DbConfig.validate` that apply here (and, for an update, `validateChanges`
- * against `previous`, the config the database has now), then the DatabaseConfig the database runs
+ * The checks of SG's `DbConfig.validate` that apply here (functions with `compile`; for an update,
+ * `validateChanges` against `previous`, the config the database has now), then the DatabaseConfig the database runs
  * with. In persistent mode its storage is the bootstrap server's: a file per bucket in the SQLite
  * directory, or a schema per bucket in PostgreSQL. Throws one 400 naming every problem.
  */
 export function runtimeDbConfig(
-  name: string, config: Obj, persistent: PersistentConfig | undefined, cwd: string, warnings: string[], previous?: Obj,
+  name: string, config: Obj, persistent: PersistentConfig | undefined, cwd: string, warnings: string[],
+  opts: { compile?: CompileCheck; previous?: Obj } = {},
 ): DatabaseConfig {
+  const { compile = () => undefined, previous } = opts;
   const problems: string[] = [];
   if (!DB_NAME_RE.test(name)) problems.push(`Illegal database name: ${name}`);
   // SG's order: the db-level functions, then the scopes (beside them, the collections' functions).
-  problems.push(...compileProblems(config, name, 'database'));
+  problems.push(...compileProblems(config, compile, 'database'));
   const bucket = typeof config.bucket === 'string' && config.bucket !== '' ? config.bucket : name;
   if (persistent && bucket.startsWith('_')) problems.push(`bucket: names starting with "_" are reserved (got ${JSON.stringify(bucket)})`);
   const legacy: Obj = { ...config };
@@ -273,7 +274,7 @@ export function runtimeDbConfig(
   const built = buildDatabase(name, legacy, { errors, warnings, source: 'config', dbSource: () => 'config', cwd });
   // "config: databases.<db>.revs_limit: The revs_limit ..." → SG's plain message (likewise `scopes`).
   for (const e of errors) problems.push(e.replace(/^config: /, '').replace(/^databases\.[^.]*?\.(revs_limit|scopes): /, ''));
-  problems.push(...compileProblems(config, name, 'collections'));
+  problems.push(...compileProblems(config, compile, 'collections'));
   if (previous) {
     const changed = scopeChangeProblem(previous, config);
     if (changed) problems.push(changed);

@@ -12,7 +12,8 @@ import {
 import { configFunction, runtimeDbConfig, withConfigFunction, withoutJavascript, withRuntimeFunctions } from '../../src/config/db-config.ts';
 import { ConfigError, parseConfigText } from '../../src/config/index.ts';
 import { HttpError } from '../../src/errors.ts';
-import { SyncFunction } from '../../src/sync/index.ts';
+import { compileCheck } from '../../src/db-configs.ts';
+import { DEFAULT_SYNC_FUNCTION, SyncFunction } from '../../src/sync/index.ts';
 
 type Obj = Record<string, unknown>;
 const scoped = (scope: string, collections: Obj, extra: Obj = {}): Obj => ({ ...extra, scopes: { [scope]: { collections } } });
@@ -20,7 +21,7 @@ const scoped = (scope: string, collections: Obj, extra: Obj = {}): Obj => ({ ...
 /** runtimeDbConfig's 400, its reason split into SG's MultiError lines. */
 function refusal(config: Obj, previous?: Obj): string[] {
   try {
-    runtimeDbConfig('db', config, undefined, process.cwd(), [], previous);
+    runtimeDbConfig('db', config, undefined, process.cwd(), [], { compile: compileCheck('db'), previous });
   } catch (err) {
     assert.ok(err instanceof HttpError, String(err));
     assert.equal(err.status, 400);
@@ -29,7 +30,7 @@ function refusal(config: Obj, previous?: Obj): string[] {
   }
   assert.fail('expected a 400');
 }
-const accepted = (config: Obj, previous?: Obj) => runtimeDbConfig('db', { server: 'memory:', ...config }, undefined, process.cwd(), [], previous);
+const accepted = (config: Obj, previous?: Obj) => runtimeDbConfig('db', { server: 'memory:', ...config }, undefined, process.cwd(), [], { compile: compileCheck('db'), previous });
 
 describe('scopes: parsing', () => {
   it('collections in configuration order, import_filter kept, blank functions unset', () => {
@@ -140,6 +141,7 @@ describe('scopes: updates (validateChanges)', () => {
 describe('default sync functions', () => {
   it('channel(doc.channels) for _default._default, the collection\'s name for a named one; both compile', () => {
     assert.equal(defaultSyncSource('_default', '_default'), 'function(doc){channel(doc.channels);}');
+    assert.equal(defaultSyncSource('_default', '_default'), DEFAULT_SYNC_FUNCTION);
     assert.equal(defaultSyncSource('inventory', 'airline'), 'function(doc){channel("airline");}');
     assert.equal(defaultSyncSource('_default', 'extra'), 'function(doc){channel("extra");}');
     const r = new SyncFunction(defaultSyncSource('inventory', 'air-line%1'), 'db').run(JSON.stringify({ _id: 'd', _rev: '1-a' }), null, null);
