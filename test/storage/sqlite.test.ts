@@ -302,9 +302,9 @@ describe('SqliteStore: schema versions', () => {
       const a = (await s.commit([docWrite('gone', 0)]))[0] as { seq: number };
       await s.commit([docWrite('gone', a.seq, { rev: '2-g', deleted: true }), docWrite('live', 0)]);
     });
-    // Back to the version 6 schema exactly (migration 7 only added the column and its index, 8 a table).
+    // Back to the version 6 schema exactly (migration 7 only added the column and its index, 8 and 9 a table each).
     const raw = new Database(path);
-    raw.exec('DROP TABLE old_revs; DROP INDEX docs_by_tombstone; ALTER TABLE docs DROP COLUMN tombstoned_at;');
+    raw.exec('DROP TABLE collections; DROP TABLE old_revs; DROP INDEX docs_by_tombstone; ALTER TABLE docs DROP COLUMN tombstoned_at;');
     raw.pragma('user_version = 6');
     raw.close();
     const before = Math.floor(Date.now() / 1000);

@@ -472,6 +472,8 @@ export class PostgresStore implements Store {
     if (scope === '_default' && name === '_default') return this;
     throw new Error(`collection ${scope}.${name}: named collections are not stored yet`);
   }
+  async listCollections(): Promise<{ scope: string; name: string }[]> { return []; }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
