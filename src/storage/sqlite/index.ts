@@ -12,7 +12,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { CollectionStore, GrantRow, PrincipalKind, PrincipalRecord, SessionRecord, Store } from '../store.ts';
-import { SqliteCollection, SqliteShared, chunks, collectionTables, marks } from './collection.ts';
+import { SqliteCollection, collectionTables } from './collection.ts';
+import { SqliteShared, chunks, marks } from './shared.ts';
 import { checkVersion, collectionPrefix, collectionTablesSql, migrate } from './schema.ts';
 
 export interface SqliteOptions {
