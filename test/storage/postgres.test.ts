@@ -29,15 +29,21 @@ function open(schema: string, extra: Partial<Parameters<typeof openPostgresStore
   });
 }
 
-storeContract('PostgresStore (TLS, client certificate)', async () => {
+async function openContract(): Promise<PostgresStore> {
   const schema = `contract_${++n}`;
   const store = await open(schema);
   schemas.set(store, schema);
   return store;
-}, async (store) => {
+}
+
+async function closeContract(store: Store): Promise<void> {
   await store.close();
   await cluster.admin(`DROP SCHEMA IF EXISTS "${schemas.get(store)}" CASCADE`);
-});
+}
+
+storeContract('PostgresStore (TLS, client certificate)', openContract, closeContract);
+// The same contract for a named collection's store: its own tables, the schema's shared sequence.
+storeContract('PostgresStore', openContract, closeContract, { collection: ['inventory', 'airline'] });
 
 describe('PostgresStore: several nodes on one schema', () => {
   let a: PostgresStore;

@@ -39,6 +39,10 @@ storeContract('SqliteStore (:memory:)', () => new SqliteStore({ path: ':memory:'
 
 storeContract('SqliteStore (file, synchronous=normal)', () => new SqliteStore({ path: freshPath(), synchronous: 'normal' }));
 
+// The same contract for a named collection's store: its own tables, the file's shared sequence.
+storeContract('SqliteStore (file)', () => new SqliteStore({ path: freshPath() }), undefined, { collection: ['inventory', 'airline'] });
+storeContract('SqliteStore (:memory:)', () => new SqliteStore({ path: ':memory:' }), undefined, { collection: ['_default', 'notes'] });
+
 /** Open, run, always close. */
 async function using<T>(path: string, fn: (s: SqliteStore) => Promise<T>): Promise<T> {
   const s = new SqliteStore({ path });
