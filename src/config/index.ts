@@ -14,7 +14,7 @@ import { ConfigError, type GatewayConfig } from './types.ts';
 
 export { ConfigError } from './types.ts';
 export type {
-  CorsConfig, DatabaseConfig, EventHandlersConfig, EventDelivery, GatewayConfig, LoggingConfig, LogLevel, RoleConfig, StorageSpec, TlsVersion, UserConfig,
+  CollectionConfig, CorsConfig, DatabaseConfig, EventHandlersConfig, EventDelivery, GatewayConfig, LoggingConfig, LogLevel, RoleConfig, StorageSpec, TlsVersion, UserConfig,
   WebhookConfig,
 } from './types.ts';
 export { SERVER_SCHEMES, acceptedServerSchemes, parseServer, type ServerScheme } from './server.ts';
