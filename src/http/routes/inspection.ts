@@ -30,7 +30,7 @@ async function rawDoc(ctx: RequestContext): Promise<void> {
   if (redact && includeDoc.value && includeDoc.given) {
     throw new HttpError(400, 'redact and include_doc cannot be true at the same time. If you want to redact you must specify include_doc=false');
   }
-  const src = await readRawSource(ctx.coll.store, ctx.params.doc);
+  const src = await readRawSource(ctx.coll, ctx.params.doc);
   const text = renderRaw(src, {
     includeDoc: redact && !includeDoc.given ? false : includeDoc.value,
     redactSalt: redact ? q.get('salt') || randomUUID() : undefined,
