@@ -138,6 +138,26 @@ describe('REST keyspaces on a database with named collections', () => {
     assert.equal((await req(`${air}/same`)).body.kind, 'airline');
   });
 
+  test('on the public port a keyspace route sees what the user may see in that collection', async () => {
+    const created = await req(`${admin}/travel/_user/alice`, {
+      method: 'PUT', json: { password: 'alice-pw', collection_access: { inventory: { airline: { admin_channels: ['airline'] } } } },
+    });
+    assert.equal(created.status, 201, created.text);
+    const auth = { authorization: `Basic ${Buffer.from('alice:alice-pw').toString('base64')}` };
+    const pub = gw.publicUrl;
+    assert.equal((await req(`${pub}/travel.airline/a1`, { headers: auth })).status, 200);
+    assert.equal((await req(`${pub}/travel.hotel/h1`, { headers: auth })).status, 403);
+    const airIds = (await req(`${pub}/travel.airline/_changes`, { headers: auth })).body.results.map((r: { id: string }) => r.id);
+    assert.ok(airIds.includes('a1'), JSON.stringify(airIds));
+    const hotelIds = (await req(`${pub}/travel.hotel/_changes`, { headers: auth })).body.results.map((r: { id: string }) => r.id);
+    assert.ok(!hotelIds.includes('h1'), JSON.stringify(hotelIds));
+    assert.deepEqual((await req(`${pub}/travel.hotel/_all_docs`, { headers: auth })).body.rows, []);
+    // An unknown keyspace is told only to an authenticated user.
+    assert.equal((await req(`${pub}/travel.nope/x`)).status, 401);
+    assert.equal((await req(`${pub}/travel.nope/x`, { headers: auth })).body.reason, 'keyspace travel.nope not found');
+    assert.equal((await req(`${pub}/travel/a1`, { headers: auth })).body.reason, 'keyspace travel._default._default not found');
+  });
+
   test('live feeds on a named keyspace see and wake on that collection\'s commits only', async () => {
     const air = `${admin}/travel.airline`;
     const hotel = `${admin}/travel.hotel`;
