@@ -161,6 +161,20 @@ describe('named keyspaces\' _config/sync|import_filter over REST (persistent mod
     assert.deepEqual([r.status, r.text], [200, 'function(doc){channel("r");}']);
     assert.deepEqual(await channelsOf('route', 'r1', {}), ['r']);
   });
+
+  test('a collection dropped by an update is gone from the database, its documents kept: listed again, it has them (as Sync Gateway 3.1)', async () => {
+    const full = (await req(`${gw.adminUrl}/travel/_config`)).body;
+    const { hotel, ...rest } = (full.scopes as any).inventory.collections;
+    let r = await req(`${gw.adminUrl}/travel/_config`, { method: 'PUT', json: { ...full, scopes: { inventory: { collections: rest } } } });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(gw.gateway.get('travel')!.collection('inventory', 'hotel'), undefined);
+    r = await req(url('travel.inventory.hotel'));
+    assert.deepEqual([r.status, r.body.reason], [404, 'keyspace travel.inventory.hotel not found']);
+    r = await req(`${gw.adminUrl}/travel/_config`, { method: 'POST', json: inventory({ hotel }) });
+    assert.equal(r.status, 201, r.text);
+    assert.equal((await req(url('travel.hotel'))).text, hotel.sync);
+    assert.deepEqual((await gw.gateway.get('travel')!.collection('inventory', 'hotel')!.getDocMeta('h2'))?.channels, ['h-y'], 'its documents are still there');
+  });
 });
 
 describe('named keyspaces in a 2.x start-up file (non-persistent mode)', () => {
