@@ -388,7 +388,7 @@ export class Gateway implements DatabaseRegistry {
     // Expired documents (TTL from `_exp` or expiry()) are purged once a minute.
     this.expiryTimer = setInterval(() => {
       for (const db of this.databases.values()) {
-        db.sweepExpired().catch((err) => this.logger.warn(`CRUD: expiry sweep of ${db.name} failed: ${(err as Error).message}`));
+        for (const c of db.collections()) c.sweepExpired().catch((err) => this.logger.warn(`CRUD: expiry sweep of ${c.key === DEFAULT_KEY ? db.name : `${db.name}.${c.key}`} failed: ${(err as Error).message}`));
       }
     }, 60_000);
     this.expiryTimer.unref();
