@@ -4,7 +4,7 @@
  */
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { CollectionConfig, DatabaseConfig, GatewayConfig, PersistentConfig } from './config/index.ts';
+import { type CollectionConfig, type DatabaseConfig, defaultSyncSource, type GatewayConfig, type PersistentConfig } from './config/index.ts';
 import { DbConfigs } from './db-configs.ts';
 import type { ConfigStore } from './storage/config-store.ts';
 import { SqliteConfigStore } from './storage/sqlite/config-store.ts';
@@ -125,7 +125,7 @@ function collectionSync(db: string, c: CollectionConfig): SyncFunction | undefin
   if (c.sync !== undefined) return new SyncFunction(c.sync, where);
   // `_default._default` keeps the built-in `channel(doc.channels)` path (no sandbox call per write).
   if (c.scope === DEFAULT_SCOPE && c.name === DEFAULT_COLLECTION) return undefined;
-  return new SyncFunction(`function(doc){channel(${JSON.stringify(c.name)});}`, where);
+  return new SyncFunction(defaultSyncSource(c.scope, c.name), where);
 }
 
 /** Same backend, same place, same credentials: a reload can keep the open store. */
@@ -388,7 +388,7 @@ export class Gateway implements DatabaseRegistry {
     // Expired documents (TTL from `_exp` or expiry()) are purged once a minute.
     this.expiryTimer = setInterval(() => {
       for (const db of this.databases.values()) {
-        db.sweepExpired().catch((err) => this.logger.warn(`CRUD: expiry sweep of ${db.name} failed: ${(err as Error).message}`));
+        for (const c of db.collections()) c.sweepExpired().catch((err) => this.logger.warn(`CRUD: expiry sweep of ${c.key === DEFAULT_KEY ? db.name : `${db.name}.${c.key}`} failed: ${(err as Error).message}`));
       }
     }, 60_000);
     this.expiryTimer.unref();

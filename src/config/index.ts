@@ -22,6 +22,7 @@ export { convertBackQuotedStrings } from './text.ts';
 export type { PersistentConfig, StorageCredentials } from './types.ts';
 export { parseGoDuration } from './bootstrap.ts';
 export { EnvExpansionError, expandEnv } from './env.ts';
+export { defaultSyncSource } from './collections.ts';
 
 type Obj = Record<string, unknown>;
 

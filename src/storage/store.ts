@@ -312,6 +312,11 @@ export interface Store extends CollectionStore {
    * collection is this store itself). Collections are never dropped by removing them from a config.
    */
   collection(scope: string, name: string): Promise<CollectionStore>;
+  /**
+   * The named collections whose storage exists (made by `collection()`, here or on another node),
+   * by scope then name; the default collection is not listed (it always exists). For jobs and operators.
+   */
+  listCollections(): Promise<{ scope: string; name: string }[]>;
   // ---- principals, grants and sessions ----
   getPrincipal(kind: PrincipalKind, name: string): Promise<PrincipalRecord | undefined>;
   listPrincipals(kind: PrincipalKind): Promise<string[]>;
