@@ -11,7 +11,6 @@ import {
 import type { DocView } from '../../../db/render.ts';
 import { blipBody, revisionDelta } from '../../../db/deltas.ts';
 import { canSee } from '../../../auth/principal.ts';
-import type { Database } from '../../../db/database.ts';
 import type { Collection } from '../../../db/collection.ts';
 import type { Store } from '../../../storage/store.ts';
 import type { BlipProperties, BlipRequest } from '../connection.ts';
@@ -102,15 +101,6 @@ class Slots {
 }
 
 /**
- * One collection's changes through the one changes path. `changesSince` reads only members every
- * Collection has (store, readState, sharedReads, attachmentsToInline); it is still typed with the
- * Database that was its only collection.
- */
-function collectionChanges(coll: Collection, scope: FeedScope, opts: ChangesOptions) {
-  return changesSince(coll as unknown as Database, scope, opts);
-}
-
-/**
  * A collection's store for the delta codec, which reads only document revisions (getDoc,
  * getRevision, getOldRevision: CollectionStore members) but is still typed with the whole Store.
  */
@@ -145,7 +135,7 @@ export class ChangesFeed {
     while (this.live) {
       const changesOpts: ChangesOptions = { since, limit: opts.batch, activeOnly: opts.activeOnly, docIds: opts.docIds };
       const seen = bc.coll.notifier.version; // a commit notified during the read wakes the wait below at once
-      const page = await collectionChanges(bc.coll, this.scope, changesOpts);
+      const page = await changesSince(bc.coll, this.scope, changesOpts);
       since = page.last;
       const rows = page.entries.map((e) => this.rowOf(e)).filter((r): r is Row => r !== undefined);
       if (rows.length > 0) await this.sendBatch(rows, page.entries);
@@ -324,7 +314,7 @@ export class ChangesFeed {
     const userSeq = principal.kind === 'user' ? principal.seq : 0;
     let since: Since = { seq: 0 };
     for (;;) {
-      const page = await collectionChanges(bc.coll, lostScope, { since, limit: this.opts.batch, activeOnly: true });
+      const page = await changesSince(bc.coll, lostScope, { since, limit: this.opts.batch, activeOnly: true });
       if (page.entries.length === 0) break;
       since = page.last;
       const docs = await bc.coll.store.getDocs(page.entries.map((e) => e.id));
