@@ -3,11 +3,12 @@
  * with `scopes` on the admin port): a legacy client refused where the database lacks the default
  * collection; one connection replicating two collections both ways, each with its own checkpoint and
  * channel filter, resuming from its checkpoints after reconnecting; a user granted channel `x` in one
- * collection seeing nothing of the other's `x`; delta sync per collection.
+ * collection seeing nothing of the other's `x`; delta sync per collection. On both backends.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
+import { startPgCluster } from '../helpers/postgres.ts';
 import { randomBytes } from 'node:crypto';
 import { BlipClient, type CollectionReplicator, LocalDb, sha1Digest } from '../helpers/blip-client.ts';
 
@@ -45,12 +46,25 @@ async function pushAll(lane: CollectionReplicator, db: LocalDb, since = 0): Prom
   return res.lastSeq;
 }
 
-describe('BLIP with named collections', () => {
+/** Where the bootstrap config keeps configs and databases: SQLite files, or a throwaway PostgreSQL. */
+async function bootstrapOn(backend: 'sqlite' | 'postgres'): Promise<{ bootstrap: Record<string, unknown>; stop(): Promise<void> }> {
+  if (backend === 'sqlite') return { bootstrap: {}, stop: async () => {} };
+  const cluster = await startPgCluster();
+  const c = cluster.certs;
+  return {
+    bootstrap: { server: cluster.url(), x509_cert_path: c.clientCert, x509_key_path: c.clientKey, ca_cert_path: c.caCert },
+    stop: () => cluster.stop(),
+  };
+}
+
+for (const backend of ['sqlite', 'postgres'] as const) describe(`BLIP with named collections (${backend})`, () => {
   let gw: TestGateway;
   let admin: string;
   let travel: string;
+  let storage: Awaited<ReturnType<typeof bootstrapOn>> | undefined;
   before(async () => {
-    gw = await startGateway({ bootstrap: { logging: { console: { log_level: 'warn' } } } });
+    storage = await bootstrapOn(backend);
+    gw = await startGateway({ bootstrap: { bootstrap: storage.bootstrap, logging: { console: { log_level: 'warn' } } } });
     admin = gw.adminUrl;
     for (const [name, config] of [['travel', TRAVEL], ['mixed', MIXED]] as const) {
       const created = await req(`${admin}/${name}/`, { method: 'PUT', json: config });
@@ -68,7 +82,10 @@ describe('BLIP with named collections', () => {
     }
     travel = `${gw.publicUrl}/travel`;
   });
-  after(() => gw?.stop());
+  after(async () => {
+    await gw?.stop();
+    await storage?.stop();
+  });
 
   const agent = { user: 'agent', password: 'agent-pw' };
 
