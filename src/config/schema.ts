@@ -197,7 +197,7 @@ export const DATABASE_FIELDS: Fields = {
   purge_interval: built(number),
   sgreplicate_enabled: later(boolean),
   sgreplicate_websocket_heartbeat_secs: later(integer),
-  replications: later(mapOf(any)), // §1.4
+  replications: built(mapOf(any)), // §1.4, ISGR (src/config/replications.ts)
   serve_insecure_attachment_types: later(boolean, { inert: false }),
   feed_type: later(string),
   rev_cache_size: later(uint),

@@ -107,6 +107,8 @@ export interface DatabaseConfig {
   localJwt?: Record<string, LocalJwtProviderConfig>;
   /** `event_handlers`: webhooks (src/events/). */
   eventHandlers?: EventHandlersConfig;
+  /** `replications`: ISGR definitions as written, id → definition (validated when applied; src/replication/isgr/). */
+  replications?: Record<string, Record<string, unknown>>;
   /** This db's keys as given (canonical spelling, nulls dropped, no defaults filled in). */
   raw: Record<string, unknown>;
 }

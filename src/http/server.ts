@@ -33,6 +33,7 @@ import { inspectionRoutes } from './routes/inspection.ts';
 import { localRoutes } from './routes/local.ts';
 import { authRoutes as sessionRoutes } from './routes/session.ts';
 import { oidcRoutes } from './routes/oidc.ts';
+import { replicationRoutes } from './routes/replication.ts';
 import { authRoutes as userRoleRoutes } from './routes/users-roles.ts';
 import { normalizeAddress, type RequestGuard, TooManyRequestsError } from './limits.ts';
 import { UnauthorizedError, WWW_AUTHENTICATE } from '../auth/authenticate.ts';
@@ -90,6 +91,7 @@ export function allRoutes(registry: DatabaseRegistry): Route[] {
     ...configRoutes(registry),
     ...dbAdminRoutes(),
     ...eventRoutes(registry),
+    ...replicationRoutes(registry),
     ...changesRoutes(),
     ...bulkRoutes(),
     ...localRoutes(),

@@ -70,7 +70,23 @@ export const METRIC = {
   eventHandlerEvents: 'syncgate_event_handler_events',
   eventHandlerPending: 'syncgate_event_handler_pending',
   eventHandlerCheckpoint: 'syncgate_event_handler_checkpoint',
+  // ISGR (src/replication/isgr/): `syncgate_replication_<counter>` for each of REPLICATION_COUNTERS, and the state.
+  replicationState: 'syncgate_replication_state',
 } as const;
+
+/** ISGR status counters (Sync Gateway's names), one gauge each: `syncgate_replication_docs_read` ... */
+export const REPLICATION_COUNTERS = [
+  'docs_read', 'docs_checked_pull', 'docs_purged', 'rejected_by_local',
+  'docs_written', 'docs_checked_push', 'doc_write_failures', 'doc_write_conflict', 'rejected_by_remote',
+] as const;
+
+/** One replication this node runs (structural: metrics imports nothing of replication). */
+export interface ReplicationSample {
+  database: string;
+  replication: string;
+  state: string;
+  counters: Record<(typeof REPLICATION_COUNTERS)[number], number>;
+}
 
 /** One webhook's numbers as `GET /{db}/_event_handlers` shows them (structural: metrics imports nothing of events). */
 export interface EventHandlerSample {
@@ -175,6 +191,7 @@ export class Metrics {
   /** Per database: how to read its old-revision store's size when metrics are collected. */
   private readonly oldRevisionUsage = new Map<string, OldRevisionUsageProvider>();
   private eventHandlerSource: () => Promise<EventHandlerSample[]> = async () => [];
+  private replicationSource: () => ReplicationSample[] = () => [];
 
   constructor(options: MetricsOptions = {}) {
     this.argv = options.argv ?? process.argv;
@@ -291,6 +308,21 @@ export class Metrics {
         for (const s of await source()) if (s.checkpoint !== undefined) this.set({ database: s.database, handler: s.handler, delivery: s.delivery }, s.checkpoint);
       },
     });
+    // ISGR: the replications this node runs, read from their replicators when scraped. Gauges: a
+    // reset (action=reset) or a hand-over to another node starts a replication's counters again.
+    const replications = () => this.replicationSource();
+    for (const counter of REPLICATION_COUNTERS) {
+      new Gauge({
+        name: `syncgate_replication_${counter}`, help: `ISGR ${counter} of each replication this node runs (as in _replicationStatus).`,
+        labelNames: ['database', 'replication'], registers,
+        collect() { this.reset(); for (const r of replications()) this.set({ database: r.database, replication: r.replication }, r.counters[counter]); },
+      });
+    }
+    new Gauge({
+      name: METRIC.replicationState, help: 'ISGR replications this node runs: 1 for the state each is in (starting, running, reconnecting, stopped, error).',
+      labelNames: ['database', 'replication', 'state'], registers,
+      collect() { this.reset(); for (const r of replications()) this.set({ database: r.database, replication: r.replication, state: r.state }, 1); },
+    });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -343,6 +375,11 @@ export class Metrics {
   /** Where the webhook gauges read their numbers when scraped (the gateway's event handlers). */
   setEventHandlerSource(source: () => Promise<EventHandlerSample[]>): void {
     this.eventHandlerSource = source;
+  }
+
+  /** Where the ISGR gauges read their numbers when scraped (the gateway's replication registries). */
+  setReplicationSource(source: () => ReplicationSample[]): void {
+    this.replicationSource = source;
   }
 
   /** The database names with series, in registration order. */
