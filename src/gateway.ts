@@ -303,7 +303,7 @@ export class Gateway implements DatabaseRegistry {
     });
     const replications = new ReplicationRegistry({
       db, nodeId: this.nodeId, createReplicator: this.options.replication?.createReplicator ?? unavailableReplicator,
-      leaseMs: this.options.replication?.leaseMs, configReplications: config.replications,
+      leaseMs: this.options.replication?.leaseMs, configReplications: config.replications, takesPart: config.sgreplicateEnabled !== false,
       log: (level, msg) => this.logger[level](`Replicate: ${config.name}: ${msg}`),
     });
     const oldReplications = this.replicationRegistries.get(config.name);

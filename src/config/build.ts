@@ -226,6 +226,7 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
   if (localJwt && Object.keys(localJwt).length) config.localJwt = localJwt;
   if (eventHandlers) config.eventHandlers = eventHandlers;
   if (replications) config.replications = replications;
+  if (bool(db.sgreplicate_enabled) === false) config.sgreplicateEnabled = false;
   return config;
 }
 

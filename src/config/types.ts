@@ -109,6 +109,8 @@ export interface DatabaseConfig {
   eventHandlers?: EventHandlersConfig;
   /** `replications`: ISGR definitions as written, id → definition (validated when applied; src/replication/isgr/). */
   replications?: Record<string, Record<string, unknown>>;
+  /** `sgreplicate_enabled: false`: this node takes no part in running the database's replications. */
+  sgreplicateEnabled?: boolean;
   /** This db's keys as given (canonical spelling, nulls dropped, no defaults filled in). */
   raw: Record<string, unknown>;
 }

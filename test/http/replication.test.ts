@@ -308,6 +308,18 @@ describe('ISGR replications in a database config', () => {
     }
   });
 
+  test('sgreplicate_enabled: false: definitions are served, but this node runs none (unassigned)', async () => {
+    const g = await startIsgrGateway({ db: { server: 'memory:', sgreplicate_enabled: false, replications: { r: { remote: REMOTE, direction: 'pull', continuous: true } } } });
+    try {
+      assert.deepEqual((await req(`${g.adminUrl}/db/_replicationStatus/r`)).body, { replication_id: 'r', status: 'unassigned' });
+      assert.equal((await req(`${g.adminUrl}/db/_replication/`)).body.r.assigned_node, ' (non-local)');
+      assert.equal(g.factory.built.length, 0);
+      assert.deepEqual((await req(`${g.adminUrl}/_status`)).body.databases.db.cluster.nodes, {});
+    } finally {
+      await g.stop();
+    }
+  });
+
   test('adhoc and a mismatched replication_id are refused in a config file', async () => {
     await assert.rejects(startIsgrGateway({ db: { server: 'memory:', replications: { x: { remote: REMOTE, direction: 'pull', adhoc: true } } } }),
       /replications\.x: adhoc=true is invalid for replication in Sync Gateway configuration/);

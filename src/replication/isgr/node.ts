@@ -24,6 +24,8 @@ export interface NodeOptions {
   nodeId: string;
   leaseMs: number;
   createReplicator: CreateReplicator;
+  /** `sgreplicate_enabled: false`: this node runs none of the database's replications (default true). */
+  takesPart?: boolean;
   log(level: 'info' | 'warn' | 'debug', msg: string): void;
 }
 
@@ -52,6 +54,9 @@ export class ReplicationNode {
   private unwatchState?: () => void;
   private stopped = false;
   private nodeList: NodesRecord = {};
+  /** When this node last wrote its heartbeat to the node list (shared storage only). */
+  private beatAt = 0;
+  private listed = false;
   /** Shared storage (PostgreSQL) can have other live nodes; SQLite cannot. */
   readonly shared: boolean;
 
@@ -96,16 +101,16 @@ export class ReplicationNode {
     this.unwatchState?.();
     await this.chain;
     for (const [id, l] of [...this.locals]) await this.release(id, l, true);
-    await this.o.records.heartbeat(undefined, this.o.nodeId, this.o.leaseMs).catch(() => undefined);
+    if (this.shared && this.listed) await this.o.records.heartbeat(undefined, this.o.nodeId, this.o.leaseMs).catch(() => undefined);
   }
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
     const { db, records, nodeId, leaseMs } = this.o;
-    const online = db.state === 'Online' && !db.isClosed;
+    const online = db.state === 'Online' && !db.isClosed && this.o.takesPart !== false;
     const cluster = (await records.cluster()).value;
     const now = Date.now();
-    this.nodeList = await records.heartbeat(online ? { uuid: nodeId, host: hostname(), heartbeat: now } : undefined, online ? undefined : nodeId, leaseMs);
+    await this.beat(online, now);
     for (const [id, l] of [...this.locals]) {
       const e = cluster.replications[id];
       if (!online || !e || e.generation !== l.generation) await this.release(id, l, e !== undefined && e.generation === l.generation);
@@ -138,6 +143,25 @@ export class ReplicationNode {
       await this.release(id, this.locals.get(id)!, true);
     }
     for (const [id, l] of [...this.locals]) await this.align(id, l, cluster.replications[id]);
+  }
+
+  /**
+   * The node list. On SQLite this node is the only one and nothing is written; on shared storage
+   * the heartbeat is written a few times per lease (not every round: that would be a write per
+   * second per database), and the list read every round.
+   */
+  private async beat(online: boolean, now: number): Promise<void> {
+    const { records, nodeId, leaseMs } = this.o;
+    const me = { uuid: nodeId, host: hostname(), heartbeat: now };
+    if (!this.shared) { this.nodeList = online ? { [nodeId]: me } : {}; return; }
+    if (online && (!this.listed || now - this.beatAt >= leaseMs / 3)) {
+      this.nodeList = await records.heartbeat(me, undefined, leaseMs);
+      this.beatAt = now;
+      this.listed = true;
+    } else if (!online && this.listed) {
+      this.nodeList = await records.heartbeat(undefined, nodeId, leaseMs);
+      this.listed = false;
+    } else this.nodeList = await records.liveNodes(leaseMs);
   }
 
   private adopt(id: string, e: ClusterEntry, leaseText: string, lease: LeaseRecord): Local {

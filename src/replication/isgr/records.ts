@@ -114,6 +114,14 @@ export class IsgrRecords {
     return this.read<NodesRecord>(NODES, () => ({}));
   }
 
+  /** The live nodes (those that beat within `staleMs`). */
+  async liveNodes(staleMs: number): Promise<NodesRecord> {
+    const n = (await this.nodes()).value;
+    const now = Date.now();
+    for (const [k, v] of Object.entries(n)) if (v.heartbeat < now - staleMs) delete n[k];
+    return n;
+  }
+
   /** This node's heartbeat in the node list; nodes silent for `staleMs` are dropped. */
   async heartbeat(node: NodeInfo | undefined, remove: string | undefined, staleMs: number): Promise<NodesRecord> {
     let out: NodesRecord = {};

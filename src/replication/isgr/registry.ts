@@ -26,6 +26,8 @@ export interface RegistryOptions {
   leaseMs?: number;
   /** `replications` of the database config (id → definition as written). */
   configReplications?: Record<string, Record<string, unknown>>;
+  /** `sgreplicate_enabled: false`: definitions and status are served, but this node runs none. */
+  takesPart?: boolean;
   log(level: 'info' | 'warn' | 'debug', msg: string): void;
 }
 
@@ -47,7 +49,7 @@ export class ReplicationRegistry {
   constructor(private readonly o: RegistryOptions) {
     this.records = new IsgrRecords(o.db.store);
     this.node = new ReplicationNode({
-      db: o.db, records: this.records, nodeId: o.nodeId, leaseMs: o.leaseMs ?? DEFAULT_LEASE_MS, createReplicator: o.createReplicator, log: o.log,
+      db: o.db, records: this.records, nodeId: o.nodeId, leaseMs: o.leaseMs ?? DEFAULT_LEASE_MS, createReplicator: o.createReplicator, takesPart: o.takesPart, log: o.log,
     });
   }
 
