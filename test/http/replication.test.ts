@@ -8,7 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { req } from '../helpers/gateway.ts';
+import { req, startGateway } from '../helpers/gateway.ts';
+import { UNAVAILABLE_MESSAGE } from '../../src/replication/isgr/runner.ts';
 import { combinedState } from '../../src/replication/isgr/status.ts';
 import { eventually, type IsgrGateway, startIsgrGateway, tempDir } from '../e2e/isgr-api-support.ts';
 
@@ -327,6 +328,24 @@ describe('ISGR replications in a database config', () => {
       /replication_id "y" does not match replications key "x"/);
     await assert.rejects(startIsgrGateway({ db: { server: 'memory:', replications: { x: { remote: REMOTE } } } }),
       /replications\.x: Replication direction must be specified/);
+  });
+});
+
+describe('ISGR in a database config over REST (persistent mode), without the active replicator', () => {
+  test('PUT /{db}/ with replications stores them; a bad one refuses the database; the stand-in replicator says why it does not run', async () => {
+    const g = await startGateway({ bootstrap: { logging: { console: { log_level: 'warn' } } } });
+    try {
+      const refused = await req(`${g.adminUrl}/bad/`, { method: 'PUT', json: { replications: { r: { remote: REMOTE } } } });
+      assert.deepEqual(refused.body, { error: 'Bad Request', reason: 'database "bad": replications.r: Replication direction must be specified' });
+      assert.equal((await req(`${g.adminUrl}/bad/`)).status, 404, 'nothing was created');
+      const ok = await req(`${g.adminUrl}/edge/`, { method: 'PUT', json: { replications: { r: { remote: 'http://u:pw@central.example:4984/db', direction: 'pull', continuous: true } } } });
+      assert.equal(ok.status, 201, ok.text);
+      await eventually('the stand-in to report', async () => ((await req(`${g.adminUrl}/edge/_replicationStatus/r`)).body.status === 'error' ? true : undefined));
+      assert.deepEqual((await req(`${g.adminUrl}/edge/_replicationStatus/r`)).body, { replication_id: 'r', status: 'error', error_message: UNAVAILABLE_MESSAGE });
+      assert.equal((await req(`${g.adminUrl}/edge/_config`)).body.replications.r.remote, 'http://u:xxxxx@central.example:4984/db');
+    } finally {
+      await g.stop();
+    }
   });
 });
 
