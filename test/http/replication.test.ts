@@ -235,6 +235,18 @@ describe('ISGR status and actions', () => {
     assert.equal((await status('once')).docs_read, 6);
   });
 
+  test('start on a running replication leaves it alone (no second start)', async () => {
+    assert.equal((await put('cont', { remote: REMOTE, direction: 'pull', continuous: true })).status, 201);
+    await waitStatus('cont', 'running');
+    const r = await action('cont', 'start');
+    assert.equal(r.body.status, 'running');
+    // An API change waits for the node's next round, which runs after the one the start asked for.
+    assert.equal((await put('dummy', { remote: REMOTE, direction: 'pull', initial_state: 'stopped' })).status, 201);
+    assert.equal((await req(`${admin}/_replication/dummy`, { method: 'DELETE' })).status, 200);
+    assert.equal(gw.factory.starts.get('cont'), 1);
+    assert.equal((await req(`${admin}/_replication/cont`, { method: 'DELETE' })).status, 200);
+  });
+
   test('adhoc: stopping removes it; a one-shot adhoc replication is removed once finished', async () => {
     assert.equal((await put('adhoc1', { remote: REMOTE, direction: 'pull', continuous: true, adhoc: true })).status, 201);
     await waitStatus('adhoc1', 'running');

@@ -17,6 +17,12 @@ import type { ActiveReplicator, CreateReplicator, ReplicatorSnapshot } from './t
 
 /** Snapshots of a running replicator are written at most this often (state changes at once). */
 const SNAPSHOT_EVERY_MS = 1000;
+/**
+ * How long releasing waits for a replicator to stop (it finishes its batch). One that does not stop
+ * in time is left to end on its own and its lease is not handed back: other nodes wait for it to
+ * lapse rather than run the replication beside it.
+ */
+const STOP_WAIT_MS = 30_000;
 
 export interface NodeOptions {
   db: Database;
@@ -209,15 +215,21 @@ export class ReplicationNode {
   /** Stops the local replicator; `handBack`: also frees the lease (and keeps the last snapshot). */
   private async release(id: string, l: Local, handBack: boolean): Promise<void> {
     this.locals.delete(id);
+    let stopped = true;
     try {
-      if (l.rep.snapshot().state !== 'stopped') await l.rep.stop();
+      if (l.rep.snapshot().state !== 'stopped') {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), STOP_WAIT_MS); });
+        stopped = await Promise.race([l.rep.stop().then(() => true), late]).finally(() => clearTimeout(timer));
+        if (!stopped) this.o.log('warn', `replication ${id}: did not stop within ${STOP_WAIT_MS / 1000} s; its lease is left to lapse`);
+      }
     } catch (err) {
       this.o.log('warn', `replication ${id}: stopping: ${(err as Error).message}`);
     }
     l.unsubscribe();
     clearTimeout(l.persistTimer);
     await l.persisting;
-    if (!handBack) return;
+    if (!handBack || !stopped) return;
     await this.persist(id, l, l.rep.snapshot());
     await this.o.records.putLease(id, l.leaseText, { node: '', heartbeat: 0, generation: l.generation }).catch(() => undefined);
     this.o.log('info', `replication ${id}: released by this node`);
@@ -234,9 +246,12 @@ export class ReplicationNode {
     if (e.target_state === 'running') {
       if (l.startedSeq !== e.start_seq) {
         l.startedSeq = e.start_seq;
-        l.ran = false;
-        this.o.log('info', `replication ${id}: starting`);
-        l.rep.start();
+        // Sync Gateway's alignState: a replicator already starting, running or reconnecting is left alone.
+        if (state === 'stopped' || state === 'error') {
+          l.ran = false;
+          this.o.log('info', `replication ${id}: starting`);
+          l.rep.start();
+        }
       } else if (e.config.adhoc && l.ran && state === 'stopped') {
         await this.o.records.updateCluster((c) => {
           if (c.replications[id]?.generation !== e.generation) return undefined;
