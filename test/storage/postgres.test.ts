@@ -14,6 +14,7 @@ import { SCHEMA_VERSION, migrate } from '../../src/storage/postgres/schema.ts';
 import type { RemoteCommit, Store } from '../../src/storage/store.ts';
 import { DB_NAME, USERS, startPgCluster, type PgCluster } from '../helpers/postgres.ts';
 import { digestOf, docWrite, linearTree, md5Of, storeContract } from './contract.ts';
+import { collectionsContract } from './collections.ts';
 
 const cluster: PgCluster = await startPgCluster();
 after(() => cluster.stop());
@@ -44,6 +45,14 @@ async function closeContract(store: Store): Promise<void> {
 storeContract('PostgresStore (TLS, client certificate)', openContract, closeContract);
 // The same contract for a named collection's store: its own tables, the schema's shared sequence.
 storeContract('PostgresStore', openContract, closeContract, { collection: ['inventory', 'airline'] });
+
+collectionsContract('PostgresStore', openContract, closeContract, async (store) => {
+  const schema = schemas.get(store)!;
+  await store.close();
+  const again = await open(schema);
+  schemas.set(again, schema);
+  return again;
+});
 
 describe('PostgresStore: several nodes on one schema', () => {
   let a: PostgresStore;

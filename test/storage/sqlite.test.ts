@@ -15,6 +15,7 @@ import { SCHEMA_VERSION } from '../../src/storage/sqlite/schema.ts';
 import type { EncodedRevTree } from '../../src/revtree/index.ts';
 import type { Store } from '../../src/storage/store.ts';
 import { digestOf, docWrite, md5Of, storeContract } from './contract.ts';
+import { collectionsContract } from './collections.ts';
 import { writeSchema4File } from '../fixtures/sqlite-schema4.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'syncgate-sqlite-test-'));
@@ -42,6 +43,19 @@ storeContract('SqliteStore (file, synchronous=normal)', () => new SqliteStore({ 
 // The same contract for a named collection's store: its own tables, the file's shared sequence.
 storeContract('SqliteStore (file)', () => new SqliteStore({ path: freshPath() }), undefined, { collection: ['inventory', 'airline'] });
 storeContract('SqliteStore (:memory:)', () => new SqliteStore({ path: ':memory:' }), undefined, { collection: ['_default', 'notes'] });
+
+collectionsContract('SqliteStore (file)', () => {
+  const path = freshPath();
+  const store = new SqliteStore({ path });
+  paths.set(store, path);
+  return store;
+}, undefined, async (store) => {
+  await store.close();
+  const again = new SqliteStore({ path: paths.get(store)! });
+  paths.set(again, paths.get(store)!);
+  return again;
+});
+collectionsContract('SqliteStore (:memory:)', () => new SqliteStore({ path: ':memory:' }));
 
 /** Open, run, always close. */
 async function using<T>(path: string, fn: (s: SqliteStore) => Promise<T>): Promise<T> {
