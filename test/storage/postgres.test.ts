@@ -149,6 +149,60 @@ describe('PostgresStore: several nodes on one schema', () => {
     }
   });
 
+  it('a collection made on one node is opened by the other, with its documents and grants', async () => {
+    const ax = await a.collection('inventory', 'made-on-a');
+    const s1 = (await ax.commit([{ ...docWrite('doc', 0, { channels: ['red'] }), grants: [{ grantee: 'nina', kind: 'channel', value: 'red' }] }]))[0];
+    assert.ok(s1.ok);
+    assert.ok((await b.listCollections()).some((c) => c.scope === 'inventory' && c.name === 'made-on-a'));
+    // B had never named it: its grants count for B's grantsTo before B opens it.
+    assert.deepEqual((await b.grantsTo(['nina'])).map((g) => [g.collection, g.value]), [['inventory.made-on-a', 'red']]);
+    const bx = await b.collection('inventory', 'made-on-a');
+    assert.equal((await bx.getDoc('doc'))?.seq, s1.seq);
+    assert.deepEqual((await bx.changes({ since: 0, channels: ['red'] })).map((r) => r.id), ['doc']);
+    assert.equal(await b.getDoc('doc'), undefined, 'not in the default collection');
+    assert.deepEqual(await bx.docCounts(), { live: 1, deleted: 0 });
+  });
+
+  it('both nodes creating the same collections at once succeed, and share one set of tables', async () => {
+    const names = Array.from({ length: 6 }, (_, i) => `race${i}`);
+    const [onA, onB] = await Promise.all([
+      Promise.all(names.map((nm) => a.collection('racing', nm))),
+      Promise.all(names.map((nm) => b.collection('racing', nm))),
+    ]);
+    const registered = await cluster.admin("SELECT name, count(*) AS n FROM nodes.collections WHERE scope = 'racing' GROUP BY name ORDER BY name");
+    assert.deepEqual(registered.rows.map((r) => [r.name, Number(r.n)]), names.map((nm) => [nm, 1]));
+    for (let i = 0; i < names.length; i++) {
+      const [r] = await onA[i].commit([docWrite(`on-a-${i}`, 0)]);
+      assert.ok(r.ok);
+      assert.equal((await onB[i].getDoc(`on-a-${i}`))?.seq, r.seq, `${names[i]}: B reads what A wrote`);
+      const [r2] = await onB[i].commit([docWrite(`on-a-${i}`, r.seq, { rev: '2-b' })]);
+      assert.ok(r2.ok);
+      assert.equal((await onA[i].getDoc(`on-a-${i}`))?.rev, '2-b');
+    }
+  });
+
+  it('a commit in a named collection wakes the other node\'s watchers for that collection', async () => {
+    const got: RemoteCommit[] = [];
+    const stop = b.watch((c) => got.push(c));
+    try {
+      await new Promise((r) => setTimeout(r, 300)); // LISTEN is up
+      // Made after B started watching: B learns of it from the registry.
+      const ax = await a.collection('inventory', 'watched');
+      await ax.commit([docWrite('w1', 0, { channels: ['red', 'green'] })]);
+      await a.commit([docWrite('w1', 0, { channels: ['red'] })]);
+      const deadline = Date.now() + 5000;
+      const named = () => got.find((c) => c.collection === 'inventory.watched');
+      const plain = () => got.find((c) => c.collection === undefined && c.channels.includes('red'));
+      while (!(named() && plain()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual([...named()!.channels].sort(), ['green', 'red']);
+      assert.deepEqual(named()!.grantees, []);
+      assert.deepEqual(plain()!.channels, ['red'], 'the default collection\'s wake-up names only its own channels');
+      assert.ok(!got.some((c) => c.collection === undefined && c.channels.includes('green')), 'green was only touched in the named collection');
+    } finally {
+      stop();
+    }
+  });
+
   it('a principal deletion on one node changes the access version seen by the other', async () => {
     await a.putPrincipal({ kind: 'role', name: 'gone', adminChannels: { x: 1 }, adminRoles: {}, disabled: false });
     const before = await b.accessVersion();
