@@ -51,8 +51,11 @@ export function collectionsContract(name: string, open: OpenStore, close: CloseS
       assert.equal(await a.lastSeq(), 0);
       assert.equal(await a.countDocs(), 0);
       assert.deepEqual(await a.changes({ since: 0 }), []);
-      await assert.rejects(s.collection('', 'x'));
-      await assert.rejects(s.collection('x', ''));
+      await assert.rejects(s.collection('', 'x'), /non-empty/);
+      await assert.rejects(s.collection('x', ''), /non-empty/);
+      await assert.rejects(s.collection('a.b', 'c'), /without dots/);
+      await assert.rejects(s.collection('a', 'b.c'), /without dots/);
+      assert.equal((await s.listCollections()).length, 3, 'a refused name is not registered');
     }));
 
     it('the same document id and channel in two collections and the default one are independent', withStore(async (s) => {

@@ -92,7 +92,8 @@ export class SqliteStore extends SqliteCollection implements Store {
    */
   async collection(scope: string, name: string): Promise<CollectionStore> {
     if (scope === '_default' && name === '_default') return this;
-    if (!scope || !name) throw new Error(`collection name "${scope}.${name}" has an empty part`);
+    // `scope.name` keys grants and wake-ups: a part that is empty or holds a dot would make it ambiguous.
+    if (!/^[^.]+$/.test(scope) || !/^[^.]+$/.test(name)) throw new Error(`collection name "${scope}.${name}" needs two non-empty parts without dots`);
     const key = `${scope}.${name}`;
     let c = this.named.get(key);
     if (c) return c;
