@@ -150,6 +150,11 @@ export interface PrincipalRecord {
   jwtChannels?: Record<string, number>;
   /** RFC 3339 time of the last change made by a JWT login. */
   jwtLastUpdated?: string;
+  /**
+   * Admin channels in named collections (`collection_access`): `scope.collection` → channel →
+   * granted-at sequence (0 = this save). Kept in the record's JSON, so older records simply lack it.
+   */
+  collectionChannels?: Record<string, Record<string, number>>;
   /** Sequence of the principal's last save (assigned by the store). */
   seq: number;
 }

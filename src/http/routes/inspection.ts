@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { HttpError } from '../../errors.ts';
-import type { Database } from '../../db/database.ts';
+import type { Collection } from '../../db/collection.ts';
 import { readRawSource, renderRaw } from '../../db/raw.ts';
 import { ALL_CHANNELS, type Principal } from '../../auth/principal.ts';
 import type { RequestContext } from '../context.ts';
@@ -30,7 +30,7 @@ async function rawDoc(ctx: RequestContext): Promise<void> {
   if (redact && includeDoc.value && includeDoc.given) {
     throw new HttpError(400, 'redact and include_doc cannot be true at the same time. If you want to redact you must specify include_doc=false');
   }
-  const src = await readRawSource(ctx.database.store, ctx.params.doc);
+  const src = await readRawSource(ctx.coll, ctx.params.doc);
   const text = renderRaw(src, {
     includeDoc: redact && !includeDoc.given ? false : includeDoc.value,
     redactSalt: redact ? q.get('salt') || randomUUID() : undefined,
@@ -56,11 +56,11 @@ function escapeHtml(s: string): string {
  * read and ignored, as in every 3.x release (GetChangeLog drops it). Flags: 1 deleted, 2 removed.
  */
 async function dumpChannel(ctx: RequestContext): Promise<void> {
-  const db = ctx.database;
   const channel = ctx.params.channel;
-  const rows = await db.store.channelTail(channel, DUMP_CHANNEL_ROWS);
+  // The collection's channel; the title names the database, as Sync Gateway's does.
+  const rows = await ctx.coll.store.channelTail(channel, DUMP_CHANNEL_ROWS);
   if (rows.length === 0) throw new HttpError(404, 'no such channel');
-  const title = `/${escapeHtml(db.name)}: \u201c${escapeHtml(channel)}\u201d Channel`;
+  const title = `/${escapeHtml(ctx.database.name)}: \u201c${escapeHtml(channel)}\u201d Channel`;
   let html = `<!DOCTYPE html><html><head><title>${title}</title></head><body>\n\t\t<h1>${title}</h1><code>\n`
     + `\t\t<p>Since = ${rows[0].seq - 1}</p>\n\t\t<table border=1>\n\t\t`
     + '\t<tr><th>Seq</th><th>Doc</th><th>Rev</th><th>Flags</th></tr>\n';
@@ -116,9 +116,10 @@ export function inspectionRoutes(registry: DatabaseRegistry): Route[] {
   return [
     pingRoute(),
     statusRoute(registry),
-    { methods: ['GET'], pattern: '/{db}/_raw/{doc}', handler: rawDoc, adminOnly: true },
+    // Both look at one collection (Sync Gateway's `{keyspace}` routes).
+    { methods: ['GET'], pattern: '/{db}/_raw/{doc}', handler: rawDoc, adminOnly: true, keyspace: true },
     // `+`: a channel name may start with `_` or hold `/`, which a plain segment refuses.
-    { methods: ['GET'], pattern: '/{db}/_dumpchannel/{channel+}', handler: dumpChannel, adminOnly: true },
+    { methods: ['GET'], pattern: '/{db}/_dumpchannel/{channel+}', handler: dumpChannel, adminOnly: true, keyspace: true },
   ];
 }
 
@@ -137,7 +138,7 @@ export interface AllDocsExtras {
  * maps each grantee of the document's `access()` calls to its channels and `role:<user>` to the
  * roles its `role()` calls give that user.
  */
-export async function allDocsValue(db: Database, p: Principal, row: { id: string; rev: string; channels: string[] }, extras: AllDocsExtras): Promise<Record<string, unknown>> {
+export async function allDocsValue(db: Collection, p: Principal, row: { id: string; rev: string; channels: string[] }, extras: AllDocsExtras): Promise<Record<string, unknown>> {
   const value: Record<string, unknown> = { rev: row.rev };
   if (extras.channels) {
     const visible = p.kind === 'admin' || p.channels.has(ALL_CHANNELS) ? row.channels : row.channels.filter((c) => p.channels.has(c));
