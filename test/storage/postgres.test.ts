@@ -181,6 +181,25 @@ describe('PostgresStore: several nodes on one schema', () => {
     }
   });
 
+  it('commits and purges racing in one named collection on both nodes: none fails, and its counts stay those of its documents', async () => {
+    const [ca, cb] = await Promise.all([a.collection('inventory', 'churn'), b.collection('inventory', 'churn')]);
+    const grant = (i: number) => [{ grantee: `churner${i % 3}`, kind: 'channel' as const, value: `c${i}` }];
+    // Documents to purge, half of them granting (a purge that revokes grants also takes a sequence).
+    const seed = await ca.commit(Array.from({ length: 40 }, (_, i) => ({ ...docWrite(`p${i}`, 0, { channels: ['x'] }), ...(i % 2 ? { grants: grant(i) } : {}) })));
+    assert.ok(seed.every((r) => r.ok));
+    const work = [
+      ...Array.from({ length: 40 }, (_, i) => (i % 2 ? ca : cb).purge(`p${i}`)),
+      ...Array.from({ length: 20 }, (_, i) => (i % 2 ? cb : ca).commit([
+        { ...docWrite(`n${i}`, 0, { channels: ['x'], deleted: i % 5 === 0 }), grants: grant(i) }, docWrite(`m${i}`, 0)])),
+    ];
+    const results = await Promise.allSettled(work);
+    assert.deepEqual(results.filter((r) => r.status === 'rejected'), []);
+    const docs = await cb.allDocs({ includeDeleted: true });
+    assert.deepEqual(docs.filter((d) => d.id.startsWith('p')), [], 'every purge took');
+    assert.deepEqual(await ca.docCounts(), { live: docs.filter((d) => !d.deleted).length, deleted: docs.filter((d) => d.deleted).length });
+    assert.equal(docs.length, 40);
+  });
+
   it('a commit in a named collection wakes the other node\'s watchers for that collection', async () => {
     const got: RemoteCommit[] = [];
     const stop = b.watch((c) => got.push(c));
