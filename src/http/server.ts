@@ -18,6 +18,7 @@ import type { OperatorAuth } from '../auth/operators.ts';
 import { addCorsHeaders, addPreflightHeaders, checkLoginOrigin, type CorsConfig } from './cors.ts';
 import { loggingRoutes } from './routes/logging.ts';
 import { consoleRoutes } from './routes/console.ts';
+import { logTailRoutes } from './routes/log-tail.ts';
 import { refuseCrossSite, refuseCrossSiteUpgrade } from './cross-site.ts';
 import { metricsRoutes } from '../metrics/routes.ts';
 import type { DatabaseRegistry } from './registry.ts';
@@ -115,7 +116,7 @@ export function parseAddress(address: string): { host?: string; port: number } {
 
 export function createListener(opts: ListenerOptions): http.Server {
   const router = new Router(opts.routes ?? [
-    ...allRoutes(opts.registry), ...loggingRoutes(opts.logger),
+    ...allRoutes(opts.registry), ...loggingRoutes(opts.logger), ...logTailRoutes(opts.logger),
     // Sync Gateway serves `/_expvar` on the admin port as well as the metrics port; the console charts it.
     ...(opts.metrics ? metricsRoutes(opts.metrics).filter((r) => r.pattern === '/_expvar').map((r) => ({ ...r, adminOnly: true })) : []),
     ...(opts.console ? consoleRoutes(opts.console.root, opts.console.unavailable) : []),
