@@ -19,6 +19,7 @@ import { addCorsHeaders, addPreflightHeaders, checkLoginOrigin, type CorsConfig 
 import { loggingRoutes } from './routes/logging.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { logTailRoutes } from './routes/log-tail.ts';
+import { syncTestRoutes } from './routes/sync-test.ts';
 import { refuseCrossSite, refuseCrossSiteUpgrade } from './cross-site.ts';
 import { metricsRoutes } from '../metrics/routes.ts';
 import type { DatabaseRegistry } from './registry.ts';
@@ -91,6 +92,7 @@ export function allRoutes(registry: DatabaseRegistry): Route[] {
     ...inspectionRoutes(registry),
     ...configRoutes(registry),
     ...dbAdminRoutes(),
+    ...syncTestRoutes(),
     ...eventRoutes(registry),
     ...changesRoutes(),
     ...bulkRoutes(),
