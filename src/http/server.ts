@@ -20,6 +20,7 @@ import { loggingRoutes } from './routes/logging.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { logTailRoutes } from './routes/log-tail.ts';
 import { syncTestRoutes } from './routes/sync-test.ts';
+import { accessExplainRoutes } from './routes/access-explain.ts';
 import { refuseCrossSite, refuseCrossSiteUpgrade } from './cross-site.ts';
 import { metricsRoutes } from '../metrics/routes.ts';
 import type { DatabaseRegistry } from './registry.ts';
@@ -93,6 +94,7 @@ export function allRoutes(registry: DatabaseRegistry): Route[] {
     ...configRoutes(registry),
     ...dbAdminRoutes(),
     ...syncTestRoutes(),
+    ...accessExplainRoutes(),
     ...eventRoutes(registry),
     ...changesRoutes(),
     ...bulkRoutes(),
