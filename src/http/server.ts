@@ -272,7 +272,7 @@ export function createListener(opts: ListenerOptions): http.Server {
         return blipSync.accept(req, socket, head, {
           db, principal: ctx.principal, reloadPrincipal: ctx.reloadPrincipal, setCookie: ctx.res.getHeader('Set-Cookie'),
           log: (level, msg) => opts.logger[level](`BLIP: ${msg}`),
-          opened: () => opts.metrics?.websocketOpened('blip') ?? (() => {}),
+          opened: () => opts.metrics?.websocketOpened('blip', db.name) ?? (() => {}),
         });
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
