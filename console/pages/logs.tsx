@@ -23,6 +23,7 @@ export function Logs() {
   const [error, setError] = useState<string>();
   const last = useRef(0);
   const shownKeys = useRef<string>();
+  const list = useRef<HTMLOListElement>(null);
   const [reload, setReload] = useState(0);
 
   useEffect(() => {
@@ -45,6 +46,9 @@ export function Logs() {
     poll();
     return () => { stop = true; if (timer) clearTimeout(timer); };
   }, [follow, reload]);
+
+  // Following keeps the newest line in view, as `tail -f` does.
+  useEffect(() => { if (follow && list.current) list.current.scrollTop = list.current.scrollHeight; }, [lines, follow, filter]);
 
   const setLevel = async (level: string) => {
     setStatus(undefined);
@@ -94,7 +98,7 @@ export function Logs() {
           <button type="button" onClick={() => setLines([])}>Clear view</button>
         </div>
         <p role="status" class="muted">{follow ? 'Following the log.' : 'Paused.'} {shown.length} line{shown.length === 1 ? '' : 's'} shown.</p>
-        <ol class="log" aria-label="Log lines, oldest first">
+        <ol class="log" ref={list} aria-label="Log lines, oldest first">
           {shown.map((l) => <li key={l.seq}>{l.line}</li>)}
         </ol>
       </section>

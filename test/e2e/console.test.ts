@@ -430,9 +430,9 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     const text = (await lines.filter({ hasText: 'logs-marker-4711' }).allInnerTexts()).join('\n');
     assert.match(text, /GET \/db\/logs-marker-4711\?token=\*{6} \(as ADMIN\)/);
     assert.ok(!(await page.locator('main').innerText()).includes('shh-not-for-logs'), 'the secret is not on the page');
+    await shot('logs');
     await page.getByLabel('Show lines containing').fill('logs-marker');
     await page.waitForFunction(() => [...document.querySelectorAll('ol.log li')].every((l) => l.textContent!.includes('logs-marker')), undefined, WAIT);
-    await shot('logs');
     await page.getByLabel('Show lines containing').fill('');
     const before = (await admin('/_log_tail?limit=1')).body.console.log_level;
     await page.getByLabel('Console log level').selectOption('warn');
@@ -462,6 +462,7 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     await rows.first().filter({ hasText: 'pu00050' }).waitFor(WAIT);
     assert.equal(await rows.last().innerText(), 'pu00099\t\tenabled');
     await page.getByRole('status').filter({ hasText: 'Page 2' }).waitFor(WAIT);
+    await shot('users');
     await page.getByRole('button', { name: 'Previous page' }).click();
     await rows.first().filter({ hasText: 'pu00000' }).waitFor(WAIT);
     await page.getByLabel('Search by name prefix').fill('pu0099');
@@ -469,7 +470,6 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
     await page.getByLabel('Search by name prefix').fill('bo');
     await rows.first().filter({ hasText: 'bob' }).waitFor(WAIT);
-    await shot('users');
   });
 
   test('a page from another site cannot use the signed-in browser against the admin port', async () => {
