@@ -33,13 +33,14 @@ export function PagedNames<T extends { name: string }>({ path, extra, render }: 
     <>
       <Field label="Search by name prefix"><input type="search" value={prefix} onInput={(e) => { setStarts([]); setPrefix((e.target as HTMLInputElement).value); }} /></Field>
       <ErrorLine error={error} />
-      {rows && render(rows)}
-      {rows && rows.length === 0 && <p>None{prefix ? ` starting with “${prefix}”` : ''}.</p>}
+      {/* Above the list: the buttons stay put whatever the page's length. */}
       <div class="pager">
         <button type="button" disabled={starts.length === 0} onClick={() => setStarts(starts.slice(0, -1))}>Previous page</button>
         <button type="button" disabled={!more} onClick={() => rows && setStarts([...starts, rows[rows.length - 1].name])}>Next page</button>
         <span class="muted" role="status">Page {starts.length + 1}</span>
       </div>
+      {rows && render(rows)}
+      {rows && rows.length === 0 && <p>None{prefix ? ` starting with “${prefix}”` : ''}.</p>}
     </>
   );
 }
