@@ -4,7 +4,7 @@
  */
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { DatabaseConfig, GatewayConfig, PersistentConfig } from './config/index.ts';
+import { type CollectionConfig, type DatabaseConfig, defaultSyncSource, type GatewayConfig, type PersistentConfig } from './config/index.ts';
 import { DbConfigs } from './db-configs.ts';
 import type { ConfigStore } from './storage/config-store.ts';
 import { SqliteConfigStore } from './storage/sqlite/config-store.ts';
@@ -26,7 +26,8 @@ import { SqliteStore } from './storage/sqlite/index.ts';
 import { SyncFunction } from './sync/index.ts';
 import { Metrics, metricsRoutes } from './metrics/index.ts';
 import { authenticate, createDbAuth, type DbAuth, type DbAuthOptions, oidcDiscoveryProblems, principalReloader } from './auth/index.ts';
-import type { Store } from './storage/store.ts';
+import type { CollectionStore, Store } from './storage/store.ts';
+import { DEFAULT_COLLECTION, DEFAULT_KEY, DEFAULT_SCOPE, collectionKey, splitCollectionKey } from './db/collection.ts';
 import { openPostgresStore, type PostgresStore } from './storage/postgres/index.ts';
 import { type PostgresSpec, redactServerUrl } from './config/server.ts';
 import { EventHandlers, type HandlerStatus } from './events/handlers.ts';
@@ -84,19 +85,22 @@ const STORE_CLOSE_GRACE_MS = 30_000;
  * wake the feeds clients have opened on the successor since. So a commit made once the database is
  * no longer the current one also notifies the current one (same shared store, same channels).
  */
-function handOverCommits(store: Store, self: () => Database | undefined, current: () => { db?: Database; store?: Store }): Store {
-  const commit: Store['commit'] = async (writes) => {
+function handOverCommits<S extends CollectionStore>(store: S, key: string, self: () => Database | undefined, current: () => { db?: Database; store?: Store }, raw: Store): S {
+  const commit: CollectionStore['commit'] = async (writes) => {
     const results = await store.commit(writes);
     const { db: now, store: nowStore } = current();
-    if (now && now !== self() && nowStore === store) {
-      const keys = new Set<string>();
+    if (now && now !== self() && nowStore === raw) {
+      const channels = new Set<string>();
+      const principals = new Set<string>();
       results.forEach((r, i) => {
         if (!r.ok) return;
-        for (const ch of writes[i].channels) keys.add(ch);
-        for (const ch of writes[i].previousChannels) keys.add(ch);
-        for (const g of r.grantees ?? []) keys.add(principalKey(g));
+        for (const ch of writes[i].channels) channels.add(ch);
+        for (const ch of writes[i].previousChannels) channels.add(ch);
+        for (const g of r.grantees ?? []) principals.add(principalKey(g));
       });
-      if (keys.size) now.notifier.notify(keys);
+      const [scope, name] = splitCollectionKey(key);
+      if (channels.size) now.collection(scope, name)?.notifier.notify(channels);
+      if (principals.size) now.notifyPrincipals(principals);
     }
     return results;
   };
@@ -113,6 +117,15 @@ function handOverCommits(store: Store, self: () => Database | undefined, current
       return fn;
     },
   });
+}
+
+/** A collection's sync function: its own source, else Sync Gateway's default for a named collection. */
+function collectionSync(db: string, c: CollectionConfig): SyncFunction | undefined {
+  const where = `${db}.${c.scope}.${c.name}`;
+  if (c.sync !== undefined) return new SyncFunction(c.sync, where);
+  // `_default._default` keeps the built-in `channel(doc.channels)` path (no sandbox call per write).
+  if (c.scope === DEFAULT_SCOPE && c.name === DEFAULT_COLLECTION) return undefined;
+  return new SyncFunction(defaultSyncSource(c.scope, c.name), where);
 }
 
 /** Same backend, same place, same credentials: a reload can keep the open store. */
@@ -209,20 +222,28 @@ export class Gateway implements DatabaseRegistry {
   async apply(config: DatabaseConfig): Promise<void> {
     // Compiled before anything changes: a sync function that does not compile changes nothing.
     const sync = config.sync !== undefined ? new SyncFunction(config.sync, config.name) : undefined;
+    const collectionSyncs = (config.collections ?? []).map((c) => collectionSync(config.name, c));
     const old = this.databases.get(config.name);
     const oldConfig = this.runningConfigs.get(config.name);
     const oldStore = this.rawStores.get(config.name);
     const sameStore = old && oldConfig && oldStore && sameStorage(oldConfig, config);
     const raw = sameStore ? oldStore : await openStore(config, this.logger);
     let db: Database | undefined;
-    const store = handOverCommits(raw, () => db, () => ({ db: this.databases.get(config.name), store: this.rawStores.get(config.name) }));
+    const current = () => ({ db: this.databases.get(config.name), store: this.rawStores.get(config.name) });
+    const store = handOverCommits(raw, DEFAULT_KEY, () => db, current, raw);
+    const collections = [];
+    for (const [i, c] of (config.collections ?? []).entries()) {
+      const isDefault = c.scope === DEFAULT_SCOPE && c.name === DEFAULT_COLLECTION;
+      const cstore = isDefault ? store : handOverCommits(await raw.collection(c.scope, c.name), collectionKey(c.scope, c.name), () => db, current, raw);
+      collections.push({ scope: c.scope, name: c.name, store: cstore, sync: collectionSyncs[i] });
+    }
     this.metrics.addDatabase(config.name);
     const stats = this.metrics.forDatabase(config.name);
     db = new Database({
       name: config.name, store, revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync, stats,
       maxAttachmentSize: this.config.limits.maxAttachmentBytes, maxDocumentBytes: this.config.limits.maxDocumentBytes,
       maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc, initialState: 'Starting',
-      deltaSync: config.deltaSync, oldRevExpirySecs: config.oldRevExpirySecs,
+      deltaSync: config.deltaSync, oldRevExpirySecs: config.oldRevExpirySecs, collections,
     });
     // Built before anything is swapped: a filter that does not compile changes nothing.
     let events: EventHandlers | undefined;
@@ -367,7 +388,7 @@ export class Gateway implements DatabaseRegistry {
     // Expired documents (TTL from `_exp` or expiry()) are purged once a minute.
     this.expiryTimer = setInterval(() => {
       for (const db of this.databases.values()) {
-        db.sweepExpired().catch((err) => this.logger.warn(`CRUD: expiry sweep of ${db.name} failed: ${(err as Error).message}`));
+        for (const c of db.collections()) c.sweepExpired().catch((err) => this.logger.warn(`CRUD: expiry sweep of ${c.key === DEFAULT_KEY ? db.name : `${db.name}.${c.key}`} failed: ${(err as Error).message}`));
       }
     }, 60_000);
     this.expiryTimer.unref();

@@ -35,9 +35,12 @@ export interface DbConfigService {
   get(name: string, opts: DbConfigReadOptions): Promise<VersionedConfig>;
   /** `PUT` (replace) or `POST` (merge) `/{db}/_config`; returns the new version. */
   update(name: string, body: string, opts: { merge: boolean; ifMatch?: string } & ChangeOptions): Promise<string | undefined>;
-  getFunction(name: string, which: 'sync' | 'import_filter'): Promise<{ source: string; version: string }>;
-  /** `PUT` (a source) or `DELETE` (undefined) `/{db}/_config/sync|import_filter`. */
-  setFunction(name: string, which: 'sync' | 'import_filter', source: string | undefined, ifMatch?: string): Promise<void>;
+  /** `GET /{keyspace}/_config/sync|import_filter`; `coll` unset: `_default._default`. */
+  getFunction(name: string, which: 'sync' | 'import_filter', coll?: { scope: string; name: string }): Promise<{ source: string; version: string }>;
+  /** `PUT` (a source) or `DELETE` (undefined) `/{keyspace}/_config/sync|import_filter`. */
+  setFunction(
+    name: string, which: 'sync' | 'import_filter', source: string | undefined, ifMatch?: string, coll?: { scope: string; name: string },
+  ): Promise<void>;
   serverConfig(includeRuntime: boolean): Promise<Record<string, unknown>>;
   /** `PUT /_config`: runtime logging settings (not persisted). */
   updateServerConfig(body: unknown): Promise<void>;

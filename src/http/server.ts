@@ -2,8 +2,7 @@
  * Listeners: the public and admin APIs share one handler shape; the admin router simply holds more
  * routes. Plain HTTP or HTTPS (with SSLCert/SSLKey), plus the WebSocket upgrade for `_changes`.
  */
-import { namesCollection, parseKeyspace, resolveKeyspace } from './keyspace.ts';
-import { principalIn } from '../auth/principal.ts';
+import { enterKeyspace, parseKeyspace } from './keyspace.ts';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -172,9 +171,10 @@ export function createListener(opts: ListenerOptions): http.Server {
       route = match.route.pattern;
       quiet = match.route.quiet === true;
       ctx.params = match.params;
-      const keyspace = match.params.db !== undefined ? parseKeyspace(match.params.db) : undefined;
-      const dbName = keyspace?.db;
-      if (keyspace && namesCollection(keyspace) && !match.route.keyspace) throw new HttpError(404, 'unknown URL');
+      // A keyspace route reads `{db}` as `db[.scope].collection`; every other route as a database
+      // name, so a collection named there is a database that does not exist (as in Sync Gateway).
+      const keyspace = match.route.keyspace && match.params.db !== undefined ? parseKeyspace(match.params.db) : undefined;
+      const dbName = keyspace ? keyspace.db : match.params.db;
       if (dbName !== undefined && !(match.route.pattern === '/{db}/' && ctx.method === 'PUT')) {
         ctx.params.db = dbName;
         const db = opts.registry.get(dbName);
@@ -188,13 +188,8 @@ export function createListener(opts: ListenerOptions): http.Server {
           // Every `_changes` request counts while it is open; live ones are what the cap is for.
           if (match.route.pattern === '/{db}/_changes') res.once('close', opts.guard.openFeed(dbName, ctx.principal, ctx.clientAddress));
         }
-        if (match.route.keyspace && keyspace) {
-          const coll = resolveKeyspace(db, keyspace);
-          ctx.collection = coll;
-          ctx.principal = principalIn(ctx.principal, coll.key);
-          const reload = ctx.reloadPrincipal;
-          ctx.reloadPrincipal = async () => { const p = await reload(); return p && principalIn(p, coll.key); };
-        }
+        // After authentication, as Sync Gateway: a stranger learns nothing about the collections.
+        if (keyspace) enterKeyspace(ctx, db, keyspace);
       }
       checkLoginOrigin(ctx, opts.cors, match.route);
       logRequest();
@@ -251,6 +246,9 @@ export function createListener(opts: ListenerOptions): http.Server {
       const match = router.resolve('GET', path);
       const blip = !('allow' in match) && match.route.pattern === BLIPSYNC_PATTERN;
       if ('allow' in match || (match.route.pattern !== '/{db}/_changes' && !blip)) return refuse(404, 'unknown URL');
+      // `_changes` is a keyspace route (see `handle`); `_blipsync` names the database alone.
+      const keyspace = match.route.keyspace ? parseKeyspace(match.params.db) : undefined;
+      if (keyspace) match.params.db = keyspace.db;
       const db = opts.registry.get(match.params.db);
       if (!db) return refuse(404, `no such database "${match.params.db}"`);
       if (db.state !== 'Online') { const e = notOnlineError(db.state); return refuse(e.status, e.reason); }
@@ -275,10 +273,11 @@ export function createListener(opts: ListenerOptions): http.Server {
           opened: () => opts.metrics?.websocketOpened('blip', db.name) ?? (() => {}),
         });
       }
+      if (keyspace) enterKeyspace(ctx, db, keyspace);
       wss.handleUpgrade(req, socket, head, (ws) => {
         const done = opts.metrics?.websocketOpened('changes');
         if (done) ws.once('close', done);
-        websocketFeed(ws, db, ctx);
+        websocketFeed(ws, ctx.coll, ctx);
       });
     } catch (err) {
       releaseFeed?.();

@@ -29,15 +29,21 @@ function open(schema: string, extra: Partial<Parameters<typeof openPostgresStore
   });
 }
 
-storeContract('PostgresStore (TLS, client certificate)', async () => {
+async function openContract(): Promise<PostgresStore> {
   const schema = `contract_${++n}`;
   const store = await open(schema);
   schemas.set(store, schema);
   return store;
-}, async (store) => {
+}
+
+async function closeContract(store: Store): Promise<void> {
   await store.close();
   await cluster.admin(`DROP SCHEMA IF EXISTS "${schemas.get(store)}" CASCADE`);
-});
+}
+
+storeContract('PostgresStore (TLS, client certificate)', openContract, closeContract);
+// The same contract for a named collection's store: its own tables, the schema's shared sequence.
+storeContract('PostgresStore', openContract, closeContract, { collection: ['inventory', 'airline'] });
 
 describe('PostgresStore: several nodes on one schema', () => {
   let a: PostgresStore;
@@ -178,7 +184,8 @@ describe('PostgresStore: schema versions', () => {
     const a = (await s.commit([docWrite('gone', 0)]))[0] as { seq: number };
     await s.commit([docWrite('gone', a.seq, { rev: '2-g', deleted: true }), docWrite('live', 0)]);
     await s.close();
-    // Back to the version 4 schema exactly (migration 5 only added the column and its index, 6 a table).
+    // Back to the version 4 schema exactly (migration 5 only added the column and its index, 6 and 7 a table each).
+    await cluster.admin('DROP TABLE v2.collections');
     await cluster.admin('DROP TABLE v2.old_revs');
     await cluster.admin('ALTER TABLE v2.docs DROP COLUMN tombstoned_at');
     await cluster.admin('DELETE FROM v2.schema_migrations WHERE version >= 5');
@@ -201,7 +208,8 @@ describe('PostgresStore: schema versions', () => {
     const [r1] = await s.commit([docWrite('doc', 0, { rev: '1-a', body: '{"v":1}' })]);
     assert.equal(r1?.ok, true);
     await s.close();
-    // Back to exactly what schema 5 had: migration 6 only added the old_revs table.
+    // Back to exactly what schema 5 had: migrations 6 and 7 only added the old_revs and collections tables.
+    await cluster.admin('DROP TABLE v5old.collections');
     await cluster.admin('DROP TABLE v5old.old_revs');
     await cluster.admin('DELETE FROM v5old.schema_migrations WHERE version > 5');
     const again = await open('v5old');
@@ -210,7 +218,7 @@ describe('PostgresStore: schema versions', () => {
       const [r2] = await again.commit([docWrite('doc', 1, { rev: '2-a', retireBodies: [{ rev: '1-a', until: 1000 }] })]);
       assert.equal(r2?.ok, true);
       assert.equal((await again.getOldRevision('doc', '1-a', 0))?.body, '{"v":1}');
-      const v = await cluster.admin('SELECT max(version) AS v FROM v2.schema_migrations');
+      const v = await cluster.admin('SELECT max(version) AS v FROM v5old.schema_migrations');
       assert.equal(Number(v.rows[0].v), SCHEMA_VERSION);
     } finally {
       await again.close();

@@ -39,6 +39,10 @@ storeContract('SqliteStore (:memory:)', () => new SqliteStore({ path: ':memory:'
 
 storeContract('SqliteStore (file, synchronous=normal)', () => new SqliteStore({ path: freshPath(), synchronous: 'normal' }));
 
+// The same contract for a named collection's store: its own tables, the file's shared sequence.
+storeContract('SqliteStore (file)', () => new SqliteStore({ path: freshPath() }), undefined, { collection: ['inventory', 'airline'] });
+storeContract('SqliteStore (:memory:)', () => new SqliteStore({ path: ':memory:' }), undefined, { collection: ['_default', 'notes'] });
+
 /** Open, run, always close. */
 async function using<T>(path: string, fn: (s: SqliteStore) => Promise<T>): Promise<T> {
   const s = new SqliteStore({ path });
@@ -302,9 +306,9 @@ describe('SqliteStore: schema versions', () => {
       const a = (await s.commit([docWrite('gone', 0)]))[0] as { seq: number };
       await s.commit([docWrite('gone', a.seq, { rev: '2-g', deleted: true }), docWrite('live', 0)]);
     });
-    // Back to the version 6 schema exactly (migration 7 only added the column and its index, 8 a table).
+    // Back to the version 6 schema exactly (migration 7 only added the column and its index, 8 and 9 a table each).
     const raw = new Database(path);
-    raw.exec('DROP TABLE old_revs; DROP INDEX docs_by_tombstone; ALTER TABLE docs DROP COLUMN tombstoned_at;');
+    raw.exec('DROP TABLE collections; DROP TABLE old_revs; DROP INDEX docs_by_tombstone; ALTER TABLE docs DROP COLUMN tombstoned_at;');
     raw.pragma('user_version = 6');
     raw.close();
     const before = Math.floor(Date.now() / 1000);
