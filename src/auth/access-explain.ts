@@ -2,8 +2,8 @@
  * Where a user's access comes from (admin `GET /{db}/_user/{name}/_access`, the console's
  * "effective access"): for every channel and role the user has, each path that gives it and the
  * sequence from which that path counts, computed by the same rules as `computeAccess`
- * (access.ts): the public channel `!` at 1; the user's admin grants and JWT claims at their
- * granted-at sequence; `access()`/`role()` grants by the granting document's sequence; a role's
+ * (access.ts): the public channel `!` at 1; the user's admin grants (`admin_channels`, and
+ * `collection_access` for named collections) and JWT claims at their granted-at sequence; `access()`/`role()` grants by the granting document's sequence; a role's
  * channels from max(role held since, channel granted to the role at). A channel's `since` is the
  * earliest of its paths, which is exactly what `computeAccess` gives (a test holds them together).
  *
@@ -33,7 +33,10 @@ export interface AccessExplanation {
   /** The default collection's channels (what `all_channels` lists). */
   channels: Record<string, Provenance>;
   roles: Record<string, Provenance>;
-  /** Channels granted by documents of named collections (`scope.collection` → channel → provenance). */
+  /**
+   * Named collections' channels (`scope.collection` → channel → provenance), from `collection_access`
+   * admin grants and documents of those collections; each holds `!` too, as computeAccess's maps do.
+   */
   collections: Record<string, Record<string, Provenance>>;
 }
 
@@ -71,8 +74,18 @@ export function explainAccess(user: PrincipalRecord | undefined, roles: Map<stri
   const userRoles: Record<string, Provenance> = {};
   const collections: Record<string, Record<string, Provenance>> = {};
   add(channels, PUBLIC_CHANNEL, { type: 'public', since: 1 });
+  /** The channel map of a collection, made (with `!`) on first use. */
+  const of = (key: string | undefined): Record<string, Provenance> => {
+    if (isDefault(key)) return channels;
+    if (!collections[key!]) add(collections[key!] = {}, PUBLIC_CHANNEL, { type: 'public', since: 1 });
+    return collections[key!];
+  };
   if (user) {
     for (const [ch, s] of Object.entries(user.adminChannels)) add(channels, ch, { type: 'admin', since: grantedAt(s, user) });
+    for (const [key, chans] of Object.entries(user.collectionChannels ?? {})) {
+      const m = of(key);
+      for (const [ch, s] of Object.entries(chans)) add(m, ch, { type: 'admin', since: grantedAt(s, user) });
+    }
     for (const [r, s] of Object.entries(user.adminRoles)) add(userRoles, r, { type: 'admin', since: grantedAt(s, user) });
     for (const [ch, s] of Object.entries(user.jwtChannels ?? {})) add(channels, ch, { type: 'jwt', since: grantedAt(s, user) });
     for (const [r, s] of Object.entries(user.jwtRoles ?? {})) add(userRoles, r, { type: 'jwt', since: grantedAt(s, user) });
@@ -80,22 +93,23 @@ export function explainAccess(user: PrincipalRecord | undefined, roles: Map<stri
   for (const g of grants) {
     if (g.grantee !== name) continue;
     if (g.kind === 'role') add(userRoles, g.value, docSource(g));
-    else if (isDefault(g.collection)) add(channels, g.value, docSource(g));
-    else add(collections[g.collection!] ??= {}, g.value, docSource(g));
+    else add(of(g.collection), g.value, docSource(g));
   }
   for (const [roleName, held] of Object.entries(userRoles)) {
     const role = roles.get(roleName);
     if (!role) continue;
     const roleSince = held.since;
-    for (const [ch, s] of Object.entries(role.adminChannels)) {
-      const at = grantedAt(s, role);
-      add(channels, ch, { type: 'role', role: roleName, since: Math.max(roleSince, at), via: { type: 'admin', since: at } });
+    const adminGrants: [string | undefined, Record<string, number>][] = [[undefined, role.adminChannels], ...Object.entries(role.collectionChannels ?? {})];
+    for (const [key, chans] of adminGrants) {
+      const m = of(key);
+      for (const [ch, s] of Object.entries(chans)) {
+        const at = grantedAt(s, role);
+        add(m, ch, { type: 'role', role: roleName, since: Math.max(roleSince, at), via: { type: 'admin', since: at } });
+      }
     }
     for (const g of grants) {
       if (g.grantee !== ROLE_PREFIX + roleName || g.kind !== 'channel') continue;
-      const via = docSource(g);
-      const target = isDefault(g.collection) ? channels : (collections[g.collection!] ??= {});
-      add(target, g.value, { type: 'role', role: roleName, since: Math.max(roleSince, g.seq), via });
+      add(of(g.collection), g.value, { type: 'role', role: roleName, since: Math.max(roleSince, g.seq), via: docSource(g) });
     }
   }
   const byCollection: Record<string, Record<string, Provenance>> = {};

@@ -41,7 +41,10 @@ describe('explainAccess examples', () => {
     assert.deepEqual(e.channels.memo, { since: 20, sources: [{ type: 'role', role: 'staff', since: 20, via: { type: 'document', doc_id: 'staffgrant', since: 20 } }] });
     assert.equal(e.channels.other, undefined, 'another user\'s grant');
     assert.equal(e.channels.flights, undefined, 'a named collection\'s channel is not a default-collection channel');
-    assert.deepEqual(e.collections, { 'travel.airline': { flights: { since: 16, sources: [{ type: 'document', doc_id: 'f1', since: 16, collection: 'travel.airline' }] } } });
+    assert.deepEqual(e.collections, { 'travel.airline': {
+      '!': { since: 1, sources: [{ type: 'public', since: 1 }] },
+      flights: { since: 16, sources: [{ type: 'document', doc_id: 'f1', since: 16, collection: 'travel.airline' }] },
+    } });
     assert.deepEqual(e.roles, {
       auditors: { since: 8, sources: [{ type: 'jwt', since: 8 }] },
       editors: { since: 4, sources: [{ type: 'admin', since: 4 }] },
@@ -58,6 +61,7 @@ describe('explainAccess examples', () => {
 
 const CHANNELS = ['a', 'b', 'c', '!'];
 const ROLES = ['r1', 'r2', 'r3'];
+const COLLS = ['s.one', 's.two', '_default._default'];
 const seqArb = fc.integer({ min: 1, max: 60 });
 const chanMap = fc.dictionary(fc.constantFrom(...CHANNELS), fc.oneof(seqArb, fc.constant(GRANTED_BY_OWN_SAVE)), { maxKeys: 3 });
 const scenario = fc.record({
@@ -65,29 +69,36 @@ const scenario = fc.record({
   adminChannels: chanMap,
   adminRoles: fc.dictionary(fc.constantFrom(...ROLES), fc.oneof(seqArb, fc.constant(GRANTED_BY_OWN_SAVE)), { maxKeys: 3 }),
   jwtChannels: chanMap,
-  roles: fc.array(fc.record({ name: fc.constantFrom(...ROLES), seq: seqArb, adminChannels: chanMap }), { maxLength: 3 }),
+  collectionChannels: fc.dictionary(fc.constantFrom(...COLLS), chanMap, { maxKeys: 2 }),
+  roles: fc.array(fc.record({ name: fc.constantFrom(...ROLES), seq: seqArb, adminChannels: chanMap, collectionChannels: fc.dictionary(fc.constantFrom(...COLLS), chanMap, { maxKeys: 2 }) }), { maxLength: 3 }),
   grants: fc.array(fc.record({
     grantee: fc.constantFrom('alice', 'bob', ...ROLES.map((r) => `role:${r}`)),
     kind: fc.constantFrom('channel' as const, 'role' as const),
     value: fc.constantFrom(...CHANNELS, ...ROLES),
     seq: seqArb,
+    collection: fc.option(fc.constantFrom(...COLLS), { nil: undefined }),
   }), { maxLength: 12 }),
 });
 
 describe('explainAccess properties', () => {
   test('same channels, roles and since as computeAccess; every document source is a real grant', () => {
     fc.assert(fc.property(scenario, (s) => {
-      const u = rec('user', 'alice', s.userSeq, s.adminChannels, s.adminRoles, { jwtChannels: s.jwtChannels });
+      const named = (m: Record<string, Record<string, number>>) => Object.fromEntries(Object.entries(m).filter(([k]) => k !== '_default._default'));
+      const u = rec('user', 'alice', s.userSeq, s.adminChannels, s.adminRoles, { jwtChannels: s.jwtChannels, collectionChannels: named(s.collectionChannels) });
       const roles = new Map<string, PrincipalRecord>();
-      for (const r of s.roles) roles.set(r.name, rec('role', r.name, r.seq, r.adminChannels));
+      for (const r of s.roles) roles.set(r.name, rec('role', r.name, r.seq, r.adminChannels, {}, { collectionChannels: named(r.collectionChannels) }));
       // A role grant's value is a role, a channel grant's a channel (as the sync function makes them).
       const grants = s.grants
         .filter((g) => (g.kind === 'role') === ROLES.includes(g.value) && !(g.kind === 'role' && g.grantee.startsWith('role:')))
-        .map((g, i) => grant(g.grantee, g.kind, g.value, g.seq, `doc${i}`));
+        .map((g, i) => grant(g.grantee, g.kind, g.value, g.seq, `doc${i}`, g.collection));
       const a = computeAccess(u, roles, grants, new Map());
       const e = explainAccess(u, roles, grants);
       assert.deepEqual(Object.fromEntries(Object.entries(e.channels).map(([k, v]) => [k, v.since])), Object.fromEntries([...a.channels].sort(([x], [y]) => (x < y ? -1 : 1))));
       assert.deepEqual(Object.fromEntries(Object.entries(e.roles).map(([k, v]) => [k, v.since])), Object.fromEntries([...a.roles].sort(([x], [y]) => (x < y ? -1 : 1))));
+      const sinces = (m: Record<string, { since: number }>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.since]));
+      const byKey = (m: Map<string, number>) => Object.fromEntries([...m].sort(([x], [y]) => (x < y ? -1 : 1)));
+      assert.deepEqual(Object.fromEntries(Object.entries(e.collections).map(([k, m]) => [k, sinces(m)])),
+        Object.fromEntries([...a.collections].sort(([x], [y]) => (x < y ? -1 : 1)).map(([k, m]) => [k, byKey(m)])), 'named collections too');
       for (const [ch, p] of Object.entries(e.channels)) {
         assert.equal(p.since, Math.min(...p.sources.map((x) => x.since)));
         for (const src of p.sources) {
