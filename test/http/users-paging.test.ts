@@ -4,22 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { pageOfNames } from '../../src/auth/principal-pages.ts';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
-
-describe('pageOfNames', () => {
-  const names = ['b', 'ab', 'a', 'abc', 'ac', 'c'];
-  test('prefix, startafter and limit, in order', () => {
-    assert.deepEqual(pageOfNames(names, {}), ['a', 'ab', 'abc', 'ac', 'b', 'c']);
-    assert.deepEqual(pageOfNames(names, { prefix: 'a' }), ['a', 'ab', 'abc', 'ac']);
-    assert.deepEqual(pageOfNames(names, { prefix: 'ab' }), ['ab', 'abc']);
-    assert.deepEqual(pageOfNames(names, { prefix: 'a', startAfter: 'ab' }), ['abc', 'ac']);
-    assert.deepEqual(pageOfNames(names, { prefix: 'a', startAfter: '0' }), ['a', 'ab', 'abc', 'ac'], 'startafter before the prefix range');
-    assert.deepEqual(pageOfNames(names, { prefix: 'a', startAfter: 'az' }), []);
-    assert.deepEqual(pageOfNames(names, { startAfter: 'abd', limit: 2 }), ['ac', 'b']);
-    assert.deepEqual(pageOfNames(names, { prefix: 'zz' }), []);
-  });
-});
 
 describe('GET /{db}/_user/ and /{db}/_role/ paged, on 10,000 users', { timeout: 300_000 }, () => {
   let gw: TestGateway;

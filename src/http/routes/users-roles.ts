@@ -5,7 +5,6 @@
  */
 import type { DbAuth, Principals } from '../../auth/index.ts';
 import { HttpError } from '../../errors.ts';
-import { pageOfNames } from '../../auth/principal-pages.ts';
 import { boolParam, intParam, type RequestContext } from '../context.ts';
 import type { Route } from '../router.ts';
 import { isJsonObject } from '../../json/index.ts';
@@ -42,7 +41,8 @@ function principalRoutes(kind: Kind): Route[] {
   /**
    * Sync Gateway's `name_only` and `limit` (users: `limit` only with `name_only=false`, whose rows
    * are `{"name","email","disabled"}`), plus Syncgate's `prefix` and `startafter` for paging and
-   * searching (src/auth/principal-pages.ts). Roles are listed by name only, with `limit` too.
+   * searching, both in byte order and read a page at a time from the store's index. Roles are
+   * listed by name only, with `limit` too.
    */
   const list = async (ctx: RequestContext) => {
     const p = dbAuth(ctx).principals;
@@ -50,9 +50,8 @@ function principalRoutes(kind: Kind): Route[] {
     const nameOnly = kind === 'role' || q.get('name_only') === null || boolParam(q, 'name_only');
     const limit = intParam(q, 'limit', 0)!;
     if (kind === 'user' && limit > 0 && nameOnly) throw new HttpError(400, 'Use of limit only supported when name_only=false');
-    const names = pageOfNames(kind === 'user' ? await p.listUsers() : await p.listRoles(), {
-      prefix: q.get('prefix') ?? undefined, startAfter: q.get('startafter') ?? undefined, limit,
-    });
+    const page = { prefix: q.get('prefix') ?? undefined, after: q.get('startafter') ?? undefined, limit };
+    const names = kind === 'user' ? await p.listUsers(page) : await p.listRoles(page);
     if (nameOnly) {
       await ctx.sendJson(200, JSON.stringify(names));
       return;
