@@ -4,7 +4,7 @@
  */
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { CollectionConfig, DatabaseConfig, GatewayConfig, PersistentConfig } from './config/index.ts';
+import { type CollectionConfig, type DatabaseConfig, defaultSyncSource, type GatewayConfig, type PersistentConfig } from './config/index.ts';
 import { DbConfigs } from './db-configs.ts';
 import type { ConfigStore } from './storage/config-store.ts';
 import { SqliteConfigStore } from './storage/sqlite/config-store.ts';
@@ -136,7 +136,7 @@ function collectionSync(db: string, c: CollectionConfig): SyncFunction | undefin
   if (c.sync !== undefined) return new SyncFunction(c.sync, where);
   // `_default._default` keeps the built-in `channel(doc.channels)` path (no sandbox call per write).
   if (c.scope === DEFAULT_SCOPE && c.name === DEFAULT_COLLECTION) return undefined;
-  return new SyncFunction(`function(doc){channel(${JSON.stringify(c.name)});}`, where);
+  return new SyncFunction(defaultSyncSource(c.scope, c.name), where);
 }
 
 /** Same backend, same place, same credentials: a reload can keep the open store. */

@@ -61,6 +61,7 @@ export const METRIC = {
   storageTransaction: 'syncgate_storage_transaction_duration_seconds',
   feedsOpen: 'syncgate_changes_feeds_open',
   websocketsOpen: 'syncgate_websocket_connections_open',
+  blipConnections: 'syncgate_blip_connections_open',
   jobProgress: 'syncgate_background_job_progress',
   jobRunning: 'syncgate_background_job_running',
   deltaSync: 'syncgate_delta_sync_total',
@@ -182,6 +183,7 @@ export class Metrics {
   private readonly storageDuration: Histogram<'database'>;
   private readonly feedsOpen: Gauge<'database' | 'kind'>;
   private readonly websocketsOpen: Gauge<'kind'>;
+  private readonly blipOpen: Gauge<'database'>;
   private readonly jobProgressGauge: Gauge<'database' | 'job' | 'counter'>;
   private readonly jobRunningGauge: Gauge<'database' | 'job'>;
   /** Label sets of the job series per database, so removeDatabase can drop them. */
@@ -235,6 +237,9 @@ export class Metrics {
     });
     this.websocketsOpen = new Gauge({
       name: METRIC.websocketsOpen, help: 'WebSocket connections open now, by kind.', labelNames: ['kind'], registers,
+    });
+    this.blipOpen = new Gauge({
+      name: METRIC.blipConnections, help: 'BLIP replication connections (Couchbase Lite) open now, by database.', labelNames: ['database'], registers,
     });
     this.jobProgressGauge = new Gauge({
       name: METRIC.jobProgress, help: 'Counters of the latest run of a background job (resync, compaction) on this node, e.g. docs_processed.',
@@ -356,6 +361,7 @@ export class Metrics {
     for (const kind of AUTH_FAILURE_KINDS) this.authFailures.remove(e.auth[kind]);
     for (const labels of e.jwt.values()) this.jwtLogins.remove(labels);
     for (const kind of FEED_KINDS) this.feedsOpen.remove(e.feed[kind]);
+    this.blipOpen.remove(l);
     // prom-client removes exact label sets only: drop each series this database's jobs set.
     for (const labels of this.jobSeries.get(db)?.values() ?? []) {
       if ('counter' in labels) this.jobProgressGauge.remove(labels); else this.jobRunningGauge.remove(labels);
@@ -491,15 +497,21 @@ export class Metrics {
     }
   }
 
-  /** A WebSocket connection opened; the returned function closes it, exactly once. */
-  websocketOpened(kind: WebSocketKind): () => void {
+  /**
+   * A WebSocket connection opened; the returned function closes it, exactly once. A BLIP one names
+   * its database, so the console can show replications per database.
+   */
+  websocketOpened(kind: WebSocketKind, db?: string): () => void {
     const labels = this.websocketLabels[kind];
     this.websocketsOpen.inc(labels, 1);
+    const e = kind === 'blip' && db !== undefined ? this.entry(db) : undefined;
+    if (e) this.blipOpen.inc(e.labels, 1);
     let open = true;
     return () => {
       if (!open) return;
       open = false;
       this.websocketsOpen.dec(labels, 1);
+      if (e && !e.removed) this.blipOpen.dec(e.labels, 1);
     };
   }
 
