@@ -5,6 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import bcrypt from 'bcryptjs';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
 
@@ -265,7 +266,8 @@ describe('inspection endpoints', () => {
       const info = (await req(`${admin}/`)).body;
       assert.deepEqual(r.body.databases.db, {
         seq: info.update_seq, server_uuid: info.server_uuid, state: 'Online', require_resync: [], replication_status: [],
-        cluster: { cluster_uuid: '', replications: {}, nodes: {} },
+        // This gateway is the cluster's one ISGR node (src/replication/isgr/); no replication is defined.
+        cluster: { cluster_uuid: '', replications: {}, nodes: { [gw.gateway.nodeId]: { uuid: gw.gateway.nodeId, host: hostname() } } },
       });
       // Its users take sequences too: the same number `/other/` reports.
       assert.equal(r.body.databases.other.seq, (await req(`${gw.adminUrl}/other/`)).body.update_seq);

@@ -13,6 +13,7 @@ import type { RequestContext } from '../context.ts';
 import type { DatabaseRegistry } from '../registry.ts';
 import type { Route } from '../router.ts';
 import { VERSION } from './database.ts';
+import { DEFAULT_STATUS_OPTIONS } from '../../replication/isgr/registry.ts';
 
 /** Sync Gateway's channel cache holds at most this many entries per channel (`channel_cache.max_length`). */
 const DUMP_CHANNEL_ROWS = 500;
@@ -119,8 +120,8 @@ function productVersion(): { version: string; vendor: { name: string; version: s
 }
 
 /**
- * No Inter-Sync-Gateway replication exists here, so `replication_status` is empty and `cluster`
- * holds no replications and no nodes; `require_resync` is empty (one collection, never re-sequenced).
+ * `replication_status` is the list `_replicationStatus` shows and `cluster` the ISGR registry
+ * (redacted definitions, live nodes; src/replication/isgr/); `require_resync` is empty.
  */
 function statusRoute(registry: DatabaseRegistry): Route {
   const status = async (ctx: RequestContext) => {
@@ -129,13 +130,15 @@ function statusRoute(registry: DatabaseRegistry): Route {
       const db = registry.get(name);
       if (!db) continue;
       const state = db.state;
+      // ISGR hook (h-isgr-api): the database's replications, as every node sees them.
+      const isgr = registry.replications?.(name);
       databases[name] = {
         seq: state === 'Offline' ? 0 : await db.store.lastSeq(),
         server_uuid: await db.store.uuid(),
         state,
         require_resync: [],
-        replication_status: [],
-        cluster: { cluster_uuid: '', replications: {}, nodes: {} },
+        replication_status: isgr ? await isgr.statuses(DEFAULT_STATUS_OPTIONS) : [],
+        cluster: isgr ? await isgr.cluster() : { cluster_uuid: '', replications: {}, nodes: {} },
       };
     }
     const { version, vendor } = productVersion();
