@@ -121,6 +121,12 @@ describe('BLIP getCollections and the collection property on a default-only data
     local.put('after-refusals', { v: 1 });
     const push = await idx0.push(local);
     assert.equal(push.sent, 1);
+    // The older `changes` push (revs-diff style) through an index too.
+    const older = new LocalDb();
+    older.put('after-refusals-changes', { v: 2 });
+    const viaChanges = await c.collection(1).push(older, { mode: 'changes' });
+    assert.deepEqual([viaChanges.sent, viaChanges.errors.size], [1, 0]);
+    assert.equal((await req(`${gw.adminUrl}/db/after-refusals-changes`)).body.v, 2);
     assert.deepEqual(c.protocolErrors, []);
     await c.close();
   });
