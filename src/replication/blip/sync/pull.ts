@@ -12,7 +12,6 @@ import type { DocView } from '../../../db/render.ts';
 import { blipBody, revisionDelta } from '../../../db/deltas.ts';
 import { canSee } from '../../../auth/principal.ts';
 import type { Collection } from '../../../db/collection.ts';
-import type { Store } from '../../../storage/store.ts';
 import type { BlipProperties, BlipRequest } from '../connection.ts';
 import type { BlipCollection } from './collections.ts';
 import { boolProp, intProp, type SyncContext } from './context.ts';
@@ -98,14 +97,6 @@ class Slots {
     this.used--;
     this.waiters.shift()?.();
   }
-}
-
-/**
- * A collection's store for the delta codec, which reads only document revisions (getDoc,
- * getRevision, getOldRevision: CollectionStore members) but is still typed with the whole Store.
- */
-export function storeOf(coll: Collection): Store {
-  return coll.store as unknown as Store;
 }
 
 /**
@@ -264,7 +255,7 @@ export class ChangesFeed {
     if (deltaSrc !== undefined) {
       ctx.db.stats.deltaSync?.('requested');
       try {
-        const d = await revisionDelta(storeOf(bc.coll), bc.coll.deltaCache, view.id, deltaSrc, view.rev, full, Math.floor(Date.now() / 1000));
+        const d = await revisionDelta(bc.coll.store, bc.coll.deltaCache, view.id, deltaSrc, view.rev, full, Math.floor(Date.now() / 1000));
         if (d.ok) {
           delta = d.delta;
           ctx.db.stats.deltaSync?.(d.cached ? 'cache_hit' : 'cache_miss');

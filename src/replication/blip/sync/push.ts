@@ -15,7 +15,6 @@ import type { BlipRequest } from '../connection.ts';
 import { fetchFromClient, proveWithClient } from './attachments.ts';
 import { namesAttachment } from '../../../db/attachments.ts';
 import type { BlipCollection } from './collections.ts';
-import { storeOf } from './pull.ts';
 import { boolProp, requireProp, type SyncContext } from './context.ts';
 
 /** Drops trailing "nothing to say" entries, as the protocol allows (`[]` = all zero). */
@@ -205,7 +204,7 @@ export async function clientRev(ctx: SyncContext, bc: BlipCollection, req: BlipR
     // or the delta does not apply. The patched body then goes the way of any full body.
     if (!ctx.deltas.serverCan) throw new HttpError(400, 'Deltas are disabled for this peer');
     const deltaBytes = req.body.length;
-    parsed = await applyPushedDelta(storeOf(bc.coll), bc.principal, id, deltaSrc, parsed, Math.floor(Date.now() / 1000));
+    parsed = await applyPushedDelta(bc.coll.store, bc.principal, id, deltaSrc, parsed, Math.floor(Date.now() / 1000));
     ctx.db.stats.deltaSync?.('push_applied', Math.max(0, Buffer.byteLength(JSON.stringify(parsed)) - deltaBytes));
   }
   if (!isJsonObject(parsed)) throw new HttpError(400, 'Document body must be a JSON object');
