@@ -122,3 +122,23 @@ describe('SqliteStore: named collection tables', () => {
     }
   });
 });
+
+describe('SQLite group commit', () => {
+  it('commits issued together from several collections each succeed or fail alone, and burn no sequence when they fail', async () => {
+    const store = new SqliteStore({ path: ':memory:' });
+    try {
+      const a = await store.collection('inventory', 'a');
+      const b = await store.collection('inventory', 'b');
+      const write = (id: string | null) => docWrite(id as string, 0);
+      // Issued in one turn: one group transaction; the bad one (a NULL id) fails inside its own savepoint.
+      const results = await Promise.allSettled([a.commit([write('d1')]), b.commit([write(null)]), store.commit([write('d2')]), b.commit([write('d3')])]);
+      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+      assert.ok(await a.getDoc('d1'));
+      assert.ok(await store.getDoc('d2'));
+      assert.ok(await b.getDoc('d3'));
+      const seqs = [(await a.getDoc('d1'))!.seq, (await store.getDoc('d2'))!.seq, (await b.getDoc('d3'))!.seq];
+      assert.deepEqual(seqs, [1, 2, 3], 'the failed commit took no sequence');
+      assert.equal(await store.lastSeq(), 3);
+    } finally { await store.close(); }
+  });
+});
