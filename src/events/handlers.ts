@@ -60,19 +60,18 @@ export interface EventHandlersOptions {
   leaseMs?: number;
 }
 
-const MAX_SOCKETS_PER_HANDLER = 8;
-
 /** A best-effort webhook and its counters. */
 class BestEffortHandler {
   readonly counts = { delivered: 0, failed: 0, filtered: 0 };
   readonly hook: WebhookEndpoint;
   readonly filter?: EventFilter;
   constructor(readonly config: WebhookConfig, readonly event: HandlerStatus['event'], maxSockets: number, thread: DeliveryThread, private readonly log: EventLog) {
-    // Up to max_processes events are in flight, but not over as many connections: opening hundreds
-    // of sockets to one receiver costs more CPU than the writes that raised the events.
     // The filter first: one that does not compile refuses the config before a thread is started.
     if (config.filter !== undefined) this.filter = new EventFilter(config.filter, `${config.path}.filter`);
-    this.hook = thread.endpoint(config.url, config.timeoutSecs * 1000, Math.min(maxSockets, MAX_SOCKETS_PER_HANDLER));
+    // Up to max_processes POSTs are in flight; the pipelining client opens a connection only when
+    // every open one already carries its pipeline depth (pipelined-client.mjs), so a receiver that
+    // answers at once gets a few connections, a slow one up to max_processes.
+    this.hook = thread.endpoint(config.url, config.timeoutSecs * 1000, maxSockets);
   }
 
   /** Filters, then POSTs. Any answer counts as delivered (Sync Gateway); failures are only logged. */
