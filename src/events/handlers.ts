@@ -11,6 +11,7 @@ import type { Database, DocumentChange } from '../db/database.ts';
 import type { DbState } from '../db/state.ts';
 import { renderDoc } from '../db/render.ts';
 import { EventFilter } from './filter.ts';
+import { loadFilterSource } from './filter-source.ts';
 import { BoundedQueue } from './queue.ts';
 import { DeliveryThread } from './delivery-thread.ts';
 import { ReliableDelivery } from './reliable.ts';
@@ -96,7 +97,24 @@ export class EventHandlers {
   private dropped = 0;
   private readonly unsubscribe: (() => void)[] = [];
 
-  /** Compiles every filter first: a filter that does not compile throws naming its key. */
+  /**
+   * Reads each filter given as a URL or a file path (filter-source.ts), then builds the handlers.
+   * A filter that cannot be read or does not compile throws EventFilterError naming its key.
+   */
+  static async create(opts: EventHandlersOptions): Promise<EventHandlers> {
+    const load = async (h: WebhookConfig): Promise<WebhookConfig> => {
+      if (h.filter === undefined) return h;
+      const source = await loadFilterSource(h.filter, `${h.path}.filter`);
+      return { ...h, filter: source.trim() === '' ? undefined : source };
+    };
+    const { config } = opts;
+    const [documentChanged, dbStateChanged] = await Promise.all([
+      Promise.all(config.documentChanged.map(load)), Promise.all(config.dbStateChanged.map(load)),
+    ]);
+    return new EventHandlers({ ...opts, config: { ...config, documentChanged, dbStateChanged } });
+  }
+
+  /** Compiles every filter first (inline sources: `create` reads those given by URL or file). */
   constructor(private readonly opts: EventHandlersOptions) {
     const { db, config, log } = opts;
     this.db = db;
