@@ -8,10 +8,15 @@
  *   modes: none | best_effort (Sync Gateway's queue) | at_least_once | at_least_once, batch_size 100
  *   events/s: documents received by the receiver / time from the push's start to the last one.
  *
+ * CPU per document (Linux /proc, from the push's start to the last event): the gateway process (and
+ * its main thread alone), the receiver process, and this process, which pushes. BENCH_THREADS=1
+ * also prints each gateway thread's CPU seconds (the main thread's id is the pid; the delivery
+ * thread is the busiest other one; the rest are V8's GC helpers).
+ *
  *   npm run bench -- webhooks        BENCH_WEBHOOK_DOCS=2000 BENCH_WEBHOOK_ROUNDS=1 npm run bench -- webhooks
  */
 import { fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runIfMain } from './main.ts';
@@ -88,13 +93,17 @@ async function measure(mode: Mode, docs: Record<string, unknown>[]): Promise<Rou
     gateway: cpuSecs(server.pid) - cpu0.gateway, gatewayMain: cpuSecs(server.pid, server.pid) - cpu0.gatewayMain, receiver: cpuSecs(rx.pid) - cpu0.receiver,
     pusher: ((u) => (u.user + u.system) / 1e6)(process.cpuUsage(cpu0.pusher)),
   });
+  const tasks = () => Object.fromEntries(readdirSync(`/proc/${server.pid}/task`).map((t) => [t, cpuSecs(server.pid, Number(t))]));
+  const tasks0 = process.env.BENCH_THREADS ? tasks() : {};
   try {
     const t0 = Date.now();
     const pushDocsPerSec = await replayPush(server.url, docs);
+
     if (!handler) return { pushDocsPerSec, cpu: cpu() };
     // Best effort may drop when its queue is full: then not every document arrives; wait for what does.
     const got = await rx.until(docs.length, 120_000);
     const used = cpu();
+    if (process.env.BENCH_THREADS) console.log(mode, 'CPU s per thread:', Object.entries(tasks()).map(([k, v]) => `${k}:${(v - (tasks0[k] ?? 0)).toFixed(2)}`).join(' '));
     const status = await (await fetch(`${server.adminUrl}/_event_handlers`)).json() as { handlers: { dropped: number }[] };
     const dropped = status.handlers[0]?.dropped ?? 0;
     if (got.count < docs.length && dropped === 0) throw new Error(`${mode}: ${got.count} of ${docs.length} events arrived and none was dropped`);
