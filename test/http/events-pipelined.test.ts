@@ -6,11 +6,14 @@
  * sent twice.
  */
 import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { PipelinedClient } from '../../src/events/pipelined-client.mjs';
 import type { PostOutcome } from '../../src/events/http-post.mjs';
+import { makeCerts } from '../helpers/certs.ts';
 
 type Seen = { conn: number; body: string; headers: http.IncomingHttpHeaders };
 
@@ -187,6 +190,19 @@ describe('pipelined webhook client', () => {
       assert.deepEqual(out.map((o) => (o.ok ? o.status : o.error)), [200, 204, 204, 204, 204]);
       assert.equal(rx.conns(), 1);
     } finally { c.close(); await rx.close(); }
+  });
+
+  test('https: the receiver\'s certificate is verified (one from an unknown CA fails every POST, no body reaches it)', async () => {
+    const certs = makeCerts();
+    let handled = 0;
+    const server = https.createServer({ cert: readFileSync(certs.chainCert), key: readFileSync(certs.serverKey) }, (_q, res) => { handled++; res.writeHead(204).end(); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const c = new PipelinedClient(new URL(`https://localhost:${(server.address() as AddressInfo).port}/`), undefined, 10_000, 2, 16);
+    try {
+      const out = await postAll(c, bodies(3));
+      assert.ok(out.every((o) => !o.ok && /certificate/i.test(o.error)), JSON.stringify(out));
+      assert.equal(handled, 0);
+    } finally { c.close(); server.closeAllConnections(); await new Promise<void>((r) => server.close(() => r())); rmSync(certs.dir, { recursive: true, force: true }); }
   });
 
   test('close() fails what is waiting or in flight, and later POSTs', async () => {
