@@ -23,6 +23,7 @@ import tls from 'node:tls';
 export const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE']);
 
 const MAX_HEAD_BYTES = 64 * 1024;
+const WRITE_CHARS = 1 << 20;
 const DEFAULT_IDLE_MS = 4000; // under node:http's 5 s keepAliveTimeout, so we close an idle connection first
 
 // Parser states.
@@ -123,13 +124,18 @@ class Connection {
 
   send(reqs) {
     const now = performance.now();
+    // One write per MB of requests, all corked into one syscall: a string stays far below V8's
+    // length limit even when each body is a large document.
+    this.socket.cork();
     let text = '';
     for (const r of reqs) {
       text += this.client.head + Buffer.byteLength(r.body) + '\r\n\r\n' + r.body;
       r.sentAt = now;
       this.outstanding.push(r);
+      if (text.length >= WRITE_CHARS) { this.socket.write(text); text = ''; }
     }
-    this.socket.write(text);
+    if (text) this.socket.write(text);
+    this.socket.uncork();
     if (!this.timer) this.arm(this.client.timeoutMs);
   }
 

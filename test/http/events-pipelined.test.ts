@@ -87,6 +87,17 @@ describe('pipelined webhook client', () => {
     } finally { c.close(); await rx.close(); }
   });
 
+  test('large bodies (16 of 2 MB, non-ASCII) pipelined on one connection arrive byte-exact', async () => {
+    const rx = await httpServer();
+    const c = new PipelinedClient(rx.url, undefined, 60_000, 1, 16);
+    try {
+      const sent = Array.from({ length: 16 }, (_, i) => JSON.stringify({ _id: `big-${i}`, text: `ü${i}`.repeat(700_000) }));
+      const out = await postAll(c, sent);
+      assert.ok(out.every((o) => o.ok));
+      assert.deepEqual(rx.seen.map((x) => x.body), sent);
+    } finally { c.close(); await rx.close(); }
+  });
+
   test('answers with bodies: Content-Length, chunked (several writes), and a status other than 2xx all count, with their status', async () => {
     let i = 0;
     const rx = await httpServer((_q, res) => {
