@@ -16,11 +16,16 @@ import { redactUrl, splitCredentials } from './webhook.ts';
 /** Sync Gateway waits for the URL without a limit; a config change should not hang forever. */
 export const FILTER_LOAD_TIMEOUT_MS = 30_000;
 
-/** The filter's JavaScript; throws EventFilterError naming `path` (the config key) when it cannot be read. */
-export async function loadFilterSource(value: string, path: string, timeoutMs = FILTER_LOAD_TIMEOUT_MS): Promise<string> {
+/**
+ * The filter's JavaScript; throws EventFilterError naming `path` (the config key) when it cannot be
+ * read. `onLoad` is told where it is read from (a URL with its credentials redacted, or a file).
+ */
+export async function loadFilterSource(value: string, path: string, onLoad: (from: string) => void = () => {}, timeoutMs = FILTER_LOAD_TIMEOUT_MS): Promise<string> {
   const isUrl = value.startsWith('http://') || value.startsWith('https://');
-  const failed = (why: string) => new EventFilterError(`${path}: Error loading JavaScript (WebhookFilter) from ${JSON.stringify(isUrl ? redactUrl(value) : value)}: ${why}`);
+  const shown = isUrl ? redactUrl(value) : value;
+  const failed = (why: string) => new EventFilterError(`${path}: Error loading JavaScript (WebhookFilter) from ${JSON.stringify(shown)}: ${why}`);
   if (isUrl) {
+    onLoad(shown);
     let res: Response;
     try {
       // Credentials in the URL go as Basic auth (Go's client does this; fetch refuses such URLs).
@@ -42,6 +47,7 @@ export async function loadFilterSource(value: string, path: string, timeoutMs = 
   }
   const isFile = await stat(value).then((s) => s.isFile(), () => false);
   if (!isFile) return value; // inline JavaScript
+  onLoad(shown);
   try {
     return await readFile(value, 'utf8');
   } catch (err) {

@@ -104,7 +104,7 @@ export class EventHandlers {
   static async create(opts: EventHandlersOptions): Promise<EventHandlers> {
     const load = async (h: WebhookConfig): Promise<WebhookConfig> => {
       if (h.filter === undefined) return h;
-      const source = await loadFilterSource(h.filter, `${h.path}.filter`);
+      const source = await loadFilterSource(h.filter, `${h.path}.filter`, (from) => opts.log.info(`Events: ${h.path}.filter: loading content from [${from}]`));
       return { ...h, filter: source.trim() === '' ? undefined : source };
     };
     const { config } = opts;

@@ -61,6 +61,9 @@ describe('webhook filters read from a URL or a file', () => {
 
   test('a filter fetched over HTTP and one read from a file decide like inline ones; an empty file is no filter', async () => {
     assert.deepEqual(js.asked, ['/filters/orders.js (Basic dTpw)'], 'fetched once, when the handlers were built, credentials as Basic auth');
+    assert.ok(gw.logs.some((l) => l.includes(`document_changed[0].filter: loading content from [${js.base.replace('//', '//xxxxx:xxxxx@')}/filters/orders.js]`)), 'logged, redacted');
+    assert.ok(gw.logs.some((l) => l.includes(`document_changed[1].filter: loading content from [${join(dir, 'notes.js')}]`)));
+    assert.ok(!gw.logs.some((l) => l.includes('u:p@')));
     for (const [id, kind] of [['o1', 'order'], ['n1', 'note'], ['x1', 'other']]) {
       assert.equal((await req(`${gw.publicUrl}/db/${id}`, { method: 'PUT', json: { kind } })).status, 201);
     }
