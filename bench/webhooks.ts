@@ -86,7 +86,8 @@ function cpuSecs(pid: number, tid?: number): number {
 async function measure(mode: Mode, docs: Record<string, unknown>[]): Promise<Round> {
   const rx = await startReceiver();
   const handler = handlerFor(mode, rx.url);
-  const server = await startSyncgate(handler ? { event_handlers: { document_changed: [handler] } } : {});
+  // A gateway that fails to start must not leave the receiver running (it holds the bench's stdout).
+  const server = await startSyncgate(handler ? { event_handlers: { document_changed: [handler] } } : {}).catch(async (err) => { await rx.close(); throw err; });
   // The main thread's id is the process id; the rest is the delivery thread, GC helpers, libuv's pool.
   const cpu0 = { gateway: cpuSecs(server.pid), gatewayMain: cpuSecs(server.pid, server.pid), receiver: cpuSecs(rx.pid), pusher: process.cpuUsage() };
   const cpu = () => ({
