@@ -11,8 +11,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { DatabaseConfig, GatewayConfig } from './config/index.ts';
 import {
-  checkDbConfig, configFunction, type ConfigFunction, defaultDbConfig, mergeDbConfig, parseDbConfigText, redactDbConfig,
-  runtimeDbConfig, withConfigFunction, withoutJavascript,
+  checkDbConfig, type CollectionRef, configFunction, type ConfigFunction, defaultDbConfig, mergeDbConfig, parseDbConfigText, redactDbConfig,
+  runtimeDbConfig, withConfigFunction, withoutJavascript, withRuntimeFunctions,
 } from './config/db-config.ts';
 import { runtimeLogging, startupConfigView } from './config/startup-view.ts';
 import { HttpError } from './errors.ts';
@@ -59,6 +59,23 @@ export function configVersion(previous: string, config: Obj): string {
   return `${gen + 1}-${digest}`;
 }
 
+/**
+ * Whether a sync function or import filter compiles, for the config checks: undefined, or what is
+ * wrong as Sync Gateway's message continues it ("(line 2): Unexpected token").
+ */
+export function compileCheck(dbName: string): (source: string) => string | undefined {
+  return (source) => {
+    try {
+      new SyncFunction(source, dbName);
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof SyncFunctionError)) throw err;
+      // "databases.db.sync: the sync function does not compile (line 2): Unexpected token" → the detail.
+      return err.message.replace(/^databases\.[^:]*: /, '').replace(/^the sync function does not compile ?/, '');
+    }
+  };
+}
+
 /** The If-Match check of SG's `headerDoesNotMatchEtag`: the quoted version must appear in the header. */
 function checkIfMatch(ifMatch: string | undefined, version: string): void {
   if (ifMatch && !ifMatch.includes(`"${version}"`)) throw new HttpError(412, 'Provided If-Match header does not match current config version');
@@ -92,25 +109,13 @@ export class DbConfigs implements DbConfigService {
     return run;
   }
 
-  /** Checks a body and builds what it would run with; throws a 400 naming every problem. */
-  private validate(name: string, config: Obj): DatabaseConfig {
+  /**
+   * Checks a body and builds what it would run with; throws a 400 naming every problem. `previous`
+   * is the config the database has now, for an update (its scopes are fixed).
+   */
+  private validate(name: string, config: Obj, previous?: Obj): DatabaseConfig {
     const warnings: string[] = [];
-    const runtime = runtimeDbConfig(name, config, this.host.config.persistent, process.cwd(), warnings);
-    const problems: string[] = [];
-    for (const which of ['sync', 'import_filter'] as const) {
-      const src = configFunction(config, which);
-      if (src.trim() === '') continue;
-      try {
-        new SyncFunction(src, name);
-      } catch (err) {
-        if (!(err instanceof SyncFunctionError)) throw err;
-        const what = which === 'sync' ? 'sync function' : 'import filter';
-        // "databases.db.sync: the sync function does not compile (line 2): Unexpected token" → SG's wording.
-        const detail = err.message.replace(/^databases\.[^:]*: /, '').replace(/^the sync function does not compile ?/, '');
-        problems.push(`${what} error: invalid javascript syntax${detail.startsWith('(') ? ' ' : ': '}${detail}`);
-      }
-    }
-    if (problems.length) throw new HttpError(400, problems.length === 1 ? problems[0] : `${problems.length} errors:\n${problems.join('\n')}`);
+    const runtime = runtimeDbConfig(name, config, this.host.config.persistent, process.cwd(), warnings, { compile: compileCheck(name), previous });
     for (const w of warnings) this.host.logger.warn(`Config: ${name}: ${w}`);
     return runtime;
   }
@@ -269,6 +274,7 @@ export class DbConfigs implements DbConfigService {
       const running = this.host.running(name);
       config = mergeDbConfig(defaultDbConfig(!!this.host.config.sslCert), { ...(running?.raw ?? config), name });
       if (config.allow_conflicts === false && (running?.raw ?? config).revs_limit === undefined) config.revs_limit = 50;
+      config = withRuntimeFunctions(config);
     }
     config = redactDbConfig(config);
     if (!opts.includeJavascript) config = withoutJavascript(config);
@@ -288,7 +294,7 @@ export class DbConfigs implements DbConfigService {
         next.name = name;
         if (next.bucket === undefined) next.bucket = stored.bucket;
         if (next.bucket !== stored.bucket) throw new HttpError(404, 'database config not found');
-        const runtime = this.validate(name, next);
+        const runtime = this.validate(name, next, stored.config);
         await this.checkOidc(runtime, opts);
         const version = configVersion(stored.version, next);
         const ok = await this.store!.replace(this.group, { db: name, bucket: stored.bucket, version, config: next, sgVersion: SG_VERSION }, stored.version);
@@ -315,7 +321,7 @@ export class DbConfigs implements DbConfigService {
       if (next.server === undefined) {
         for (const k of ['server', 'username', 'password', 'certpath', 'keypath', 'cacertpath', 'pool_size']) if (running[k] !== undefined) next[k] = running[k];
       }
-      const runtime = this.validate(name, next);
+      const runtime = this.validate(name, next, running);
       await this.checkOidc(runtime, opts);
       await this.serialized(() => this.openOrFail(runtime));
       return undefined;
@@ -323,15 +329,20 @@ export class DbConfigs implements DbConfigService {
     return this.change(name, opts.ifMatch, (stored) => (opts.merge ? mergeDbConfig(stored, patch) : { ...patch }), opts);
   }
 
-  async getFunction(name: string, which: ConfigFunction): Promise<{ source: string; version: string }> {
+  /**
+   * `GET /{keyspace}/_config/sync|import_filter`: the collection's function as stored ('' when it
+   * has none: the default is not shown), with the config's version. `coll` unset: `_default._default`.
+   */
+  async getFunction(name: string, which: ConfigFunction, coll?: CollectionRef): Promise<{ source: string; version: string }> {
     if (!this.store) return { source: '', version: '' };
     const stored = await this.fetch(name);
-    return { source: configFunction(stored.config, which), version: stored.version };
+    return { source: configFunction({ ...stored.config, name }, which, coll), version: stored.version };
   }
 
-  async setFunction(name: string, which: ConfigFunction, source: string | undefined, ifMatch?: string): Promise<void> {
+  /** `PUT` (a source) or `DELETE` (undefined) `/{keyspace}/_config/sync|import_filter`: a config change like any other. */
+  async setFunction(name: string, which: ConfigFunction, source: string | undefined, ifMatch?: string, coll?: CollectionRef): Promise<void> {
     if (!this.store) throw new HttpError(400, 'endpoint only supports persistent config mode');
-    await this.change(name, ifMatch, (stored) => withConfigFunction(stored, which, source));
+    await this.change(name, ifMatch, (stored) => withConfigFunction({ ...stored, name }, which, source, coll));
   }
 
   async serverConfig(includeRuntime: boolean): Promise<Obj> {

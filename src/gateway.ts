@@ -4,7 +4,7 @@
  */
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { DatabaseConfig, GatewayConfig, PersistentConfig } from './config/index.ts';
+import { type CollectionConfig, type DatabaseConfig, defaultSyncSource, type GatewayConfig, type PersistentConfig } from './config/index.ts';
 import { DbConfigs } from './db-configs.ts';
 import type { ConfigStore } from './storage/config-store.ts';
 import { SqliteConfigStore } from './storage/sqlite/config-store.ts';
@@ -26,11 +26,18 @@ import { SqliteStore } from './storage/sqlite/index.ts';
 import { SyncFunction } from './sync/index.ts';
 import { Metrics, metricsRoutes } from './metrics/index.ts';
 import { authenticate, createDbAuth, type DbAuth, type DbAuthOptions, oidcDiscoveryProblems, principalReloader } from './auth/index.ts';
-import type { Store } from './storage/store.ts';
+import type { CollectionStore, Store } from './storage/store.ts';
+import { DEFAULT_COLLECTION, DEFAULT_KEY, DEFAULT_SCOPE, collectionKey, splitCollectionKey } from './db/collection.ts';
 import { openPostgresStore, type PostgresStore } from './storage/postgres/index.ts';
 import { type PostgresSpec, redactServerUrl } from './config/server.ts';
 import { EventHandlers, type HandlerStatus } from './events/handlers.ts';
 import { EventFilterError } from './events/filter.ts';
+// ISGR hook (h-isgr-api): each database's replication registry.
+import { randomUUID } from 'node:crypto';
+import { ReplicationRegistry } from './replication/isgr/registry.ts';
+import { upsertDefinition } from './replication/isgr/definition.ts';
+import { type CreateReplicator, unavailableReplicator } from './replication/isgr/runner.ts';
+import { zeroCounters } from './replication/isgr/types.ts';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -42,6 +49,11 @@ export interface GatewayOptions {
   metrics?: Metrics;
   /** How JWT providers' metadata and keys are fetched (tests: a test CA, a short re-fetch cooldown). */
   jwt?: DbAuthOptions['jwt'];
+  /**
+   * ISGR: the factory of active replicators (src/replication/active/; until it is wired in, a stand-in
+   * that reports `error`), this process's node id (default: a new uuid) and the lease length (tests shorten it).
+   */
+  replication?: { createReplicator?: CreateReplicator; nodeId?: string; leaseMs?: number };
 }
 
 export interface RunningAddresses {
@@ -84,19 +96,22 @@ const STORE_CLOSE_GRACE_MS = 30_000;
  * wake the feeds clients have opened on the successor since. So a commit made once the database is
  * no longer the current one also notifies the current one (same shared store, same channels).
  */
-function handOverCommits(store: Store, self: () => Database | undefined, current: () => { db?: Database; store?: Store }): Store {
-  const commit: Store['commit'] = async (writes) => {
+function handOverCommits<S extends CollectionStore>(store: S, key: string, self: () => Database | undefined, current: () => { db?: Database; store?: Store }, raw: Store): S {
+  const commit: CollectionStore['commit'] = async (writes) => {
     const results = await store.commit(writes);
     const { db: now, store: nowStore } = current();
-    if (now && now !== self() && nowStore === store) {
-      const keys = new Set<string>();
+    if (now && now !== self() && nowStore === raw) {
+      const channels = new Set<string>();
+      const principals = new Set<string>();
       results.forEach((r, i) => {
         if (!r.ok) return;
-        for (const ch of writes[i].channels) keys.add(ch);
-        for (const ch of writes[i].previousChannels) keys.add(ch);
-        for (const g of r.grantees ?? []) keys.add(principalKey(g));
+        for (const ch of writes[i].channels) channels.add(ch);
+        for (const ch of writes[i].previousChannels) channels.add(ch);
+        for (const g of r.grantees ?? []) principals.add(principalKey(g));
       });
-      if (keys.size) now.notifier.notify(keys);
+      const [scope, name] = splitCollectionKey(key);
+      if (channels.size) now.collection(scope, name)?.notifier.notify(channels);
+      if (principals.size) now.notifyPrincipals(principals);
     }
     return results;
   };
@@ -113,6 +128,15 @@ function handOverCommits(store: Store, self: () => Database | undefined, current
       return fn;
     },
   });
+}
+
+/** A collection's sync function: its own source, else Sync Gateway's default for a named collection. */
+function collectionSync(db: string, c: CollectionConfig): SyncFunction | undefined {
+  const where = `${db}.${c.scope}.${c.name}`;
+  if (c.sync !== undefined) return new SyncFunction(c.sync, where);
+  // `_default._default` keeps the built-in `channel(doc.channels)` path (no sandbox call per write).
+  if (c.scope === DEFAULT_SCOPE && c.name === DEFAULT_COLLECTION) return undefined;
+  return new SyncFunction(defaultSyncSource(c.scope, c.name), where);
 }
 
 /** Same backend, same place, same credentials: a reload can keep the open store. */
@@ -156,6 +180,10 @@ export class Gateway implements DatabaseRegistry {
   /** Database configs over REST (persistent mode: the ConfigStore at `bootstrap.server`). */
   readonly configs: DbConfigs;
   private readonly events = new Map<string, EventHandlers>();
+  /** ISGR: each database's replications (they stop with it and start again with its successor). */
+  private readonly replicationRegistries = new Map<string, ReplicationRegistry>();
+  /** This process's node id in ISGR's assignment (one per gateway, the same for every database). */
+  readonly nodeId: string;
   private servers: http.Server[] = [];
   /** Login lockout for every database and operator port of this gateway (SECURITY.md). */
   readonly lockout: LoginLockout;
@@ -185,6 +213,17 @@ export class Gateway implements DatabaseRegistry {
       perAddress: { requests: l.requestsPerAddress, windowMs: window }, perUser: { requests: l.requestsPerUser, windowMs: window },
       maxFeedsPerUser: l.maxChangesFeedsPerUser, trustedProxies: l.trustedProxies,
     });
+    this.nodeId = options.replication?.nodeId ?? randomUUID();
+    this.metrics.setReplicationSource(() => {
+      const out = [];
+      for (const [database, r] of this.replicationRegistries) {
+        for (const { id, snapshot } of r.localSnapshots()) {
+          const { last_seq_pull: _p, last_seq_push: _q, ...counters } = { ...zeroCounters(), ...snapshot.counters };
+          out.push({ database, replication: id, state: snapshot.state, counters });
+        }
+      }
+      return out;
+    });
     const persistent = config.persistent;
     this.configs = new DbConfigs(this, persistent ? () => openConfigStore(persistent, this.logger) : undefined);
   }
@@ -194,6 +233,7 @@ export class Gateway implements DatabaseRegistry {
   names(): string[] { return [...this.databases.keys()]; }
   has(name: string): boolean { return this.databases.has(name); }
   running(name: string): DatabaseConfig | undefined { return this.runningConfigs.get(name); }
+  replications(name: string): ReplicationRegistry | undefined { return this.replicationRegistries.get(name); }
   async eventHandlerStatus(name: string): Promise<HandlerStatus[] | undefined> {
     if (!this.databases.has(name)) return undefined;
     return (await this.events.get(name)?.status()) ?? [];
@@ -209,20 +249,36 @@ export class Gateway implements DatabaseRegistry {
   async apply(config: DatabaseConfig): Promise<void> {
     // Compiled before anything changes: a sync function that does not compile changes nothing.
     const sync = config.sync !== undefined ? new SyncFunction(config.sync, config.name) : undefined;
+    const collectionSyncs = (config.collections ?? []).map((c) => collectionSync(config.name, c));
+    // ISGR: the config's replications are checked before anything changes (a bad one refuses the config).
+    for (const [id, raw] of Object.entries(config.replications ?? {})) {
+      try {
+        upsertDefinition(id, undefined, raw, { fromConfig: true });
+      } catch (err) {
+        throw new HttpError(400, `database "${config.name}": replications.${id}: ${err instanceof HttpError ? err.reason : (err as Error).message}`);
+      }
+    }
     const old = this.databases.get(config.name);
     const oldConfig = this.runningConfigs.get(config.name);
     const oldStore = this.rawStores.get(config.name);
     const sameStore = old && oldConfig && oldStore && sameStorage(oldConfig, config);
     const raw = sameStore ? oldStore : await openStore(config, this.logger);
     let db: Database | undefined;
-    const store = handOverCommits(raw, () => db, () => ({ db: this.databases.get(config.name), store: this.rawStores.get(config.name) }));
+    const current = () => ({ db: this.databases.get(config.name), store: this.rawStores.get(config.name) });
+    const store = handOverCommits(raw, DEFAULT_KEY, () => db, current, raw);
+    const collections = [];
+    for (const [i, c] of (config.collections ?? []).entries()) {
+      const isDefault = c.scope === DEFAULT_SCOPE && c.name === DEFAULT_COLLECTION;
+      const cstore = isDefault ? store : handOverCommits(await raw.collection(c.scope, c.name), collectionKey(c.scope, c.name), () => db, current, raw);
+      collections.push({ scope: c.scope, name: c.name, store: cstore, sync: collectionSyncs[i] });
+    }
     this.metrics.addDatabase(config.name);
     const stats = this.metrics.forDatabase(config.name);
     db = new Database({
       name: config.name, store, revsLimit: config.revsLimit, allowConflicts: config.allowConflicts, sync, stats,
       maxAttachmentSize: this.config.limits.maxAttachmentBytes, maxDocumentBytes: this.config.limits.maxDocumentBytes,
       maxChannelsPerDoc: this.config.limits.maxChannelsPerDoc, initialState: 'Starting',
-      deltaSync: config.deltaSync, oldRevExpirySecs: config.oldRevExpirySecs,
+      deltaSync: config.deltaSync, oldRevExpirySecs: config.oldRevExpirySecs, collections,
     });
     // Built before anything is swapped: a filter that does not compile changes nothing.
     let events: EventHandlers | undefined;
@@ -245,6 +301,13 @@ export class Gateway implements DatabaseRegistry {
       bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind), onJwtLogin: (provider, outcome) => stats.jwtLogin(provider, outcome),
       lockout: this.lockout, jwt: this.options.jwt,
     });
+    const replications = new ReplicationRegistry({
+      db, nodeId: this.nodeId, createReplicator: this.options.replication?.createReplicator ?? unavailableReplicator,
+      leaseMs: this.options.replication?.leaseMs, configReplications: config.replications, takesPart: config.sgreplicateEnabled !== false,
+      log: (level, msg) => this.logger[level](`Replicate: ${config.name}: ${msg}`),
+    });
+    const oldReplications = this.replicationRegistries.get(config.name);
+    this.replicationRegistries.set(config.name, replications);
     this.databases.set(config.name, db);
     this.auths.set(config.name, auth);
     this.runningConfigs.set(config.name, config);
@@ -273,6 +336,11 @@ export class Gateway implements DatabaseRegistry {
     // Announced once the handlers listen: coming online raises db_state_changed "online" (spec §4.2).
     events?.start();
     if (this.databases.get(config.name) === db) db.setState(config.offline ? 'Offline' : 'Online', 'DB loaded from config');
+    // ISGR: the replaced database's replications stop (handing their leases back), then this one's start.
+    await oldReplications?.stop().catch((err) => this.logger.warn(`Replicate: ${config.name}: stopping the replaced database's replications: ${(err as Error).message}`));
+    if (this.replicationRegistries.get(config.name) === replications) {
+      await replications.start().catch((err) => this.logger.warn(`Replicate: ${config.name}: cannot start replications: ${(err as Error).message}`));
+    }
     this.logger.info(`CRUD: ${old ? 'Reloaded' : 'Opened'} database "${config.name}" on ${config.storage.kind === 'sqlite' ? 'sqlite:' + config.storage.path : config.storage.kind === 'postgres' ? redactServerUrl(config.server) : 'in-memory storage'}${config.offline ? ' (offline)' : ''}`);
   }
 
@@ -299,6 +367,9 @@ export class Gateway implements DatabaseRegistry {
     this.rawStores.delete(name);
     this.metrics.removeDatabase(name);
     db.setState('Offline', 'Database context closed');
+    const replications = this.replicationRegistries.get(name);
+    this.replicationRegistries.delete(name);
+    await replications?.stop();
     await this.events.get(name)?.close();
     this.events.delete(name);
     await db.close();
@@ -367,7 +438,7 @@ export class Gateway implements DatabaseRegistry {
     // Expired documents (TTL from `_exp` or expiry()) are purged once a minute.
     this.expiryTimer = setInterval(() => {
       for (const db of this.databases.values()) {
-        db.sweepExpired().catch((err) => this.logger.warn(`CRUD: expiry sweep of ${db.name} failed: ${(err as Error).message}`));
+        for (const c of db.collections()) c.sweepExpired().catch((err) => this.logger.warn(`CRUD: expiry sweep of ${c.key === DEFAULT_KEY ? db.name : `${db.name}.${c.key}`} failed: ${(err as Error).message}`));
       }
     }, 60_000);
     this.expiryTimer.unref();
@@ -390,6 +461,8 @@ export class Gateway implements DatabaseRegistry {
     clearTimeout(timer);
     await Promise.all([...this.events.values()].map((e) => e.close()));
     this.events.clear();
+    await Promise.all([...this.replicationRegistries.values()].map((r) => r.stop().catch(() => undefined)));
+    this.replicationRegistries.clear();
     for (const db of this.databases.values()) await db.close();
     for (const [store, timer] of this.closing) { clearTimeout(timer); await store.close().catch(() => {}); }
     this.closing.clear();

@@ -22,8 +22,13 @@ export const GUEST_NAME = 'GUEST';
 export const ROLE_PREFIX = 'role:';
 
 export interface Access {
-  /** Channel → earliest sequence at which it became visible. Always holds `!` at 1. */
+  /** Channel → earliest sequence at which it became visible. Always holds `!` at 1. The default collection's. */
   channels: Map<string, number>;
+  /**
+   * Named collections' channels, by `scope.collection` (only those with something beyond `!`; each
+   * map holds `!` at 1 too). A channel of one collection says nothing about another's same name.
+   */
+  collections: Map<string, Map<string, number>>;
   /** Role name (no `role:`) → earliest sequence at which it was granted. */
   roles: Map<string, number>;
   /** Last sequence at which anything feeding this computation changed. */
@@ -45,6 +50,30 @@ export function resolvedGrants(map: Record<string, number>, record: PrincipalRec
 function keepEarliest(m: Map<string, number>, key: string, seq: number): void {
   const cur = m.get(key);
   if (cur === undefined || seq < cur) m.set(key, seq);
+}
+
+const DEFAULT_COLLECTION_KEY = '_default._default';
+
+/** The channel maps of a computation: the default collection's, and named ones made on first use. */
+class ChannelMaps {
+  readonly main = new Map<string, number>([[PUBLIC_CHANNEL, 1]]);
+  readonly named = new Map<string, Map<string, number>>();
+
+  of(collection: string | undefined): Map<string, number> {
+    if (collection === undefined || collection === DEFAULT_COLLECTION_KEY) return this.main;
+    let m = this.named.get(collection);
+    if (!m) this.named.set(collection, m = new Map([[PUBLIC_CHANNEL, 1]]));
+    return m;
+  }
+
+  /** A record's admin channels in every collection (`admin_channels` and `collection_access`). */
+  addAdmin(rec: PrincipalRecord, since = 0): void {
+    for (const [ch, s] of Object.entries(rec.adminChannels)) keepEarliest(this.main, ch, Math.max(since, grantedAt(s, rec)));
+    for (const [key, chans] of Object.entries(rec.collectionChannels ?? {})) {
+      const m = this.of(key);
+      for (const [ch, s] of Object.entries(chans)) keepEarliest(m, ch, Math.max(since, grantedAt(s, rec)));
+    }
+  }
 }
 
 function byGrantee(grants: GrantRow[]): Map<string, GrantRow[]> {
@@ -71,19 +100,21 @@ export function computeAccess(
 ): Access {
   const name = user?.name ?? GUEST_NAME;
   const grouped = byGrantee(grants);
-  const channels = new Map<string, number>([[PUBLIC_CHANNEL, 1]]);
+  const maps = new ChannelMaps();
+  const channels = maps.main;
   const userRoles = new Map<string, number>();
   let seq = Math.max(user?.seq ?? 0, lastChangedAt.get(name) ?? 0);
 
   if (user) {
-    for (const [ch, s] of Object.entries(user.adminChannels)) keepEarliest(channels, ch, grantedAt(s, user));
+    maps.addAdmin(user);
     for (const [r, s] of Object.entries(user.adminRoles)) keepEarliest(userRoles, r, grantedAt(s, user));
     // Roles and channels from the claims of the user's last JWT login (spec §3.6).
     for (const [ch, s] of Object.entries(user.jwtChannels ?? {})) keepEarliest(channels, ch, grantedAt(s, user));
     for (const [r, s] of Object.entries(user.jwtRoles ?? {})) keepEarliest(userRoles, r, grantedAt(s, user));
   }
   for (const g of grouped.get(name) ?? []) {
-    if (g.kind === 'channel') keepEarliest(channels, g.value, g.seq);
+    // A channel grant gives a channel of the granting document's collection; roles are database-wide.
+    if (g.kind === 'channel') keepEarliest(maps.of(g.collection), g.value, g.seq);
     else keepEarliest(userRoles, g.value, g.seq);
   }
 
@@ -92,21 +123,19 @@ export function computeAccess(
     if (!role) continue;
     const grantee = ROLE_PREFIX + roleName;
     seq = Math.max(seq, role.seq, lastChangedAt.get(grantee) ?? 0);
-    for (const [ch, s] of Object.entries(role.adminChannels)) {
-      keepEarliest(channels, ch, Math.max(roleSince, grantedAt(s, role)));
-    }
+    maps.addAdmin(role, roleSince);
     for (const g of grouped.get(grantee) ?? []) {
-      if (g.kind === 'channel') keepEarliest(channels, g.value, Math.max(roleSince, g.seq));
+      if (g.kind === 'channel') keepEarliest(maps.of(g.collection), g.value, Math.max(roleSince, g.seq));
     }
   }
-  return { channels, roles: userRoles, seq };
+  return { channels, collections: maps.named, roles: userRoles, seq };
 }
 
 /** A role's own channels (for the admin API's `all_channels`): `!`, admin channels and document grants. */
 export function computeRoleAccess(role: PrincipalRecord, grants: GrantRow[], lastChangedAt: Map<string, number>): Access {
   const grantee = ROLE_PREFIX + role.name;
-  const channels = new Map<string, number>([[PUBLIC_CHANNEL, 1]]);
-  for (const [ch, s] of Object.entries(role.adminChannels)) keepEarliest(channels, ch, grantedAt(s, role));
-  for (const g of grants) if (g.grantee === grantee && g.kind === 'channel') keepEarliest(channels, g.value, g.seq);
-  return { channels, roles: new Map(), seq: Math.max(role.seq, lastChangedAt.get(grantee) ?? 0) };
+  const maps = new ChannelMaps();
+  maps.addAdmin(role);
+  for (const g of grants) if (g.grantee === grantee && g.kind === 'channel') keepEarliest(maps.of(g.collection), g.value, g.seq);
+  return { channels: maps.main, collections: maps.named, roles: new Map(), seq: Math.max(role.seq, lastChangedAt.get(grantee) ?? 0) };
 }

@@ -39,6 +39,9 @@ export interface DbAuthConfig extends JwtAuthConfig {
   sessionCookieHttpOnly: boolean;
   sendWwwAuthenticateHeader: boolean;
   allowEmptyPassword: boolean;
+  /** The database's name and collections (`collection_access` may name only these; unset: the default one). */
+  name?: string;
+  collections?: readonly { scope: string; name: string }[];
 }
 
 export interface DbAuthOptions {
@@ -61,6 +64,7 @@ export function createDbAuth(store: Store, config: DbAuthConfig, opts: DbAuthOpt
   jwt?.warmUp();
   const principals = new Principals(store, {
     bcryptCost: opts.bcryptCost, allowEmptyPassword: config.allowEmptyPassword, log: opts.log, now: opts.now,
+    collectionKeys: (config.collections ?? [{ scope: '_default', name: '_default' }]).map((c) => `${c.scope}.${c.name}`), dbName: config.name,
   });
   const sessions = new Sessions(store, { now: opts.now });
   return {

@@ -6,13 +6,14 @@
 import { VerifiedPasswords } from './verified-passwords.ts';
 import bcrypt from 'bcryptjs';
 import { HttpError } from '../errors.ts';
-import type { GrantRow, PrincipalKind, PrincipalRecord, Store } from '../storage/store.ts';
+import type { GrantRow, PrincipalKind, PrincipalPage, PrincipalRecord, Store } from '../storage/store.ts';
 import {
   type Access, GRANTED_BY_OWN_SAVE, GUEST_NAME, ROLE_PREFIX, computeAccess, computeRoleAccess, resolvedGrants,
 } from './access.ts';
 import { PUBLIC_CHANNEL, type UserPrincipal } from './principal.ts';
 import { carriedJwtFields, checkJwtFieldsUnchanged, jwtFieldsJson, recordAfterLogin, recordWithoutJwt, type JwtGrantInput } from './jwt/grants.ts';
 import { randomBytes } from 'node:crypto';
+import { type CollectionAdminChannels, collectionChannelsDiffer, parseCollectionAccess, renderCollectionAccess, updatedCollectionChannels } from './collection-access.ts';
 
 /** User and role names (`auth/role.go`). Without the `u` flag `\w` is ASCII, like Go's. */
 export const PRINCIPAL_NAME = /^[-+.@%\w]*$/;
@@ -28,6 +29,10 @@ export interface PrincipalsOptions {
   credentialCacheSize?: number;
   now?: () => number;
   log?: { info(msg: string): void };
+  /** The database's collections (`scope.collection`): `collection_access` may name only these. Unset: not checked. */
+  collectionKeys?: readonly string[];
+  /** For messages naming a keyspace. */
+  dbName?: string;
 }
 
 /** A user or role body as the admin API and the config file give it. */
@@ -38,6 +43,8 @@ export interface PrincipalInput {
   disabled: boolean;
   /** undefined: unchanged. '' means no password (only with allow_empty_password). */
   password?: string;
+  /** Named collections' admin channels; undefined: unchanged (collection-access.ts). */
+  collection_access?: CollectionAdminChannels;
 }
 
 export interface PutOptions {
@@ -159,12 +166,20 @@ export class Principals {
     return this.principalFor(rec);
   }
 
-  async listUsers(): Promise<string[]> {
-    return (await this.store.listPrincipals('user')).filter((n) => n !== GUEST_NAME).sort();
+  /**
+   * User names (GUEST left out) in byte order, one page at a time when `page` says so (prefix,
+   * after, limit): read from the store's index, so a page of 10,000 users costs a page.
+   */
+  async listUsers(page: PrincipalPage = {}): Promise<string[]> {
+    const names = await this.store.listPrincipals('user', page);
+    if (!names.includes(GUEST_NAME)) return names;
+    // GUEST took a place on the page: read one more to fill it.
+    const more = page.limit ? await this.store.listPrincipals('user', { ...page, limit: page.limit + 1 }) : names;
+    return more.filter((n) => n !== GUEST_NAME);
   }
 
-  async listRoles(): Promise<string[]> {
-    return (await this.store.listPrincipals('role')).sort();
+  async listRoles(page: PrincipalPage = {}): Promise<string[]> {
+    return this.store.listPrincipals('role', page);
   }
 
   /** The admin API's user JSON (Go `PrincipalConfig`, so empty fields are omitted), or undefined. */
@@ -185,6 +200,8 @@ export class Principals {
     if (adminRoles.length) out.admin_roles = sorted(adminRoles);
     if (access.roles.size) out.roles = sorted(access.roles.keys());
     Object.assign(out, jwtFieldsJson(rec));
+    const collectionAccess = renderCollectionAccess(rec, access.collections);
+    if (collectionAccess) out.collection_access = collectionAccess;
     return out;
   }
 
@@ -198,6 +215,8 @@ export class Principals {
     const adminChannels = Object.keys(rec.adminChannels);
     if (adminChannels.length) out.admin_channels = sorted(adminChannels);
     out.all_channels = sorted(access.channels.keys());
+    const collectionAccess = renderCollectionAccess(rec, access.collections);
+    if (collectionAccess) out.collection_access = collectionAccess;
     return out;
   }
 
@@ -207,12 +226,12 @@ export class Principals {
   async putUser(name: string, body: Record<string, unknown>, opts: PutOptions = {}): Promise<PutResult> {
     checkName(name);
     checkJwtFieldsUnchanged(body, await this.store.getPrincipal('user', name));
-    return this.putUserInput(name, parsePrincipalInput(body, true), opts);
+    return this.putUserInput(name, this.withCollectionAccess(parsePrincipalInput(body, true), body), opts);
   }
 
   async putRole(name: string, body: Record<string, unknown>, opts: PutOptions = {}): Promise<PutResult> {
     checkName(name);
-    return this.putRoleInput(name, parsePrincipalInput(body, false), opts);
+    return this.putRoleInput(name, this.withCollectionAccess(parsePrincipalInput(body, false), body), opts);
   }
 
   async putUserInput(name: string, input: PrincipalInput, opts: PutOptions = {}): Promise<PutResult> {
@@ -237,9 +256,11 @@ export class Principals {
           passwordChanged = true;
         }
       }
+      const collectionChannels = updatedCollectionChannels(stored, input.collection_access, GRANTED_BY_OWN_SAVE);
       const changed = !stored || passwordChanged
         || !sameKeys(base.adminChannels, input.admin_channels) || !sameKeys(base.adminRoles, input.admin_roles)
-        || (base.email ?? '') !== input.email || base.disabled !== input.disabled;
+        || (base.email ?? '') !== input.email || base.disabled !== input.disabled
+        || collectionChannelsDiffer(stored, collectionChannels);
       if (changed) {
         const rec: Omit<PrincipalRecord, 'seq'> = {
           kind: 'user', name, disabled: input.disabled,
@@ -249,6 +270,7 @@ export class Principals {
         };
         if (input.email) rec.email = input.email;
         if (passwordHash) rec.passwordHash = passwordHash;
+        if (collectionChannels) rec.collectionChannels = collectionChannels;
         await this.store.putPrincipal(rec);
       }
       // A new password ends the user's sessions (admin API `updatePrincipal`).
@@ -261,10 +283,12 @@ export class Principals {
     return this.serialized(async () => {
       const existing = await this.store.getPrincipal('role', name);
       if (existing && opts.creating) throw new HttpError(409, 'Already exists');
-      if (existing && sameKeys(existing.adminChannels, input.admin_channels)) return 'replaced';
+      const collectionChannels = updatedCollectionChannels(existing, input.collection_access, GRANTED_BY_OWN_SAVE);
+      if (existing && sameKeys(existing.adminChannels, input.admin_channels) && !collectionChannelsDiffer(existing, collectionChannels)) return 'replaced';
       const old = existing ? resolvedGrants(existing.adminChannels, existing) : new Map<string, number>();
       await this.store.putPrincipal({
         kind: 'role', name, adminChannels: restamp(old, input.admin_channels), adminRoles: {}, disabled: false,
+        ...(collectionChannels ? { collectionChannels } : {}),
       });
       return existing ? 'replaced' : 'created';
     });
@@ -297,12 +321,13 @@ export class Principals {
    * their sequences or end their sessions.
    */
   async applyConfig(
-    users: Record<string, { password?: string; admin_channels: string[]; admin_roles: string[]; email?: string; disabled: boolean }>,
-    roles: Record<string, { admin_channels: string[] }>,
+    users: Record<string, { password?: string; admin_channels: string[]; admin_roles: string[]; email?: string; disabled: boolean; collection_access?: unknown }>,
+    roles: Record<string, { admin_channels: string[]; collection_access?: unknown }>,
   ): Promise<void> {
     for (const [name, r] of Object.entries(roles)) {
       checkName(name);
-      await this.putRoleInput(name, { admin_channels: [...new Set(r.admin_channels)], admin_roles: [], email: '', disabled: false }, { fromConfig: true });
+      const input: PrincipalInput = { admin_channels: [...new Set(r.admin_channels)], admin_roles: [], email: '', disabled: false };
+      await this.putRoleInput(name, this.withCollectionAccess(input, r), { fromConfig: true });
     }
     for (const [name, u] of Object.entries(users)) {
       checkName(name);
@@ -310,6 +335,7 @@ export class Principals {
         admin_channels: [...new Set(u.admin_channels)], admin_roles: [...new Set(u.admin_roles)],
         email: u.email ?? '', disabled: u.disabled,
       };
+      this.withCollectionAccess(input, u);
       if (name !== GUEST_NAME && u.password !== undefined) input.password = u.password;
       const result = await this.putUserInput(name, input, { fromConfig: true });
       this.opts.log?.info(name === GUEST_NAME ? 'Auth: Reset guest user to config' : `Auth: ${result === 'created' ? 'Created' : 'Updated'} user "${name}" from config`);
@@ -363,6 +389,13 @@ export class Principals {
 
   // ---- internals ----
 
+  /** Adds the body's `collection_access` (checked against the database's collections) to the input. */
+  private withCollectionAccess(input: PrincipalInput, body: { collection_access?: unknown }): PrincipalInput {
+    const ca = parseCollectionAccess(body.collection_access, this.opts.collectionKeys, this.opts.dbName);
+    if (ca) input.collection_access = ca;
+    return input;
+  }
+
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.writes.then(fn, fn);
     this.writes = run.catch(() => undefined);
@@ -415,7 +448,10 @@ export class Principals {
       return hit.principal;
     }
     const access = await this.accessFor(rec);
-    const principal: UserPrincipal = { kind: 'user', name: rec.name, isGuest: rec.name === GUEST_NAME, ...access };
+    const principal: UserPrincipal = {
+      kind: 'user', name: rec.name, isGuest: rec.name === GUEST_NAME, channels: access.channels, roles: access.roles, seq: access.seq,
+      collectionChannels: access.collections,
+    };
     if (rec.jwtIssuer) principal.jwtIssuer = rec.jwtIssuer;
     // Computed from reads that may predate a deletion: not kept.
     if (generation !== this.cacheGeneration) return principal;

@@ -7,9 +7,11 @@ import { buildLocalJwt, buildOidc } from './jwt.ts';
 import { isPlainObject } from './normalize.ts';
 import { LOG_KEYS, LOG_LEVELS } from './schema.ts';
 import { buildEventHandlers } from './events.ts';
+import { buildReplications } from './replications.ts';
+import { buildCollectionAccess, parseScopes } from './collections.ts';
 import { DEFAULT_SERVER, parseServer } from './server.ts';
 import type {
-  CorsConfig, DatabaseConfig, DeltaSyncConfig, GatewayConfig, LimitsConfig, LoggingConfig, LogLevel, RoleConfig, TlsVersion, UserConfig,
+  CollectionConfig, CorsConfig, DatabaseConfig, DeltaSyncConfig, GatewayConfig, LimitsConfig, LoggingConfig, LogLevel, RoleConfig, TlsVersion, UserConfig,
 } from './types.ts';
 
 export const DB_NAME_RE = /^[a-z][-a-z0-9_$()+/]*$/;
@@ -92,7 +94,11 @@ function buildCors(top: Obj, ctx: BuildContext): CorsConfig | undefined {
   return { origin: origins('Origin'), loginOrigin: origins('LoginOrigin'), headers: strs(raw.Headers) ?? [], maxAge: num(raw.MaxAge) ?? 0 };
 }
 
-function buildPrincipals(db: Obj, path: string, allowEmptyPassword: boolean, err: (m: string) => void, warn: (m: string) => void) {
+function buildPrincipals(
+  db: Obj, name: string, collections: CollectionConfig[] | undefined, allowEmptyPassword: boolean, err: (m: string) => void, warn: (m: string) => void,
+) {
+  const path = `databases.${name}`;
+  const dbName = name;
   const users: Record<string, UserConfig> = {};
   const roles: Record<string, RoleConfig> = {};
   const checkName = (name: string, p: string) => {
@@ -115,6 +121,8 @@ function buildPrincipals(db: Obj, path: string, allowEmptyPassword: boolean, err
     };
     if (password !== undefined && name !== 'GUEST') user.password = password;
     if (str(u.email) !== undefined) user.email = str(u.email);
+    const access = buildCollectionAccess(u.collection_access, dbName, collections, (m) => err(`${p}.collection_access: ${m}`));
+    if (access) user.collection_access = access;
     Object.defineProperty(users, name, { value: user, enumerable: true, writable: true, configurable: true });
   }
   for (const [name, v] of Object.entries(obj(db.roles) ?? {})) {
@@ -122,7 +130,10 @@ function buildPrincipals(db: Obj, path: string, allowEmptyPassword: boolean, err
     const p = `${path}.roles.${name}`;
     checkName(name, p);
     if (r.name !== undefined && r.name !== name) warn(`${p}.name is ignored: the role is named by its key "${name}"`);
-    Object.defineProperty(roles, name, { value: { admin_channels: strs(r.admin_channels) ?? [] }, enumerable: true, writable: true, configurable: true });
+    const role: RoleConfig = { admin_channels: strs(r.admin_channels) ?? [] };
+    const access = buildCollectionAccess(r.collection_access, dbName, collections, (m) => err(`${p}.collection_access: ${m}`));
+    if (access) role.collection_access = access;
+    Object.defineProperty(roles, name, { value: role, enumerable: true, writable: true, configurable: true });
   }
   return { users, roles };
 }
@@ -172,11 +183,18 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
   if (purgeDays !== undefined && purgeDays < 0) err(`${path}.purge_interval: must not be negative`);
   const deltaSync = buildDeltaSync(db, path, err);
 
+  // `scopes` (collections.ts). Sync Gateway answers a 2.x file holding it with 400 "scopes are not
+  // allowed with legacy config"; Syncgate accepts it there as in a REST config, same rules.
+  const scoped = parseScopes(db);
+  for (const m of scoped.problems) err(`${path}.scopes: ${m}`);
+  const collections = scoped.collections;
+
   const allowEmptyPassword = bool(db.allow_empty_password) ?? false;
-  const { users, roles } = buildPrincipals(db, path, allowEmptyPassword, err, warn);
+  const { users, roles } = buildPrincipals(db, name, collections, allowEmptyPassword, err, warn);
   const oidc = obj(db.oidc) ? buildOidc(obj(db.oidc)!, `${path}.oidc`, err, warn) : undefined;
   const localJwt = obj(db.local_jwt) ? buildLocalJwt(obj(db.local_jwt) as Record<string, Obj>, `${path}.local_jwt`, err) : undefined;
   const eventHandlers = buildEventHandlers(db.event_handlers, path, err);
+  const replications = buildReplications(db.replications, path, err);
   if (ctx.errors.length > before || typeof storage === 'string') return undefined;
 
   const config: DatabaseConfig = {
@@ -191,7 +209,11 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
     deltaSync: deltaSync.config, oldRevExpirySecs: deltaSync.oldRevExpirySecs,
     raw: db,
   };
-  if (str(db.sync) !== undefined) config.sync = str(db.sync);
+  if (collections) {
+    config.collections = collections;
+    const dflt = collections.find((c) => c.scope === '_default' && c.name === '_default');
+    if (dflt?.sync !== undefined) config.sync = dflt.sync;
+  } else if (str(db.sync) !== undefined) config.sync = str(db.sync);
   if (bool(db.session_cookie_secure) !== undefined) config.sessionCookieSecure = bool(db.session_cookie_secure);
   for (const k of ['username', 'password', 'certpath', 'keypath', 'cacertpath'] as const) {
     const v = str(db[k]);
@@ -203,6 +225,8 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
   if (oidc) config.oidc = oidc;
   if (localJwt && Object.keys(localJwt).length) config.localJwt = localJwt;
   if (eventHandlers) config.eventHandlers = eventHandlers;
+  if (replications) config.replications = replications;
+  if (bool(db.sgreplicate_enabled) === false) config.sgreplicateEnabled = false;
   return config;
 }
 

@@ -13,6 +13,7 @@ import { type Diagnostics, isPlainObject, normalizeValue } from './normalize.ts'
 import { DB_CONFIG_SHAPE } from './schema3.ts';
 import { ConfigSyntaxError, parseConfigJson, setOwn } from './text.ts';
 import type { DatabaseConfig, PersistentConfig, StorageCredentials } from './types.ts';
+import { collectionHolder, configuredFunctions, defaultSyncSource, jsSet, scopeChangeProblem } from './collections.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -84,32 +85,35 @@ export function mergeDbConfig(base: Obj, patch: Obj): Obj {
   return out;
 }
 
-/** The functions a config holds for the default collection (db level, or `scopes._default.collections._default`). */
-export function defaultCollection(config: Obj): Obj | undefined {
-  const scopes = config.scopes;
-  if (!isPlainObject(scopes)) return undefined;
-  const scope = scopes._default;
-  const collections = isPlainObject(scope) ? scope.collections : undefined;
-  const c = isPlainObject(collections) ? collections._default : undefined;
-  return isPlainObject(c) ? c : undefined;
-}
-
 export type ConfigFunction = 'sync' | 'import_filter';
 
-/** The source of the sync function or import filter a config sets ('' when none). */
-export function configFunction(config: Obj, which: ConfigFunction): string {
-  const holder = isPlainObject(config.scopes) ? defaultCollection(config) ?? {} : config;
+/** A collection by its scope and name (`_default`, `_default` when not given). */
+export interface CollectionRef { scope: string; name: string }
+const DEFAULT_REF: CollectionRef = { scope: '_default', name: '_default' };
+
+/**
+ * The source of a collection's sync function or import filter in a config ('' when none): the
+ * db-level field for `_default._default` without `scopes`, else the collection's entry. A
+ * collection the config does not have is 404 `keyspace db.scope.collection not found`.
+ */
+export function configFunction(config: Obj, which: ConfigFunction, coll: CollectionRef = DEFAULT_REF): string {
+  const holder = collectionHolder(config, coll.scope, coll.name);
+  if (!holder) throw keyspaceNotFound(config, coll);
   return typeof holder[which] === 'string' ? holder[which] as string : '';
 }
 
-/** A copy of `config` with the function set (a string) or removed (undefined). */
-export function withConfigFunction(config: Obj, which: ConfigFunction, source: string | undefined): Obj {
+/** A copy of `config` with the collection's function set (a string) or removed (undefined). */
+export function withConfigFunction(config: Obj, which: ConfigFunction, source: string | undefined, coll: CollectionRef = DEFAULT_REF): Obj {
   const copy = structuredClone(config) as Obj;
-  const holder = isPlainObject(copy.scopes) ? defaultCollection(copy) : copy;
-  if (!holder) throw new HttpError(404, 'no such collection in the database config');
+  const holder = collectionHolder(copy, coll.scope, coll.name);
+  if (!holder) throw keyspaceNotFound(config, coll);
   if (source === undefined) delete holder[which];
   else holder[which] = source;
   return copy;
+}
+
+function keyspaceNotFound(config: Obj, coll: CollectionRef): HttpError {
+  return new HttpError(404, `keyspace ${typeof config.name === 'string' ? config.name : 'db'}.${coll.scope}.${coll.name} not found`);
 }
 
 /** SG's `Redacted`: passwords (db, users, guest, replications) become "xxxxx", remote URLs lose theirs. */
@@ -133,8 +137,10 @@ export function withoutJavascript(config: Obj): Obj {
   const out = structuredClone(config) as Obj;
   delete out.sync;
   delete out.import_filter;
-  const c = defaultCollection(out);
-  if (c) { delete c.sync; delete c.import_filter; }
+  for (const sc of Object.values(isPlainObject(out.scopes) ? out.scopes : {})) {
+    const colls = isPlainObject(sc) && isPlainObject(sc.collections) ? sc.collections : {};
+    for (const c of Object.values(colls)) if (isPlainObject(c)) { delete c.sync; delete c.import_filter; }
+  }
   const eh = out.event_handlers;
   if (isPlainObject(eh)) {
     for (const list of [eh.document_changed, eh.db_state_changed]) {
@@ -184,6 +190,26 @@ export function defaultDbConfig(tls: boolean): Obj {
   };
 }
 
+/**
+ * `include_runtime` with `scopes`: each collection shows the sync function it runs (its own, else
+ * its default, see defaultSyncSource), and the db-level default `sync` is left out, since a
+ * database-level function beside `scopes` is refused (the output can be sent back as it is).
+ * Sync Gateway 3.1 instead shows the collections as stored next to a db-level default `sync`.
+ */
+export function withRuntimeFunctions(config: Obj): Obj {
+  if (!isPlainObject(config.scopes) || Object.keys(config.scopes).length === 0) return config;
+  const out = structuredClone(config) as Obj;
+  delete out.sync;
+  for (const [scope, sc] of Object.entries(out.scopes as Obj)) {
+    const colls = isPlainObject(sc) && isPlainObject(sc.collections) ? sc.collections : {};
+    for (const [name, c] of Object.entries(colls)) {
+      if (!isPlainObject(c)) { colls[name] = { sync: defaultSyncSource(scope, name) }; continue; }
+      if (!jsSet(c.sync)) c.sync = defaultSyncSource(scope, name);
+    }
+  }
+  return out;
+}
+
 /** SQLite file of a bucket in the bootstrap directory (`/` and friends escaped; `_` prefix is ours). */
 export function bucketFile(dir: string, bucket: string): string {
   return join(dir, `${encodeURIComponent(bucket)}.sqlite3`);
@@ -196,32 +222,48 @@ export function credentialsFor(p: PersistentConfig, db: string, bucket: string):
 }
 
 /**
- * The checks of SG's `DbConfig.validate` that apply here, then the DatabaseConfig the database runs
- * with. In persistent mode its storage is the bootstrap server's: a file per bucket in the SQLite
- * directory, or a schema per bucket in PostgreSQL. Throws a 400 naming every problem.
+ * Compiles one function: undefined when it compiles, else what is wrong ("(line 2): Unexpected
+ * token"). Given by the caller, so config depends on no JavaScript engine of ours.
  */
-export function runtimeDbConfig(name: string, config: Obj, persistent: PersistentConfig | undefined, cwd: string, warnings: string[]): DatabaseConfig {
+export type CompileCheck = (source: string) => string | undefined;
+
+/**
+ * Every sync function and import filter of the config compiles (SG's `validateJavascriptFunction`),
+ * each problem worded as SG's: "sync function error: invalid javascript syntax...", or for a
+ * collection's, `collection "airline" sync function error: ...`.
+ */
+function compileProblems(config: Obj, compile: CompileCheck, which: 'database' | 'collections'): string[] {
+  const problems: string[] = [];
+  for (const { label, source } of configuredFunctions(config)) {
+    if (label.startsWith('collection ') !== (which === 'collections')) continue;
+    const detail = compile(source);
+    if (detail !== undefined) problems.push(`${label} error: invalid javascript syntax${detail.startsWith('(') ? ' ' : ': '}${detail}`);
+  }
+  return problems;
+}
+
+/**
+ * The checks of SG's `DbConfig.validate` that apply here (functions with `compile`; for an update,
+ * `validateChanges` against `previous`, the config the database has now), then the DatabaseConfig the database runs
+ * with. In persistent mode its storage is the bootstrap server's: a file per bucket in the SQLite
+ * directory, or a schema per bucket in PostgreSQL. Throws one 400 naming every problem.
+ */
+export function runtimeDbConfig(
+  name: string, config: Obj, persistent: PersistentConfig | undefined, cwd: string, warnings: string[],
+  opts: { compile?: CompileCheck; previous?: Obj } = {},
+): DatabaseConfig {
+  const { compile = () => undefined, previous } = opts;
   const problems: string[] = [];
   if (!DB_NAME_RE.test(name)) problems.push(`Illegal database name: ${name}`);
-  const scopes = isPlainObject(config.scopes) ? config.scopes : undefined;
-  if (scopes) {
-    const names = Object.keys(scopes);
-    if (names.length > 1) problems.push(`only one named scope is supported, but had ${names.length}`);
-    for (const [s, sc] of Object.entries(scopes)) {
-      const colls = isPlainObject(sc) && isPlainObject(sc.collections) ? Object.keys(sc.collections) : [];
-      if (colls.length === 0) problems.push(`must specify at least one collection in scope ${s}`);
-      else if (s !== '_default' || colls.some((c) => c !== '_default')) problems.push(`named scopes and collections are not supported yet (scope ${s}): use the default collection`);
-    }
-    if (config.sync !== undefined) problems.push('cannot specify a database-level sync function with named scopes and collections');
-    if (config.import_filter !== undefined) problems.push('cannot specify a database-level import filter with named scopes and collections');
-  }
+  // SG's order: the db-level functions, then the scopes (beside them, the collections' functions).
+  problems.push(...compileProblems(config, compile, 'database'));
   const bucket = typeof config.bucket === 'string' && config.bucket !== '' ? config.bucket : name;
   if (persistent && bucket.startsWith('_')) problems.push(`bucket: names starting with "_" are reserved (got ${JSON.stringify(bucket)})`);
   const legacy: Obj = { ...config };
-  delete legacy.scopes;
   delete legacy.guest;
-  const sync = configFunction(config, 'sync');
-  if (sync.trim() !== '') legacy.sync = sync; else delete legacy.sync;
+  // SG normalises a blank function to "not set" before its other checks.
+  if (!jsSet(legacy.sync)) delete legacy.sync;
+  if (!jsSet(legacy.import_filter)) delete legacy.import_filter;
   if (isPlainObject(config.guest)) legacy.users = { ...(isPlainObject(config.users) ? config.users : {}), GUEST: config.guest };
   if (persistent) {
     const creds = credentialsFor(persistent, name, bucket);
@@ -230,8 +272,13 @@ export function runtimeDbConfig(name: string, config: Obj, persistent: Persisten
   }
   const errors: string[] = [];
   const built = buildDatabase(name, legacy, { errors, warnings, source: 'config', dbSource: () => 'config', cwd });
-  // "config: databases.<db>.revs_limit: The revs_limit ..." → SG's plain message.
-  for (const e of errors) problems.push(e.replace(/^config: /, '').replace(/^databases\.[^ ]*?\.revs_limit: /, ''));
+  // "config: databases.<db>.revs_limit: The revs_limit ..." → SG's plain message (likewise `scopes`).
+  for (const e of errors) problems.push(e.replace(/^config: /, '').replace(/^databases\.[^.]*?\.(revs_limit|scopes): /, ''));
+  problems.push(...compileProblems(config, compile, 'collections'));
+  if (previous) {
+    const changed = scopeChangeProblem(previous, config);
+    if (changed) problems.push(changed);
+  }
   if (problems.length || !built) throw configProblems(problems.length ? problems : ['invalid database config']);
   if (persistent && persistent.storage.kind === 'postgres') { built.storage = persistent.storage; built.server = persistent.server; }
   built.raw = config;

@@ -14,7 +14,7 @@ import { ConfigError, type GatewayConfig } from './types.ts';
 
 export { ConfigError } from './types.ts';
 export type {
-  CorsConfig, DatabaseConfig, EventHandlersConfig, EventDelivery, GatewayConfig, LoggingConfig, LogLevel, RoleConfig, StorageSpec, TlsVersion, UserConfig,
+  CollectionConfig, CorsConfig, DatabaseConfig, EventHandlersConfig, EventDelivery, GatewayConfig, LoggingConfig, LogLevel, RoleConfig, StorageSpec, TlsVersion, UserConfig,
   WebhookConfig,
 } from './types.ts';
 export { SERVER_SCHEMES, acceptedServerSchemes, parseServer, type ServerScheme } from './server.ts';
@@ -22,6 +22,7 @@ export { convertBackQuotedStrings } from './text.ts';
 export type { PersistentConfig, StorageCredentials } from './types.ts';
 export { parseGoDuration } from './bootstrap.ts';
 export { EnvExpansionError, expandEnv } from './env.ts';
+export { defaultSyncSource } from './collections.ts';
 
 type Obj = Record<string, unknown>;
 

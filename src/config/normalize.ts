@@ -106,7 +106,7 @@ export function normalizeValue(value: unknown, shape: Shape, path: string, diag:
       if (!isPlainObject(value)) return wrongType();
       const out: Record<string, unknown> = {};
       for (const [key, item] of Object.entries(value)) {
-        const v = normalizeValue(item, shape.values, joinPath(path, key), diag, warnUnbuilt);
+        const v = item === null && shape.nullIsEmpty ? {} : normalizeValue(item, shape.values, joinPath(path, key), diag, warnUnbuilt);
         if (v !== undefined) setOwn(out, key, v);
       }
       return out;

@@ -13,7 +13,8 @@ export type Shape =
   | { readonly type: 'enum'; readonly values: readonly string[] }
   | { readonly type: 'array'; readonly items: Shape }
   | { readonly type: 'object'; readonly fields: Fields }
-  | { readonly type: 'map'; readonly values: Shape }
+  /** `nullIsEmpty`: a null value is an entry with nothing set (Go: a nil pointer in the map), not an absent one. */
+  | { readonly type: 'map'; readonly values: Shape; readonly nullIsEmpty?: boolean }
   | { readonly type: 'oneOf'; readonly options: readonly Shape[] };
 
 export interface Field {
@@ -88,6 +89,13 @@ export const LOGGING_FIELDS: Fields = {
 };
 
 // ---- users and roles (§1.3, Go `db.PrincipalConfig`) ----
+/** `collection_access` (SG 3.1 `auth.CollectionAccessConfig`): scope → collection → grants. */
+const COLLECTION_ACCESS: Shape = mapOf(mapOf(object({
+  admin_channels: built(strings),
+  all_channels: later(strings), // read-only in SG, as the principal's own
+  jwt_channels: later(strings),
+  jwt_last_updated: later(string),
+})));
 export const USER_FIELDS: Fields = {
   name: built(string),
   password: built(string),
@@ -97,12 +105,24 @@ export const USER_FIELDS: Fields = {
   disabled: built(boolean),
   all_channels: later(strings), // read-only in SG: output of GET /_user/, ignored on input
   roles: later(strings), // idem
+  collection_access: built(COLLECTION_ACCESS),
 };
 export const ROLE_FIELDS: Fields = {
   name: built(string),
   admin_channels: built(strings),
   all_channels: later(strings),
+  collection_access: built(COLLECTION_ACCESS),
 };
+
+/**
+ * `scopes` (SG 3.1 `ScopesConfig`): scope → `collections` → name → functions. Sync Gateway refuses
+ * it in a 2.x file ("scopes are not allowed with legacy config"); Syncgate accepts it there too, so
+ * a start-up file can hold collections without running the persistent mode (build.ts).
+ */
+export const SCOPES_SHAPE: Shape = mapOf(object({
+  // `"hotel": null` lists the collection, as in Sync Gateway (a nil *CollectionConfig).
+  collections: built({ type: 'map', values: object({ sync: built(string), import_filter: built(string) }), nullIsEmpty: true }),
+}));
 
 // ---- per-database nested shapes ----
 const EVENT: Shape = object({
@@ -145,6 +165,7 @@ export const DATABASE_FIELDS: Fields = {
   pool_size: built(uint),
   kv_tls_port: later(integer),
   sync: built(string),
+  scopes: built(SCOPES_SHAPE),
   users: built(mapOf(object(USER_FIELDS))),
   roles: built(mapOf(object(ROLE_FIELDS))),
   revs_limit: built(uint),
@@ -174,9 +195,9 @@ export const DATABASE_FIELDS: Fields = {
   compact_interval_days: built(number),
   // Days a tombstone is kept before tombstone compaction purges it (Sync Gateway: 30).
   purge_interval: built(number),
-  sgreplicate_enabled: later(boolean),
+  sgreplicate_enabled: built(boolean), // ISGR: false = this node runs none of the db's replications
   sgreplicate_websocket_heartbeat_secs: later(integer),
-  replications: later(mapOf(any)), // §1.4
+  replications: built(mapOf(any)), // §1.4, ISGR (src/config/replications.ts)
   serve_insecure_attachment_types: later(boolean, { inert: false }),
   feed_type: later(string),
   rev_cache_size: later(uint),

@@ -66,9 +66,6 @@ export const BOOTSTRAP_ONLY_KEYS = [
 const { pool_size: _poolSize, ...DB2_FIELDS } = DATABASE_FIELDS;
 export const DB_CONFIG_FIELDS: Fields = {
   ...DB2_FIELDS,
-  scopes: built(mapOf(object({
-    collections: built(mapOf(object({ sync: built(string), import_filter: built(string) }))),
-  }))),
   // Kept and served back; Syncgate has no Couchbase Server documents to import.
   import_filter: built(string),
   guest: built(object(USER_FIELDS)),

@@ -29,11 +29,17 @@ export interface UserConfig {
   admin_roles: string[];
   email?: string;
   disabled: boolean;
+  /** Channels granted in named collections: scope → collection → channels (`admin_channels` is the default collection's). */
+  collection_access?: CollectionAccessConfig;
 }
 
 export interface RoleConfig {
   admin_channels: string[];
+  collection_access?: CollectionAccessConfig;
 }
+
+/** `collection_access`: scope → collection → `{admin_channels}`, each keyspace one of the database's. */
+export type CollectionAccessConfig = Record<string, Record<string, { admin_channels: string[] }>>;
 
 export interface DeltaSyncConfig {
   enabled: boolean;
@@ -56,7 +62,11 @@ export interface DatabaseConfig {
   server: string;
   storage: StorageSpec;
   bucket: string;
-  /** The database-level sync function; only without `scopes` (it is then the default collection's). */
+  /**
+   * The default collection's sync function: the database-level `sync` without `scopes`; with
+   * `scopes`, a copy of the `_default._default` entry's (when listed), so code that knows only the
+   * default collection keeps running it. Unset: the default.
+   */
   sync?: string;
   /**
    * `scopes`: the database's collections in configuration order. Unset: the database has only
@@ -97,6 +107,10 @@ export interface DatabaseConfig {
   localJwt?: Record<string, LocalJwtProviderConfig>;
   /** `event_handlers`: webhooks (src/events/). */
   eventHandlers?: EventHandlersConfig;
+  /** `replications`: ISGR definitions as written, id → definition (validated when applied; src/replication/isgr/). */
+  replications?: Record<string, Record<string, unknown>>;
+  /** `sgreplicate_enabled: false`: this node takes no part in running the database's replications. */
+  sgreplicateEnabled?: boolean;
   /** This db's keys as given (canonical spelling, nulls dropped, no defaults filled in). */
   raw: Record<string, unknown>;
 }

@@ -10,7 +10,7 @@ import { ALL_CHANNELS, type Principal } from '../auth/principal.ts';
 import { decodeRevTree, sortedLeaves } from '../revtree/index.ts';
 import type { ChangeRow, StoredRevision } from '../storage/store.ts';
 import { bodyKey } from '../storage/store.ts';
-import type { Database } from './database.ts';
+import type { Collection } from './collection.ts';
 import { type DocView, renderDoc } from './render.ts';
 
 /** A feed position: `N`, or `T:N` inside the backfill of channels granted at T. */
@@ -127,7 +127,7 @@ interface Source {
 }
 
 async function readSource(
-  db: Database, channels: string[] | undefined, from: number, until: number, limit: number | undefined,
+  db: Collection, channels: string[] | undefined, from: number, until: number, limit: number | undefined,
   docIds: string[] | undefined, backfillAt?: number,
 ): Promise<Source> {
   const rows: ChangeRow[] = await db.store.changes({ since: from, until, limit, channels, docIds });
@@ -152,7 +152,7 @@ async function readSource(
  * is not returned empty: reading continues from where it got to, because a client stops paging at
  * the first empty page.
  */
-export async function changesSince(db: Database, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
+export async function changesSince(db: Collection, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
   let since = opts.since;
   for (;;) {
     const page = await readPage(db, scope, { ...opts, since });
@@ -167,7 +167,7 @@ export async function changesSince(db: Database, scope: FeedScope, opts: Changes
  * is shared: read-only. (One-shot reads do not go through here: nothing to share, and on
  * PostgreSQL the state check costs a query.)
  */
-export async function sharedChangesSince(db: Database, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
+export async function sharedChangesSince(db: Collection, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
   const key = `changes:${pageScopeKey(db, scope, opts)}|${optionsKey(opts)}`;
   return db.sharedReads.read(await db.readState(), key, () => changesSince(db, scope, opts));
 }
@@ -179,7 +179,7 @@ export async function sharedChangesSince(db: Database, scope: FeedScope, opts: C
  * following the same channels then shares one read: with one user per device, 10,000 feeds of 100
  * channels made 10,000 index reads per write instead of 100. Otherwise the whole scope is the key.
  */
-function pageScopeKey(db: Database, scope: FeedScope, opts: ChangesOptions): string {
+function pageScopeKey(db: Collection, scope: FeedScope, opts: ChangesOptions): string {
   // Built once per scope object (scopes are shared by the feeds of one principal and filter).
   const k = db.sharedReads.derived(scope, 'page-key', () => {
     const chans = scope.channels;
@@ -203,7 +203,7 @@ export function optionsKey(opts: ChangesOptions): string {
   return `${opts.since.triggeredBy ?? ''}:${opts.since.seq}|${opts.limit}|${opts.style}|${!!opts.includeDocs}${opts.attachments ? '+atts' : ''}|${!!opts.activeOnly}|${!!opts.conflicts}|${opts.docIds ? JSON.stringify(opts.docIds) : ''}`;
 }
 
-async function readPage(db: Database, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
+async function readPage(db: Collection, scope: FeedScope, opts: ChangesOptions): Promise<ChangesPage> {
   const until = await db.store.lastSeq();
   const limit = opts.limit && opts.limit > 0 ? opts.limit : undefined;
   const since = opts.since;
@@ -267,7 +267,7 @@ async function readPage(db: Database, scope: FeedScope, opts: ChangesOptions): P
   return { entries: await shapeEntries(db, kept, opts), last: posOf(lastKey), complete };
 }
 
-async function shapeEntries(db: Database, rows: Candidate[], opts: ChangesOptions): Promise<ChangeEntry[]> {
+async function shapeEntries(db: Collection, rows: Candidate[], opts: ChangesOptions): Promise<ChangeEntry[]> {
   const docRows = rows.filter((r) => !r.isUser);
   const conflicts = opts.includeDocs && opts.conflicts;
   const docs = opts.style === 'all_docs' || conflicts ? await db.store.getDocs(docRows.map((r) => r.id)) : undefined;
@@ -301,7 +301,7 @@ async function shapeEntries(db: Database, rows: Candidate[], opts: ChangesOption
 }
 
 /** Every attachment's bytes of these revisions, by body key then name (include_docs with attachments=true). */
-async function inlineAttachments(db: Database, bodies: Map<string, StoredRevision>): Promise<Map<string, Map<string, Buffer>>> {
+async function inlineAttachments(db: Collection, bodies: Map<string, StoredRevision>): Promise<Map<string, Map<string, Buffer>>> {
   const out = new Map<string, Map<string, Buffer>>();
   for (const [key, b] of bodies) if (b.attachments) out.set(key, await db.attachmentsToInline(b.attachments, undefined));
   return out;

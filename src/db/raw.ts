@@ -20,7 +20,8 @@ import { createHash } from 'node:crypto';
 import { HttpError } from '../errors.ts';
 import { crc32cHex } from '../crc32c.ts';
 import { decodeRevTree, leaves, liveLeaves } from '../revtree/index.ts';
-import type { AttachmentMap, DocChannelRow, GrantRow, Store, StoredDoc, StoredRevision } from '../storage/store.ts';
+import type { AttachmentMap, DocChannelRow, GrantRow, StoredDoc, StoredRevision } from '../storage/store.ts';
+import type { Collection } from './collection.ts';
 import { bodyKey } from '../storage/store.ts';
 
 /** SyncData flag bits (`channels/log_entry.go`). */
@@ -49,12 +50,14 @@ export interface RawSource {
   serverUuid: string;
 }
 
-export async function readRawSource(store: Store, id: string): Promise<RawSource> {
+/** The document as its collection keeps it; the server UUID is the database's. */
+export async function readRawSource(coll: Collection, id: string): Promise<RawSource> {
+  const store = coll.store;
   const doc = await store.getDoc(id);
   if (!doc) throw new HttpError(404, 'missing');
   const leafRevs = leaves(decodeRevTree(doc.tree)).map((l) => ({ id, rev: l.id }));
   const [channels, grants, bodies, serverUuid] = await Promise.all([
-    store.docChannels(id), store.grantsBy(id), store.getRevisions(leafRevs), store.uuid(),
+    store.docChannels(id), store.grantsBy(id), store.getRevisions(leafRevs), coll.db.store.uuid(),
   ]);
   const byRev = new Map<string, StoredRevision>();
   for (const k of leafRevs) {

@@ -1,6 +1,7 @@
 import type { Database } from '../db/database.ts';
 import type { DbAuth } from '../auth/index.ts';
 import type { HandlerStatus } from '../events/handlers.ts';
+import type { ReplicationRegistry } from '../replication/isgr/registry.ts';
 
 /** `GET /{db}/_config` options (spec sg3-admin §1.5). */
 export interface DbConfigReadOptions {
@@ -35,9 +36,12 @@ export interface DbConfigService {
   get(name: string, opts: DbConfigReadOptions): Promise<VersionedConfig>;
   /** `PUT` (replace) or `POST` (merge) `/{db}/_config`; returns the new version. */
   update(name: string, body: string, opts: { merge: boolean; ifMatch?: string } & ChangeOptions): Promise<string | undefined>;
-  getFunction(name: string, which: 'sync' | 'import_filter'): Promise<{ source: string; version: string }>;
-  /** `PUT` (a source) or `DELETE` (undefined) `/{db}/_config/sync|import_filter`. */
-  setFunction(name: string, which: 'sync' | 'import_filter', source: string | undefined, ifMatch?: string): Promise<void>;
+  /** `GET /{keyspace}/_config/sync|import_filter`; `coll` unset: `_default._default`. */
+  getFunction(name: string, which: 'sync' | 'import_filter', coll?: { scope: string; name: string }): Promise<{ source: string; version: string }>;
+  /** `PUT` (a source) or `DELETE` (undefined) `/{keyspace}/_config/sync|import_filter`. */
+  setFunction(
+    name: string, which: 'sync' | 'import_filter', source: string | undefined, ifMatch?: string, coll?: { scope: string; name: string },
+  ): Promise<void>;
   serverConfig(includeRuntime: boolean): Promise<Record<string, unknown>>;
   /** `PUT /_config`: runtime logging settings (not persisted). */
   updateServerConfig(body: unknown): Promise<void>;
@@ -52,4 +56,6 @@ export interface DatabaseRegistry {
   readonly configs: DbConfigService;
   /** `GET /{db}/_event_handlers`: each handler's counts (empty when none); undefined for an unknown db. */
   eventHandlerStatus?(name: string): Promise<HandlerStatus[] | undefined>;
+  /** ISGR (`/{db}/_replication...`, `/_status`): the database's replications; undefined for an unknown db. */
+  replications?(name: string): ReplicationRegistry | undefined;
 }

@@ -2,8 +2,7 @@
  * Listeners: the public and admin APIs share one handler shape; the admin router simply holds more
  * routes. Plain HTTP or HTTPS (with SSLCert/SSLKey), plus the WebSocket upgrade for `_changes`.
  */
-import { namesCollection, parseKeyspace, resolveKeyspace } from './keyspace.ts';
-import { principalIn } from '../auth/principal.ts';
+import { enterKeyspace, parseKeyspace } from './keyspace.ts';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -18,6 +17,9 @@ import type { OperatorAuth } from '../auth/operators.ts';
 import { addCorsHeaders, addPreflightHeaders, checkLoginOrigin, type CorsConfig } from './cors.ts';
 import { loggingRoutes } from './routes/logging.ts';
 import { consoleRoutes } from './routes/console.ts';
+import { logTailRoutes } from './routes/log-tail.ts';
+import { syncTestRoutes } from './routes/sync-test.ts';
+import { accessExplainRoutes } from './routes/access-explain.ts';
 import { refuseCrossSite, refuseCrossSiteUpgrade } from './cross-site.ts';
 import { metricsRoutes } from '../metrics/routes.ts';
 import type { DatabaseRegistry } from './registry.ts';
@@ -34,6 +36,7 @@ import { inspectionRoutes } from './routes/inspection.ts';
 import { localRoutes } from './routes/local.ts';
 import { authRoutes as sessionRoutes } from './routes/session.ts';
 import { oidcRoutes } from './routes/oidc.ts';
+import { replicationRoutes } from './routes/replication.ts';
 import { authRoutes as userRoleRoutes } from './routes/users-roles.ts';
 import { normalizeAddress, type RequestGuard, TooManyRequestsError } from './limits.ts';
 import { UnauthorizedError, WWW_AUTHENTICATE } from '../auth/authenticate.ts';
@@ -90,7 +93,10 @@ export function allRoutes(registry: DatabaseRegistry): Route[] {
     ...inspectionRoutes(registry),
     ...configRoutes(registry),
     ...dbAdminRoutes(),
+    ...syncTestRoutes(),
+    ...accessExplainRoutes(),
     ...eventRoutes(registry),
+    ...replicationRoutes(registry),
     ...changesRoutes(),
     ...bulkRoutes(),
     ...localRoutes(),
@@ -115,7 +121,7 @@ export function parseAddress(address: string): { host?: string; port: number } {
 
 export function createListener(opts: ListenerOptions): http.Server {
   const router = new Router(opts.routes ?? [
-    ...allRoutes(opts.registry), ...loggingRoutes(opts.logger),
+    ...allRoutes(opts.registry), ...loggingRoutes(opts.logger), ...logTailRoutes(opts.logger),
     // Sync Gateway serves `/_expvar` on the admin port as well as the metrics port; the console charts it.
     ...(opts.metrics ? metricsRoutes(opts.metrics).filter((r) => r.pattern === '/_expvar').map((r) => ({ ...r, adminOnly: true })) : []),
     ...(opts.console ? consoleRoutes(opts.console.root, opts.console.unavailable) : []),
@@ -167,9 +173,10 @@ export function createListener(opts: ListenerOptions): http.Server {
       route = match.route.pattern;
       quiet = match.route.quiet === true;
       ctx.params = match.params;
-      const keyspace = match.params.db !== undefined ? parseKeyspace(match.params.db) : undefined;
-      const dbName = keyspace?.db;
-      if (keyspace && namesCollection(keyspace) && !match.route.keyspace) throw new HttpError(404, 'unknown URL');
+      // A keyspace route reads `{db}` as `db[.scope].collection`; every other route as a database
+      // name, so a collection named there is a database that does not exist (as in Sync Gateway).
+      const keyspace = match.route.keyspace && match.params.db !== undefined ? parseKeyspace(match.params.db) : undefined;
+      const dbName = keyspace ? keyspace.db : match.params.db;
       if (dbName !== undefined && !(match.route.pattern === '/{db}/' && ctx.method === 'PUT')) {
         ctx.params.db = dbName;
         const db = opts.registry.get(dbName);
@@ -183,13 +190,8 @@ export function createListener(opts: ListenerOptions): http.Server {
           // Every `_changes` request counts while it is open; live ones are what the cap is for.
           if (match.route.pattern === '/{db}/_changes') res.once('close', opts.guard.openFeed(dbName, ctx.principal, ctx.clientAddress));
         }
-        if (match.route.keyspace && keyspace) {
-          const coll = resolveKeyspace(db, keyspace);
-          ctx.collection = coll;
-          ctx.principal = principalIn(ctx.principal, coll.key);
-          const reload = ctx.reloadPrincipal;
-          ctx.reloadPrincipal = async () => { const p = await reload(); return p && principalIn(p, coll.key); };
-        }
+        // After authentication, as Sync Gateway: a stranger learns nothing about the collections.
+        if (keyspace) enterKeyspace(ctx, db, keyspace);
       }
       checkLoginOrigin(ctx, opts.cors, match.route);
       logRequest();
@@ -246,6 +248,9 @@ export function createListener(opts: ListenerOptions): http.Server {
       const match = router.resolve('GET', path);
       const blip = !('allow' in match) && match.route.pattern === BLIPSYNC_PATTERN;
       if ('allow' in match || (match.route.pattern !== '/{db}/_changes' && !blip)) return refuse(404, 'unknown URL');
+      // `_changes` is a keyspace route (see `handle`); `_blipsync` names the database alone.
+      const keyspace = match.route.keyspace ? parseKeyspace(match.params.db) : undefined;
+      if (keyspace) match.params.db = keyspace.db;
       const db = opts.registry.get(match.params.db);
       if (!db) return refuse(404, `no such database "${match.params.db}"`);
       if (db.state !== 'Online') { const e = notOnlineError(db.state); return refuse(e.status, e.reason); }
@@ -267,13 +272,14 @@ export function createListener(opts: ListenerOptions): http.Server {
         return blipSync.accept(req, socket, head, {
           db, principal: ctx.principal, reloadPrincipal: ctx.reloadPrincipal, setCookie: ctx.res.getHeader('Set-Cookie'),
           log: (level, msg) => opts.logger[level](`BLIP: ${msg}`),
-          opened: () => opts.metrics?.websocketOpened('blip') ?? (() => {}),
+          opened: () => opts.metrics?.websocketOpened('blip', db.name) ?? (() => {}),
         });
       }
+      if (keyspace) enterKeyspace(ctx, db, keyspace);
       wss.handleUpgrade(req, socket, head, (ws) => {
         const done = opts.metrics?.websocketOpened('changes');
         if (done) ws.once('close', done);
-        websocketFeed(ws, db, ctx);
+        websocketFeed(ws, ctx.coll, ctx);
       });
     } catch (err) {
       releaseFeed?.();

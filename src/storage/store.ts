@@ -131,6 +131,13 @@ export interface GrantRow extends Grant {
 
 export type PrincipalKind = 'user' | 'role';
 
+/** One page of a principal list (`Store.listPrincipals`). */
+export interface PrincipalPage {
+  prefix?: string;
+  after?: string;
+  limit?: number;
+}
+
 /** A user or role as stored. Channel and role maps hold the sequence at which each was granted. */
 export interface PrincipalRecord {
   kind: PrincipalKind;
@@ -150,6 +157,11 @@ export interface PrincipalRecord {
   jwtChannels?: Record<string, number>;
   /** RFC 3339 time of the last change made by a JWT login. */
   jwtLastUpdated?: string;
+  /**
+   * Admin channels in named collections (`collection_access`): `scope.collection` → channel →
+   * granted-at sequence (0 = this save). Kept in the record's JSON, so older records simply lack it.
+   */
+  collectionChannels?: Record<string, Record<string, number>>;
   /** Sequence of the principal's last save (assigned by the store). */
   seq: number;
 }
@@ -307,9 +319,18 @@ export interface Store extends CollectionStore {
    * collection is this store itself). Collections are never dropped by removing them from a config.
    */
   collection(scope: string, name: string): Promise<CollectionStore>;
+  /**
+   * The named collections whose storage exists (made by `collection()`, here or on another node),
+   * by scope then name; the default collection is not listed (it always exists). For jobs and operators.
+   */
+  listCollections(): Promise<{ scope: string; name: string }[]>;
   // ---- principals, grants and sessions ----
   getPrincipal(kind: PrincipalKind, name: string): Promise<PrincipalRecord | undefined>;
-  listPrincipals(kind: PrincipalKind): Promise<string[]>;
+  /**
+   * Principal names in byte order; `page` narrows it to names starting with `prefix`, after `after`
+   * (exclusive), at most `limit` (0/undefined: all), read from the (kind, name) index.
+   */
+  listPrincipals(kind: PrincipalKind, page?: PrincipalPage): Promise<string[]>;
   /** Saves a principal with the next sequence (returned). */
   putPrincipal(p: Omit<PrincipalRecord, 'seq'>): Promise<number>;
   deletePrincipal(kind: PrincipalKind, name: string): Promise<boolean>;

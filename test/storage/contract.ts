@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type {
-  AttachmentMap, ChangeRow, CommitResult, DocWrite, RetiredBody, Store, StoredRevision,
+  AttachmentMap, ChangeRow, CollectionStore, CommitResult, DocWrite, RetiredBody, Store, StoredRevision,
 } from '../../src/storage/store.ts';
 import { bodyKey } from '../../src/storage/store.ts';
 import { encodeRevTree } from '../../src/revtree/index.ts';
@@ -18,6 +18,37 @@ import type { EncodedRevTree, RevTree } from '../../src/revtree/index.ts';
 
 export type OpenStore = () => Promise<Store> | Store;
 export type CloseStore = (store: Store) => Promise<void> | void;
+
+export interface ContractOptions {
+  /**
+   * Run the document-level half of the contract against this named collection of the store (made
+   * by `store.collection(scope, name)`), the database-wide half against the store itself.
+   */
+  collection?: [scope: string, name: string];
+}
+
+/** Every CollectionStore member: what a collection view takes from the collection. */
+const COLLECTION_MEMBERS: Record<keyof CollectionStore, true> = {
+  lastSeq: true, getDoc: true, getDocs: true, getRevision: true, getRevisions: true, getOldRevision: true, dropOldRevisions: true,
+  oldRevisionUsage: true, commit: true, purge: true, expired: true, changes: true, allDocs: true, docChannels: true, channelTail: true,
+  countDocs: true, docCounts: true, getAttachment: true, hasAttachments: true, findAttachments: true, getLocal: true, putLocal: true,
+  deleteLocal: true, grantsBy: true, tombstonesBefore: true,
+};
+
+/**
+ * A Store whose document-level members are those of `coll` and whose database-wide members
+ * (principals, grantsTo, sessions, jobs, compaction, uuid) are the store's: how a database uses a
+ * named collection.
+ */
+export function collectionView(store: Store, coll: CollectionStore): Store {
+  return new Proxy(store, {
+    get(target, prop) {
+      const from: object = typeof prop === 'string' && prop in COLLECTION_MEMBERS ? coll : target;
+      const v: unknown = Reflect.get(from, prop);
+      return typeof v === 'function' ? v.bind(from) : v;
+    },
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers (exported so backend-specific suites can build writes the same way)
@@ -105,16 +136,17 @@ function utf8Compare(a: string, b: string): number {
 
 // ---------------------------------------------------------------------------------------------
 
-export function storeContract(name: string, open: OpenStore, close: CloseStore = (s) => s.close()): void {
-  /** Runs `fn` against a fresh store and always closes it. */
+export function storeContract(name: string, open: OpenStore, close: CloseStore = (s) => s.close(), opts: ContractOptions = {}): void {
+  /** Runs `fn` against a fresh store (or its named collection) and always closes it. */
   const withStore = (fn: (store: Store) => Promise<void>) => async () => {
     const store = await open();
     try {
-      await fn(store);
+      await fn(opts.collection ? collectionView(store, await store.collection(...opts.collection)) : store);
     } finally {
       await close(store);
     }
   };
+  if (opts.collection) name = `${name}, collection ${opts.collection.join('.')}`;
 
   describe(`Store contract: ${name}`, () => {
     describe('empty store', () => {
@@ -1035,6 +1067,23 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
     });
   
     describe('principals, grants and sessions', () => {
+      it('listPrincipals pages in byte order: prefix, after (exclusive), limit', withStore(async (s) => {
+        for (const name of ['b', 'ab', 'a', 'abc', 'ac', 'c', 'B', 'a-b']) {
+          await s.putPrincipal({ kind: 'user', name, adminChannels: {}, adminRoles: {}, disabled: false });
+        }
+        await s.putPrincipal({ kind: 'role', name: 'ab', adminChannels: {}, adminRoles: {}, disabled: false });
+        assert.deepEqual(await s.listPrincipals('user'), ['B', 'a', 'a-b', 'ab', 'abc', 'ac', 'b', 'c']);
+        assert.deepEqual(await s.listPrincipals('user', { prefix: 'a' }), ['a', 'a-b', 'ab', 'abc', 'ac']);
+        assert.deepEqual(await s.listPrincipals('user', { prefix: 'ab' }), ['ab', 'abc']);
+        assert.deepEqual(await s.listPrincipals('user', { prefix: 'a', after: 'ab' }), ['abc', 'ac']);
+        assert.deepEqual(await s.listPrincipals('user', { prefix: 'a', after: '0' }), ['a', 'a-b', 'ab', 'abc', 'ac'], 'after before the prefix range');
+        assert.deepEqual(await s.listPrincipals('user', { prefix: 'a', after: 'az' }), []);
+        assert.deepEqual(await s.listPrincipals('user', { after: 'abd', limit: 2 }), ['ac', 'b']);
+        assert.deepEqual(await s.listPrincipals('user', { prefix: 'zz' }), []);
+        assert.deepEqual(await s.listPrincipals('user', { limit: 3 }), ['B', 'a', 'a-b']);
+        assert.deepEqual(await s.listPrincipals('role', { prefix: 'a' }), ['ab'], 'kinds apart');
+      }));
+
       it('principals: put assigns the next sequence, get/list/delete by kind', withStore(async (s) => {
         const s1 = await put(s, docWrite('d', 0));
         const p1 = await s.putPrincipal({ kind: 'user', name: 'alice', adminChannels: { a: 0 }, adminRoles: {}, disabled: false, passwordHash: 'h' });

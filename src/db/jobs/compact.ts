@@ -6,6 +6,7 @@
 import { HttpError } from '../../errors.ts';
 import type { Database } from '../database.ts';
 import type { Store } from '../../storage/store.ts';
+import type { Collection } from '../collection.ts';
 import { BackgroundJob, type JobHooks, type JobRecord } from './job.ts';
 
 /** Sync Gateway's default metadata purge interval when the bucket gives none: 30 days. */
@@ -28,10 +29,18 @@ export class TombstoneCompaction extends BackgroundJob {
 
   protected async step(rec: JobRecord): Promise<boolean> {
     const cutoff = Math.floor((Date.now() - this.purgeIntervalDays * DAY_MS) / 1000);
-    const ids = await this.store.tombstonesBefore(cutoff, PAGE);
-    // Through the database's purge: feeds and grantees are woken as for `_purge`.
-    for (const id of ids) if (await this.db.purge(id)) rec.counters.docs_purged++;
-    return ids.length === PAGE;
+    // Every collection's tombstones, one page from the first that has any.
+    let ids: string[] = [];
+    let coll: Collection = this.db;
+    for (const c of this.db.collections()) {
+      ids = await c.store.tombstonesBefore(cutoff, PAGE);
+      coll = c;
+      if (ids.length) break;
+    }
+    // Through the collection's purge: feeds and grantees are woken as for `_purge`.
+    for (const id of ids) if (await coll.purge(id)) rec.counters.docs_purged++;
+    // A short page from one collection says nothing of the next: done only when a pass finds none.
+    return ids.length > 0;
   }
 
   protected view(rec: JobRecord): Record<string, unknown> {

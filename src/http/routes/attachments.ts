@@ -30,7 +30,7 @@ function parseRange(header: string, size: number): { start: number; end: number 
 }
 
 async function getAttachment(ctx: RequestContext): Promise<void> {
-  const db = ctx.database;
+  const db = ctx.coll;
   const name = ctx.params.att;
   const view = await db.get(ctx.params.doc, { rev: ctx.query.get('rev') ?? undefined }, ctx.principal);
   if (view.removed) throw new HttpError(403, 'forbidden');
@@ -82,7 +82,7 @@ function editableBody(view: DocView): Record<string, unknown> {
 }
 
 async function loadForEdit(ctx: RequestContext, rev: string | undefined): Promise<DocView | undefined> {
-  const db = ctx.database;
+  const db = ctx.coll;
   const doc = await db.getDocMeta(ctx.params.doc);
   if (!doc || (doc.deleted && rev === undefined)) {
     if (rev !== undefined) throw new HttpError(404, 'missing');
@@ -106,13 +106,13 @@ async function putAttachment(ctx: RequestContext): Promise<void> {
   const name = ctx.params.att;
   checkAttachmentName(name);
   const data = await ctx.body();
-  if (data.length > ctx.database.maxAttachmentSize) throw new HttpError(413, `Attachment "${name}" is too large`);
+  if (data.length > ctx.coll.maxAttachmentSize) throw new HttpError(413, `Attachment "${name}" is too large`);
   const current = await loadForEdit(ctx, rev);
   const body = current ? editableBody(current) : { _attachments: {} };
   (body._attachments as Record<string, unknown>)[name] = {
     follows: true, content_type: ctx.header('content-type') ?? 'application/octet-stream',
   };
-  const result = await ctx.database.put({
+  const result = await ctx.coll.put({
     id: ctx.params.doc, body, newEdits: true, parentRev: current?.rev, follows: new Map([[name, data]]), principal: ctx.principal,
   });
   await sendWriteResult(ctx, 201, result, true);
@@ -125,14 +125,14 @@ async function deleteAttachment(ctx: RequestContext): Promise<void> {
   if (!current?.attachments?.[name]) throw new HttpError(404, `Attachment ${name} is not found`);
   const body = editableBody(current);
   delete (body._attachments as Record<string, unknown>)[name];
-  const result = await ctx.database.put({ id: ctx.params.doc, body, newEdits: true, parentRev: current.rev, principal: ctx.principal });
+  const result = await ctx.coll.put({ id: ctx.params.doc, body, newEdits: true, parentRev: current.rev, principal: ctx.principal });
   await sendWriteResult(ctx, 200, result, true);
 }
 
 export function attachmentRoutes(): Route[] {
   return [
-    { methods: ['GET'], pattern: '/{db}/{doc}/{att+}', handler: getAttachment },
-    { methods: ['PUT'], pattern: '/{db}/{doc}/{att+}', handler: putAttachment },
-    { methods: ['DELETE'], pattern: '/{db}/{doc}/{att+}', handler: deleteAttachment },
+    { methods: ['GET'], pattern: '/{db}/{doc}/{att+}', handler: getAttachment, keyspace: true },
+    { methods: ['PUT'], pattern: '/{db}/{doc}/{att+}', handler: putAttachment, keyspace: true },
+    { methods: ['DELETE'], pattern: '/{db}/{doc}/{att+}', handler: deleteAttachment, keyspace: true },
   ];
 }

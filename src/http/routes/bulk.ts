@@ -27,7 +27,7 @@ function keyParam(q: URLSearchParams, ...names: string[]): string | undefined {
 }
 
 async function allDocs(ctx: RequestContext): Promise<void> {
-  const db = ctx.database;
+  const db = ctx.coll;
   const q = ctx.query;
   const includeDocs = boolParam(q, 'include_docs');
   const withSeq = boolParam(q, 'update_seq');
@@ -121,7 +121,7 @@ function checkBatchSize(ctx: RequestContext, n: number, what: string): void {
 }
 
 async function bulkDocs(ctx: RequestContext): Promise<void> {
-  const db = ctx.database;
+  const db = ctx.coll;
   const body = await ctx.json() as { docs?: unknown; new_edits?: unknown };
   if (!body || typeof body !== 'object' || !Array.isArray(body.docs)) throw new HttpError(400, "missing 'docs' property");
   const newEdits = body.new_edits === undefined ? true : body.new_edits !== false;
@@ -195,7 +195,7 @@ function parseBulkGetItems(body: unknown): BulkGetItem[] {
 }
 
 async function bulkGet(ctx: RequestContext): Promise<void> {
-  const db = ctx.database;
+  const db = ctx.coll;
   const q = ctx.query;
   const revs = boolParam(q, 'revs');
   const attachments = boolParam(q, 'attachments');
@@ -252,15 +252,15 @@ async function bulkGet(ctx: RequestContext): Promise<void> {
 async function revsDiff(ctx: RequestContext): Promise<void> {
   const body = await ctx.json();
   if (!isJsonObject(body)) throw new HttpError(400, 'Bad revs_diff request');
-  const result = await ctx.database.revsDiff(body as Record<string, string[]>, ctx.principal);
+  const result = await ctx.coll.revsDiff(body as Record<string, string[]>, ctx.principal);
   await ctx.sendJson(200, JSON.stringify(result));
 }
 
 export function bulkRoutes(): Route[] {
   return [
-    { methods: ['GET', 'POST'], pattern: '/{db}/_all_docs', handler: allDocs },
-    { methods: ['POST'], pattern: '/{db}/_bulk_docs', handler: bulkDocs },
-    { methods: ['POST'], pattern: '/{db}/_bulk_get', handler: bulkGet },
-    { methods: ['POST'], pattern: '/{db}/_revs_diff', handler: revsDiff },
+    { methods: ['GET', 'POST'], pattern: '/{db}/_all_docs', handler: allDocs, keyspace: true },
+    { methods: ['POST'], pattern: '/{db}/_bulk_docs', handler: bulkDocs, keyspace: true },
+    { methods: ['POST'], pattern: '/{db}/_bulk_get', handler: bulkGet, keyspace: true },
+    { methods: ['POST'], pattern: '/{db}/_revs_diff', handler: revsDiff, keyspace: true },
   ];
 }

@@ -6,7 +6,7 @@ import { decodeUtf8, parseJson, isJsonObject } from '../../json/index.ts';
 import {
   changesSince, type ChangesOptions, type ChangesPage, feedScope, feedWaitKeys, optionsKey, sharedChangesSince, type FeedScope, formatSince, parseSince, renderEntry,
 } from '../../db/changes.ts';
-import type { Database } from '../../db/database.ts';
+import type { Collection } from '../../db/collection.ts';
 import type { Listener } from '../../db/notifier.ts';
 import type { Principal } from '../../auth/principal.ts';
 import type { RequestContext } from '../context.ts';
@@ -26,7 +26,11 @@ export interface FeedParams {
   timeoutMs: number;
 }
 
-/** A live feed's view of its reader, refreshed after every wake-up: grants and revocations apply at once. */
+/**
+ * A live feed's view of its reader, refreshed after every wake-up: grants and revocations apply at once.
+ * It reads and waits on one collection (the request's keyspace): a commit to another collection of
+ * the database does not wake it. Its end follows the database's (offline, stop).
+ */
 class LiveScope {
   principal: Principal;
   scope: FeedScope;
@@ -35,9 +39,9 @@ class LiveScope {
   private readonly viewKey: string;
   /** Aborted when the database goes offline or stops: the feed ends (see Database.endFeeds). */
   private readonly feedsEnd: AbortSignal;
-  constructor(private readonly ctx: RequestContext, private readonly db: Database, private readonly filter?: string[]) {
+  constructor(private readonly ctx: RequestContext, private readonly db: Collection, private readonly filter?: string[]) {
     this.principal = ctx.principal;
-    this.feedsEnd = db.stopSignal;
+    this.feedsEnd = db.db.stopSignal;
     this.viewKey = `feed:${JSON.stringify(filter ?? null)}`;
     [this.scope, this.waitKeys] = this.view(this.principal);
   }
@@ -208,7 +212,7 @@ function websocketBatch(page: ChangesPage): string {
   return `[${page.entries.map(renderEntry).join(',')}]`;
 }
 
-async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams): Promise<void> {
+async function normalOrLongpoll(ctx: RequestContext, db: Collection, p: FeedParams): Promise<void> {
   const live = new LiveScope(ctx, db, p.channels);
   if (p.feed === 'longpoll') {
     live.listen();
@@ -221,7 +225,7 @@ async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams
   res.setHeader('Cache-Control', 'private, max-age=0, no-cache, no-store');
   if (p.feed === 'longpoll' && page.entries.length === 0) {
     const ac = aborter(ctx);
-    const done = db.stats.feedOpened('longpoll');
+    const done = db.db.stats.feedOpened('longpoll');
     ctx.res.once('close', done);
     const deadline = p.heartbeatMs > 0 ? Infinity : p.timeoutMs > 0 ? Date.now() + p.timeoutMs : Infinity;
     // Heartbeats force the headers out early; the JSON body follows the newlines.
@@ -250,14 +254,14 @@ async function normalOrLongpoll(ctx: RequestContext, db: Database, p: FeedParams
   res.end(body);
 }
 
-async function continuous(ctx: RequestContext, db: Database, p: FeedParams): Promise<void> {
+async function continuous(ctx: RequestContext, db: Collection, p: FeedParams): Promise<void> {
   const res = ctx.res;
   const ac = aborter(ctx);
   res.statusCode = 200;
   res.setHeader('Content-Type', 'application/octet-stream');
   res.setHeader('Cache-Control', 'private, max-age=0, no-cache, no-store');
   res.flushHeaders();
-  res.once('close', db.stats.feedOpened('continuous'));
+  res.once('close', db.db.stats.feedOpened('continuous'));
   const opts = { ...p.options };
   const live = new LiveScope(ctx, db, p.channels);
   live.listen();
@@ -288,10 +292,10 @@ async function continuous(ctx: RequestContext, db: Database, p: FeedParams): Pro
 }
 
 /** WebSocket feed: options arrive as the first message; batches go out as JSON arrays. */
-export function websocketFeed(ws: WebSocket, db: Database, ctx: RequestContext, maxHeartbeatMs?: number): void {
+export function websocketFeed(ws: WebSocket, db: Collection, ctx: RequestContext, maxHeartbeatMs?: number): void {
   const ac = new AbortController();
   ws.once('close', () => ac.abort());
-  ws.once('close', db.stats.feedOpened('websocket'));
+  ws.once('close', db.db.stats.feedOpened('websocket'));
   ws.on('error', () => ac.abort());
   ws.once('message', async (data) => {
     try {
@@ -341,11 +345,11 @@ async function changes(ctx: RequestContext): Promise<void> {
   // Query parameters override the POST body.
   const p = parseFeedParams((n) => q.get(n) ?? body[n]);
   if (p.feed === 'websocket') throw new HttpError(400, 'feed=websocket needs a WebSocket upgrade');
-  const db = ctx.database;
+  const db = ctx.coll;
   if (p.feed === 'continuous') return continuous(ctx, db, p);
   return normalOrLongpoll(ctx, db, p);
 }
 
 export function changesRoutes(): Route[] {
-  return [{ methods: ['GET', 'POST'], pattern: '/{db}/_changes', handler: changes }];
+  return [{ methods: ['GET', 'POST'], pattern: '/{db}/_changes', handler: changes, keyspace: true }];
 }

@@ -1,6 +1,6 @@
 /**
  * Database and server configuration over REST (spec sg3-admin §1.4-§1.9): `/{db}/_config`,
- * `/{db}/_config/sync|import_filter`, `/_config`. Thin: they read the request and call the
+ * `/{keyspace}/_config/sync|import_filter` (per collection since SG 3.1), `/_config`. Thin: they read the request and call the
  * gateway's DbConfigService, which validates, stores, versions and reloads.
  */
 import { HttpError } from '../../errors.ts';
@@ -52,9 +52,12 @@ export function configRoutes(registry: DatabaseRegistry): Route[] {
     sendEmpty(ctx, 201);
   };
 
+  /** The keyspace the server resolved (`/{db}/` is `_default._default`). */
+  const collOf = (ctx: RequestContext) => ({ scope: ctx.coll.scope, name: ctx.coll.collectionName });
+
   const fn = (which: 'sync' | 'import_filter') => ({
     get: async (ctx: RequestContext) => {
-      const { source, version } = await configs.getFunction(ctx.params.db, which);
+      const { source, version } = await configs.getFunction(ctx.params.db, which, collOf(ctx));
       ctx.setHeader('Etag', etag(version));
       await ctx.send(200, source, 'application/javascript; charset=UTF-8');
     },
@@ -62,12 +65,12 @@ export function configRoutes(registry: DatabaseRegistry): Route[] {
       const ct = ctx.header('content-type');
       if (ct && !ct.toLowerCase().startsWith('application/javascript')) throw new HttpError(415, `Invalid content type ${ct}`);
       const source = (await ctx.body()).toString('utf8');
-      await configs.setFunction(ctx.params.db, which, source, ctx.header('if-match'));
+      await configs.setFunction(ctx.params.db, which, source, ctx.header('if-match'), collOf(ctx));
       throw new HttpError(200, 'updated');
     },
     delete: async (ctx: RequestContext) => {
-      await configs.setFunction(ctx.params.db, which, undefined, ctx.header('if-match'));
-      throw new HttpError(200, 'removed');
+      await configs.setFunction(ctx.params.db, which, undefined, ctx.header('if-match'), collOf(ctx));
+      throw new HttpError(200, which === 'sync' ? 'sync function removed' : 'import filter removed');
     },
   });
 
@@ -90,9 +93,9 @@ export function configRoutes(registry: DatabaseRegistry): Route[] {
   for (const which of ['sync', 'import_filter'] as const) {
     const h = fn(which);
     routes.push(
-      { methods: ['GET'], pattern: `/{db}/_config/${which}`, handler: h.get, adminOnly: true, offlineCapable: true },
-      { methods: ['PUT'], pattern: `/{db}/_config/${which}`, handler: h.put, adminOnly: true, offlineCapable: true },
-      { methods: ['DELETE'], pattern: `/{db}/_config/${which}`, handler: h.delete, adminOnly: true, offlineCapable: true },
+      { methods: ['GET'], pattern: `/{db}/_config/${which}`, handler: h.get, adminOnly: true, offlineCapable: true, keyspace: true },
+      { methods: ['PUT'], pattern: `/{db}/_config/${which}`, handler: h.put, adminOnly: true, offlineCapable: true, keyspace: true },
+      { methods: ['DELETE'], pattern: `/{db}/_config/${which}`, handler: h.delete, adminOnly: true, offlineCapable: true, keyspace: true },
     );
   }
   return routes;

@@ -66,11 +66,13 @@ export function databaseRoutes(registry: DatabaseRegistry): Route[] {
     for (const [id, revs] of Object.entries(body as Record<string, unknown>)) {
       // Only the whole-document form is supported, as in Sync Gateway; other entries are skipped.
       if (!Array.isArray(revs) || revs.length !== 1 || revs[0] !== '*') continue;
-      if (await ctx.database.purge(id)) purged[id] = ['*'];
+      if (await ctx.coll.purge(id)) purged[id] = ['*'];
     }
     await ctx.sendJson(200, JSON.stringify({ purged }));
   };
 
+  // `/{db}/` and `_ensure_full_commit` are the database's (Sync Gateway's `{db}` routes); `_purge`
+  // purges from one collection (a `{keyspace}` route there).
   return [
     { methods: ['GET'], pattern: '/', handler: root },
     { methods: ['GET'], pattern: '/_all_dbs', handler: allDbs, adminOnly: true },
@@ -78,6 +80,6 @@ export function databaseRoutes(registry: DatabaseRegistry): Route[] {
     { methods: ['PUT'], pattern: '/{db}/', handler: createDb },
     { methods: ['DELETE'], pattern: '/{db}/', handler: deleteDb, adminOnly: true, offlineCapable: true },
     { methods: ['POST'], pattern: '/{db}/_ensure_full_commit', handler: ensureFullCommit },
-    { methods: ['POST'], pattern: '/{db}/_purge', handler: purge, adminOnly: true },
+    { methods: ['POST'], pattern: '/{db}/_purge', handler: purge, adminOnly: true, keyspace: true },
   ];
 }

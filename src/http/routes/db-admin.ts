@@ -8,6 +8,7 @@ import type { RequestContext } from '../context.ts';
 import type { Route } from '../router.ts';
 import type { Database } from '../../db/database.ts';
 import { DbJobs } from '../../db/jobs/index.ts';
+import { resyncCollections } from '../../db/jobs/resync.ts';
 import { scheduleOnline, takeOffline } from '../../db/state.ts';
 import { parseJson } from '../../json/index.ts';
 
@@ -49,7 +50,8 @@ async function resync(ctx: RequestContext): Promise<void> {
   const regenerate = flag(ctx, 'regenerate_sequences') || body.regenerate_sequences === true;
   db.setState('Resyncing');
   try {
-    await sendStatus(ctx, await job.start({ regenerate_sequences: regenerate }, flag(ctx, 'reset')));
+    const collections = resyncCollections(db, body.scopes);
+    await sendStatus(ctx, await job.start({ regenerate_sequences: regenerate, collections }, flag(ctx, 'reset')));
   } catch (err) {
     if (!job.running) db.setState('Offline');
     throw err;

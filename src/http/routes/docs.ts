@@ -1,6 +1,6 @@
 /** Document GET / PUT / POST / DELETE, including open_revs and multipart bodies. */
 import { HttpError } from '../../errors.ts';
-import { type Database, type GetOptions, newDocId, type WriteRequest, type WriteResult } from '../../db/database.ts';
+import { type GetOptions, newDocId, type WriteRequest, type WriteResult } from '../../db/database.ts';
 import { type DocView, renderDoc } from '../../db/render.ts';
 import { boolParam, intParam, jsonParam, parseJsonBody, type RequestContext, stringArrayParam } from '../context.ts';
 import { MultipartWriter, parseMultipart, parseRelatedDocument, quoteParam } from '../multipart.ts';
@@ -8,6 +8,7 @@ import type { Route } from '../router.ts';
 import { isJsonObject } from '../../json/index.ts';
 import { parseRevId } from '../../revid.ts';
 import { checkAttachmentNames } from '../../db/attachments.ts';
+import type { Collection } from '../../db/collection.ts';
 
 /** Attachments up to this size stay inline as base64 even in multipart responses (Sync Gateway's rule). */
 const MAX_INLINE_ATTACHMENT = 200;
@@ -80,7 +81,7 @@ export function relatedParts(view: DocView, inline: Map<string, Buffer>, w: Mult
 }
 
 async function getDoc(ctx: RequestContext): Promise<void> {
-  const db = ctx.database;
+  const db = ctx.coll;
   const id = ctx.params.doc;
   const opts = getOptions(ctx);
   const openRevsParam = ctx.query.get('open_revs');
@@ -97,7 +98,7 @@ async function getDoc(ctx: RequestContext): Promise<void> {
   await ctx.sendJson(200, renderDoc(view, { inline }));
 }
 
-async function getOpenRevs(ctx: RequestContext, db: Database, id: string, param: string, opts: ReturnType<typeof getOptions>): Promise<void> {
+async function getOpenRevs(ctx: RequestContext, db: Collection, id: string, param: string, opts: ReturnType<typeof getOptions>): Promise<void> {
   let revs: 'all' | string[];
   if (param === 'all') revs = 'all';
   else {
@@ -134,7 +135,7 @@ async function getOpenRevs(ctx: RequestContext, db: Database, id: string, param:
 }
 
 /** One revision as a part of a multipart/mixed body (open_revs, _bulk_get). */
-export async function revisionPart(db: Database, view: DocView, attachments: boolean, w: MultipartWriter, attsSince?: string[]): Promise<Buffer> {
+export async function revisionPart(db: Collection, view: DocView, attachments: boolean, w: MultipartWriter, attsSince?: string[]): Promise<Buffer> {
   const inline = attachments ? await db.attachmentsToInline(view.attachments, attsSince, view) : new Map<string, Buffer>();
   const ids = { 'X-Doc-ID': view.id, 'X-Rev-ID': view.rev };
   const hasLarge = [...inline.values()].some((d) => d.length > MAX_INLINE_ATTACHMENT);
@@ -163,7 +164,7 @@ async function putDoc(ctx: RequestContext): Promise<void> {
   const { body, follows } = await readDocumentBody(ctx);
   const newEdits = boolParam(ctx.query, 'new_edits', true);
   const req: WriteRequest = { id, body, newEdits, follows, parentRev: ctx.query.get('rev') ?? ifMatch(ctx), principal: ctx.principal };
-  const result = await ctx.database.put(req);
+  const result = await ctx.coll.put(req);
   await sendWriteResult(ctx, 201, result, newEdits);
 }
 
@@ -175,22 +176,23 @@ async function postDoc(ctx: RequestContext): Promise<void> {
     id = newDocId();
   }
   if (typeof id !== 'string' || id === '' || id.startsWith('_')) throw new HttpError(400, 'Invalid doc ID');
-  const result = await ctx.database.put({ id, body, newEdits: true, follows, principal: ctx.principal });
+  const result = await ctx.coll.put({ id, body, newEdits: true, follows, principal: ctx.principal });
   ctx.setHeader('Location', encodeURIComponent(result.id));
   await sendWriteResult(ctx, 200, result, true);
 }
 
 async function deleteDoc(ctx: RequestContext): Promise<void> {
   const rev = ctx.query.get('rev') ?? ifMatch(ctx);
-  const result = await ctx.database.delete(ctx.params.doc, rev, ctx.principal);
+  const result = await ctx.coll.delete(ctx.params.doc, rev, ctx.principal);
   await sendWriteResult(ctx, 200, result, false);
 }
 
 export function docRoutes(): Route[] {
   return [
-    { methods: ['POST'], pattern: '/{db}/', handler: postDoc },
-    { methods: ['GET'], pattern: '/{db}/{doc}', handler: getDoc },
-    { methods: ['PUT'], pattern: '/{db}/{doc}', handler: putDoc },
-    { methods: ['DELETE'], pattern: '/{db}/{doc}', handler: deleteDoc },
+    // `POST /{keyspace}/` writes to a collection; `GET /{db}/` (database.ts) is the database's.
+    { methods: ['POST'], pattern: '/{db}/', handler: postDoc, keyspace: true },
+    { methods: ['GET'], pattern: '/{db}/{doc}', handler: getDoc, keyspace: true },
+    { methods: ['PUT'], pattern: '/{db}/{doc}', handler: putDoc, keyspace: true },
+    { methods: ['DELETE'], pattern: '/{db}/{doc}', handler: deleteDoc, keyspace: true },
   ];
 }

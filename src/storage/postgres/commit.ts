@@ -25,6 +25,11 @@ import type { CommitResult, DocWrite, Grant, NewAttachment } from '../store.ts';
 export interface Tables {
   counter: string; docs: string; revs: string; oldRevs: string; channels: string; attachments: string;
   grants: string; grantChanges: string;
+  /**
+   * A named collection's document counts row; absent for the default collection, whose counts are
+   * columns of the counter row. Updated in the same statement, after the counter lock.
+   */
+  counts?: string;
 }
 
 export interface NotifyTarget { channel: string; node: string }
@@ -186,10 +191,14 @@ export async function commitWrites(c: pg.PoolClient, t: Tables, writes: DocWrite
   const chs = [...channelRows.values()];
   const grants = [...rewrittenGrants].flatMap((id) => grantState.get(id)!.map((g) => ({ docId: id, g })));
   const stampList = [...stamps];
+  const counted = t.counts
+    ? `, dc AS (UPDATE ${t.counts} AS dc SET live = live + $26::bigint, deleted = deleted + $27::bigint
+         FROM s WHERE dc.id = 1 AND ($26::bigint <> 0 OR $27::bigint <> 0))`
+    : '';
   const res = await c.query<{ base: number }>(
-    `WITH s AS (UPDATE ${t.counter} SET last_seq = last_seq + $1::bigint, access_changes = access_changes + $25::bigint,
-         live_docs = live_docs + $26::bigint, deleted_docs = deleted_docs + $27::bigint WHERE id = 1
-       RETURNING last_seq - $1::bigint AS base),
+    `WITH s AS (UPDATE ${t.counter} SET last_seq = last_seq + $1::bigint, access_changes = access_changes + $25::bigint
+         ${t.counts ? '' : ', live_docs = live_docs + $26::bigint, deleted_docs = deleted_docs + $27::bigint'} WHERE id = 1
+       RETURNING last_seq - $1::bigint AS base)${counted},
      d AS (INSERT INTO ${t.docs} AS cur (id, tree, rev, deleted, seq, channels, expiry, tombstoned_at)
        SELECT x.id, x.tree, x.rev, x.deleted, s.base + x.off, x.channels, x.expiry,
          CASE WHEN x.deleted THEN extract(epoch FROM now())::bigint END

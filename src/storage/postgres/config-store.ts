@@ -8,7 +8,7 @@
 import pg from 'pg';
 import type { ConfigStore, InsertResult, StoredDbConfig } from '../config-store.ts';
 import { describeConnectError, type PostgresConnectOptions, PostgresConnectError, planConnection } from './connect.ts';
-import { storageError } from './index.ts';
+import { storageError } from './collection.ts';
 
 const SCHEMA = '_syncgate';
 const T = `"${SCHEMA}".db_configs`;

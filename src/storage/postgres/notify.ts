@@ -2,10 +2,11 @@
  * Waking this node's feeds when another node commits. Every commit sends `NOTIFY <channel>,
  * '<node> <seq>'` inside its transaction (delivered only if it commits, in commit order). This
  * watcher LISTENs on a dedicated connection; for sequences committed by other nodes it asks the
- * database which channels and principals the range touched, and reports them. NOTIFY is only the
- * doorbell: the range query is the truth, so a missed notification (a dropped LISTEN connection,
- * a restart) is caught up by polling `last_seq` — every 250 ms while LISTEN is down, every 2 s as
- * a safety net while it is up.
+ * database which channels (of which collection) and principals the range touched, and reports
+ * them. NOTIFY is only the doorbell: the range query is the truth, so a missed notification (a
+ * dropped LISTEN connection, a restart) is caught up by polling `last_seq` — every 250 ms while
+ * LISTEN is down, every 2 s as a safety net while it is up. A commit in a named collection rings
+ * the same bell; the range query finds its collection, so the doorbell carries none.
  */
 import pg from 'pg';
 import type { RemoteCommit } from '../store.ts';
@@ -16,8 +17,11 @@ export interface WatcherOptions {
   config: pg.ClientConfig;
   channel: string;
   node: string;
-  /** SQL returning `k`, `t` ('c' channel, 'g' grantee) for sequences in ($1, $2]. */
-  rangeSql: string;
+  /**
+   * What sequences in (from, to] touched: channels (per collection) and grantees. Reported as
+   * given, one RemoteCommit each.
+   */
+  range: (from: number, to: number) => Promise<RemoteCommit[]>;
   counterSql: string;
   log: (msg: string) => void;
 }
@@ -137,9 +141,9 @@ export class CommitWatcher {
         if (!this.remotePending) { this.known = to; break; }
         this.remotePending = false;
         try {
-          const r = await this.o.pool.query<{ k: string; t: string }>(this.o.rangeSql, [this.known, to]);
+          const commits = await this.o.range(this.known, to);
           this.known = to;
-          this.emit({ channels: r.rows.filter((x) => x.t === 'c').map((x) => x.k), grantees: r.rows.filter((x) => x.t === 'g').map((x) => x.k) });
+          for (const c of commits) this.emit(c);
         } catch {
           this.remotePending = true; // retried on the next poll
           break;

@@ -15,10 +15,28 @@ export function ident(name: string): string {
 }
 
 /**
+ * A migration: SQL for the schema as a whole, or a change to every collection's tables.
+ *
+ * Named collections (see collectionTablesSql) have their own copies of the per-collection tables,
+ * `S.c<id>_docs`, `S.c<id>_revs`, …, listed in the `collections` registry (migration 7). A migration
+ * that changes a per-collection table after version 7 is therefore written as `perCollection`, with
+ * `{c}` standing for the table prefix in every table and index name
+ * (`ALTER TABLE S.{c}docs ADD COLUMN x text; CREATE INDEX {c}docs_by_x ON S.{c}docs (x)`): the
+ * runner applies it to the default collection's tables (prefix '') and then to each registered
+ * collection's (prefix `c<id>_`), inside the migration's transaction and advisory lock, so no
+ * collection can be created half-way. `shared` runs first, once. The same change must also be made
+ * to collectionTablesSql, which creates a new collection's tables at the current shape (a test
+ * compares them with the default tables, column by column and index by index). One difference
+ * stays: the default collection's document counts are columns of `seq_counter` (migration 4), a
+ * named collection's are its own `c<id>_doc_counts` row.
+ */
+export type Migration = string | { shared?: string; perCollection?: string };
+
+/**
  * `S.` stands for the schema. Ids sort by UTF-8 bytes (Sync Gateway's order): COLLATE "C" compares
  * bytes, which in a UTF8 database is exactly that order.
  */
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: readonly Migration[] = [
   // 1: everything the Store contract speaks of.
   `CREATE TABLE S.seq_counter (
      id integer PRIMARY KEY CHECK (id = 1),
@@ -132,6 +150,15 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (doc_id, rev)
    );
    CREATE INDEX old_revs_by_expiry ON S.old_revs (expires);`,
+  // 7: named collections (scope.name). The default collection `_default._default` keeps the tables
+  // above, untouched; each named one gets a small id here and its own tables, `S.c<id>_docs` and so
+  // on (collectionTablesSql), made the first time a node names it.
+  `CREATE TABLE S.collections (
+     id serial PRIMARY KEY,
+     scope text NOT NULL,
+     name text NOT NULL,
+     UNIQUE (scope, name)
+   );`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -144,12 +171,14 @@ export class SchemaTooNewError extends Error {}
  * before CREATE SCHEMA: PostgreSQL checks the CREATE privilege on the database even for
  * `IF NOT EXISTS`, and an operator may have created the schema for a user without that privilege.
  */
-export async function migrate(client: pg.ClientBase, schema: string, newUuid: () => string, target = SCHEMA_VERSION): Promise<void> {
+export async function migrate(
+  client: pg.ClientBase, schema: string, newUuid: () => string, target = SCHEMA_VERSION, migrations: readonly Migration[] = MIGRATIONS,
+): Promise<void> {
   const s = ident(schema);
   await client.query('BEGIN');
   try {
     // One lock per schema name: nodes starting together migrate one after the other.
-    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`syncgate:${schema}`]);
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [schemaLockKey(schema)]);
     const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
     if (exists.rowCount === 0) await client.query(`CREATE SCHEMA ${s}`);
     await client.query(`CREATE TABLE IF NOT EXISTS ${s}.schema_migrations (
@@ -160,8 +189,18 @@ export async function migrate(client: pg.ClientBase, schema: string, newUuid: ()
       throw new SchemaTooNewError(`PostgreSQL schema "${schema}" has version ${current}, newer than this Syncgate supports (${SCHEMA_VERSION})`);
     }
     // `target` below the current version: tests build a schema as an older Syncgate left it.
+    const inSchema = (sql: string) => sql.replace(/\bS\./g, `${s}.`);
     for (let v = current; v < target; v++) {
-      await client.query(MIGRATIONS[v].replace(/\bS\./g, `${s}.`));
+      const m = migrations[v];
+      if (typeof m === 'string') {
+        await client.query(inSchema(m));
+      } else {
+        if (m.shared) await client.query(inSchema(m.shared));
+        if (m.perCollection) {
+          const ids = (await client.query<{ id: number }>(`SELECT id FROM ${s}.collections ORDER BY id`)).rows.map((r) => Number(r.id));
+          for (const prefix of ['', ...ids.map(collectionPrefix)]) await client.query(inSchema(m.perCollection.replaceAll('{c}', prefix)));
+        }
+      }
       await client.query(`INSERT INTO ${s}.schema_migrations (version) VALUES ($1)`, [v + 1]);
     }
     await client.query(`INSERT INTO ${s}.meta (key, value) VALUES ('uuid', $1) ON CONFLICT (key) DO NOTHING`, [newUuid()]);
@@ -170,4 +209,87 @@ export async function migrate(client: pg.ClientBase, schema: string, newUuid: ()
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   }
+}
+
+/**
+ * The advisory lock that serializes a schema's migrations and the creation of its collections'
+ * tables (held for one transaction with pg_advisory_xact_lock(hashtext(key))).
+ */
+export function schemaLockKey(schema: string): string {
+  return `syncgate:${schema}`;
+}
+
+/** Table name prefix of a named collection's tables. */
+export function collectionPrefix(id: number): string {
+  return `c${id}_`;
+}
+
+/**
+ * A named collection's tables and indexes in schema `s` (quoted) at the current schema version,
+ * their names prefixed with `prefix`: the same columns, keys and indexes the default collection's
+ * tables have after every migration above, plus its own document counts row (the default's are in
+ * seq_counter). Any migration that changes a per-collection table changes this too (see Migration).
+ */
+export function collectionTablesSql(s: string, prefix: string): string {
+  const p = prefix;
+  return `CREATE TABLE IF NOT EXISTS ${s}.${p}docs (
+     id text COLLATE "C" PRIMARY KEY,
+     tree text NOT NULL,
+     rev text NOT NULL,
+     deleted boolean NOT NULL,
+     seq bigint NOT NULL,
+     channels text NOT NULL,
+     expiry bigint,
+     tombstoned_at bigint
+   );
+   CREATE INDEX IF NOT EXISTS ${p}docs_by_seq ON ${s}.${p}docs (seq);
+   CREATE INDEX IF NOT EXISTS ${p}docs_by_expiry ON ${s}.${p}docs (expiry) WHERE expiry IS NOT NULL;
+   CREATE INDEX IF NOT EXISTS ${p}docs_by_tombstone ON ${s}.${p}docs (tombstoned_at) WHERE tombstoned_at IS NOT NULL;
+   CREATE TABLE IF NOT EXISTS ${s}.${p}revs (
+     doc_id text COLLATE "C" NOT NULL,
+     rev text NOT NULL,
+     deleted boolean NOT NULL,
+     body text NOT NULL,
+     atts text,
+     channels text,
+     PRIMARY KEY (doc_id, rev)
+   );
+   CREATE TABLE IF NOT EXISTS ${s}.${p}channel_index (
+     channel text NOT NULL,
+     doc_id text COLLATE "C" NOT NULL,
+     seq bigint NOT NULL,
+     rev text NOT NULL,
+     deleted boolean NOT NULL,
+     removed boolean NOT NULL,
+     PRIMARY KEY (channel, doc_id)
+   );
+   CREATE INDEX IF NOT EXISTS ${p}channel_index_by_seq ON ${s}.${p}channel_index (channel, seq);
+   CREATE INDEX IF NOT EXISTS ${p}channel_index_seq ON ${s}.${p}channel_index (seq);
+   CREATE TABLE IF NOT EXISTS ${s}.${p}local_docs (id text PRIMARY KEY, rev integer NOT NULL, body text NOT NULL);
+   CREATE TABLE IF NOT EXISTS ${s}.${p}grants (
+     doc_id text NOT NULL,
+     grantee text NOT NULL,
+     kind text NOT NULL,
+     value text NOT NULL,
+     seq bigint NOT NULL,
+     PRIMARY KEY (doc_id, grantee, kind, value)
+   );
+   CREATE INDEX IF NOT EXISTS ${p}grants_by_grantee ON ${s}.${p}grants (grantee);
+   CREATE TABLE IF NOT EXISTS ${s}.${p}old_revs (
+     doc_id text COLLATE "C" NOT NULL,
+     rev text NOT NULL,
+     deleted boolean NOT NULL,
+     body text NOT NULL,
+     atts text,
+     channels text,
+     expires bigint NOT NULL,
+     PRIMARY KEY (doc_id, rev)
+   );
+   CREATE INDEX IF NOT EXISTS ${p}old_revs_by_expiry ON ${s}.${p}old_revs (expires);
+   CREATE TABLE IF NOT EXISTS ${s}.${p}doc_counts (
+     id integer PRIMARY KEY CHECK (id = 1),
+     live bigint NOT NULL,
+     deleted bigint NOT NULL
+   );
+   INSERT INTO ${s}.${p}doc_counts (id, live, deleted) VALUES (1, 0, 0) ON CONFLICT (id) DO NOTHING;`;
 }

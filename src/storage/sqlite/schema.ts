@@ -6,7 +6,22 @@
 import type Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 
-const MIGRATIONS: string[] = [
+/**
+ * A migration: SQL for the file as a whole, or a change to every collection's tables.
+ *
+ * Named collections (see collectionTablesSql) have their own copies of the per-collection tables,
+ * `c<id>_docs`, `c<id>_revs`, …, listed in the `collections` registry (migration 9). A migration
+ * that changes a per-collection table after version 9 is therefore written as `perCollection`,
+ * with `{c}` standing for the table prefix in every table and index name
+ * (`ALTER TABLE {c}docs ADD COLUMN x TEXT; CREATE INDEX {c}docs_by_x ON {c}docs (x)`): the runner
+ * applies it to the default collection's tables (prefix '') and then to each registered collection's
+ * (prefix `c<id>_`), in the migration's one transaction. `shared` runs first, once. The same change
+ * must also be made to collectionTablesSql, which creates a new collection's tables at the current
+ * shape (a test compares them with the default tables, column by column and index by index).
+ */
+export type Migration = string | { shared?: string; perCollection?: string };
+
+export const MIGRATIONS: readonly Migration[] = [
   // 1: documents, revision bodies, the channel index, attachments, local docs, metadata.
   `CREATE TABLE docs (
      id TEXT PRIMARY KEY,
@@ -119,6 +134,16 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (doc_id, rev)
    );
    CREATE INDEX old_revs_by_expiry ON old_revs (expires);`,
+  // 9: named collections (scope.name). The default collection `_default._default` keeps the tables
+  // above, untouched; each named one gets a small id here and its own tables, `c<id>_docs` and so on
+  // (collectionTablesSql), made the first time the store names it. AUTOINCREMENT: an id is never
+  // handed out twice, even if a collection's row were ever removed.
+  `CREATE TABLE collections (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     scope TEXT NOT NULL,
+     name TEXT NOT NULL,
+     UNIQUE (scope, name)
+   );`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -131,8 +156,11 @@ export function checkVersion(db: Database.Database): void {
   }
 }
 
-/** Brings the file to `target` (the current version; tests build older files with a lower one). */
-export function migrate(db: Database.Database, target = SCHEMA_VERSION): void {
+/**
+ * Brings the file to `target` (the current version; tests build older files with a lower one, and
+ * try the runner with a list of their own).
+ */
+export function migrate(db: Database.Database, target = SCHEMA_VERSION, migrations: readonly Migration[] = MIGRATIONS): void {
   checkVersion(db);
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current >= target) return;
@@ -141,8 +169,87 @@ export function migrate(db: Database.Database, target = SCHEMA_VERSION): void {
     Buffer.isBuffer(data) ? 'md5-' + createHash('md5').update(data).digest('base64') : null));
   for (let v = current; v < target; v++) {
     db.transaction(() => {
-      db.exec(MIGRATIONS[v]);
+      const m = migrations[v];
+      if (typeof m === 'string') {
+        db.exec(m);
+      } else {
+        if (m.shared) db.exec(m.shared);
+        if (m.perCollection) {
+          const ids = db.prepare<[], { id: number }>('SELECT id FROM collections ORDER BY id').all().map((r) => r.id);
+          for (const prefix of ['', ...ids.map(collectionPrefix)]) db.exec(m.perCollection.replaceAll('{c}', prefix));
+        }
+      }
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
+}
+
+/** Table name prefix of a named collection's tables. */
+export function collectionPrefix(id: number): string {
+  return `c${id}_`;
+}
+
+/**
+ * A named collection's tables and indexes at the current schema version, their names prefixed with
+ * `prefix`: the same columns, keys and indexes the default collection's tables have after every
+ * migration above (doc_counts starts at zero). Any migration that changes a per-collection table
+ * changes this too (see Migration).
+ */
+export function collectionTablesSql(prefix: string): string {
+  const p = prefix;
+  return `CREATE TABLE IF NOT EXISTS ${p}docs (
+     id TEXT PRIMARY KEY,
+     tree TEXT NOT NULL,
+     rev TEXT NOT NULL,
+     deleted INTEGER NOT NULL,
+     seq INTEGER NOT NULL,
+     channels TEXT NOT NULL,
+     expiry INTEGER,
+     tombstoned_at INTEGER
+   ) WITHOUT ROWID;
+   CREATE UNIQUE INDEX IF NOT EXISTS ${p}docs_by_seq ON ${p}docs (seq);
+   CREATE INDEX IF NOT EXISTS ${p}docs_by_expiry ON ${p}docs (expiry) WHERE expiry IS NOT NULL;
+   CREATE INDEX IF NOT EXISTS ${p}docs_by_tombstone ON ${p}docs (tombstoned_at) WHERE tombstoned_at IS NOT NULL;
+   CREATE TABLE IF NOT EXISTS ${p}revs (
+     doc_id TEXT NOT NULL,
+     rev TEXT NOT NULL,
+     deleted INTEGER NOT NULL,
+     body TEXT NOT NULL,
+     atts TEXT,
+     channels TEXT,
+     PRIMARY KEY (doc_id, rev)
+   );
+   CREATE TABLE IF NOT EXISTS ${p}channel_index (
+     channel TEXT NOT NULL,
+     doc_id TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     rev TEXT NOT NULL,
+     deleted INTEGER NOT NULL,
+     removed INTEGER NOT NULL,
+     PRIMARY KEY (channel, doc_id)
+   ) WITHOUT ROWID;
+   CREATE INDEX IF NOT EXISTS ${p}channel_index_by_seq ON ${p}channel_index (channel, seq);
+   CREATE TABLE IF NOT EXISTS ${p}local_docs (id TEXT PRIMARY KEY, rev INTEGER NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE IF NOT EXISTS ${p}grants (
+     doc_id TEXT NOT NULL,
+     grantee TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     value TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     PRIMARY KEY (doc_id, grantee, kind, value)
+   ) WITHOUT ROWID;
+   CREATE INDEX IF NOT EXISTS ${p}grants_by_grantee ON ${p}grants (grantee);
+   CREATE TABLE IF NOT EXISTS ${p}doc_counts (id INTEGER PRIMARY KEY CHECK (id = 1), live INTEGER NOT NULL, deleted INTEGER NOT NULL);
+   INSERT OR IGNORE INTO ${p}doc_counts (id, live, deleted) VALUES (1, 0, 0);
+   CREATE TABLE IF NOT EXISTS ${p}old_revs (
+     doc_id TEXT NOT NULL,
+     rev TEXT NOT NULL,
+     deleted INTEGER NOT NULL,
+     body TEXT NOT NULL,
+     atts TEXT,
+     channels TEXT,
+     expires INTEGER NOT NULL,
+     PRIMARY KEY (doc_id, rev)
+   );
+   CREATE INDEX IF NOT EXISTS ${p}old_revs_by_expiry ON ${p}old_revs (expires);`;
 }
