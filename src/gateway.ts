@@ -283,7 +283,7 @@ export class Gateway implements DatabaseRegistry {
     // Built before anything is swapped: a filter that does not compile changes nothing.
     let events: EventHandlers | undefined;
     try {
-      events = config.eventHandlers ? new EventHandlers({ db, config: config.eventHandlers, adminInterface: this.config.adminInterface, log: this.logger }) : undefined;
+      events = config.eventHandlers ? await EventHandlers.create({ db, config: config.eventHandlers, adminInterface: this.config.adminInterface, log: this.logger }) : undefined;
     } catch (err) {
       if (!sameStore) await raw.close().catch(() => {});
       if (err instanceof EventFilterError) throw new HttpError(400, err.message);
