@@ -79,6 +79,8 @@ export interface WriteResult { id: string; rev: string }
  * winner's body is included when the write produced it; otherwise the listener loads it.
  */
 export interface DocumentChange {
+  /** The collection the document is in (`scope.collection`). */
+  collection: string;
   id: string;
   /** The revision this write added. */
   rev: string;
@@ -112,7 +114,7 @@ export interface GetOptions {
 const MAX_RETRIES = 10;
 
 /** A write ready to commit, or a revision the database already has (nothing to do). */
-type Prepared = { write: DocWrite; rev: string; change?: Omit<DocumentChange, 'seq'> } | { write?: undefined; rev: string; existing: true };
+type Prepared = { write: DocWrite; rev: string; change?: Omit<DocumentChange, 'seq' | 'collection'> } | { write?: undefined; rev: string; existing: true };
 
 /** What a collection is built from: its name, storage, sync function and the database's document limits. */
 export interface CollectionOptions {
@@ -226,7 +228,7 @@ export class Collection {
       if (pending.length === 0) break;
       const docs = await this.store.getDocs(pending.map((i) => reqs[i].id));
       const seenInBatch = new Set<string>();
-      const batch: { i: number; p: { write: DocWrite; rev: string; change?: Omit<DocumentChange, 'seq'> } }[] = [];
+      const batch: { i: number; p: { write: DocWrite; rev: string; change?: Omit<DocumentChange, 'seq' | 'collection'> } }[] = [];
       const deferred: number[] = [];
       for (const i of pending) {
         const req = reqs[i];
@@ -256,7 +258,7 @@ export class Collection {
         const { i, p } = batch[k];
         if (r.ok) {
           results[i] = { id: reqs[i].id, rev: p.rev };
-          if (p.change && this.db.announcing) announced.push({ ...p.change, seq: r.seq });
+          if (p.change && this.db.announcing) announced.push({ ...p.change, collection: this.key, seq: r.seq });
           for (const ch of p.write.channels) changedChannels.add(ch);
           for (const ch of p.write.previousChannels) changedChannels.add(ch);
           for (const g of r.grantees ?? []) changedPrincipals.add(principalKey(g));

@@ -5,6 +5,7 @@
  * filter and POST. `at_least_once` handlers do not use the queue at all: they follow the changes
  * feed from a checkpoint in the database (reliable.ts), so the write path never waits for them.
  */
+import { splitCollectionKey } from '../db/collection.ts';
 import { createHash, randomUUID } from 'node:crypto';
 import type { EventHandlersConfig, WebhookConfig } from '../config/index.ts';
 import type { Database, DocumentChange } from '../db/database.ts';
@@ -172,7 +173,9 @@ export class EventHandlers {
 
   /** The payload is the winning revision's body (spec §4.2), loaded here when the write did not have it. */
   private async deliverDocument(c: DocumentChange, handlers: BestEffortHandler[]): Promise<void> {
-    const rev = c.winnerRevision ?? await this.db.store.getRevision(c.id, c.winner);
+    // The winner's body from the document's own collection (a named collection's, not the default's).
+    const store = this.db.collection(...splitCollectionKey(c.collection))?.store ?? this.db.store;
+    const rev = c.winnerRevision ?? await store.getRevision(c.id, c.winner);
     if (!rev) return; // replaced and dropped meanwhile: a later event carries the newer winner
     const payload = renderDoc({ id: c.id, rev: c.winner, deleted: rev.deleted, body: rev.body, attachments: rev.attachments });
     await Promise.all(handlers.map((h) => h.handle(payload, c.oldDoc)));
