@@ -82,6 +82,9 @@ export class Listener implements Wakeable {
     });
   }
 
+  /** Ends a wait in progress (it resolves false) without ending the listener. */
+  cancelWait(): void { this.settle(false); }
+
   wake(): void {
     if (this.resolver) this.settle(true);
     else this.pending = true;

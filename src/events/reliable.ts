@@ -65,7 +65,8 @@ export class ReliableDelivery {
   private readonly config: WebhookConfig;
   private readonly hook: Webhook;
   private readonly leaseMs: number;
-  private readonly listener: Listener;
+  /** One per collection: a commit in any of them wakes the delivery loop. */
+  private readonly listeners: Listener[];
   private readonly abort = new AbortController();
   /** The record as this node last wrote it while holding the lease (undefined: not holding it). */
   private held?: { text: string; record: Record };
@@ -82,12 +83,12 @@ export class ReliableDelivery {
     this.config = opts.config;
     this.leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
     this.hook = new Webhook(opts.config.url, opts.config.timeoutSecs * 1000, 2);
-    this.listener = this.db.notifier.listener();
+    this.listeners = this.db.collections().map((c) => c.notifier.listener());
   }
 
   start(): void {
     if (this.loop) return;
-    this.listener.follow(null);
+    for (const l of this.listeners) l.follow(null);
     this.heartbeat = setInterval(() => { void this.serial(() => this.renew()); }, Math.max(50, Math.floor(this.leaseMs / 3)));
     this.heartbeat.unref();
     this.loop = this.run();
@@ -96,7 +97,7 @@ export class ReliableDelivery {
   /** Stops after the change in flight and hands the lease back, so another node goes on at once. */
   async stop(): Promise<void> {
     this.abort.abort();
-    this.listener.end();
+    for (const l of this.listeners) l.end();
     clearInterval(this.heartbeat);
     // A POST in flight ends at its own time limit; shutdown does not wait that long for it.
     await Promise.race([this.loop, new Promise((r) => setTimeout(r, 2000).unref())]);
@@ -131,14 +132,12 @@ export class ReliableDelivery {
           await this.sleep(Math.min(1000, this.leaseMs / 3));
           continue;
         }
-        this.listener.reading();
+        for (const l of this.listeners) l.reading();
         const since = this.held!.record.seq;
-        const page = await changesSince(this.db, { channels: 'all' }, { since: { seq: since }, limit: PAGE, includeDocs: true });
-        const items: Item[] = page.entries.filter((e) => e.doc !== undefined)
-          .map((e) => ({ seq: e.pos.seq, id: e.id, rev: e.changes[0]?.rev ?? '', doc: e.doc! }));
+        const { items, through } = await this.nextPage(since);
         if (items.length === 0) {
-          if (page.last.seq > since) await this.serial(() => this.advance(page.last.seq, {}));
-          else await this.listener.wait(Math.max(50, this.leaseMs / 3));
+          if (through > since) await this.serial(() => this.advance(through, {}));
+          else await this.waitForCommit(Math.max(50, this.leaseMs / 3));
           continue;
         }
         for (let i = 0; i < items.length && !this.stopped && this.held; i += this.config.batchSize) {
@@ -151,6 +150,32 @@ export class ReliableDelivery {
         await this.sleep(1000);
       }
     }
+  }
+
+  /**
+   * The next changes after `since` across every collection, in sequence order (sequences are
+   * database-wide): each collection's page is read, and only what lies at or before the end of
+   * the first page cut short by its limit is taken, since that collection may have more before
+   * the others' later entries. `through`: how far the read covered (the checkpoint may move there
+   * when nothing in it is to be delivered).
+   */
+  private async nextPage(since: number): Promise<{ items: Item[]; through: number }> {
+    const pages = await Promise.all(this.db.collections().map((c) =>
+      changesSince(c, { channels: 'all' }, { since: { seq: since }, limit: PAGE, includeDocs: true })));
+    // A page cut short by its limit bounds what is known; complete pages bound nothing.
+    const cut = pages.filter((p) => !p.complete).map((p) => p.last.seq);
+    const through = cut.length ? Math.min(...cut) : Math.max(since, ...pages.map((p) => p.last.seq));
+    const items: Item[] = pages.flatMap((p) => p.entries)
+      .filter((e) => e.doc !== undefined && e.pos.seq <= through)
+      .map((e) => ({ seq: e.pos.seq, id: e.id, rev: e.changes[0]?.rev ?? '', doc: e.doc! }))
+      .sort((a, b) => a.seq - b.seq);
+    return { items, through };
+  }
+
+  /** Waits for a commit in any collection (or the time-out); the next read covers whatever woke it. */
+  private async waitForCommit(ms: number): Promise<void> {
+    await Promise.race(this.listeners.map((l) => l.wait(ms)));
+    for (const l of this.listeners) l.cancelWait();
   }
 
   /** Filters, delivers (with retries) and moves the checkpoint past the chunk. */
