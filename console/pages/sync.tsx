@@ -21,16 +21,19 @@ function ResyncPanel({ db }: { db: string }) {
     let stop = false;
     (async () => {
       try {
-        const info = await get(`${dbPath(db)}/`);
+        // The run's status first, then the state: a run seen ending is never paired with the state
+        // read before it ended (Resyncing, with polling about to stop).
         const r = await get<Resync>(dbPath(db, '_resync'));
+        const info = await get(`${dbPath(db)}/`);
         if (stop) return;
         setState(info.state); setDocCount(info.doc_count + (info.doc_del_count ?? 0)); setResync(r);
       } catch (err) { if (!stop) setError(message(err)); }
     })();
     // While a resync runs its counters are read every second.
-    const timer = resync?.status === 'running' || resync?.status === 'stopping' ? setTimeout(() => setTick(tick + 1), 1000) : undefined;
+    const busy = resync?.status === 'running' || resync?.status === 'stopping' || state === 'Resyncing';
+    const timer = busy ? setTimeout(() => setTick(tick + 1), 1000) : undefined;
     return () => { stop = true; if (timer) clearTimeout(timer); };
-  }, [db, tick, resync?.status]);
+  }, [db, tick, resync?.status, state]);
   const act = async (method: string, path: string) => {
     setError(undefined);
     try { await call(method, path); } catch (err) { setError(message(err)); }

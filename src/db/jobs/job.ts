@@ -144,7 +144,7 @@ export abstract class BackgroundJob {
     this.rec = rec;
     this.stopRequested = false;
     this.hooks.log('info', `${this.name}: ${resume ? `resuming run ${rec.id} after ${rec.checkpoint ?? 'the start'}` : `starting run ${rec.id}`}`);
-    this.loop = this.run().finally(() => { this.loop = undefined; this.onEnd(); });
+    this.loop = this.run().finally(() => { this.loop = undefined; });
     return this.view(rec);
   }
 
@@ -163,15 +163,16 @@ export abstract class BackgroundJob {
 
   private async run(): Promise<void> {
     const rec = this.rec;
+    let end: JobStatus = 'completed';
     try {
       await this.beforeRun();
       for (;;) {
         // An embedded store answers without I/O (its promises settle as microtasks): without this
         // yield a whole run would hold the event loop, and no request would be served until it ended.
         await new Promise((resolve) => setImmediate(resolve));
-        if (this.stopRequested) { rec.status = 'stopped'; break; }
+        if (this.stopRequested) { end = 'stopped'; break; }
         const more = await this.step(rec);
-        if (!more) { rec.status = 'completed'; break; }
+        if (!more) { end = 'completed'; break; }
         rec.status = this.stopRequested ? 'stopping' : 'running';
         rec.heartbeat = Date.now();
         await this.save(rec);
@@ -179,11 +180,15 @@ export abstract class BackgroundJob {
         this.hooks.log('info', `${this.name}: run ${rec.id} at ${rec.checkpoint ?? '-'}: ${this.describe(rec)}`);
       }
     } catch (err) {
-      rec.status = 'error';
+      end = 'error';
       rec.last_error = err instanceof HttpError ? err.reason : (err as Error).message;
       this.hooks.log('warn', `${this.name}: run ${rec.id} failed: ${rec.last_error}`);
     }
     await this.afterRun().catch((err) => this.hooks.log('warn', `${this.name}: ${(err as Error).message}`));
+    // The outcome and what follows from it (a resync's database back Offline) show at the same
+    // moment: a client that reads `completed` must not then find the database still Resyncing.
+    rec.status = end;
+    this.onEnd();
     rec.node = undefined;
     rec.heartbeat = undefined;
     if (rec.status === 'completed') rec.checkpoint = undefined;
