@@ -10,26 +10,21 @@
  * its `channels` are that collection's channels. The edge maps it; the Collection never does.
  */
 import { HttpError } from '../errors.ts';
-import { canonicalJson, parseJson, isJsonObject } from '../json/index.ts';
-import { createRevId, parseRevId } from '../revid.ts';
-import {
-  addHistory, decodeRevTree, encodeRevTree, genOf, history, isLeaf, latestLeaves, leaves, prune, sortedLeaves, winningRev,
-  type RevTree,
-} from '../revtree/index.ts';
-import type { AttachmentMap, CollectionStore, DocWrite, Grant, NewAttachment, RetiredBody, StoredDoc, StoredRevision } from '../storage/store.ts';
+import { parseJson, isJsonObject } from '../json/index.ts';
+import { parseRevId } from '../revid.ts';
+import { decodeRevTree, genOf, history, isLeaf, latestLeaves, leaves, sortedLeaves, type RevTree } from '../revtree/index.ts';
+import type { AttachmentMap, CollectionStore, DocWrite, StoredDoc, StoredRevision } from '../storage/store.ts';
 import { ADMIN, canSee, type Principal } from '../auth/principal.ts';
-import { parseExpiry, type SyncFunction, type SyncResult } from '../sync/index.ts';
+import { type SyncFunction, type SyncResult } from '../sync/index.ts';
 import { bodyKey } from '../storage/store.ts';
 import { DeltaCache } from './deltas.ts';
-import { DEFAULT_MAX_ATTACHMENT_SIZE, processAttachments, resolveStubs, type ProcessedAttachments } from './attachments.ts';
+import { DEFAULT_MAX_ATTACHMENT_SIZE } from './attachments.ts';
 import { Notifier } from './notifier.ts';
 import { SharedReads } from './shared-reads.ts';
 import { type DocView, toRevisions } from './render.ts';
 import type { Database, DatabaseStats } from './database.ts';
-import {
-  assertCanSee, defaultChannels, emptySync, grantKey, grantsOf, parseLocalRev, principalKey, revisionHistory, sameSet,
-  syncDocJson, syncUser, userProperties,
-} from './doc-rules.ts';
+import { prepareWrite, runSync } from './prepare-write.ts';
+import { assertCanSee, grantKey, grantsOf, parseLocalRev, principalKey, sameSet } from './doc-rules.ts';
 
 export const DEFAULT_SCOPE = '_default';
 export const DEFAULT_COLLECTION = '_default';
@@ -112,9 +107,6 @@ export interface GetOptions {
 }
 
 const MAX_RETRIES = 10;
-
-/** A write ready to commit, or a revision the database already has (nothing to do). */
-type Prepared = { write: DocWrite; rev: string; change?: Omit<DocumentChange, 'seq' | 'collection'> } | { write?: undefined; rev: string; existing: true };
 
 /** What a collection is built from: its name, storage, sync function and the database's document limits. */
 export interface CollectionOptions {
@@ -235,7 +227,7 @@ export class Collection {
         // A second write to the same doc in one batch must see the first: do it in the next round.
         if (seenInBatch.has(req.id)) { deferred.push(i); continue; }
         try {
-          const p = await this.prepare(req, docs.get(req.id));
+          const p = await prepareWrite(this, req, docs.get(req.id));
           if (!p.write) { results[i] = { id: req.id, rev: p.rev }; continue; }
           seenInBatch.add(req.id);
           batch.push({ i, p: { write: p.write, rev: p.rev, change: p.change } });
@@ -280,163 +272,6 @@ export class Collection {
     return results;
   }
 
-  private async prepare(req: WriteRequest, doc: StoredDoc | undefined): Promise<Prepared> {
-    const body = req.body;
-    if (!isJsonObject(body)) throw new HttpError(400, 'Document body must be a JSON object');
-    return req.newEdits ? this.prepareNewEdit(req, doc) : this.prepareReplicated(req, doc);
-  }
-
-  private async prepareNewEdit(req: WriteRequest, doc: StoredDoc | undefined): Promise<Prepared> {
-    const { body } = req;
-    const deleted = body._deleted === true;
-    const bodyRev = typeof body._rev === 'string' ? body._rev : undefined;
-    if (body._rev !== undefined && bodyRev === undefined) throw new HttpError(400, 'Invalid revision ID');
-    if (req.parentRev !== undefined && bodyRev !== undefined && req.parentRev !== bodyRev) {
-      throw new HttpError(400, 'Document rev from request body and query string have different values');
-    }
-    let parent = req.parentRev ?? bodyRev;
-    const tree: RevTree = doc ? decodeRevTree(doc.tree) : new Map();
-    if (parent !== undefined) {
-      parseRevId(parent);
-      if (!doc || !tree.has(parent)) throw new HttpError(409, 'Document revision conflict');
-      if (!isLeaf(tree, parent)) throw new HttpError(409, 'Document revision conflict');
-      if (!this.allowConflicts && parent !== doc.rev && !(deleted && !tree.get(parent)!.deleted)) {
-        throw new HttpError(409, 'Document revision conflict');
-      }
-    } else if (doc) {
-      if (!doc.deleted) throw new HttpError(409, 'Document exists');
-      parent = doc.rev; // resurrection continues from the tombstone
-    }
-    const props = userProperties(body);
-    const generation = parent ? genOf(parent) + 1 : 1;
-    const parentRevision = parent ? await this.store.getRevision(req.id, parent) : undefined;
-    const atts = processAttachments({
-      entries: body._attachments, generation, parent: parentRevision?.attachments ?? null,
-      follows: req.follows, keepRevpos: false, maxSize: this.maxAttachmentSize, parentStubsOnly: true, docId: req.id,
-    });
-    await this.resolveStubs(atts);
-    const stored = this.checkSize(canonicalJson(props));
-    const digestInput = deleted ? canonicalJson({ ...props, _deleted: true }) : stored;
-    const rev = createRevId(parent ?? '', digestInput);
-    if (tree.has(rev)) return { rev, existing: true };
-    tree.set(rev, { id: rev, parent: parent ?? null, deleted });
-    return this.finishWrite(req, doc, tree, { rev, deleted, body: stored, attachments: atts.meta }, props, atts.blobs, parent ?? null, parentRevision);
-  }
-
-  private async prepareReplicated(req: WriteRequest, doc: StoredDoc | undefined): Promise<Prepared> {
-    const { body } = req;
-    const deleted = body._deleted === true;
-    const hist = revisionHistory(body);
-    const rev = hist[0];
-    const tree: RevTree = doc ? decodeRevTree(doc.tree) : new Map();
-    if (tree.has(rev)) return { rev, existing: true };
-    const { attachedTo } = addHistory(tree, hist, deleted);
-    if ((!this.allowConflicts || req.noConflicts) && doc) {
-      const legal = attachedTo === doc.rev
-        || (deleted && attachedTo !== null && isLeaf(decodeRevTree(doc.tree), attachedTo) && !tree.get(attachedTo)!.deleted)
-        || (doc.deleted && attachedTo === null);
-      if (!legal) throw new HttpError(409, 'Document revision conflict');
-    }
-    const props = userProperties(body);
-    const parentRevision = attachedTo ? await this.store.getRevision(req.id, attachedTo) : undefined;
-    const atts = processAttachments({
-      entries: body._attachments, generation: genOf(rev), parent: parentRevision?.attachments ?? null,
-      follows: req.follows, keepRevpos: true, maxSize: this.maxAttachmentSize, docId: req.id,
-    });
-    await this.resolveStubs(atts);
-    const stored = this.checkSize(canonicalJson(props));
-    return this.finishWrite(req, doc, tree, { rev, deleted, body: stored, attachments: atts.meta }, props, atts.blobs, attachedTo, parentRevision);
-  }
-
-  /** Sync Gateway refuses documents over 20 MB with 413 `Document too large!`; the body as stored is what counts. */
-  private checkSize(stored: string): string {
-    if (this.maxDocumentBytes > 0 && Buffer.byteLength(stored) > this.maxDocumentBytes) throw new HttpError(413, 'Document too large!');
-    return stored;
-  }
-
-  /** Stubs naming attachments stored elsewhere (by either digest): 400 unless stored. */
-  private async resolveStubs(atts: ProcessedAttachments): Promise<void> {
-    if (atts.needDigests.length === 0) return;
-    resolveStubs(atts, await this.store.findAttachments(atts.needDigests));
-  }
-
-  /**
-   * Runs the sync function on the new revision (a rejection stops the write here), prunes, picks the
-   * winner and builds the storage write: the winner's channels and grants go in the same transaction.
-   */
-  private async finishWrite(
-    req: WriteRequest, doc: StoredDoc | undefined, tree: RevTree, revision: StoredRevision,
-    props: Record<string, unknown>, blobs: Map<string, NewAttachment>, parent: string | null,
-    parentRevision: StoredRevision | undefined,
-  ): Promise<Prepared> {
-    const id = req.id;
-    const oldDoc = parentRevision ? syncDocJson(id, parentRevision.rev, parentRevision.deleted, parentRevision.body) : null;
-    const result = this.runSync(id, revision, props, oldDoc, req.principal ?? ADMIN);
-    // Every channel is an index row per revision and a fan-out key: a runaway sync function (or a
-    // client feeding `channel(doc.channels)` a huge list) must not turn one write into thousands.
-    if (this.maxChannelsPerDoc > 0 && result.channels.length > this.maxChannelsPerDoc) {
-      throw new HttpError(403, `Document is in ${result.channels.length} channels; the limit is ${this.maxChannelsPerDoc}`);
-    }
-    revision.channels = result.channels;
-    const pruned = prune(tree, this.revsLimit);
-    const winner = winningRev(tree)!;
-    let channels: string[];
-    let grants: Grant[] | undefined;
-    let expiry: number | undefined;
-    if (winner.id === revision.rev) {
-      channels = result.channels;
-      grants = grantsOf(result);
-      // The sync function's expiry() wins over the body's `_exp`, as in Sync Gateway.
-      const exp = req.body._exp;
-      expiry = result.expiry ?? (typeof exp === 'number' || typeof exp === 'string' ? parseExpiry(exp) : undefined);
-    } else if (doc && winner.id === doc.rev) {
-      channels = doc.channels; // the winner did not change: neither do its channels, grants or expiry
-      expiry = doc.expiry;
-    } else {
-      // The write handed the win to another existing leaf: its channels and grants now rule the doc.
-      const other = await this.store.getRevision(id, winner.id);
-      const r = other ? this.runSync(id, other, parseJson(other.body) as Record<string, unknown>, null, ADMIN) : emptySync();
-      channels = r.channels;
-      grants = grantsOf(r);
-      expiry = r.expiry;
-    }
-    const dropBodies = [...pruned];
-    // The parent's body stops being a leaf body: kept a while as an old revision (a delta source,
-    // as Sync Gateway's revision backups), unless retention is 0 or pruning took the revision.
-    const retireBodies: RetiredBody[] = [];
-    if (parent && !isLeaf(tree, parent)) {
-      if (this.oldRevRetentionSecs > 0 && !pruned.includes(parent)) {
-        retireBodies.push({ rev: parent, until: Math.floor(Date.now() / 1000) + this.oldRevRetentionSecs });
-      } else dropBodies.push(parent);
-    }
-    const write: DocWrite = {
-      id, expectedSeq: doc?.seq ?? 0, tree: encodeRevTree(tree), rev: winner.id, deleted: winner.deleted,
-      channels, previousChannels: doc?.channels ?? [], addBodies: [revision], dropBodies,
-      ...(retireBodies.length ? { retireBodies } : {}),
-      attachments: blobs.size ? blobs : undefined, grants, expiry,
-    };
-    // Sync Gateway raises no document_changed for a revision pruned as it arrived.
-    const change = pruned.includes(revision.rev) ? undefined : {
-      id, rev: revision.rev, winner: winner.id, winnerChanged: winner.id !== doc?.rev,
-      winnerRevision: winner.id === revision.rev ? revision : undefined, oldDoc,
-    };
-    return { write, rev: revision.rev, change };
-  }
-
-  /** The sync function for one revision; without a configured function, `doc.channels` directly. */
-  private runSync(id: string, revision: StoredRevision, props: Record<string, unknown>, oldDoc: string | null, principal: Principal): SyncResult {
-    if (!this.sync) return { channels: revision.deleted ? [] : defaultChannels(props), access: {}, roles: {} };
-    const t0 = performance.now();
-    try {
-      const r = this.sync.run(syncDocJson(id, revision.rev, revision.deleted, revision.body), oldDoc, syncUser(principal));
-      this.stats.syncFunction((performance.now() - t0) / 1000, 'ok');
-      return r;
-    } catch (err) {
-      this.stats.syncFunction((performance.now() - t0) / 1000, err instanceof HttpError && err.status < 500 ? 'rejected' : 'error');
-      throw err;
-    }
-  }
-
   /** A tombstone child of `rev` (or, with no rev and no doc, a generation-1 tombstone). */
   async delete(id: string, rev: string | undefined, principal?: Principal): Promise<WriteResult> {
     return this.put({ id, body: { _deleted: true }, newEdits: true, parentRev: rev, principal });
@@ -478,7 +313,7 @@ export class Collection {
           if (!revision) continue;
           let r: SyncResult;
           try {
-            r = this.runSync(doc.id, revision, parseJson(revision.body) as Record<string, unknown>, null, ADMIN);
+            r = runSync(this, doc.id, revision, parseJson(revision.body) as Record<string, unknown>, null, ADMIN);
           } catch (err) {
             if (err instanceof HttpError) continue;
             throw err;
