@@ -3,6 +3,11 @@
  * over the `run_as` user's channels, or everything for the admin, narrowed by the bychannel
  * filter; continuous feeds wait on the collection's notifier) and offers each batch to the remote.
  *
+ * Every leaf of a changed document is offered, not only the winner (the CouchDB replicator's
+ * `all_docs` style; Sync Gateway's pusher offers the winner only): a conflict resolved here leaves
+ * a tombstone on the remote's branch that is not the local winner, and the remote must get it too,
+ * or it keeps its branch alive and the replicas disagree.
+ *
  * As Sync Gateway's active pusher, it sends `changes` with `ignoreNoConflicts: true` (the remote
  * answers with the revisions it lacks and the ancestors it has, as a revs-diff), then a `rev` for
  * each wanted revision with its history cut at what the remote has. A remote that refuses
@@ -25,7 +30,10 @@ type Log = (level: 'info' | 'warn' | 'debug', msg: string) => void;
 /** Revisions in flight at once (Couchbase Lite keeps about as many). */
 const MAX_REVS_IN_FLIGHT = 16;
 
-interface Wanted { e: ChangeEntry; known: string[] }
+interface Wanted { e: ChangeEntry; rev: string; known: string[] }
+
+/** One offered revision: every leaf of each changed document, the winner first. */
+interface Offer { e: ChangeEntry; rev: string }
 
 export class Pusher {
   private mode: 'changes' | 'proposeChanges' = 'changes';
@@ -63,7 +71,7 @@ export class Pusher {
       const principal = this.principal();
       const scope = feedScope(principal, filter);
       const seen = this.local.notifier.version;
-      const page = await changesSince(this.local, scope, { since: this.position, limit: this.config.batch_size });
+      const page = await changesSince(this.local, scope, { since: this.position, limit: this.config.batch_size, style: 'all_docs' });
       const entries = page.entries.filter((e) => !e.id.startsWith('_user/') && e.changes.length > 0);
       if (entries.length) await this.sendBatch(entries);
       if (!live()) return;
@@ -83,8 +91,9 @@ export class Pusher {
 
   private async sendBatch(entries: ChangeEntry[]): Promise<void> {
     this.counters.docs_checked_push += entries.length;
-    const wanted = this.mode === 'changes' ? await this.offerChanges(entries) : undefined;
-    const list = wanted ?? await this.propose(entries);
+    const offers: Offer[] = entries.flatMap((e) => e.changes.map((c) => ({ e, rev: c.rev })));
+    const wanted = this.mode === 'changes' ? await this.offerChanges(offers) : undefined;
+    const list = wanted ?? await this.propose(offers);
     const inFlight = new Set<Promise<void>>();
     for (const w of list) {
       if (this.conn.closed) break;
@@ -97,10 +106,10 @@ export class Pusher {
   }
 
   /** `changes` with revision ids; undefined when the remote wants proposeChanges instead. */
-  private async offerChanges(entries: ChangeEntry[]): Promise<Wanted[] | undefined> {
-    const rows = entries.map((e) => {
-      const row: unknown[] = [e.pos.triggeredBy ? formatSince(e.pos) : e.pos.seq, e.id, e.changes[0].rev];
-      if (e.deleted) row.push(1);
+  private async offerChanges(entries: Offer[]): Promise<Wanted[] | undefined> {
+    const rows = entries.map(({ e, rev }) => {
+      const row: unknown[] = [e.pos.triggeredBy ? formatSince(e.pos) : e.pos.seq, e.id, rev];
+      if (e.deleted && rev === e.changes[0].rev) row.push(1);
       return row;
     });
     const res = await this.conn.sendRequest({ Profile: 'changes', ignoreNoConflicts: 'true' }, rows);
@@ -116,24 +125,24 @@ export class Pusher {
     const answer = res.body.length ? res.json<unknown>() : [];
     if (!Array.isArray(answer)) throw new Error('changes reply must be an array');
     const out: Wanted[] = [];
-    entries.forEach((e, i) => {
+    entries.forEach(({ e, rev }, i) => {
       const a = answer[i];
-      if (Array.isArray(a)) out.push({ e, known: a.filter((k): k is string => typeof k === 'string') });
+      if (Array.isArray(a)) out.push({ e, rev, known: a.filter((k): k is string => typeof k === 'string') });
     });
     return out;
   }
 
   /** `proposeChanges` naming our parent revision as the one the remote should have. */
-  private async propose(entries: ChangeEntry[]): Promise<Wanted[]> {
-    const histories = await this.local.getMany(entries.map((e) => ({ id: e.id, rev: e.changes[0].rev, opts: { revs: true } })));
+  private async propose(entries: Offer[]): Promise<Wanted[]> {
+    const histories = await this.local.getMany(entries.map(({ e, rev }) => ({ id: e.id, rev, opts: { revs: true } })));
     const histOf = (i: number): string[] => {
       const v = histories[i];
       if (v instanceof HttpError || !v.revisions) return [];
       return v.revisions.ids.map((d, k) => `${v.revisions!.start - k}-${d}`);
     };
-    const body = entries.map((e, i) => {
+    const body = entries.map(({ e, rev }, i) => {
       const parent = histOf(i)[1];
-      return parent ? [e.id, e.changes[0].rev, parent] : [e.id, e.changes[0].rev];
+      return parent ? [e.id, rev, parent] : [e.id, rev];
     });
     const res = await this.conn.sendRequest({ Profile: 'proposeChanges', conflictIncludesRev: 'true' }, body);
     if (!res) throw new Error('no reply to proposeChanges');
@@ -141,21 +150,21 @@ export class Pusher {
     const answer = res.body.length ? res.json<unknown>() : [];
     if (!Array.isArray(answer)) throw new Error('proposeChanges reply must be an array');
     const out: Wanted[] = [];
-    entries.forEach((e, i) => {
+    entries.forEach(({ e, rev }, i) => {
       const a = answer[i] ?? 0;
-      if (a === 0) { out.push({ e, known: [] }); return; }
+      if (a === 0) { out.push({ e, rev, known: [] }); return; }
       if (a === 304) return;
       const serverRev = typeof a === 'object' && a !== null ? (a as { rev?: unknown }).rev : undefined;
       // The remote is simply behind on this branch: our revision extends what it has.
-      if (typeof serverRev === 'string' && histOf(i).includes(serverRev)) { out.push({ e, known: [serverRev] }); return; }
+      if (typeof serverRev === 'string' && histOf(i).includes(serverRev)) { out.push({ e, rev, known: [serverRev] }); return; }
       this.counters.doc_write_conflict++;
     });
     return out;
   }
 
   private async sendRev(w: Wanted): Promise<void> {
-    const { e, known } = w;
-    const [view] = await this.local.getMany([{ id: e.id, rev: e.changes[0].rev, opts: { revs: true, revsFrom: known } }], this.principal());
+    const { e, rev, known } = w;
+    const [view] = await this.local.getMany([{ id: e.id, rev, opts: { revs: true, revsFrom: known } }], this.principal());
     // Superseded since the feed read it (the newer revision comes later in the feed), or not visible.
     if (view instanceof HttpError || view.removed) return;
     const ids = view.revisions?.ids ?? [];
