@@ -8,7 +8,13 @@
  *   - local wins / merge: the winning body becomes a new revision, child of the remote revision
  *     (its id computed from parent and body, so two gateways resolving the same conflict the same
  *     way make the same revision), and the local branch is tombstoned.
- * The resolution is an ordinary new revision: the push direction replicates it back.
+ * The resolution is an ordinary new revision: the push direction replicates it back. Every other
+ * live leaf is tombstoned too (Sync Gateway tombstones only the local current revision): a branch
+ * left alive here would win again later and the replicas would not agree.
+ *
+ * A remote's feed names only its winning revision. When that winner is a leaf we already have but
+ * not our winner (the remote tombstoned our winning branch, and the tombstone is not its winner, so
+ * its feed never names it), the two leaves are resolved the same way (`resolveKnown`).
  */
 import { HttpError } from '../../errors.ts';
 import type { Collection, WriteRequest, WriteResult } from '../../db/collection.ts';
@@ -16,7 +22,7 @@ import type { Principal } from '../../auth/principal.ts';
 import type { StoredDoc } from '../../storage/store.ts';
 import { toRevisions } from '../../db/render.ts';
 import { blipBody } from '../../db/deltas.ts';
-import { decodeRevTree } from '../../revtree/index.ts';
+import { decodeRevTree, history as treeHistory, isLeaf, liveLeaves } from '../../revtree/index.ts';
 import { canonicalJson } from '../../json/canonical.ts';
 import { createRevId } from '../../revid.ts';
 import type { Body, ResolverFn } from './resolver.ts';
@@ -99,9 +105,28 @@ export class LocalWriter {
     return out;
   }
 
-  private async writeOne(p: Pulled): Promise<PullOutcome> {
+  /**
+   * The remote's winner `rev` is a non-winning leaf here while our winner is live: resolves the two.
+   * Returns false when there is nothing to resolve (any more).
+   */
+  async resolveKnown(id: string, rev: string): Promise<boolean> {
+    const doc = await this.local.store.getDoc(id);
+    if (!doc || doc.deleted || doc.rev === rev) return false;
+    const tree = decodeRevTree(doc.tree);
+    if (!tree.has(rev) || !isLeaf(tree, rev)) return false;
+    const view = await this.local.get(id, { rev });
+    const p: Pulled = {
+      id, history: treeHistory(tree, rev), deleted: view.deleted,
+      body: view.deleted ? {} : JSON.parse(blipBody(view.body, view.attachments)) as Body,
+    };
+    const r = await this.writeOne(p, true);
+    if (!r.ok) throw r.error;
+    return true;
+  }
+
+  private async writeOne(p: Pulled, known = false): Promise<PullOutcome> {
     const doc = await this.local.store.getDoc(p.id);
-    if (!doc || !isConflict(doc, p)) {
+    if (!doc || (!known && !isConflict(doc, p))) {
       const [r] = await this.local.bulkWrite([replicated(p, this.principal())]);
       return asError(r);
     }
@@ -123,11 +148,22 @@ export class LocalWriter {
     }
     const [r] = await this.local.bulkWrite([write]);
     if (r instanceof HttpError) return { ok: false, error: r };
-    // The losing local branch ends in a tombstone, so every replica agrees on the winner.
-    if (!doc.deleted) {
-      const [t] = await this.local.bulkWrite([{ id: p.id, body: { _deleted: true }, newEdits: true, parentRev: doc.rev, principal: this.principal() }]);
-      if (t instanceof HttpError && t.status !== 409) return { ok: false, error: t };
-    }
+    // The losing local branches end in tombstones, so every replica agrees on the winner. The
+    // tombstone of a revision is the same on every gateway (its id comes from parent and body).
+    await this.tombstoneOthers(p.id, r.rev);
     return { ok: true, rev: r.rev, resolved: kind };
+  }
+
+  /** Tombstones every live leaf but `keep`; a leaf that moved on meanwhile (409) is left alone. */
+  private async tombstoneOthers(id: string, keep: string): Promise<void> {
+    for (let round = 0; round < 3; round++) {
+      const doc = await this.local.store.getDoc(id);
+      if (!doc) return;
+      const others = liveLeaves(decodeRevTree(doc.tree)).map((l) => l.id).filter((l) => l !== keep);
+      if (others.length === 0) return;
+      const results = await this.local.bulkWrite(others.map((leaf) => ({ id, body: { _deleted: true }, newEdits: true, parentRev: leaf, principal: this.principal() })));
+      const failed = results.find((t) => t instanceof HttpError && t.status !== 409);
+      if (failed) throw failed;
+    }
   }
 }

@@ -9,7 +9,7 @@ import { HttpError } from '../../errors.ts';
 import type { Collection } from '../../db/collection.ts';
 import type { BlipConnection, BlipRequest } from '../blip/connection.ts';
 import { isJsonObject } from '../../json/index.ts';
-import { decodeRevTree, leaves } from '../../revtree/index.ts';
+import { decodeRevTree, isLeaf, leaves } from '../../revtree/index.ts';
 import { parseRevId } from '../../revid.ts';
 import type { LocalWriter, Pulled } from './local-write.ts';
 import type { ReplicationCounters, ReplicationConfig } from '../isgr/types.ts';
@@ -138,11 +138,16 @@ export class Puller {
     }
     for (const e of entries) this.tracker.add(e.seq);
     const docs = await this.local.store.getDocs([...new Set(entries.map((e) => e.id))]);
+    const known: { id: string; rev: string }[] = [];
     const answer: (number | string[])[] = entries.map((e) => {
       const doc = docs.get(e.id);
       if (!doc) return [];
       const tree = decodeRevTree(doc.tree);
-      if (tree.has(e.rev)) return 0;
+      if (tree.has(e.rev)) {
+        // The remote's winner is a branch we hold that loses here to a live revision: resolve them.
+        if (!doc.deleted && doc.rev !== e.rev && isLeaf(tree, e.rev)) known.push({ id: e.id, rev: e.rev });
+        return 0;
+      }
       // Our leaves are the revisions the remote's history may stop at.
       return leaves(tree).map((l) => l.id);
     });
@@ -152,6 +157,14 @@ export class Puller {
     let n = answer.length;
     while (n > 0 && answer[n - 1] === 0) n--;
     if (!req.noReply) req.respond({}, answer.slice(0, n));
+    for (const k of known) {
+      try {
+        await this.writer.resolveKnown(k.id, k.rev);
+      } catch (err) {
+        this.counters.rejected_by_local++;
+        this.log('info', `pull: resolving ${k.id} against the remote's ${k.rev} failed: ${(err as Error).message}`);
+      }
+    }
     this.changed();
   }
 
