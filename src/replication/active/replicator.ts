@@ -72,16 +72,25 @@ export class Replicator implements ActiveReplicator {
     this.abort = abort;
     this.errorMessage = undefined;
     this.setState('starting');
-    this.running = this.loop(abort.signal).finally(() => {
+    const run = (async () => {
+      let end: { state: ReplicatorState; message?: string };
+      try {
+        end = await this.loop(abort.signal);
+      } catch (err) {
+        end = { state: 'error', message: (err as Error).message };
+      }
+      // No longer running before anyone hears the final state: a listener may start it again.
       if (this.abort === abort) { this.abort = undefined; this.running = undefined; }
-    });
+      this.setState(end.state, end.message);
+    })();
+    this.running = run;
   }
 
   async stop(): Promise<void> {
     const running = this.running;
     this.abort?.abort();
     if (running) await running;
-    if (this.state !== 'error') this.setState('stopped');
+    else if (this.state !== 'error' && this.state !== 'stopped') this.setState('stopped');
   }
 
   async reset(): Promise<void> {
@@ -125,7 +134,8 @@ export class Replicator implements ActiveReplicator {
     this.notifyTimer.unref();
   };
 
-  private async loop(signal: AbortSignal): Promise<void> {
+  /** Runs sessions until finished, stopped or failed for good; returns the final state. */
+  private async loop(signal: AbortSignal): Promise<{ state: ReplicatorState; message?: string }> {
     const first = this.opts.firstBackoffMs ?? FIRST_BACKOFF_MS;
     const cap = this.config.max_backoff_time > 0 ? this.config.max_backoff_time * 60_000 : DEFAULT_CAP_MS;
     const giveUp = this.config.max_backoff_time > 0 ? Infinity : this.opts.giveUpMs ?? GIVE_UP_MS;
@@ -135,29 +145,29 @@ export class Replicator implements ActiveReplicator {
     try {
       resolver = makeResolver(this.config.conflict_resolution_type, this.config.custom_conflict_resolver);
     } catch (err) {
-      this.setState('error', (err as Error).message);
-      return;
+      return { state: 'error', message: (err as Error).message };
     }
     while (!signal.aborted) {
+      // The local database closed for good (the gateway is stopping): nothing to replicate into.
+      if (this.db.isClosed) break;
       try {
         const finished = await this.session(signal, resolver, () => { delay = first; failingSince = undefined; });
-        if (finished) { this.setState('stopped'); return; }
+        if (finished) return { state: 'stopped' };
       } catch (err) {
         if (signal.aborted) break;
         const fatal = err instanceof ConnectError ? err.fatal : err instanceof ResolverError;
         const message = (err as Error).message;
-        if (fatal) { this.setState('error', message); return; }
+        if (fatal) return { state: 'error', message };
         failingSince ??= Date.now();
         if (Date.now() - failingSince >= giveUp) {
-          this.setState('error', `gave up reconnecting after ${Math.round((Date.now() - failingSince) / 1000)} s: ${message}`);
-          return;
+          return { state: 'error', message: `gave up reconnecting after ${Math.round((Date.now() - failingSince) / 1000)} s: ${message}` };
         }
         this.setState('reconnecting', message);
         await sleep(delay, signal);
         delay = Math.min(delay * 2, cap);
       }
     }
-    if (this.state !== 'error') this.setState('stopped');
+    return { state: 'stopped' };
   }
 
   private async runAs(): Promise<Principal> {
