@@ -119,6 +119,15 @@ describe('ISGR conflict resolution (pull side), replicated back', () => {
     assert.equal((await winners(a)).get('m2'), (await winners(b)).get('m2'));
   });
 
+  for (const type of ['default', 'localWins', 'remoteWins'] as const) {
+    test(`${type}: a single one-shot pushAndPull run leaves both sides agreeing`, async () => {
+      const [a, b] = await pair();
+      await conflicted(a, b, 'one', ['two', 'three']);
+      await runOnce(a, { replication_id: 'single', remote: `${b.adminUrl}/db`, direction: 'pushAndPull', conflict_resolution_type: type });
+      for (const id of ['one', 'two', 'three']) await assertAgree(a, b, id);
+    });
+  }
+
   test('custom: a resolver that loops forever is stopped by the time limit; the document is not written', async () => {
     const [a, b] = await pair();
     await conflicted(a, b, 't1');

@@ -42,6 +42,7 @@ export class Pusher {
   private caughtUpOnce = false;
   private waiters: (() => void)[] = [];
   private position: Since = { seq: 0 };
+  private current: Principal | undefined;
 
   constructor(
     private readonly conn: BlipConnection,
@@ -49,7 +50,7 @@ export class Pusher {
     private readonly config: ReplicationConfig,
     private readonly counters: ReplicationCounters,
     private readonly log: Log,
-    private readonly principal: () => Principal,
+    private readonly refreshPrincipal: () => Promise<Principal>,
     private readonly changed: () => void,
   ) {}
 
@@ -68,7 +69,8 @@ export class Pusher {
     const filter = this.config.filter === 'sync_gateway/bychannel' ? this.config.query_params?.channels ?? [] : undefined;
     const live = () => !signal.aborted && !this.conn.closed && !this.local.db.isClosed;
     while (live()) {
-      const principal = this.principal();
+      const principal = await this.refreshPrincipal();
+      this.current = principal;
       const scope = feedScope(principal, filter);
       const seen = this.local.notifier.version;
       const page = await changesSince(this.local, scope, { since: this.position, limit: this.config.batch_size, style: 'all_docs' });
@@ -164,7 +166,7 @@ export class Pusher {
 
   private async sendRev(w: Wanted): Promise<void> {
     const { e, rev, known } = w;
-    const [view] = await this.local.getMany([{ id: e.id, rev, opts: { revs: true, revsFrom: known } }], this.principal());
+    const [view] = await this.local.getMany([{ id: e.id, rev, opts: { revs: true, revsFrom: known } }], this.current);
     // Superseded since the feed read it (the newer revision comes later in the feed), or not visible.
     if (view instanceof HttpError || view.removed) return;
     const ids = view.revisions?.ids ?? [];

@@ -186,7 +186,12 @@ export class Replicator implements ActiveReplicator {
    */
   private async session(signal: AbortSignal, resolver: ResolverFn, connected: () => void): Promise<boolean> {
     const target = remoteTarget(this.config);
-    const principal = await this.runAs();
+    let principal = await this.runAs();
+    // Before each read of the local feed: the run_as user's grants may have changed since.
+    const refreshPrincipal = async (): Promise<Principal> => {
+      if (this.config.run_as) principal = await this.runAs();
+      return principal;
+    };
     const log = (level: 'info' | 'warn' | 'debug', msg: string) => this.hooks.log(level, `replication ${this.id}: ${msg}`);
     const conn = await openConnection(target, signal, log);
     const ended = new AbortController();
@@ -208,7 +213,7 @@ export class Replicator implements ActiveReplicator {
     const puller = wantPull
       ? new Puller(conn, this.db, new LocalWriter(this.db, () => principal, resolver), this.config, this.counters, log, this.progressed, (e) => failure?.(e))
       : undefined;
-    const pusher = wantPush ? new Pusher(conn, this.db, this.config, this.counters, log, () => principal, this.progressed) : undefined;
+    const pusher = wantPush ? new Pusher(conn, this.db, this.config, this.counters, log, refreshPrincipal, this.progressed) : undefined;
     conn.onRequest((req) => this.dispatch(req, puller, pusher));
     const pullCp = puller ? new Checkpointer(this.db, conn, 'pull', this.id) : undefined;
     const pushCp = pusher ? new Checkpointer(this.db, conn, 'push', this.id) : undefined;
@@ -237,6 +242,9 @@ export class Replicator implements ActiveReplicator {
       } else {
         const done = Promise.all([pushRun, puller?.caughtUp()]);
         await Promise.race([stopped, closed, failed, done]);
+        // pushAndPull: what the pull wrote meanwhile (conflict resolutions above all) goes out too,
+        // so one run leaves both sides agreeing. Revisions that came from the remote are only checked.
+        if (pusher && puller && !signal.aborted) await Promise.race([stopped, closed, failed, pusher.run(pusher.safeSeq, sessionSignal)]);
       }
       clearInterval(timer);
       timer = undefined;
