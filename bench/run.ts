@@ -21,8 +21,9 @@ import { run as config } from './config-reload.ts';
 import { run as resync } from './resync.ts';
 import { run as delta } from './delta.ts';
 import { run as webhooks } from './webhooks.ts';
+import { run as collections } from './blip-collections.ts';
 
-const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip, attachments, config, resync, delta, webhooks };
+const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip, attachments, config, resync, delta, webhooks, collections };
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

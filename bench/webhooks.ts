@@ -8,9 +8,16 @@
  *   modes: none | best_effort (Sync Gateway's queue) | at_least_once | at_least_once, batch_size 100
  *   events/s: documents received by the receiver / time from the push's start to the last one.
  *
+ * CPU per document (Linux /proc, from the push's start to the last event): the gateway process (and
+ * its main thread alone), the receiver process, and this process, which pushes. BENCH_THREADS=1
+ * also prints each gateway thread's CPU seconds (the main thread's id is the pid; the delivery
+ * thread is the busiest other one; the rest are V8's GC helpers).
+ *
  *   npm run bench -- webhooks        BENCH_WEBHOOK_DOCS=2000 BENCH_WEBHOOK_ROUNDS=1 npm run bench -- webhooks
  */
 import { fork } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runIfMain } from './main.ts';
 import { replayPush } from './push.ts';
@@ -22,11 +29,13 @@ const ALL_MODES: Mode[] = ['none', 'best_effort', 'at_least_once', 'at_least_onc
 const MODES: Mode[] = process.env.BENCH_WEBHOOK_MODES
   ? ALL_MODES.filter((m) => m === 'none' || process.env.BENCH_WEBHOOK_MODES!.split(',').includes(m)) : ALL_MODES;
 
-interface Receiver { url: string; counts(): Promise<{ count: number; lastAt: number }>; until(n: number, ms: number): Promise<{ count: number; lastAt: number }>; close(): Promise<void> }
+interface Receiver { url: string; pid: number; counts(): Promise<{ count: number; lastAt: number }>; until(n: number, ms: number): Promise<{ count: number; lastAt: number }>; close(): Promise<void> }
 
 /** The receiver in its own process (webhook-receiver-child.ts). */
 async function startReceiver(): Promise<Receiver> {
-  const child = fork(fileURLToPath(new URL('./webhook-receiver-child.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx', '--no-warnings'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const execArgv = ['--import', 'tsx', '--no-warnings'];
+  if (process.env.BENCH_CPU_PROF) execArgv.push('--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/receiver`);
+  const child = fork(fileURLToPath(new URL('./webhook-receiver-child.ts', import.meta.url)), [], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m: any) => (m?.ready ? resolve(m.public) : reject(new Error(JSON.stringify(m)))));
     child.once('exit', (code) => reject(new Error(`receiver exited with ${code}`)));
@@ -37,6 +46,7 @@ async function startReceiver(): Promise<Receiver> {
   });
   return {
     url: `http://127.0.0.1:${port}/hook`,
+    pid: child.pid!,
     counts,
     async until(n, ms) {
       const deadline = Date.now() + ms;
@@ -59,22 +69,46 @@ function handlerFor(mode: Mode, url: string): Record<string, unknown> | undefine
   }
 }
 
-interface Round { pushDocsPerSec: number; eventsPerSec?: number; received?: number; dropped?: number }
+interface Round {
+  pushDocsPerSec: number; eventsPerSec?: number; received?: number; dropped?: number;
+  /** CPU seconds (user + system) from the push's start to the last event: gateway (all its threads), receiver, this pushing process. */
+  cpu: { gateway: number; gatewayMain: number; receiver: number; pusher: number };
+}
+
+/** utime + stime of a process (or with `tid`, of one of its threads), in seconds (Linux /proc; 0 elsewhere). */
+function cpuSecs(pid: number, tid?: number): number {
+  try {
+    const f = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch { return 0; }
+}
 
 async function measure(mode: Mode, docs: Record<string, unknown>[]): Promise<Round> {
   const rx = await startReceiver();
   const handler = handlerFor(mode, rx.url);
-  const server = await startSyncgate(handler ? { event_handlers: { document_changed: [handler] } } : {});
+  // A gateway that fails to start must not leave the receiver running (it holds the bench's stdout).
+  const server = await startSyncgate(handler ? { event_handlers: { document_changed: [handler] } } : {}).catch(async (err) => { await rx.close(); throw err; });
+  // The main thread's id is the process id; the rest is the delivery thread, GC helpers, libuv's pool.
+  const cpu0 = { gateway: cpuSecs(server.pid), gatewayMain: cpuSecs(server.pid, server.pid), receiver: cpuSecs(rx.pid), pusher: process.cpuUsage() };
+  const cpu = () => ({
+    gateway: cpuSecs(server.pid) - cpu0.gateway, gatewayMain: cpuSecs(server.pid, server.pid) - cpu0.gatewayMain, receiver: cpuSecs(rx.pid) - cpu0.receiver,
+    pusher: ((u) => (u.user + u.system) / 1e6)(process.cpuUsage(cpu0.pusher)),
+  });
+  const tasks = () => Object.fromEntries(readdirSync(`/proc/${server.pid}/task`).map((t) => [t, cpuSecs(server.pid, Number(t))]));
+  const tasks0 = process.env.BENCH_THREADS ? tasks() : {};
   try {
     const t0 = Date.now();
     const pushDocsPerSec = await replayPush(server.url, docs);
-    if (!handler) return { pushDocsPerSec };
+
+    if (!handler) return { pushDocsPerSec, cpu: cpu() };
     // Best effort may drop when its queue is full: then not every document arrives; wait for what does.
     const got = await rx.until(docs.length, 120_000);
+    const used = cpu();
+    if (process.env.BENCH_THREADS) console.log(mode, 'CPU s per thread:', Object.entries(tasks()).map(([k, v]) => `${k}:${(v - (tasks0[k] ?? 0)).toFixed(2)}`).join(' '));
     const status = await (await fetch(`${server.adminUrl}/_event_handlers`)).json() as { handlers: { dropped: number }[] };
     const dropped = status.handlers[0]?.dropped ?? 0;
     if (got.count < docs.length && dropped === 0) throw new Error(`${mode}: ${got.count} of ${docs.length} events arrived and none was dropped`);
-    return { pushDocsPerSec, eventsPerSec: got.count / ((got.lastAt - t0) / 1000), received: got.count, dropped };
+    return { pushDocsPerSec, eventsPerSec: got.count / ((got.lastAt - t0) / 1000), received: got.count, dropped, cpu: used };
   } finally {
     await server.stop();
     await rx.close();
@@ -91,7 +125,11 @@ export async function run(): Promise<void> {
     for (const mode of r % 2 === 0 ? MODES : [...MODES].reverse()) results.get(mode)!.push(await measure(mode, docs));
   }
   const none = median(results.get('none')!.map((x) => x.pushDocsPerSec));
-  console.log(`push without handlers: ${fmt(none)} docs/s (rounds ${results.get('none')!.map((x) => fmt(x.pushDocsPerSec)).join(', ')})`);
+  const cpuLine = (rs: Round[]) => {
+    const per = (k: keyof Round['cpu']) => fmt(median(rs.map((x) => x.cpu[k] / n * 1e6)));
+    return `CPU µs per doc: gateway ${per('gateway')} (main thread ${per('gatewayMain')}), receiver ${per('receiver')}, pusher ${per('pusher')}`;
+  };
+  console.log(`push without handlers: ${fmt(none)} docs/s (rounds ${results.get('none')!.map((x) => fmt(x.pushDocsPerSec)).join(', ')}); ${cpuLine(results.get('none')!)}`);
   for (const mode of MODES.slice(1)) {
     const rs = results.get(mode)!;
     const push = median(rs.map((x) => x.pushDocsPerSec));
@@ -99,8 +137,9 @@ export async function run(): Promise<void> {
     const events = median(rs.map((x) => x.eventsPerSec!));
     const dropped = rs.map((x) => x.dropped ?? 0);
     console.log(`${mode.padEnd(20)} push ${fmt(push)} docs/s = ${ratio.toFixed(2)} of without  target ≥0.80: ${ratio >= 0.8 ? 'met' : 'NOT met'}; `
-      + `delivered ${fmt(events)} events/s (rounds ${rs.map((x) => fmt(x.eventsPerSec!)).join(', ')}); dropped ${dropped.join(', ')}`);
+      + `delivered ${fmt(events)} events/s (rounds ${rs.map((x) => fmt(x.eventsPerSec!)).join(', ')}); dropped ${dropped.join(', ')}; ${cpuLine(rs)}`);
   }
+  console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 }
 
 runIfMain(import.meta.url, run);

@@ -2,6 +2,7 @@
  * The operator console: a Preact app, hash-routed, talking only to the admin API of the origin
  * it was served from (see console/api.ts). Routes:
  *   #/                        overview
+ *   #/logs                    recent log lines, console level and keys
  *   #/db/{db}/docs[/{id}]     documents
  *   #/db/{db}/users[/{name}]  users
  *   #/db/{db}/roles[/{name}]  roles
@@ -22,6 +23,7 @@ import { Roles } from './pages/roles.tsx';
 import { Why } from './pages/why.tsx';
 import { SyncFunction } from './pages/sync.tsx';
 import { Changes } from './pages/changes.tsx';
+import { Logs } from './pages/logs.tsx';
 
 const PAGES: [string, string][] = [['docs', 'Documents'], ['users', 'Users'], ['roles', 'Roles'], ['why', 'Why can’t they see it?'], ['sync', 'Sync function'], ['changes', 'Live changes']];
 
@@ -43,11 +45,12 @@ function App() {
         <a class="brand" href="#/">Syncgate console</a>
         <nav aria-label="Pages">
           <a href="#/" aria-current={route.page === 'overview' ? 'page' : undefined}>Overview</a>
+          <a href="#/logs" aria-current={route.page === 'logs' ? 'page' : undefined}>Logs</a>
           {db && PAGES.map(([p, label]) => (
             <a key={p} href={href(db, p)} aria-current={route.page === p ? 'page' : undefined}>{label}</a>
           ))}
         </nav>
-        {dbs.length > 0 && route.page !== 'overview' && (
+        {dbs.length > 0 && route.page !== 'overview' && route.page !== 'logs' && (
           <label class="dbpick">
             <span>Database</span>
             <select value={db} onChange={(e) => { location.hash = href((e.target as HTMLSelectElement).value, route.page); }}>
@@ -57,7 +60,8 @@ function App() {
         )}
       </header>
       <main>
-        {route.page === 'overview' || !db ? <Overview /> : null}
+        {route.page === 'logs' && <Logs />}
+        {route.page === 'overview' || (!db && route.page !== 'logs') ? <Overview /> : null}
         {db && route.page === 'docs' && <Documents key={db} db={db} id={route.rest[0]} />}
         {db && route.page === 'users' && <Users key={db} db={db} name={route.rest[0]} />}
         {db && route.page === 'roles' && <Roles key={`${db}/${route.rest[0]}`} db={db} name={route.rest[0]} />}

@@ -1,4 +1,4 @@
-/** Hash routes: `#/` and `#/db/{db}/{page}/{rest...}`, every segment percent-encoded. */
+/** Hash routes: `#/`, `#/logs` and `#/db/{db}/{page}/{rest...}`, every segment percent-encoded. */
 export interface Route { page: string; db?: string; rest: string[] }
 
 export function parseHash(hash: string): Route {
@@ -6,6 +6,7 @@ export function parseHash(hash: string): Route {
     try { return decodeURIComponent(s); } catch { return s; }
   });
   if (segs[0] === 'db' && segs[1]) return { page: segs[2] ?? 'docs', db: segs[1], rest: segs.slice(3) };
+  if (segs[0] === 'logs') return { page: 'logs', rest: [] };
   return { page: 'overview', rest: [] };
 }
 

@@ -4,7 +4,7 @@
  */
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { CollectionConfig, DatabaseConfig, GatewayConfig, PersistentConfig } from './config/index.ts';
+import { type CollectionConfig, type DatabaseConfig, defaultSyncSource, type GatewayConfig, type PersistentConfig } from './config/index.ts';
 import { DbConfigs } from './db-configs.ts';
 import type { ConfigStore } from './storage/config-store.ts';
 import { SqliteConfigStore } from './storage/sqlite/config-store.ts';
@@ -32,6 +32,12 @@ import { openPostgresStore, type PostgresStore } from './storage/postgres/index.
 import { type PostgresSpec, redactServerUrl } from './config/server.ts';
 import { EventHandlers, type HandlerStatus } from './events/handlers.ts';
 import { EventFilterError } from './events/filter.ts';
+// ISGR hook (h-isgr-api): each database's replication registry.
+import { randomUUID } from 'node:crypto';
+import { ReplicationRegistry } from './replication/isgr/registry.ts';
+import { upsertDefinition } from './replication/isgr/definition.ts';
+import { type CreateReplicator, unavailableReplicator } from './replication/isgr/runner.ts';
+import { zeroCounters } from './replication/isgr/types.ts';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -43,6 +49,11 @@ export interface GatewayOptions {
   metrics?: Metrics;
   /** How JWT providers' metadata and keys are fetched (tests: a test CA, a short re-fetch cooldown). */
   jwt?: DbAuthOptions['jwt'];
+  /**
+   * ISGR: the factory of active replicators (src/replication/active/; until it is wired in, a stand-in
+   * that reports `error`), this process's node id (default: a new uuid) and the lease length (tests shorten it).
+   */
+  replication?: { createReplicator?: CreateReplicator; nodeId?: string; leaseMs?: number };
 }
 
 export interface RunningAddresses {
@@ -125,7 +136,7 @@ function collectionSync(db: string, c: CollectionConfig): SyncFunction | undefin
   if (c.sync !== undefined) return new SyncFunction(c.sync, where);
   // `_default._default` keeps the built-in `channel(doc.channels)` path (no sandbox call per write).
   if (c.scope === DEFAULT_SCOPE && c.name === DEFAULT_COLLECTION) return undefined;
-  return new SyncFunction(`function(doc){channel(${JSON.stringify(c.name)});}`, where);
+  return new SyncFunction(defaultSyncSource(c.scope, c.name), where);
 }
 
 /** Same backend, same place, same credentials: a reload can keep the open store. */
@@ -169,6 +180,10 @@ export class Gateway implements DatabaseRegistry {
   /** Database configs over REST (persistent mode: the ConfigStore at `bootstrap.server`). */
   readonly configs: DbConfigs;
   private readonly events = new Map<string, EventHandlers>();
+  /** ISGR: each database's replications (they stop with it and start again with its successor). */
+  private readonly replicationRegistries = new Map<string, ReplicationRegistry>();
+  /** This process's node id in ISGR's assignment (one per gateway, the same for every database). */
+  readonly nodeId: string;
   private servers: http.Server[] = [];
   /** Login lockout for every database and operator port of this gateway (SECURITY.md). */
   readonly lockout: LoginLockout;
@@ -198,6 +213,17 @@ export class Gateway implements DatabaseRegistry {
       perAddress: { requests: l.requestsPerAddress, windowMs: window }, perUser: { requests: l.requestsPerUser, windowMs: window },
       maxFeedsPerUser: l.maxChangesFeedsPerUser, trustedProxies: l.trustedProxies,
     });
+    this.nodeId = options.replication?.nodeId ?? randomUUID();
+    this.metrics.setReplicationSource(() => {
+      const out = [];
+      for (const [database, r] of this.replicationRegistries) {
+        for (const { id, snapshot } of r.localSnapshots()) {
+          const { last_seq_pull: _p, last_seq_push: _q, ...counters } = { ...zeroCounters(), ...snapshot.counters };
+          out.push({ database, replication: id, state: snapshot.state, counters });
+        }
+      }
+      return out;
+    });
     const persistent = config.persistent;
     this.configs = new DbConfigs(this, persistent ? () => openConfigStore(persistent, this.logger) : undefined);
   }
@@ -207,6 +233,7 @@ export class Gateway implements DatabaseRegistry {
   names(): string[] { return [...this.databases.keys()]; }
   has(name: string): boolean { return this.databases.has(name); }
   running(name: string): DatabaseConfig | undefined { return this.runningConfigs.get(name); }
+  replications(name: string): ReplicationRegistry | undefined { return this.replicationRegistries.get(name); }
   async eventHandlerStatus(name: string): Promise<HandlerStatus[] | undefined> {
     if (!this.databases.has(name)) return undefined;
     return (await this.events.get(name)?.status()) ?? [];
@@ -223,6 +250,14 @@ export class Gateway implements DatabaseRegistry {
     // Compiled before anything changes: a sync function that does not compile changes nothing.
     const sync = config.sync !== undefined ? new SyncFunction(config.sync, config.name) : undefined;
     const collectionSyncs = (config.collections ?? []).map((c) => collectionSync(config.name, c));
+    // ISGR: the config's replications are checked before anything changes (a bad one refuses the config).
+    for (const [id, raw] of Object.entries(config.replications ?? {})) {
+      try {
+        upsertDefinition(id, undefined, raw, { fromConfig: true });
+      } catch (err) {
+        throw new HttpError(400, `database "${config.name}": replications.${id}: ${err instanceof HttpError ? err.reason : (err as Error).message}`);
+      }
+    }
     const old = this.databases.get(config.name);
     const oldConfig = this.runningConfigs.get(config.name);
     const oldStore = this.rawStores.get(config.name);
@@ -248,7 +283,7 @@ export class Gateway implements DatabaseRegistry {
     // Built before anything is swapped: a filter that does not compile changes nothing.
     let events: EventHandlers | undefined;
     try {
-      events = config.eventHandlers ? new EventHandlers({ db, config: config.eventHandlers, adminInterface: this.config.adminInterface, log: this.logger }) : undefined;
+      events = config.eventHandlers ? await EventHandlers.create({ db, config: config.eventHandlers, adminInterface: this.config.adminInterface, log: this.logger }) : undefined;
     } catch (err) {
       if (!sameStore) await raw.close().catch(() => {});
       if (err instanceof EventFilterError) throw new HttpError(400, err.message);
@@ -266,6 +301,13 @@ export class Gateway implements DatabaseRegistry {
       bcryptCost: this.config.bcryptCost, tls: !!this.config.sslCert, log: this.logger, onAuthFailure: (kind) => stats.authFailure(kind), onJwtLogin: (provider, outcome) => stats.jwtLogin(provider, outcome),
       lockout: this.lockout, jwt: this.options.jwt,
     });
+    const replications = new ReplicationRegistry({
+      db, nodeId: this.nodeId, createReplicator: this.options.replication?.createReplicator ?? unavailableReplicator,
+      leaseMs: this.options.replication?.leaseMs, configReplications: config.replications, takesPart: config.sgreplicateEnabled !== false,
+      log: (level, msg) => this.logger[level](`Replicate: ${config.name}: ${msg}`),
+    });
+    const oldReplications = this.replicationRegistries.get(config.name);
+    this.replicationRegistries.set(config.name, replications);
     this.databases.set(config.name, db);
     this.auths.set(config.name, auth);
     this.runningConfigs.set(config.name, config);
@@ -294,6 +336,11 @@ export class Gateway implements DatabaseRegistry {
     // Announced once the handlers listen: coming online raises db_state_changed "online" (spec §4.2).
     events?.start();
     if (this.databases.get(config.name) === db) db.setState(config.offline ? 'Offline' : 'Online', 'DB loaded from config');
+    // ISGR: the replaced database's replications stop (handing their leases back), then this one's start.
+    await oldReplications?.stop().catch((err) => this.logger.warn(`Replicate: ${config.name}: stopping the replaced database's replications: ${(err as Error).message}`));
+    if (this.replicationRegistries.get(config.name) === replications) {
+      await replications.start().catch((err) => this.logger.warn(`Replicate: ${config.name}: cannot start replications: ${(err as Error).message}`));
+    }
     this.logger.info(`CRUD: ${old ? 'Reloaded' : 'Opened'} database "${config.name}" on ${config.storage.kind === 'sqlite' ? 'sqlite:' + config.storage.path : config.storage.kind === 'postgres' ? redactServerUrl(config.server) : 'in-memory storage'}${config.offline ? ' (offline)' : ''}`);
   }
 
@@ -320,6 +367,9 @@ export class Gateway implements DatabaseRegistry {
     this.rawStores.delete(name);
     this.metrics.removeDatabase(name);
     db.setState('Offline', 'Database context closed');
+    const replications = this.replicationRegistries.get(name);
+    this.replicationRegistries.delete(name);
+    await replications?.stop();
     await this.events.get(name)?.close();
     this.events.delete(name);
     await db.close();
@@ -411,6 +461,8 @@ export class Gateway implements DatabaseRegistry {
     clearTimeout(timer);
     await Promise.all([...this.events.values()].map((e) => e.close()));
     this.events.clear();
+    await Promise.all([...this.replicationRegistries.values()].map((r) => r.stop().catch(() => undefined)));
+    this.replicationRegistries.clear();
     for (const db of this.databases.values()) await db.close();
     for (const [store, timer] of this.closing) { clearTimeout(timer); await store.close().catch(() => {}); }
     this.closing.clear();

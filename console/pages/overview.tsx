@@ -1,13 +1,18 @@
-/** Every database's state and counters, and live charts drawn from `/_expvar`. */
+/**
+ * Every database's state and counters (BLIP replications included), and live charts drawn from
+ * `/_expvar`: rates from counter deltas, and the p95 latency of the requests between two samples
+ * from the request-duration histogram (console/quantile.ts).
+ */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { dbPath, get, message } from '../api.ts';
+import { type Latency, quantileBetween } from '../quantile.ts';
 import { ErrorLine } from '../ui.tsx';
 
 interface DbInfo { db_name: string; state: string; doc_count: number; update_seq: number }
 interface Expvar {
   memstats: Record<string, number>;
-  syncgateway: { global: { resource_utilization: Record<string, number> }; per_db: Record<string, { database: Record<string, number> }> };
+  syncgateway: { global: { resource_utilization: Record<string, number>; http_request_duration?: Latency }; per_db: Record<string, { database: Record<string, number> }> };
 }
 interface Sample { t: number; x: Expvar }
 
@@ -26,8 +31,21 @@ function sumDbs(x: Expvar, key: string): number {
 
 const ru = (key: string) => (x: Expvar) => x.syncgateway.global.resource_utilization[key] ?? 0;
 
-/** A series: a counter charted as its rate per second, or a gauge charted as it is. */
-interface Series { label: string; stroke: string; value: (x: Expvar) => number; rate: boolean; dash?: number[] }
+/**
+ * A series: a counter charted as its rate per second, a gauge charted as it is, or (`between`) a
+ * value computed from two consecutive samples; null leaves a gap.
+ */
+interface Series {
+  label: string; stroke: string; value: (x: Expvar) => number; rate: boolean; dash?: number[];
+  between?: (prev: Expvar, cur: Expvar) => number | null;
+}
+
+function p95ms(prev: Expvar, cur: Expvar): number | null {
+  const a = prev.syncgateway.global.http_request_duration;
+  const b = cur.syncgateway.global.http_request_duration;
+  const q = a && b ? quantileBetween(a, b, 0.95) : undefined;
+  return q === undefined ? null : q * 1000;
+}
 
 const CHARTS: { title: string; series: Series[] }[] = [
   {
@@ -46,6 +64,10 @@ const CHARTS: { title: string; series: Series[] }[] = [
       { label: 'reads/s', stroke: '#1c7ed6', value: (x) => sumDbs(x, 'num_doc_reads_rest'), rate: true },
       { label: 'open feeds', stroke: '#2f9e44', value: (x) => sumDbs(x, 'num_changes_feeds_longpoll') + sumDbs(x, 'num_changes_feeds_continuous') + sumDbs(x, 'num_changes_feeds_websocket'), rate: false, dash: [4, 4] },
     ],
+  },
+  {
+    title: 'p95 request latency (ms), live feeds excluded',
+    series: [{ label: 'p95 ms', stroke: '#c2255c', value: () => 0, rate: false, between: p95ms }],
   },
   {
     title: 'Process memory (MiB)',
@@ -82,7 +104,8 @@ function LiveChart({ title, series, sample }: { title: string; series: Series[];
     if (!prev) return;
     const dt = Math.max(0.001, sample.t - prev.t);
     st.data[0].push(sample.t);
-    series.forEach((s, i) => st.data[i + 1].push(s.rate ? Math.max(0, (s.value(sample.x) - s.value(prev.x)) / dt) : s.value(sample.x)));
+    series.forEach((s, i) => st.data[i + 1].push(s.between ? s.between(prev.x, sample.x) as number
+      : s.rate ? Math.max(0, (s.value(sample.x) - s.value(prev.x)) / dt) : s.value(sample.x)));
     if (st.data[0].length > POINTS) st.data.forEach((d) => d.shift());
     st.plot.setData(st.data as uPlot.AlignedData);
     // How many points are drawn, for tests and for the curious.
@@ -116,7 +139,7 @@ export function Overview() {
       <h1 tabIndex={-1}>Overview</h1>
       <ErrorLine error={error} />
       <table class="grid" aria-label="Databases">
-        <thead><tr><th scope="col">Database</th><th scope="col">State</th><th scope="col">Documents</th><th scope="col">Last sequence</th><th scope="col">Open feeds</th><th scope="col">Open</th></tr></thead>
+        <thead><tr><th scope="col">Database</th><th scope="col">State</th><th scope="col">Documents</th><th scope="col">Last sequence</th><th scope="col">Open feeds</th><th scope="col">BLIP connections</th><th scope="col">Open</th></tr></thead>
         <tbody>
           {dbs?.map((d) => (
             <tr key={d.db_name}>
@@ -125,6 +148,7 @@ export function Overview() {
               <td class="num">{d.doc_count}</td>
               <td class="num">{d.update_seq}</td>
               <td class="num">{feedsOf(x, d.db_name) ?? '…'}</td>
+              <td class="num">{x?.syncgateway.per_db[d.db_name]?.database.num_blip_connections ?? '…'}</td>
               <td><a href={`#/db/${encodeURIComponent(d.db_name)}/docs`}>Documents</a></td>
             </tr>
           ))}

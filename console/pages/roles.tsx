@@ -1,14 +1,13 @@
-/** Roles of a database: list (filtered by name prefix), create, and edit their admin channels. */
+/** Roles of a database: list (paged and searched on the server), create, and edit their admin channels. */
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, call, dbPath, get, message } from '../api.ts';
 import { href } from '../route.ts';
+import { PagedNames } from '../paged.tsx';
 import { ErrorLine, Field, splitList } from '../ui.tsx';
 
 interface Role { name: string; admin_channels?: string[]; all_channels?: string[] }
 
 export function Roles({ db, name }: { db: string; name?: string }) {
-  const [names, setNames] = useState<string[]>();
-  const [filter, setFilter] = useState('');
   const [role, setRole] = useState<Role>();
   const [form, setForm] = useState({ name: '', channels: '' });
   const [status, setStatus] = useState<string>();
@@ -16,7 +15,6 @@ export function Roles({ db, name }: { db: string; name?: string }) {
   const [reload, setReload] = useState(0);
   const creating = name === '_new';
   useEffect(() => {
-    get<string[]>(dbPath(db, '_role', '')).then(setNames, (err) => setError(message(err)));
     if (name && !creating) {
       get<Role>(dbPath(db, '_role', name)).then((r) => { setRole(r); setForm({ name: r.name, channels: (r.admin_channels ?? []).join(', ') }); }, (err) => setError(message(err)));
     }
@@ -35,15 +33,13 @@ export function Roles({ db, name }: { db: string; name?: string }) {
     } catch (err) { setStatus(message(err)); }
   };
   if (name === undefined) {
-    const shown = (names ?? []).filter((n) => n.startsWith(filter));
     return (
       <>
         <h1 tabIndex={-1}>Roles of {db}</h1>
         <p><a href={href(db, 'roles', '_new')}>Create a role</a></p>
-        <Field label="Filter by name prefix"><input type="search" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} /></Field>
-        <ErrorLine error={error} />
-        <ul class="list" aria-label="Roles">{shown.slice(0, 200).map((n) => <li key={n}><a href={href(db, 'roles', n)}>{n}</a></li>)}</ul>
-        {names && shown.length === 0 && <p>No roles{filter ? ` starting with “${filter}”` : ''}.</p>}
+        <PagedNames<{ name: string }> path={dbPath(db, '_role', '')} extra={{}} render={(rows) => (
+          <ul class="list" aria-label="Roles">{rows.map((r) => <li key={r.name}><a href={href(db, 'roles', r.name)}>{r.name}</a></li>)}</ul>
+        )} />
       </>
     );
   }

@@ -1,11 +1,13 @@
 /**
  * The sync function: view it, edit it (`PUT /{db}/_config/sync` with `If-Match`, so a concurrent
  * change is refused rather than overwritten; persistent mode only), and run a resync with its
- * progress (`POST /{db}/_resync?action=start` needs the database offline; `GET` reports progress).
+ * progress (`POST /{db}/_resync?action=start` needs the database offline; `GET` reports progress),
+ * and try it on a document before saving (sync-try.tsx).
  */
 import { useEffect, useState } from 'preact/hooks';
 import { call, dbPath, get, message } from '../api.ts';
 import { ErrorLine, Field } from '../ui.tsx';
+import { TryIt } from './sync-try.tsx';
 
 interface Resync { status: string; docs_processed?: number; docs_changed?: number; last_error?: string; start_time?: string }
 
@@ -109,6 +111,7 @@ export function SyncFunction({ db }: { db: string }) {
           {status && <p role="status" class="status">{status}</p>}
         </section>
       )}
+      <TryIt db={db} edited={source !== undefined && text !== source && text.trim() !== '' ? text : undefined} />
       <ResyncPanel db={db} />
     </>
   );

@@ -1,44 +1,30 @@
-/** Users of a database: list (filtered by name prefix), create, edit, and effective channels. */
+/** Users of a database: list (paged and searched on the server), create, edit, and effective access. */
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, call, dbPath, get, message } from '../api.ts';
+import { PagedNames } from '../paged.tsx';
+import { EffectiveAccess } from './user-access.tsx';
 import { href } from '../route.ts';
 import { ErrorLine, Field, splitList } from '../ui.tsx';
 
 interface User { name: string; admin_channels?: string[]; admin_roles?: string[]; all_channels?: string[]; roles?: string[]; disabled?: boolean; email?: string; jwt_channels?: string[]; jwt_roles?: string[] }
 
-const SHOWN = 200;
-
-/**
- * Where a user's channel comes from, as far as the admin API tells: the user's admin grant, a
- * role's channels, a JWT claim, the public `!` channel, or else a sync function `access()` grant.
- */
-function sources(u: User, roleChannels: Record<string, string[]>, c: string): string[] {
-  // Every user and role has `!`: naming a role for it would only mislead.
-  if (c === '!') return ['everyone (the public channel)'];
-  const out: string[] = [];
-  if (u.admin_channels?.includes(c)) out.push('admin grant');
-  if (u.jwt_channels?.includes(c)) out.push('JWT claim');
-  for (const [r, chans] of Object.entries(roleChannels)) if (chans.includes(c)) out.push(`role ${r}`);
-  return out.length ? out : ['sync function access() grant'];
-}
+interface Summary { name: string; email?: string; disabled: boolean }
 
 function UserList({ db }: { db: string }) {
-  const [names, setNames] = useState<string[]>();
-  const [filter, setFilter] = useState('');
-  const [error, setError] = useState<string>();
-  useEffect(() => { get<string[]>(dbPath(db, '_user', '')).then(setNames, (err) => setError(message(err))); }, [db]);
-  const shown = (names ?? []).filter((n) => n.startsWith(filter));
   return (
     <>
       <h1 tabIndex={-1}>Users of {db}</h1>
       <p><a href={href(db, 'users', '_new')}>Create a user</a></p>
-      <Field label="Filter by name prefix"><input type="search" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} /></Field>
-      <ErrorLine error={error} />
-      <ul class="list" aria-label="Users">
-        {shown.slice(0, SHOWN).map((n) => <li key={n}><a href={href(db, 'users', n)}>{n}</a></li>)}
-      </ul>
-      {shown.length > SHOWN && <p class="muted">{shown.length - SHOWN} more: narrow the filter.</p>}
-      {names && shown.length === 0 && <p>No users{filter ? ` starting with “${filter}”` : ''}.</p>}
+      <PagedNames<Summary> path={dbPath(db, '_user', '')} extra={{ name_only: 'false' }} render={(rows) => (
+        <table class="grid" aria-label="Users">
+          <thead><tr><th scope="col">Name</th><th scope="col">Email</th><th scope="col">State</th></tr></thead>
+          <tbody>
+            {rows.map((u) => (
+              <tr key={u.name}><td><a href={href(db, 'users', u.name)}>{u.name}</a></td><td>{u.email ?? ''}</td><td>{u.disabled ? 'disabled' : 'enabled'}</td></tr>
+            ))}
+          </tbody>
+        </table>
+      )} />
     </>
   );
 }
@@ -50,14 +36,10 @@ function UserForm({ db, name }: { db: string; name?: string }) {
   const [error, setError] = useState<string>();
   const [status, setStatus] = useState<string>();
   const [reload, setReload] = useState(0);
-  const [roleChannels, setRoleChannels] = useState<Record<string, string[]>>({});
   useEffect(() => {
     if (creating) return;
-    get<User>(dbPath(db, '_user', name)).then(async (u) => {
+    get<User>(dbPath(db, '_user', name)).then((u) => {
       setUser(u);
-      // Each role's channels, to say where each of the user's channels comes from.
-      const entries = await Promise.all((u.roles ?? []).map(async (r) => [r, (await get<{ all_channels?: string[] }>(dbPath(db, '_role', r)).catch(() => ({ all_channels: [] }))).all_channels ?? []] as const));
-      setRoleChannels(Object.fromEntries(entries));
       setForm({ name: u.name, channels: (u.admin_channels ?? []).join(', '), roles: (u.admin_roles ?? []).join(', '), password: '', disabled: !!u.disabled });
     }, (err) => setError(message(err)));
   }, [db, name, reload]);
@@ -102,24 +84,15 @@ function UserForm({ db, name }: { db: string; name?: string }) {
         {status && <p role="status" class="status">{status}</p>}
       </form>
       {user && (
-        <section aria-labelledby="h-eff">
-          <h2 id="h-eff">Effective access</h2>
-          <table class="grid" aria-label="Channels and where they come from">
-            <thead><tr><th scope="col">Channel</th><th scope="col">Granted by</th></tr></thead>
-            <tbody>
-              {(user.all_channels ?? []).map((c) => (
-                <tr key={c}><td>{c}</td><td>{sources(user, roleChannels, c).join('; ')}</td></tr>
-              ))}
-            </tbody>
-          </table>
+        <>
+          <EffectiveAccess db={db} name={name!} reload={reload} />
           <dl class="meta">
             <dt>All channels</dt><dd class="channels" data-testid="all-channels">{(user.all_channels ?? []).join(', ') || '(none)'}</dd>
             <dt>Roles</dt><dd>{(user.roles ?? []).join(', ') || '(none)'}</dd>
             {user.jwt_channels && <><dt>Channels from JWT claims</dt><dd>{user.jwt_channels.join(', ')}</dd></>}
             {user.jwt_roles && <><dt>Roles from JWT claims</dt><dd>{user.jwt_roles.join(', ')}</dd></>}
           </dl>
-          <p class="muted">All channels include admin grants, roles' channels and grants made by the sync function (<code>access()</code>).</p>
-        </section>
+        </>
       )}
     </>
   );

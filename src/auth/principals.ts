@@ -6,7 +6,7 @@
 import { VerifiedPasswords } from './verified-passwords.ts';
 import bcrypt from 'bcryptjs';
 import { HttpError } from '../errors.ts';
-import type { GrantRow, PrincipalKind, PrincipalRecord, Store } from '../storage/store.ts';
+import type { GrantRow, PrincipalKind, PrincipalPage, PrincipalRecord, Store } from '../storage/store.ts';
 import {
   type Access, GRANTED_BY_OWN_SAVE, GUEST_NAME, ROLE_PREFIX, computeAccess, computeRoleAccess, resolvedGrants,
 } from './access.ts';
@@ -166,12 +166,20 @@ export class Principals {
     return this.principalFor(rec);
   }
 
-  async listUsers(): Promise<string[]> {
-    return (await this.store.listPrincipals('user')).filter((n) => n !== GUEST_NAME).sort();
+  /**
+   * User names (GUEST left out) in byte order, one page at a time when `page` says so (prefix,
+   * after, limit): read from the store's index, so a page of 10,000 users costs a page.
+   */
+  async listUsers(page: PrincipalPage = {}): Promise<string[]> {
+    const names = await this.store.listPrincipals('user', page);
+    if (!names.includes(GUEST_NAME)) return names;
+    // GUEST took a place on the page: read one more to fill it.
+    const more = page.limit ? await this.store.listPrincipals('user', { ...page, limit: page.limit + 1 }) : names;
+    return more.filter((n) => n !== GUEST_NAME);
   }
 
-  async listRoles(): Promise<string[]> {
-    return (await this.store.listPrincipals('role')).sort();
+  async listRoles(page: PrincipalPage = {}): Promise<string[]> {
+    return this.store.listPrincipals('role', page);
   }
 
   /** The admin API's user JSON (Go `PrincipalConfig`, so empty fields are omitted), or undefined. */

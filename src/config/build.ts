@@ -7,6 +7,7 @@ import { buildLocalJwt, buildOidc } from './jwt.ts';
 import { isPlainObject } from './normalize.ts';
 import { LOG_KEYS, LOG_LEVELS } from './schema.ts';
 import { buildEventHandlers } from './events.ts';
+import { buildReplications } from './replications.ts';
 import { buildCollectionAccess, parseScopes } from './collections.ts';
 import { DEFAULT_SERVER, parseServer } from './server.ts';
 import type {
@@ -193,6 +194,7 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
   const oidc = obj(db.oidc) ? buildOidc(obj(db.oidc)!, `${path}.oidc`, err, warn) : undefined;
   const localJwt = obj(db.local_jwt) ? buildLocalJwt(obj(db.local_jwt) as Record<string, Obj>, `${path}.local_jwt`, err) : undefined;
   const eventHandlers = buildEventHandlers(db.event_handlers, path, err);
+  const replications = buildReplications(db.replications, path, err);
   if (ctx.errors.length > before || typeof storage === 'string') return undefined;
 
   const config: DatabaseConfig = {
@@ -223,6 +225,8 @@ export function buildDatabase(name: string, db: Obj, ctx: BuildContext): Databas
   if (oidc) config.oidc = oidc;
   if (localJwt && Object.keys(localJwt).length) config.localJwt = localJwt;
   if (eventHandlers) config.eventHandlers = eventHandlers;
+  if (replications) config.replications = replications;
+  if (bool(db.sgreplicate_enabled) === false) config.sgreplicateEnabled = false;
   return config;
 }
 

@@ -195,9 +195,9 @@ export const DATABASE_FIELDS: Fields = {
   compact_interval_days: built(number),
   // Days a tombstone is kept before tombstone compaction purges it (Sync Gateway: 30).
   purge_interval: built(number),
-  sgreplicate_enabled: later(boolean),
+  sgreplicate_enabled: built(boolean), // ISGR: false = this node runs none of the db's replications
   sgreplicate_websocket_heartbeat_secs: later(integer),
-  replications: later(mapOf(any)), // §1.4
+  replications: built(mapOf(any)), // §1.4, ISGR (src/config/replications.ts)
   serve_insecure_attachment_types: later(boolean, { inert: false }),
   feed_type: later(string),
   rev_cache_size: later(uint),

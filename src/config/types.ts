@@ -107,6 +107,10 @@ export interface DatabaseConfig {
   localJwt?: Record<string, LocalJwtProviderConfig>;
   /** `event_handlers`: webhooks (src/events/). */
   eventHandlers?: EventHandlersConfig;
+  /** `replications`: ISGR definitions as written, id → definition (validated when applied; src/replication/isgr/). */
+  replications?: Record<string, Record<string, unknown>>;
+  /** `sgreplicate_enabled: false`: this node takes no part in running the database's replications. */
+  sgreplicateEnabled?: boolean;
   /** This db's keys as given (canonical spelling, nulls dropped, no defaults filled in). */
   raw: Record<string, unknown>;
 }

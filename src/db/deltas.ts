@@ -10,7 +10,7 @@ import { HttpError } from '../errors.ts';
 import { isJsonObject } from '../json/index.ts';
 import { canSee, type Principal } from '../auth/principal.ts';
 import { decodeRevTree } from '../revtree/index.ts';
-import type { AttachmentMap, Store, StoredRevision } from '../storage/store.ts';
+import type { AttachmentMap, CollectionStore, StoredRevision } from '../storage/store.ts';
 import { renderAttachments } from './render.ts';
 
 /** The JSON a `rev` message carries for a revision: the stored body with `_attachments` stubs first. */
@@ -21,7 +21,7 @@ export function blipBody(body: string, attachments: AttachmentMap | null): strin
 }
 
 /** A body that can be a delta source: a leaf's, else an old revision's still retained. */
-export async function sourceRevision(store: Store, id: string, rev: string, nowSecs: number): Promise<StoredRevision | undefined> {
+export async function sourceRevision(store: CollectionStore, id: string, rev: string, nowSecs: number): Promise<StoredRevision | undefined> {
   return (await store.getRevision(id, rev)) ?? (await store.getOldRevision(id, rev, nowSecs));
 }
 
@@ -68,7 +68,7 @@ export class DeltaCache {
  * would not be smaller than the full body (then the full body costs less on the wire).
  */
 export async function revisionDelta(
-  store: Store, cache: DeltaCache, id: string, from: string, to: string, targetBody: string, nowSecs: number,
+  store: CollectionStore, cache: DeltaCache, id: string, from: string, to: string, targetBody: string, nowSecs: number,
 ): Promise<DeltaOutcome> {
   const hit = cache.get(id, from, to);
   if (hit !== undefined) return hit.length < targetBody.length ? { ok: true, delta: hit, cached: true } : { ok: false, reason: 'larger' };
@@ -86,7 +86,7 @@ export async function revisionDelta(
  * the full body) and happens before anything is written.
  */
 export async function applyPushedDelta(
-  store: Store, principal: Principal, id: string, deltaSrc: string, delta: unknown, nowSecs: number,
+  store: CollectionStore, principal: Principal, id: string, deltaSrc: string, delta: unknown, nowSecs: number,
 ): Promise<Record<string, unknown>> {
   const doc = await store.getDoc(id);
   const src = doc && decodeRevTree(doc.tree).has(deltaSrc) ? await sourceRevision(store, id, deltaSrc, nowSecs) : undefined;

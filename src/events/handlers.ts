@@ -11,6 +11,7 @@ import type { Database, DocumentChange } from '../db/database.ts';
 import type { DbState } from '../db/state.ts';
 import { renderDoc } from '../db/render.ts';
 import { EventFilter } from './filter.ts';
+import { loadFilterSource } from './filter-source.ts';
 import { BoundedQueue } from './queue.ts';
 import { DeliveryThread } from './delivery-thread.ts';
 import { ReliableDelivery } from './reliable.ts';
@@ -60,19 +61,18 @@ export interface EventHandlersOptions {
   leaseMs?: number;
 }
 
-const MAX_SOCKETS_PER_HANDLER = 8;
-
 /** A best-effort webhook and its counters. */
 class BestEffortHandler {
   readonly counts = { delivered: 0, failed: 0, filtered: 0 };
   readonly hook: WebhookEndpoint;
   readonly filter?: EventFilter;
   constructor(readonly config: WebhookConfig, readonly event: HandlerStatus['event'], maxSockets: number, thread: DeliveryThread, private readonly log: EventLog) {
-    // Up to max_processes events are in flight, but not over as many connections: opening hundreds
-    // of sockets to one receiver costs more CPU than the writes that raised the events.
     // The filter first: one that does not compile refuses the config before a thread is started.
     if (config.filter !== undefined) this.filter = new EventFilter(config.filter, `${config.path}.filter`);
-    this.hook = thread.endpoint(config.url, config.timeoutSecs * 1000, Math.min(maxSockets, MAX_SOCKETS_PER_HANDLER));
+    // Up to max_processes POSTs are in flight; the pipelining client opens a connection only when
+    // every open one already carries its pipeline depth (pipelined-client.mjs), so a receiver that
+    // answers at once gets a few connections, a slow one up to max_processes.
+    this.hook = thread.endpoint(config.url, config.timeoutSecs * 1000, maxSockets);
   }
 
   /** Filters, then POSTs. Any answer counts as delivered (Sync Gateway); failures are only logged. */
@@ -97,7 +97,24 @@ export class EventHandlers {
   private dropped = 0;
   private readonly unsubscribe: (() => void)[] = [];
 
-  /** Compiles every filter first: a filter that does not compile throws naming its key. */
+  /**
+   * Reads each filter given as a URL or a file path (filter-source.ts), then builds the handlers.
+   * A filter that cannot be read or does not compile throws EventFilterError naming its key.
+   */
+  static async create(opts: EventHandlersOptions): Promise<EventHandlers> {
+    const load = async (h: WebhookConfig): Promise<WebhookConfig> => {
+      if (h.filter === undefined) return h;
+      const source = await loadFilterSource(h.filter, `${h.path}.filter`, (from) => opts.log.info(`Events: ${h.path}.filter: loading content from [${from}]`));
+      return { ...h, filter: source.trim() === '' ? undefined : source };
+    };
+    const { config } = opts;
+    const [documentChanged, dbStateChanged] = await Promise.all([
+      Promise.all(config.documentChanged.map(load)), Promise.all(config.dbStateChanged.map(load)),
+    ]);
+    return new EventHandlers({ ...opts, config: { ...config, documentChanged, dbStateChanged } });
+  }
+
+  /** Compiles every filter first (inline sources: `create` reads those given by URL or file). */
   constructor(private readonly opts: EventHandlersOptions) {
     const { db, config, log } = opts;
     this.db = db;

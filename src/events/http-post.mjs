@@ -1,10 +1,10 @@
-// One webhook POST over node:http(s), shared by the main thread (at-least-once delivery, webhook.ts)
-// and the best-effort delivery worker (webhook-worker.mjs). Plain JavaScript because a worker
-// thread does not inherit the tsx loader: the worker can only load .mjs files.
+// One webhook POST over node:http(s), for at-least-once delivery (webhook.ts), which posts one
+// change (or one batch) at a time in sequence order. Best-effort POSTs go through the pipelining
+// client in the delivery thread instead (pipelined-client.mjs).
 import http from 'node:http';
 import https from 'node:https';
 
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE']);
+import { UNREACHABLE } from './pipelined-client.mjs';
 
 export function createAgent(url, maxSockets) {
   const Agent = new URL(url).protocol === 'https:' ? https.Agent : http.Agent;

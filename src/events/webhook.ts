@@ -3,7 +3,8 @@
  * Credentials in the URL become an `Authorization` header and never appear in logs (`redactedUrl`).
  * The receiver's answer body is read and thrown away as it comes, so a huge answer costs no memory;
  * a receiver that trickles it forever is cut by the time limit like one that never answers.
- * The POST itself is http-post.mjs, shared with the best-effort delivery thread (delivery-thread.ts).
+ * The POST itself is http-post.mjs; best-effort webhooks post from the delivery thread instead
+ * (delivery-thread.ts, pipelined-client.mjs).
  */
 import type http from 'node:http';
 import { createAgent, postJson, type PostOutcome } from './http-post.mjs';

@@ -1,6 +1,7 @@
 import type { Database } from '../db/database.ts';
 import type { DbAuth } from '../auth/index.ts';
 import type { HandlerStatus } from '../events/handlers.ts';
+import type { ReplicationRegistry } from '../replication/isgr/registry.ts';
 
 /** `GET /{db}/_config` options (spec sg3-admin §1.5). */
 export interface DbConfigReadOptions {
@@ -55,4 +56,6 @@ export interface DatabaseRegistry {
   readonly configs: DbConfigService;
   /** `GET /{db}/_event_handlers`: each handler's counts (empty when none); undefined for an unknown db. */
   eventHandlerStatus?(name: string): Promise<HandlerStatus[] | undefined>;
+  /** ISGR (`/{db}/_replication...`, `/_status`): the database's replications; undefined for an unknown db. */
+  replications?(name: string): ReplicationRegistry | undefined;
 }

@@ -17,6 +17,9 @@ import type { OperatorAuth } from '../auth/operators.ts';
 import { addCorsHeaders, addPreflightHeaders, checkLoginOrigin, type CorsConfig } from './cors.ts';
 import { loggingRoutes } from './routes/logging.ts';
 import { consoleRoutes } from './routes/console.ts';
+import { logTailRoutes } from './routes/log-tail.ts';
+import { syncTestRoutes } from './routes/sync-test.ts';
+import { accessExplainRoutes } from './routes/access-explain.ts';
 import { refuseCrossSite, refuseCrossSiteUpgrade } from './cross-site.ts';
 import { metricsRoutes } from '../metrics/routes.ts';
 import type { DatabaseRegistry } from './registry.ts';
@@ -33,6 +36,7 @@ import { inspectionRoutes } from './routes/inspection.ts';
 import { localRoutes } from './routes/local.ts';
 import { authRoutes as sessionRoutes } from './routes/session.ts';
 import { oidcRoutes } from './routes/oidc.ts';
+import { replicationRoutes } from './routes/replication.ts';
 import { authRoutes as userRoleRoutes } from './routes/users-roles.ts';
 import { normalizeAddress, type RequestGuard, TooManyRequestsError } from './limits.ts';
 import { UnauthorizedError, WWW_AUTHENTICATE } from '../auth/authenticate.ts';
@@ -89,7 +93,10 @@ export function allRoutes(registry: DatabaseRegistry): Route[] {
     ...inspectionRoutes(registry),
     ...configRoutes(registry),
     ...dbAdminRoutes(),
+    ...syncTestRoutes(),
+    ...accessExplainRoutes(),
     ...eventRoutes(registry),
+    ...replicationRoutes(registry),
     ...changesRoutes(),
     ...bulkRoutes(),
     ...localRoutes(),
@@ -114,7 +121,7 @@ export function parseAddress(address: string): { host?: string; port: number } {
 
 export function createListener(opts: ListenerOptions): http.Server {
   const router = new Router(opts.routes ?? [
-    ...allRoutes(opts.registry), ...loggingRoutes(opts.logger),
+    ...allRoutes(opts.registry), ...loggingRoutes(opts.logger), ...logTailRoutes(opts.logger),
     // Sync Gateway serves `/_expvar` on the admin port as well as the metrics port; the console charts it.
     ...(opts.metrics ? metricsRoutes(opts.metrics).filter((r) => r.pattern === '/_expvar').map((r) => ({ ...r, adminOnly: true })) : []),
     ...(opts.console ? consoleRoutes(opts.console.root, opts.console.unavailable) : []),
@@ -265,7 +272,7 @@ export function createListener(opts: ListenerOptions): http.Server {
         return blipSync.accept(req, socket, head, {
           db, principal: ctx.principal, reloadPrincipal: ctx.reloadPrincipal, setCookie: ctx.res.getHeader('Set-Cookie'),
           log: (level, msg) => opts.logger[level](`BLIP: ${msg}`),
-          opened: () => opts.metrics?.websocketOpened('blip') ?? (() => {}),
+          opened: () => opts.metrics?.websocketOpened('blip', db.name) ?? (() => {}),
         });
       }
       if (keyspace) enterKeyspace(ctx, db, keyspace);

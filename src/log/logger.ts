@@ -14,6 +14,7 @@
  * back in a destination to print text, and a transport thread whose flush at exit is harder to
  * guarantee than awaiting `close()` on our own streams.
  */
+import { LogBuffer } from './buffer.ts';
 import { type FileLevel, type FileLoggerSettings, LevelFile } from './files.ts';
 import { canonicalKey, type LineLevel, type LogLevel, messageKey, RANK, TAG } from './levels.ts';
 import { type RedactionLevel, redactor, sanitizeRequestTarget } from './redact.ts';
@@ -31,6 +32,8 @@ export interface LoggerOptions {
   files?: { dir: string; loggers: readonly FileLoggerSettings[] };
   /** Time source for line timestamps (tests). */
   clock?: () => Date;
+  /** The in-memory buffer of recent lines (admin `/_log_tail`); a default-sized one when absent. */
+  buffer?: LogBuffer;
 }
 
 /** Who a request acts as, for the request line. */
@@ -49,7 +52,12 @@ export class Logger {
   private readonly sink: (line: string) => void;
   private readonly clock: () => Date;
   private readonly files: LevelFile[];
-  /** Most verbose rank any sink accepts: lines above it cost nothing. */
+  /**
+   * The last lines for the admin API: every console line, plus lines at info and above of every key
+   * (as the info file would hold them), so a quiet console still leaves the operator something to read.
+   */
+  readonly buffer: LogBuffer;
+  /** Most verbose rank the files or the buffer (info) accept: lines above it, and off the console, cost nothing. */
   private fileRank: number;
   private closed = false;
 
@@ -64,7 +72,8 @@ export class Logger {
     this.logFilePath = opts.files?.dir;
     this.files = (opts.files?.loggers ?? []).filter((f) => f.enabled)
       .map((f) => new LevelFile(opts.files!.dir, f, (problem) => this.sink(this.format('error', `Logging: ${problem}`))));
-    this.fileRank = Math.max(0, ...this.files.map((f) => RANK[f.level]));
+    this.fileRank = Math.max(RANK.info, ...this.files.map((f) => RANK[f.level]));
+    this.buffer = opts.buffer ?? new LogBuffer();
   }
 
   // ---- the interface used across the code ----
@@ -91,6 +100,7 @@ export class Logger {
     if (!toConsole && !toFiles) return;
     const line = this.format(level, msg);
     if (toConsole) this.sink(line);
+    if (toConsole || rank <= RANK.info) this.buffer.push(line);
     if (toFiles) for (const f of this.files) if (rank <= RANK[f.level]) f.write(line);
   }
 
@@ -101,12 +111,14 @@ export class Logger {
   always(msg: string): void {
     const line = this.format('info', msg);
     this.sink(line);
+    this.buffer.push(line);
     if (!this.closed) for (const f of this.files) if (RANK.info <= RANK[f.level]) f.write(line);
   }
 
   /** The product banner (`==== Couchbase Sync Gateway/... ====`): no timestamp or level, on the console and in every file. */
   banner(text: string): void {
     this.sink(text);
+    this.buffer.push(text);
     if (!this.closed) for (const f of this.files) f.write(text);
   }
 
@@ -183,7 +195,7 @@ export class Logger {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.fileRank = 0;
+    this.fileRank = RANK.info;
     await Promise.all(this.files.map((f) => f.close()));
   }
 

@@ -24,6 +24,8 @@ export interface ExpvarDatabase {
     num_changes_feeds_longpoll: number;
     num_changes_feeds_continuous: number;
     num_changes_feeds_websocket: number;
+    /** Syncgate's own: BLIP replication connections (Couchbase Lite) open now. */
+    num_blip_connections: number;
   };
   security: {
     auth_failed_count: number;
@@ -44,12 +46,26 @@ export interface ExpvarDatabase {
   };
 }
 
+/**
+ * Syncgate's own: the request-duration histogram summed over every route but the live ones
+ * (`_changes`, whose longpolls wait by design, and `_blipsync`, open for a whole replication), as
+ * cumulative bucket counts: a client takes two samples and reads a percentile of the requests
+ * between them (the console's p95 chart).
+ */
+export interface ExpvarLatency {
+  /** Upper bounds (seconds) and how many requests took at most that long, cumulative; slower than the last bound: `count` minus its bucket. */
+  buckets: { le: number; count: number }[];
+  count: number;
+  sum_seconds: number;
+}
+
 export interface Expvar {
   cmdline: string[];
   memstats: Record<string, number>;
   syncgateway: {
     global: {
       resource_utilization: Record<string, number>;
+      http_request_duration: ExpvarLatency;
     };
     per_db: Record<string, ExpvarDatabase>;
   };
@@ -71,6 +87,7 @@ function emptyDatabase(): ExpvarDatabase {
       sync_function_count: 0, sync_function_time: 0, sync_function_exception_count: 0,
       storage_transaction_count: 0, storage_transaction_time: 0,
       num_changes_feeds_longpoll: 0, num_changes_feeds_continuous: 0, num_changes_feeds_websocket: 0,
+      num_blip_connections: 0,
     },
     security: { auth_failed_count: 0, num_docs_rejected: 0 },
     delta_sync: {
@@ -121,6 +138,7 @@ export function buildExpvar(snapshot: Snapshot, inputs: ExpvarInputs): Expvar {
     else if (v.labels.kind === 'continuous') d.database.num_changes_feeds_continuous += v.value;
     else if (v.labels.kind === 'websocket') d.database.num_changes_feeds_websocket += v.value;
   }
+  for (const v of values('syncgate_blip_connections_open')) { const d = db(v.labels); if (d) d.database.num_blip_connections += v.value; }
 
   for (const v of values('syncgate_delta_sync_total')) {
     const d = db(v.labels);
@@ -170,6 +188,24 @@ export function buildExpvar(snapshot: Snapshot, inputs: ExpvarInputs): Expvar {
       rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers,
       Alloc: m.heapUsed, HeapAlloc: m.heapUsed, HeapSys: m.heapTotal, HeapInuse: m.heapUsed, Sys: m.rss,
     },
-    syncgateway: { global: { resource_utilization: resource }, per_db: perDb },
+    syncgateway: { global: { resource_utilization: resource, http_request_duration: latency(values('syncgate_http_request_duration_seconds')) }, per_db: perDb },
   };
+}
+
+/** Routes whose requests stay open by design: left out of the latency histogram. */
+const LIVE_ROUTE = /\/(_changes|_blipsync)$/;
+
+function latency(values: MetricValueWithName<string>[]): ExpvarLatency {
+  const buckets = new Map<number, number>();
+  let count = 0;
+  let sum = 0;
+  for (const v of values) {
+    if (LIVE_ROUTE.test(String(v.labels.route ?? ''))) continue;
+    if (v.metricName?.endsWith('_bucket')) {
+      const le = Number(v.labels.le);
+      if (Number.isFinite(le)) buckets.set(le, (buckets.get(le) ?? 0) + v.value);
+    } else if (v.metricName?.endsWith('_count')) count += v.value;
+    else if (v.metricName?.endsWith('_sum')) sum += v.value;
+  }
+  return { buckets: [...buckets].sort(([a], [b]) => a - b).map(([le, n]) => ({ le, count: n })), count, sum_seconds: sum };
 }

@@ -61,6 +61,7 @@ export const METRIC = {
   storageTransaction: 'syncgate_storage_transaction_duration_seconds',
   feedsOpen: 'syncgate_changes_feeds_open',
   websocketsOpen: 'syncgate_websocket_connections_open',
+  blipConnections: 'syncgate_blip_connections_open',
   jobProgress: 'syncgate_background_job_progress',
   jobRunning: 'syncgate_background_job_running',
   deltaSync: 'syncgate_delta_sync_total',
@@ -70,7 +71,23 @@ export const METRIC = {
   eventHandlerEvents: 'syncgate_event_handler_events',
   eventHandlerPending: 'syncgate_event_handler_pending',
   eventHandlerCheckpoint: 'syncgate_event_handler_checkpoint',
+  // ISGR (src/replication/isgr/): `syncgate_replication_<counter>` for each of REPLICATION_COUNTERS, and the state.
+  replicationState: 'syncgate_replication_state',
 } as const;
+
+/** ISGR status counters (Sync Gateway's names), one gauge each: `syncgate_replication_docs_read` ... */
+export const REPLICATION_COUNTERS = [
+  'docs_read', 'docs_checked_pull', 'docs_purged', 'rejected_by_local',
+  'docs_written', 'docs_checked_push', 'doc_write_failures', 'doc_write_conflict', 'rejected_by_remote',
+] as const;
+
+/** One replication this node runs (structural: metrics imports nothing of replication). */
+export interface ReplicationSample {
+  database: string;
+  replication: string;
+  state: string;
+  counters: Record<(typeof REPLICATION_COUNTERS)[number], number>;
+}
 
 /** One webhook's numbers as `GET /{db}/_event_handlers` shows them (structural: metrics imports nothing of events). */
 export interface EventHandlerSample {
@@ -166,6 +183,7 @@ export class Metrics {
   private readonly storageDuration: Histogram<'database'>;
   private readonly feedsOpen: Gauge<'database' | 'kind'>;
   private readonly websocketsOpen: Gauge<'kind'>;
+  private readonly blipOpen: Gauge<'database'>;
   private readonly jobProgressGauge: Gauge<'database' | 'job' | 'counter'>;
   private readonly jobRunningGauge: Gauge<'database' | 'job'>;
   /** Label sets of the job series per database, so removeDatabase can drop them. */
@@ -175,6 +193,7 @@ export class Metrics {
   /** Per database: how to read its old-revision store's size when metrics are collected. */
   private readonly oldRevisionUsage = new Map<string, OldRevisionUsageProvider>();
   private eventHandlerSource: () => Promise<EventHandlerSample[]> = async () => [];
+  private replicationSource: () => ReplicationSample[] = () => [];
 
   constructor(options: MetricsOptions = {}) {
     this.argv = options.argv ?? process.argv;
@@ -218,6 +237,9 @@ export class Metrics {
     });
     this.websocketsOpen = new Gauge({
       name: METRIC.websocketsOpen, help: 'WebSocket connections open now, by kind.', labelNames: ['kind'], registers,
+    });
+    this.blipOpen = new Gauge({
+      name: METRIC.blipConnections, help: 'BLIP replication connections (Couchbase Lite) open now, by database.', labelNames: ['database'], registers,
     });
     this.jobProgressGauge = new Gauge({
       name: METRIC.jobProgress, help: 'Counters of the latest run of a background job (resync, compaction) on this node, e.g. docs_processed.',
@@ -291,6 +313,21 @@ export class Metrics {
         for (const s of await source()) if (s.checkpoint !== undefined) this.set({ database: s.database, handler: s.handler, delivery: s.delivery }, s.checkpoint);
       },
     });
+    // ISGR: the replications this node runs, read from their replicators when scraped. Gauges: a
+    // reset (action=reset) or a hand-over to another node starts a replication's counters again.
+    const replications = () => this.replicationSource();
+    for (const counter of REPLICATION_COUNTERS) {
+      new Gauge({
+        name: `syncgate_replication_${counter}`, help: `ISGR ${counter} of each replication this node runs (as in _replicationStatus).`,
+        labelNames: ['database', 'replication'], registers,
+        collect() { this.reset(); for (const r of replications()) this.set({ database: r.database, replication: r.replication }, r.counters[counter]); },
+      });
+    }
+    new Gauge({
+      name: METRIC.replicationState, help: 'ISGR replications this node runs: 1 for the state each is in (starting, running, reconnecting, stopped, error).',
+      labelNames: ['database', 'replication', 'state'], registers,
+      collect() { this.reset(); for (const r of replications()) this.set({ database: r.database, replication: r.replication, state: r.state }, 1); },
+    });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -324,6 +361,7 @@ export class Metrics {
     for (const kind of AUTH_FAILURE_KINDS) this.authFailures.remove(e.auth[kind]);
     for (const labels of e.jwt.values()) this.jwtLogins.remove(labels);
     for (const kind of FEED_KINDS) this.feedsOpen.remove(e.feed[kind]);
+    this.blipOpen.remove(l);
     // prom-client removes exact label sets only: drop each series this database's jobs set.
     for (const labels of this.jobSeries.get(db)?.values() ?? []) {
       if ('counter' in labels) this.jobProgressGauge.remove(labels); else this.jobRunningGauge.remove(labels);
@@ -343,6 +381,11 @@ export class Metrics {
   /** Where the webhook gauges read their numbers when scraped (the gateway's event handlers). */
   setEventHandlerSource(source: () => Promise<EventHandlerSample[]>): void {
     this.eventHandlerSource = source;
+  }
+
+  /** Where the ISGR gauges read their numbers when scraped (the gateway's replication registries). */
+  setReplicationSource(source: () => ReplicationSample[]): void {
+    this.replicationSource = source;
   }
 
   /** The database names with series, in registration order. */
@@ -454,15 +497,21 @@ export class Metrics {
     }
   }
 
-  /** A WebSocket connection opened; the returned function closes it, exactly once. */
-  websocketOpened(kind: WebSocketKind): () => void {
+  /**
+   * A WebSocket connection opened; the returned function closes it, exactly once. A BLIP one names
+   * its database, so the console can show replications per database.
+   */
+  websocketOpened(kind: WebSocketKind, db?: string): () => void {
     const labels = this.websocketLabels[kind];
     this.websocketsOpen.inc(labels, 1);
+    const e = kind === 'blip' && db !== undefined ? this.entry(db) : undefined;
+    if (e) this.blipOpen.inc(e.labels, 1);
     let open = true;
     return () => {
       if (!open) return;
       open = false;
       this.websocketsOpen.dec(labels, 1);
+      if (e && !e.removed) this.blipOpen.dec(e.labels, 1);
     };
   }
 

@@ -131,6 +131,13 @@ export interface GrantRow extends Grant {
 
 export type PrincipalKind = 'user' | 'role';
 
+/** One page of a principal list (`Store.listPrincipals`). */
+export interface PrincipalPage {
+  prefix?: string;
+  after?: string;
+  limit?: number;
+}
+
 /** A user or role as stored. Channel and role maps hold the sequence at which each was granted. */
 export interface PrincipalRecord {
   kind: PrincipalKind;
@@ -319,7 +326,11 @@ export interface Store extends CollectionStore {
   listCollections(): Promise<{ scope: string; name: string }[]>;
   // ---- principals, grants and sessions ----
   getPrincipal(kind: PrincipalKind, name: string): Promise<PrincipalRecord | undefined>;
-  listPrincipals(kind: PrincipalKind): Promise<string[]>;
+  /**
+   * Principal names in byte order; `page` narrows it to names starting with `prefix`, after `after`
+   * (exclusive), at most `limit` (0/undefined: all), read from the (kind, name) index.
+   */
+  listPrincipals(kind: PrincipalKind, page?: PrincipalPage): Promise<string[]>;
   /** Saves a principal with the next sequence (returned). */
   putPrincipal(p: Omit<PrincipalRecord, 'seq'>): Promise<number>;
   deletePrincipal(kind: PrincipalKind, name: string): Promise<boolean>;

@@ -325,7 +325,9 @@ function getCollectionsCase(g: Gen): MsgCase {
       Buffer.from('{"collections":"x","checkpoint_ids":[]}'), Buffer.from('{"collections":["a","b"],"checkpoint_ids":["a"]}'),
       Buffer.from('{"collections":[1e309],"checkpoint_ids":[]}'), invalidUtf8(g), deepJson(g, (i) => `{"collections":${i},"checkpoint_ids":[]}`),
     ]);
-  return { name: `getCollections ${body.toString().slice(0, 60)}`, props: { Profile: 'getCollections' }, body, expect: valid ? 'any' : 'err', tail: valid };
+  // A JSON `null` body decodes to two empty lists in Sync Gateway (Go leaves the struct as it is): `[]`.
+  const ok = valid || body.toString() === 'null';
+  return { name: `getCollections ${body.toString().slice(0, 60)}`, props: { Profile: 'getCollections' }, body, expect: ok ? 'any' : 'err', tail: ok };
 }
 
 function msgCases(g: Gen, fx: Fixture): MsgCase {
@@ -405,11 +407,19 @@ function g0(k: number): string { return ['x', '', '-5', '99999999999999999999'][
 
 interface Outcome { c: MsgCase; res?: BlipResponse; problem?: string }
 
+/**
+ * The two misuses Sync Gateway answers with an unmapped Go error (HTTP/500 "Internal error: …"),
+ * which Syncgate reproduces on purpose (spec collections-delta.md §1.3, §1.5): a second subChanges
+ * for a collection, and a getCollections body that is not two string arrays. Any other 500 is a bug.
+ */
+const SG_500 = /^Internal error: (blipHandler for (default collection|collection \d+) already has an outstanding subChanges|Error deserializing json Sync err: )/;
+
 function checkReply(c: MsgCase, res: BlipResponse | undefined): string | undefined {
   if (c.noReply) return res ? 'a noreply request was answered' : undefined;
   if (!res) return 'no reply';
   if (res.isError) {
     if (res.errorDomain !== 'HTTP' && res.errorDomain !== 'BLIP') return `ERR in domain ${res.errorDomain}`;
+    if (res.errorCode === 500 && SG_500.test(res.body.toString())) return undefined;
     if (!(res.errorCode! >= 400 && res.errorCode! < 500)) return `ERR ${res.errorDomain}/${res.errorCode}: ${res.body.toString().slice(0, 150)}`;
     return undefined;
   }

@@ -97,7 +97,7 @@ describe('BLIP handshake', () => {
     assert.equal(res?.errorDomain, 'BLIP');
     assert.equal(res?.errorCode, 404);
     await c.startPull(new LocalDb(), { continuous: true });
-    await assert.rejects(c.call({ Profile: 'subChanges' }), (e: any) => e.domain === 'HTTP' && e.status === 400);
+    await assert.rejects(c.call({ Profile: 'subChanges' }), (e: any) => e.domain === 'HTTP' && e.status === 500 && /already has an outstanding subChanges/.test(e.message));
     await c.close();
   });
 

@@ -97,10 +97,10 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     await go('#/');
     const row = page.locator('table[aria-label="Databases"] tbody tr', { hasText: 'db' });
     await row.waitFor(WAIT);
-    assert.match(await row.innerText(), /^db\s+Online\s+6\s+6\s+0\s+Documents$/);
+    assert.match(await row.innerText(), /^db\s+Online\s+6\s+6\s+0\s+0\s+Documents$/);
     assert.match(await page.getByTestId('process').innerText(), /WebSocket connections \(BLIP replications and WebSocket feeds\): 0/);
     await page.getByRole('img', { name: /^Chart: HTTP responses per second/ }).locator('canvas').waitFor(WAIT);
-    assert.equal(await page.locator('.uplot canvas').count(), 3);
+    assert.equal(await page.locator('.uplot canvas').count(), 4);
     await page.waitForFunction(() => Number(document.querySelector('.chart')?.getAttribute('data-points') ?? 0) >= 1, undefined, WAIT);
     // Some traffic for the charts to show: writes, and requests for missing documents (404s).
     for (let i = 0; i < 40; i++) assert.equal((await admin(`/db/load-${i}`, { method: 'PUT', json: { channels: ['public'] } })).status, 201);
@@ -108,7 +108,7 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     // Both charts plot rates from counter deltas between two polls (every 3 s): the traffic shows.
     await page.waitForFunction(() => {
       const last = [...document.querySelectorAll('.chart')].map((c) => JSON.parse(c.getAttribute('data-last') ?? '{}'));
-      return last.length === 3 && last[0]['4xx/s'] > 0 && last[0]['2xx/s'] > 0 && last[1]['writes/s'] > 0 && last[2].resident > 1;
+      return last.length === 4 && last[0]['4xx/s'] > 0 && last[0]['2xx/s'] > 0 && last[1]['writes/s'] > 0 && last[2]['p95 ms'] > 0 && last[3].resident > 1;
     }, undefined, WAIT);
     await shot('overview');
   });
@@ -149,7 +149,16 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor(WAIT);
     const access = page.locator('table[aria-label="Channels and where they come from"] tbody tr');
     await access.filter({ hasText: 'drafts' }).waitFor(WAIT);
-    assert.deepEqual(await access.allInnerTexts(), ['!\teveryone (the public channel)', 'drafts\trole editors', 'news\tadmin grant', 'public\tadmin grant']);
+    const rows = await access.allInnerTexts();
+    assert.equal(rows.length, 4, rows.join('\n'));
+    assert.equal(rows[0], '!\t1\teveryone (the public channel)');
+    assert.match(rows[1], /^drafts\t\d+\trole editors \(its admin grant\)$/);
+    assert.match(rows[2], /^news\t\d+\tadmin grant$/);
+    assert.match(rows[3], /^public\t\d+\tadmin grant$/);
+    // The sequences are the server's: the role's channel counts from when bob got the role.
+    const explained = (await admin('/db/_user/bob/_access')).body;
+    assert.equal(rows[1].split('\t')[1], String(explained.channels.drafts.since));
+    assert.equal(await page.locator('table[aria-label="Roles and where they come from"] tbody tr').first().innerText(), `editors\t${explained.roles.editors.since}\tadmin grant`);
     assert.deepEqual((await admin('/db/_user/bob')).body.all_channels, ['!', 'drafts', 'news', 'public']);
     await shot('user');
   });
@@ -353,6 +362,116 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
     assert.deepEqual(Object.keys((await admin('/db/_raw/seed-1')).body._sync.channels).sort(), ['everything', 'public', 'x']);
   });
 
+  test('sync function: try an edited function on a pasted body and a stored document, as the admin and as a user', async () => {
+    await go('#/db/db/sync');
+    const source = page.getByLabel('Sync function source');
+    await source.waitFor(WAIT);
+    const saved = (await admin('/db/_config/sync')).text;
+    await page.waitForFunction((want) => (document.querySelector('textarea') as HTMLTextAreaElement | null)?.value === want, saved, WAIT);
+    const edited = 'function (doc, oldDoc) {\n  if (doc.secret) throw({forbidden: "no secrets here"});\n  requireAccess("public");\n  channel(doc.channels);\n  if (doc.members) access(doc.members, doc.room);\n}';
+    await source.fill(edited);
+    const verdict = page.getByTestId('dry-run-verdict');
+    // A pasted body, as the admin, with the edited (unsaved) function: channels and grants.
+    await page.getByLabel('Document body (JSON, optional)').fill('{"channels": ["b", "a"], "members": ["bob"], "room": "room-7"}');
+    await page.getByRole('button', { name: 'Try it' }).click();
+    await verdict.filter({ hasText: 'Accepted as the admin.' }).waitFor(WAIT);
+    assert.equal(await page.getByTestId('dry-run-channels').innerText(), 'a, b');
+    assert.equal(await page.getByTestId('dry-run-access').innerText(), 'bob → room-7');
+    // The rejection, with the status a write would get.
+    await page.getByLabel('Document body (JSON, optional)').fill('{"secret": true}');
+    await page.getByRole('button', { name: 'Try it' }).click();
+    await verdict.filter({ hasText: 'Rejected: 403 Forbidden: no secrets here' }).waitFor(WAIT);
+    await shot('sync-try');
+    // A stored document, as a user who lacks the channel requireAccess asks for: refused as bob's write would be.
+    await page.getByLabel('Document body (JSON, optional)').fill('');
+    await page.getByLabel('Stored document id').fill('note1');
+    await page.getByLabel('Run as user').fill('editor-less');
+    await page.getByRole('button', { name: 'Try it' }).click();
+    await page.getByRole('alert').filter({ hasText: '404' }).waitFor(WAIT);
+    assert.equal((await admin('/db/_user/carol', { method: 'PUT', json: { password: 'carol-pw-1', admin_channels: ['private'] } })).status, 201);
+    await page.getByLabel('Run as user').fill('carol');
+    await page.getByRole('button', { name: 'Try it' }).click();
+    await verdict.filter({ hasText: 'Rejected: 403 Forbidden: sg missing channel access' }).waitFor(WAIT);
+    // With the saved function instead, the stored note1 is accepted and keeps its channels.
+    await page.getByLabel('Use the function as edited above (unsaved)').uncheck();
+    await page.getByRole('button', { name: 'Try it' }).click();
+    await verdict.filter({ hasText: 'Accepted as carol.' }).waitFor(WAIT);
+    assert.match(await page.getByTestId('dry-run-channels').innerText(), /private/);
+    assert.equal((await admin('/db/_config/sync')).text, saved, 'trying saved nothing');
+    await page.getByRole('button', { name: 'Revert' }).click();
+  });
+
+  test('effective access names the document whose access() granted a channel', async () => {
+    const fn = 'function (doc) { channel(doc.channels); if (doc.members) access(doc.members, doc.room); }';
+    const cur = await admin('/db/_config/sync');
+    assert.equal((await admin('/db/_config/sync', { method: 'PUT', body: fn, headers: { 'Content-Type': 'application/javascript', 'If-Match': cur.headers.get('etag')! } })).status, 200);
+    const deadline = Date.now() + 30_000;
+    while ((await admin('/db/')).body.state !== 'Online') {
+      assert.ok(Date.now() < deadline, 'the database came back online');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const granted = await admin('/db/room-grant', { method: 'PUT', json: { members: ['bob'], room: 'room-42' } });
+    assert.equal(granted.status, 201, granted.text);
+    await go('#/db/db/users/bob');
+    const row = page.locator('table[aria-label="Channels and where they come from"] tbody tr', { hasText: 'room-42' });
+    await row.waitFor(WAIT);
+    const seq = (await admin('/db/_raw/room-grant')).body._sync.sequence;
+    assert.equal(await row.innerText(), `room-42\t${seq}\taccess() by document room-grant`);
+    await shot('user');
+    await row.getByRole('link', { name: 'room-grant' }).click();
+    await page.getByRole('heading', { name: /room-grant/ }).waitFor(WAIT);
+  });
+
+  test('logs: a line just logged shows (its token blanked); level and keys change through /_logging', async () => {
+    await go('#/logs');
+    const lines = page.locator('ol[aria-label="Log lines, oldest first"] li');
+    assert.equal((await admin('/db/logs-marker-4711?token=shh-not-for-logs')).status, 404);
+    await lines.filter({ hasText: 'logs-marker-4711' }).first().waitFor(WAIT);
+    const text = (await lines.filter({ hasText: 'logs-marker-4711' }).allInnerTexts()).join('\n');
+    assert.match(text, /GET \/db\/logs-marker-4711\?token=\*{6} \(as ADMIN\)/);
+    assert.ok(!(await page.locator('main').innerText()).includes('shh-not-for-logs'), 'the secret is not on the page');
+    await shot('logs');
+    await page.getByLabel('Show lines containing').fill('logs-marker');
+    await page.waitForFunction(() => [...document.querySelectorAll('ol.log li')].every((l) => l.textContent!.includes('logs-marker')), undefined, WAIT);
+    await page.getByLabel('Show lines containing').fill('');
+    const before = (await admin('/_log_tail?limit=1')).body.console.log_level;
+    await page.getByLabel('Console log level').selectOption('warn');
+    await page.getByRole('status').filter({ hasText: 'Console level set to warn.' }).waitFor(WAIT);
+    assert.equal((await admin('/_log_tail?limit=1')).body.console.log_level, 'warn');
+    await page.getByLabel('Console log keys').fill('HTTP, CRUD');
+    await page.getByRole('button', { name: 'Set keys' }).click();
+    await page.getByRole('status').filter({ hasText: 'Console keys replaced.' }).waitFor(WAIT);
+    assert.deepEqual((await admin('/_logging')).body, { HTTP: true, CRUD: true });
+    assert.equal((await admin(`/_logging?logLevel=${before}`, { method: 'PUT' })).status, 200);
+    assert.equal((await admin('/_logging', { method: 'PUT', json: { '*': true } })).status, 200);
+  });
+
+  test('users: a thousand of them, paged and searched on the server', async () => {
+    // Through the store (10,000, and the server side of paging, are test/http/users-paging.test.ts's):
+    // on this persistent database each save is a synced transaction.
+    const store = gw.gateway.get('db')!.store;
+    for (let i = 0; i < 1000; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, k) => store.putPrincipal({ kind: 'user', name: `pu${String(i + k).padStart(5, '0')}`, adminChannels: {}, adminRoles: {}, disabled: false })));
+    }
+    await go('#/db/db/users');
+    const rows = page.locator('table[aria-label="Users"] tbody tr');
+    await page.getByLabel('Search by name prefix').fill('pu');
+    await rows.first().filter({ hasText: 'pu00000' }).waitFor(WAIT);
+    assert.equal(await rows.count(), 50);
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await rows.first().filter({ hasText: 'pu00050' }).waitFor(WAIT);
+    assert.equal(await rows.last().innerText(), 'pu00099\t\tenabled');
+    await page.getByRole('status').filter({ hasText: 'Page 2' }).waitFor(WAIT);
+    await shot('users');
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await rows.first().filter({ hasText: 'pu00000' }).waitFor(WAIT);
+    await page.getByLabel('Search by name prefix').fill('pu0099');
+    await page.waitForFunction(() => document.querySelectorAll('table[aria-label="Users"] tbody tr').length === 10, undefined, WAIT);
+    assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
+    await page.getByLabel('Search by name prefix').fill('bo');
+    await rows.first().filter({ hasText: 'bob' }).waitFor(WAIT);
+  });
+
   test('a page from another site cannot use the signed-in browser against the admin port', async () => {
     // A site on its own origin, opened in the operator's browser (which holds the credentials).
     const server = http.createServer((_rq, rs) => { rs.writeHead(200, { 'Content-Type': 'text/html' }); rs.end('<!doctype html><title>elsewhere</title>'); });
@@ -386,7 +505,7 @@ describe('operator console in headless Chromium', { timeout: 300_000 }, () => {
       const p = await phone.newPage();
       p.on('pageerror', (e) => pageErrors.push(e.message));
       // Every page fits the phone's width, and every form control has a label a screen reader reads.
-      for (const hash of ['#/', '#/db/db/docs', '#/db/db/users/bob', '#/db/db/roles/editors', '#/db/db/why', '#/db/db/sync', '#/db/db/changes', '#/db/db/docs/note1']) {
+      for (const hash of ['#/', '#/logs', '#/db/db/users', '#/db/db/docs', '#/db/db/users/bob', '#/db/db/roles/editors', '#/db/db/why', '#/db/db/sync', '#/db/db/changes', '#/db/db/docs/note1']) {
         await p.goto(`${gw.adminUrl}/_admin/${hash}`);
         await p.locator('main h1').first().waitFor(WAIT);
         await p.locator('main input, main textarea, main table, main svg').first().waitFor(WAIT);

@@ -1,161 +1,20 @@
 /**
  * A Couchbase Lite–style replicator written from the protocol spec (shared/spec/blip.md §3), for
- * tests and the benchmark: an in-memory local database with revision trees and blobs, and a BLIP
- * client that pushes (proposeChanges or changes, then rev, answering getAttachment and
- * proveAttachment) and pulls (subChanges, answering changes, receiving rev/norev, fetching blobs).
+ * tests and the benchmark: the BLIP connection (handshake, legacy or collection-aware mode, requests
+ * of the server routed to their collection) over one `CollectionReplicator` per collection
+ * (blip-replicator.ts: push, pull, checkpoints, deltas) and the device's `LocalDb` (blip-local-db.ts).
  * With `deltas: true` it speaks delta sync as Couchbase Lite does (spec collections-delta.md §2.1-2.4),
  * with the project's codec: it keeps the body of the revision last known on the server (LiteCore's
  * `kKeepBody`), lists only ancestors whose bodies it has, applies received deltas (422 when it cannot),
  * and pushes deltas from the server's revision once the server announced `deltas`.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { BlipConnection, type BlipProperties, type BlipRequest, type BlipResponse } from '../../src/replication/blip/connection.ts';
-import { applyDelta, createDelta, DeltaError } from '../../src/delta/index.ts';
+import type { LocalDb } from './blip-local-db.ts';
+import { CollectionReplicator, type PullOptions, type PullState, type PushOptions, type PushResult } from './blip-replicator.ts';
 
-export interface AttachmentIn { data: Buffer; content_type?: string }
-export interface AttachmentStub { digest: string; length: number; revpos: number; content_type?: string; stub: true }
-
-interface LocalRev { parent?: string; deleted: boolean; body?: Record<string, unknown> }
-interface LocalDoc { revs: Map<string, LocalRev>; seq: number }
-
-export function sha1Digest(data: Buffer): string {
-  return 'sha1-' + createHash('sha1').update(data).digest('base64');
-}
-
-function gen(rev: string): number { return Number(rev.slice(0, rev.indexOf('-'))); }
-
-/** The local database of a device: revision trees, bodies of leaves, blobs by digest, a sequence. */
-export class LocalDb {
-  readonly docs = new Map<string, LocalDoc>();
-  readonly blobs = new Map<string, Buffer>();
-  /** The revision of each document the server is known to have (proposeChanges' serverRevID). */
-  readonly remote = new Map<string, string>();
-  /** Documents purged because the user lost access (revoked) or the doc left its channels (removed). */
-  readonly purged = new Map<string, 'revoked' | 'removed'>();
-  private seq = 0;
-
-  get lastSeq(): number { return this.seq; }
-
-  leaves(id: string): string[] {
-    const d = this.docs.get(id);
-    if (!d) return [];
-    const parents = new Set([...d.revs.values()].map((r) => r.parent).filter((p): p is string => p !== undefined));
-    return [...d.revs.keys()].filter((r) => !parents.has(r));
-  }
-
-  /** Winning leaf: live beats deleted, then higher generation, then greater id (as both servers pick). */
-  current(id: string): string | undefined {
-    const d = this.docs.get(id);
-    if (!d) return undefined;
-    return this.leaves(id).sort((a, b) => {
-      const da = d.revs.get(a)!.deleted ? 0 : 1;
-      const db = d.revs.get(b)!.deleted ? 0 : 1;
-      if (da !== db) return db - da;
-      if (gen(a) !== gen(b)) return gen(b) - gen(a);
-      return a < b ? 1 : -1;
-    })[0];
-  }
-
-  get(id: string, rev = this.current(id)): (LocalRev & { rev: string }) | undefined {
-    const r = rev ? this.docs.get(id)?.revs.get(rev) : undefined;
-    return r && rev ? { ...r, rev } : undefined;
-  }
-
-  /** Ancestry of a revision, newest first, including it. */
-  history(id: string, rev: string): string[] {
-    const d = this.docs.get(id)!;
-    const out: string[] = [];
-    for (let r: string | undefined = rev; r && d.revs.has(r); r = d.revs.get(r)!.parent) out.push(r);
-    return out;
-  }
-
-  /**
-   * A local edit: a child of `parent` (default: the current revision) with a SHA-1 based id as
-   * Couchbase Lite makes them. Attachments are stored as blobs and appear as stubs in the body.
-   */
-  put(id: string, body: Record<string, unknown>, opts: { parent?: string | null; deleted?: boolean; attachments?: Record<string, AttachmentIn> } = {}): string {
-    const parent = opts.parent === null ? undefined : opts.parent ?? this.current(id);
-    const g = parent ? gen(parent) + 1 : 1;
-    const b: Record<string, unknown> = { ...body };
-    if (opts.attachments) {
-      const atts: Record<string, AttachmentStub> = {};
-      for (const [name, a] of Object.entries(opts.attachments)) {
-        const digest = sha1Digest(a.data);
-        this.blobs.set(digest, a.data);
-        atts[name] = { stub: true, digest, length: a.data.length, revpos: g, ...(a.content_type ? { content_type: a.content_type } : {}) };
-      }
-      b._attachments = atts;
-    } else if (parent && !opts.deleted) {
-      const prev = this.get(id, parent)?.body?._attachments;
-      if (prev) b._attachments = prev;
-    }
-    const rev = `${g}-${createHash('sha1').update(`${parent ?? ''}\u0000${JSON.stringify(b)}\u0000${opts.deleted ? 1 : 0}`).update(randomBytes(4)).digest('hex')}`;
-    this.insert(id, rev, parent ? [parent] : [], opts.deleted === true, opts.deleted ? {} : b);
-    return rev;
-  }
-
-  delete(id: string, parent?: string): string {
-    return this.put(id, {}, { parent, deleted: true });
-  }
-
-  /** Inserts a revision with its ancestry (newest first, excluding `rev`); bumps the local sequence. */
-  insert(id: string, rev: string, history: string[], deleted: boolean, body: Record<string, unknown>): void {
-    let d = this.docs.get(id);
-    if (!d) this.docs.set(id, (d = { revs: new Map(), seq: 0 }));
-    const chain = [rev, ...history];
-    for (let i = chain.length - 1; i >= 0; i--) {
-      const r = chain[i];
-      if (!d.revs.has(r)) d.revs.set(r, { parent: chain[i + 1], deleted: i === 0 ? deleted : false });
-    }
-    const node = d.revs.get(rev)!;
-    node.deleted = deleted;
-    node.body = body;
-    // Only leaves keep bodies, and the revision the server is known to have (a delta base).
-    if (node.parent && this.remote.get(id) !== node.parent) { const p = d.revs.get(node.parent); if (p) delete p.body; }
-    d.seq = ++this.seq;
-    this.purged.delete(id);
-  }
-
-  purge(id: string, why: 'revoked' | 'removed'): void {
-    this.docs.delete(id);
-    this.remote.delete(id);
-    this.purged.set(id, why);
-  }
-
-  /** Records the server's revision of a document; the previous one's body goes unless it is a leaf. */
-  setRemote(id: string, rev: string): void {
-    const before = this.remote.get(id);
-    this.remote.set(id, rev);
-    if (before && before !== rev && !this.leaves(id).includes(before)) {
-      const r = this.docs.get(id)?.revs.get(before);
-      if (r) delete r.body;
-    }
-  }
-
-  /**
-   * What Couchbase Lite answers a pulled `changes` row with, deltas on: its revisions of the doc
-   * that still have bodies and are older than the incoming one, the current revision first.
-   */
-  ancestorsWithBodies(id: string, incoming: string): string[] {
-    const d = this.docs.get(id);
-    if (!d) return [];
-    const current = this.current(id);
-    const withBodies = [...d.revs.entries()].filter(([r, v]) => v.body !== undefined && gen(r) < gen(incoming)).map(([r]) => r);
-    return withBodies.sort((a, b) => (a === current ? -1 : b === current ? 1 : gen(b) - gen(a)));
-  }
-
-  /** Documents changed after `since`, in sequence order. */
-  changedSince(since: number): { id: string; seq: number }[] {
-    return [...this.docs.entries()].filter(([, d]) => d.seq > since).map(([id, d]) => ({ id, seq: d.seq })).sort((a, b) => a.seq - b.seq);
-  }
-
-  /** Live documents (current revision not deleted). */
-  liveIds(): string[] {
-    return [...this.docs.keys()].filter((id) => !this.get(id)!.deleted);
-  }
-}
+export { type AttachmentIn, type AttachmentStub, LocalDb, sha1Digest } from './blip-local-db.ts';
+export { CollectionReplicator, type PullOptions, PullState, type PushOptions, type PushResult } from './blip-replicator.ts';
 
 export interface ConnectOptions {
   user?: string;
@@ -196,116 +55,27 @@ export function openBlipSocket(dbUrl: string, opts: ConnectOptions = {}): Promis
   });
 }
 
-export interface PushOptions {
-  /** `proposeChanges` (Couchbase Lite 3's default) or the older `changes` + revs-diff style. */
-  mode?: 'proposeChanges' | 'changes';
-  since?: number;
-  batch?: number;
-  /** With `changes` mode: announce every leaf (conflict branches too), not only the current revision. */
-  allLeaves?: boolean;
-  /** Revisions in flight at once (Couchbase Lite: 10). */
-  concurrency?: number;
-  /** Send `rev` bodies deflated, as Couchbase Lite does (default true). */
-  compress?: boolean;
-  /** Push deltas when the server announces `deltas` (Couchbase Lite's default unless `noDeltas`). */
-  deltas?: boolean;
-  /** Smallest body (JSON bytes) sent as a delta; LiteCore's `kMinBodySizeForDelta` is 200. */
-  minDeltaBodySize?: number;
-}
-
-export interface PushResult {
-  sent: number;
-  /** Proposed revisions the server already had (304) or did not want. */
-  skipped: number;
-  /** docID → status of refused revisions (409 from proposeChanges, or the rev's error code). */
-  errors: Map<string, number>;
-  /** For 409 with conflictIncludesRev: the server's current revision. */
-  serverRevs: Map<string, string>;
-  lastSeq: number;
-  /** The server announced `deltas: "true"`. */
-  serverDeltas: boolean;
-  /** Revisions sent as deltas (and accepted), and those resent whole after a 422. */
-  deltasSent: number;
-  deltasRefused: number;
-}
-
-export interface PullOptions {
-  since?: unknown;
-  continuous?: boolean;
-  batch?: number;
-  activeOnly?: boolean;
-  channels?: string[];
-  docIDs?: string[];
-  revocations?: boolean;
-  sendReplacementRevs?: boolean;
-  /** Announce deltas on the first `changes` response, as Couchbase Lite does unless `noDeltas`. */
-  deltas?: boolean;
-  /** Test hook: answer every delta `rev` with this error (422 = CorruptDelta) instead of applying it. */
-  refuseDeltas?: number;
-  /** Test hook: replace the known-ancestors answer for a changes row. */
-  knownFor?: (id: string, rev: string, known: string[]) => string[];
-}
-
-/** One running pull: counts what arrived; `done` resolves when a one-shot pull has caught up. */
-export class PullState extends EventEmitter {
-  received = 0;
-  norevs: { id: string; rev: string; error: string }[] = [];
-  removed: string[] = [];
-  revoked: string[] = [];
-  batches = 0;
-  caughtUp = false;
-  lastSeq: unknown;
-  /** Every `changes` row received, in order. */
-  readonly rows: unknown[][] = [];
-  /** Every `rev` message's properties, in order. */
-  readonly revProps: BlipProperties[] = [];
-  /** Revisions that arrived as deltas and were applied; delta revs this client refused. */
-  deltasApplied = 0;
-  deltasRefused = 0;
-  /** Bytes of `rev` bodies as they arrived (deltas as deltas), before BLIP compression. */
-  revBodyBytes = 0;
-  /** Every `rev` body as it arrived (a delta as the delta), in order, beside `revProps`. */
-  readonly revBodies: string[] = [];
-  errors: Error[] = [];
-  pending = 0;
-  constructor(readonly continuous: boolean, readonly opts: PullOptions = {}) { super(); }
-
-  /** Resolves once `pred` holds, re-checked after every message; rejects after `ms`. */
-  waitFor(pred: () => boolean, ms = 10_000): Promise<void> {
-    if (pred()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { this.off('progress', check); reject(new Error('pull: timed out waiting')); }, ms);
-      const check = () => {
-        if (!pred()) return;
-        clearTimeout(timer);
-        this.off('progress', check);
-        resolve();
-      };
-      this.on('progress', check);
-    });
-  }
-}
-
-/** LiteCore's `boolProperty`: "true"/"YES" (any case) or a non-zero integer. */
-function isTrue(v: string | undefined): boolean {
-  if (v === undefined) return false;
-  return /^(true|yes)$/i.test(v) || (/^-?\d+$/.test(v) && Number(v) !== 0);
-}
-
-/** A BLIP replicator client over one connection. */
+/**
+ * A BLIP replicator client over one connection. Legacy mode by default (the methods below act on the
+ * default collection, untagged); after `getCollections` each index is `collection(i)`, and every
+ * request of the server must name one of them (anything else is answered 400 and kept in
+ * `protocolErrors`).
+ */
 export class BlipClient {
   readonly conn: BlipConnection;
-  private pullState?: PullState;
-  private pullDb?: LocalDb;
-  private pushDb?: LocalDb;
-  private readonly inflight = new Set<Promise<void>>();
-  /** Requests the server made of this client while it pushed. */
+  private readonly lanes = new Map<string, CollectionReplicator>();
+  /** The collection list of the last non-empty getCollections: collection-aware mode. */
+  private aware = false;
+  /** Requests the server made of this client while it pushed (all collections). */
   readonly served = { getAttachment: 0, proveAttachment: 0 };
+  /** Requests of the server this client could not place: no collection where one was due, an unknown index. */
+  readonly protocolErrors: Error[] = [];
 
   private constructor(readonly ws: WebSocket, opts: ConnectOptions) {
     this.conn = new BlipConnection(ws, { role: 'client', maxMessageBytes: opts.maxMessageBytes });
     this.conn.on('error', () => {});
     this.conn.onRequest((req) => this.onRequest(req));
+    this.lanes.set('', new CollectionReplicator(this, {}));
   }
 
   static async connect(dbUrl: string, opts: ConnectOptions = {}): Promise<BlipClient> {
@@ -313,7 +83,7 @@ export class BlipClient {
   }
 
   get protocol(): string { return this.ws.protocol; }
-  private get v3(): boolean { return this.ws.protocol === 'BLIP_3+CBMobile_3'; }
+  get isV3(): boolean { return this.ws.protocol === 'BLIP_3+CBMobile_3'; }
 
   close(): Promise<void> {
     if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
@@ -331,278 +101,50 @@ export class BlipClient {
     return res;
   }
 
-  async getCheckpoint(client: string): Promise<{ rev: string; body: Record<string, unknown> } | undefined> {
-    const res = await this.conn.sendRequest({ Profile: 'getCheckpoint', client });
-    if (res?.isError && res.errorDomain === 'HTTP' && res.errorCode === 404) return undefined;
-    if (!res || res.isError) throw new Error(`getCheckpoint failed: ${res?.errorDomain}/${res?.errorCode}`);
-    return { rev: res.properties.rev, body: res.json() };
-  }
-
-  async setCheckpoint(client: string, body: Record<string, unknown>, rev?: string): Promise<string> {
-    const res = await this.call({ Profile: 'setCheckpoint', client, ...(rev ? { rev } : {}) }, body);
-    return res.properties.rev;
-  }
-
-  // ---- push ----
-
-  async push(db: LocalDb, opts: PushOptions = {}): Promise<PushResult> {
-    this.pushDb = db;
-    const mode = opts.mode ?? 'proposeChanges';
-    const batch = opts.batch ?? 200;
-    const result: PushResult = {
-      sent: 0, skipped: 0, errors: new Map(), serverRevs: new Map(), lastSeq: opts.since ?? 0, serverDeltas: false, deltasSent: 0, deltasRefused: 0,
-    };
-    const changed = db.changedSince(opts.since ?? 0);
-    const limit = opts.concurrency ?? 10;
-    const running = new Set<Promise<void>>();
-    for (let i = 0; i < changed.length; i += batch) {
-      const slice = changed.slice(i, i + batch);
-      const items: { id: string; rev: string; known: string[]; seq: number }[] = [];
-      let maxHistory = 20;
-      if (mode === 'proposeChanges') {
-        const entries = slice.map(({ id }) => {
-          const rev = db.current(id)!;
-          const server = db.remote.get(id);
-          return server ? [id, rev, server] : [id, rev];
-        });
-        const res = await this.call({ Profile: 'proposeChanges', conflictIncludesRev: 'true' }, entries, { compressed: true, urgent: true });
-        if (isTrue(res.properties.deltas)) result.serverDeltas = true;
-        const statuses = res.json<unknown[]>() ?? [];
-        slice.forEach(({ id, seq }, k) => {
-          const s = statuses[k] ?? 0;
-          const rev = entries[k][1];
-          if (s === 0) items.push({ id, rev, known: db.remote.has(id) ? [db.remote.get(id)!] : [], seq });
-          else if (s === 304) { result.skipped++; db.setRemote(id, rev); }
-          else if (typeof s === 'object' && s) {
-            const o = s as { status: number; rev?: string };
-            result.errors.set(id, o.status);
-            if (o.rev) result.serverRevs.set(id, o.rev);
-          } else result.errors.set(id, Number(s));
-        });
-      } else {
-        const entries: unknown[][] = [];
-        const meta: { id: string; rev: string; seq: number }[] = [];
-        for (const { id, seq } of slice) {
-          const revs = opts.allLeaves ? db.leaves(id) : [db.current(id)!];
-          for (const rev of revs) {
-            const r = db.get(id, rev)!;
-            entries.push(r.deleted ? [seq, id, rev, true] : [seq, id, rev]);
-            meta.push({ id, rev, seq });
-          }
-        }
-        const res = await this.call({ Profile: 'changes' }, entries, { compressed: true });
-        if (isTrue(res.properties.deltas)) result.serverDeltas = true;
-        maxHistory = Number(res.properties.maxHistory ?? 20);
-        const answers = res.json<unknown[]>() ?? [];
-        meta.forEach((m, k) => {
-          const a = answers[k];
-          if (Array.isArray(a)) items.push({ ...m, known: a as string[] });
-          else result.skipped++;
-        });
-      }
-      for (const it of items) {
-        while (running.size >= limit) await Promise.race(running);
-        const deltaOpts = opts.deltas && result.serverDeltas ? { minBody: opts.minDeltaBodySize ?? 200, result } : undefined;
-        const p = this.sendRev(db, it.id, it.rev, it.known, it.seq, mode === 'proposeChanges', maxHistory, opts.compress ?? true, deltaOpts)
-          .then((status) => {
-            if (status === 0) { result.sent++; db.setRemote(it.id, it.rev); } else result.errors.set(it.id, status);
-          });
-        running.add(p);
-        void p.finally(() => running.delete(p));
-      }
-      result.lastSeq = slice[slice.length - 1].seq;
-    }
-    await Promise.all(running);
-    // "Caught up", as Couchbase Lite says it: an empty list, noreply.
-    await this.conn.sendRequest({ Profile: mode }, [], { noReply: true });
-    return result;
-  }
-
   /**
-   * One `rev`; resolves 0 on success or the error code of the reply. With deltas, as LiteCore's
-   * pusher: from the server's known revision (or the first known ancestor) when its body is here and
-   * not a tombstone, the body is at least `minBody` bytes and the delta at most 1.2x the body; a 422
-   * makes it resend the full body at once.
+   * Collection-aware mode, as Couchbase Lite 3.1+ opens it: one entry per collection path
+   * (`scope.collection`, or `collection` in `_default`) with its checkpoint ID. Returns the server's
+   * answer (per entry `null`, `{}` or the checkpoint); `collection(i)` then replicates entry i.
    */
-  private async sendRev(
-    db: LocalDb, id: string, rev: string, known: string[], seq: number, noconflicts: boolean, maxHistory: number, compressed: boolean,
-    deltas?: { minBody: number; result: PushResult },
-  ): Promise<number> {
-    const r = db.get(id, rev)!;
-    let history = db.history(id, rev).slice(1, maxHistory);
-    const cut = history.findIndex((h) => known.includes(h));
-    if (cut >= 0) history = history.slice(0, cut + 1);
-    const props: BlipProperties = { Profile: 'rev', id, rev, sequence: String(seq) };
-    if (history.length) props.history = history.join(',');
-    if (r.deleted) props.deleted = '1';
-    if (noconflicts) props.noconflicts = 'true';
-    const body = r.body ?? {};
-    if (deltas && !r.deleted) {
-      const json = JSON.stringify(body);
-      const base = [db.remote.get(id), ...known].find((b) => b !== undefined && db.get(id, b)?.body !== undefined);
-      const baseRev = base ? db.get(id, base)! : undefined;
-      if (baseRev && !baseRev.deleted && Buffer.byteLength(json) >= deltas.minBody) {
-        const delta = JSON.stringify(createDelta(baseRev.body, body));
-        if (delta.length <= 1.2 * json.length) {
-          const res = await this.conn.sendRequest({ ...props, deltaSrc: base! }, delta, { compressed });
-          if (!res) return 500;
-          if (!res.isError) { deltas.result.deltasSent++; return 0; }
-          if (res.errorCode !== 422) return res.errorCode ?? 500;
-          deltas.result.deltasRefused++;
-        }
-      }
+  async getCollections(collections: string[], checkpointIds: string[]): Promise<(Record<string, unknown> | null)[]> {
+    const res = await this.call({ Profile: 'getCollections' }, { collections, checkpoint_ids: checkpointIds });
+    const list = res.json<(Record<string, unknown> | null)[]>();
+    if (!Array.isArray(list) || list.length !== collections.length) throw new Error(`Invalid number of checkpoints: ${res.body.toString()}`);
+    if (collections.length > 0) {
+      this.aware = true;
+      for (const k of [...this.lanes.keys()]) if (k !== '') this.lanes.delete(k);
+      list.forEach((entry, i) => { if (entry !== null) this.lanes.set(String(i), new CollectionReplicator(this, { collection: String(i) })); });
     }
-    const res = await this.conn.sendRequest(props, body, { compressed });
-    if (!res) return 500;
-    return res.isError ? res.errorCode ?? 500 : 0;
+    return list;
   }
 
-  // ---- pull ----
-
-  /** Starts a pull; for a one-shot pull await `state.waitFor(() => state.caughtUp && state.pending === 0)` or use `pull()`. */
-  async startPull(db: LocalDb, opts: PullOptions = {}): Promise<PullState> {
-    const state = new PullState(opts.continuous === true, opts);
-    this.pullState = state;
-    this.pullDb = db;
-    const props: BlipProperties = { Profile: 'subChanges', batch: String(opts.batch ?? 200) };
-    if (opts.since !== undefined) props.since = JSON.stringify(opts.since);
-    if (opts.continuous) props.continuous = 'true';
-    if (opts.activeOnly) props.activeOnly = 'true';
-    if (opts.revocations) props.revocations = 'true';
-    if (opts.sendReplacementRevs) props.sendReplacementRevs = 'true';
-    if (opts.channels) { props.filter = 'sync_gateway/bychannel'; props.channels = opts.channels.join(','); }
-    await this.call(props, opts.docIDs ? { docIDs: opts.docIDs } : undefined);
-    return state;
+  /** The collection at index `i` of the getCollections list (created on demand, for misuse tests too). */
+  collection(i: number): CollectionReplicator {
+    const key = String(i);
+    let lane = this.lanes.get(key);
+    if (!lane) this.lanes.set(key, (lane = new CollectionReplicator(this, { collection: key })));
+    return lane;
   }
 
-  /** A one-shot pull to completion. */
-  async pull(db: LocalDb, opts: PullOptions = {}, timeoutMs = 60_000): Promise<PullState> {
-    const state = await this.startPull(db, { ...opts, continuous: false });
-    await state.waitFor(() => state.caughtUp && state.pending === 0 && this.inflight.size === 0, timeoutMs);
-    return state;
-  }
+  /** The untagged (legacy) collection. */
+  private get legacy(): CollectionReplicator { return this.lanes.get('')!; }
+
+  getCheckpoint(client: string): ReturnType<CollectionReplicator['getCheckpoint']> { return this.legacy.getCheckpoint(client); }
+  setCheckpoint(client: string, body: Record<string, unknown>, rev?: string): Promise<string> { return this.legacy.setCheckpoint(client, body, rev); }
+  push(db: LocalDb, opts: PushOptions = {}): Promise<PushResult> { return this.legacy.push(db, opts); }
+  startPull(db: LocalDb, opts: PullOptions = {}): Promise<PullState> { return this.legacy.startPull(db, opts); }
+  pull(db: LocalDb, opts: PullOptions = {}, timeoutMs = 60_000): Promise<PullState> { return this.legacy.pull(db, opts, timeoutMs); }
 
   private onRequest(req: BlipRequest): Promise<void> | void {
-    const work = this.handle(req).catch((err: Error) => {
-      this.pullState?.errors.push(err);
-      if (!req.noReply && !req.responded) req.respondError('HTTP', (err as { status?: number }).status ?? 500, err.message);
-    });
-    this.inflight.add(work);
-    void work.finally(() => { this.inflight.delete(work); this.pullState?.emit('progress'); });
-    return work;
-  }
-
-  private async handle(req: BlipRequest): Promise<void> {
-    switch (req.profile) {
-      case 'changes': return this.onChanges(req);
-      case 'rev': return this.onRev(req);
-      case 'norev': {
-        const s = this.pullState!;
-        s.norevs.push({ id: req.properties.id, rev: req.properties.rev, error: req.properties.error });
-        s.pending--;
-        return;
-      }
-      case 'getAttachment': {
-        this.served.getAttachment++;
-        const data = this.pushDb?.blobs.get(req.properties.digest);
-        if (!data) { req.respondError('HTTP', 404, 'no such blob'); return; }
-        req.respond({}, data, { compressed: req.properties.compress === 'true' });
-        return;
-      }
-      case 'proveAttachment': {
-        this.served.proveAttachment++;
-        const data = this.pushDb?.blobs.get(req.properties.digest);
-        if (!data) { req.respondError('HTTP', 404, 'no such blob'); return; }
-        const proof = 'sha1-' + createHash('sha1').update(Buffer.of(req.body.length)).update(req.body).update(data).digest('base64');
-        req.respond({}, proof);
-        return;
-      }
-      default:
-        req.respondError('BLIP', 404, 'no handler for message');
-    }
-  }
-
-  private async onChanges(req: BlipRequest): Promise<void> {
-    const s = this.pullState!;
-    const db = this.pullDb!;
-    const rows = req.json<unknown[][] | null>() ?? [];
-    if (rows.length === 0) {
-      s.caughtUp = true;
-      if (!req.noReply) req.respond({}, []);
+    const key = req.properties.collection ?? '';
+    const lane = this.lanes.get(key);
+    // The server tags what it sends with the index that caused it, and only in collection-aware mode.
+    if (!lane || (this.aware ? key === '' : key !== '')) {
+      const err = new Error(`server sent ${req.profile} with collection ${JSON.stringify(req.properties.collection)} (${this.aware ? 'collection-aware' : 'legacy'} mode)`);
+      this.protocolErrors.push(err);
+      if (!req.noReply) req.respondError('HTTP', 400, err.message);
       return;
     }
-    // LiteCore announces deltas on its first changes response only; the server keeps the setting.
-    const announce = s.opts.deltas === true && s.batches === 0;
-    s.batches++;
-    const answer: unknown[] = [];
-    for (const row of rows) {
-      s.rows.push(row);
-      const [seq, id, rev, flags] = row as [unknown, string, string, number | boolean | undefined];
-      if (typeof id !== 'string' || id.length === 0 || typeof rev !== 'string' || !rev.includes('-')) throw new Error(`invalid changes row ${JSON.stringify(row)}`);
-      s.lastSeq = seq;
-      const bits = typeof flags === 'number' ? flags : flags === true ? 1 : 0;
-      // Revoked (2) or removed (4) without being a plain tombstone: purge, do not ask for the rev.
-      if (bits & 2 || (bits & 4 && !(bits & 1))) {
-        db.purge(id, bits & 2 ? 'revoked' : 'removed');
-        (bits & 2 ? s.revoked : s.removed).push(id);
-        answer.push(0);
-        continue;
-      }
-      if (db.docs.get(id)?.revs.has(rev)) { answer.push(0); continue; }
-      const known = s.opts.deltas ? db.ancestorsWithBodies(id, rev) : db.leaves(id);
-      answer.push(s.opts.knownFor ? s.opts.knownFor(id, rev, known) : known);
-      s.pending++;
-    }
-    req.respond({ maxHistory: '50', blobs: 'true', ...(announce ? { deltas: 'true' } : {}) }, answer, { compressed: true });
-  }
-
-  private async onRev(req: BlipRequest): Promise<void> {
-    const s = this.pullState!;
-    const db = this.pullDb!;
-    const p = req.properties;
-    s.revProps.push(p);
-    // A refused delta is expected again as a full body (LiteCore's revReRequested): still pending.
-    let again = false;
-    try {
-      // Couchbase Lite refuses a pulled rev without a sequence.
-      if (!p.id || !p.rev || p.sequence === undefined) throw Object.assign(new Error('rev without id, rev or sequence'), { status: 400 });
-      s.revBodyBytes += req.body.length;
-      s.revBodies.push(req.body.toString('utf8'));
-      let body = req.json<Record<string, unknown>>() ?? {};
-      if (p.deltaSrc !== undefined) {
-        again = true;
-        if (s.opts.refuseDeltas) { s.deltasRefused++; throw Object.assign(new Error('delta refused (test hook)'), { status: s.opts.refuseDeltas }); }
-        // LiteCore: a missing base is DeltaBaseUnknown, a bad delta CorruptDelta; both answered HTTP 422.
-        const base = db.get(p.id, p.deltaSrc)?.body;
-        if (!base) { s.deltasRefused++; throw Object.assign(new Error(`delta base ${p.deltaSrc} unknown`), { status: 422 }); }
-        try {
-          body = applyDelta(base, body) as Record<string, unknown>;
-        } catch (err) {
-          s.deltasRefused++;
-          throw Object.assign(new Error(`corrupt delta: ${(err as Error).message}`), { status: err instanceof DeltaError ? 422 : 500 });
-        }
-        s.deltasApplied++;
-        again = false;
-      }
-      if (body._removed === true) {
-        db.purge(p.id, 'removed');
-        s.removed.push(p.id);
-      } else {
-        const atts = body._attachments as Record<string, AttachmentStub> | undefined;
-        for (const a of Object.values(atts ?? {})) {
-          if (db.blobs.has(a.digest)) continue;
-          const res = await this.call({ Profile: 'getAttachment', digest: a.digest, ...(this.v3 ? { docID: p.id } : {}) });
-          if (sha1Digest(res.body) !== a.digest || res.body.length !== a.length) throw Object.assign(new Error('attachment digest mismatch'), { status: 400 });
-          db.blobs.set(a.digest, res.body);
-        }
-        const history = p.history ? p.history.split(',') : [];
-        db.insert(p.id, p.rev, history, p.deleted === '1' || p.deleted === 'true', body);
-        db.setRemote(p.id, p.rev);
-        s.received++;
-      }
-      if (!req.noReply) req.respond();
-    } finally {
-      if (!again) s.pending--;
-    }
+    return lane.onRequest(req);
   }
 }

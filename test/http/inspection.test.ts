@@ -5,6 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import bcrypt from 'bcryptjs';
 import { req, startGateway, type TestGateway } from '../helpers/gateway.ts';
 
@@ -265,7 +266,8 @@ describe('inspection endpoints', () => {
       const info = (await req(`${admin}/`)).body;
       assert.deepEqual(r.body.databases.db, {
         seq: info.update_seq, server_uuid: info.server_uuid, state: 'Online', require_resync: [], replication_status: [],
-        cluster: { cluster_uuid: '', replications: {}, nodes: {} },
+        // This gateway is the cluster's one ISGR node (src/replication/isgr/); no replication is defined.
+        cluster: { cluster_uuid: '', replications: {}, nodes: { [gw.gateway.nodeId]: { uuid: gw.gateway.nodeId, host: hostname() } } },
       });
       // Its users take sequences too: the same number `/other/` reports.
       assert.equal(r.body.databases.other.seq, (await req(`${gw.adminUrl}/other/`)).body.update_seq);
@@ -291,9 +293,36 @@ describe('inspection endpoints', () => {
     });
   });
 
+  test('_revtree: the revision tree as Graphviz dot, tombstones in red, every edge once', async () => {
+    const one = await req(`${admin}/rt-one`, { method: 'PUT', json: { channels: ['b'] } });
+    const single = await req(`${admin}/_revtree/rt-one`);
+    assert.equal(single.status, 200);
+    assert.equal(single.headers.get('content-type'), 'text/plain; charset=UTF-8');
+    assert.equal(single.text, `digraph graphname{"" -> "${one.body.rev}"; }`);
+    // Two branches from one root: one live, one ending in a tombstone.
+    const r1 = (await req(`${admin}/rt`, { method: 'PUT', json: { v: 1 } })).body.rev;
+    const r2 = (await req(`${admin}/rt?rev=${r1}`, { method: 'PUT', json: { v: 2 } })).body.rev;
+    const branch = await req(`${admin}/rt?new_edits=false`, {
+      method: 'PUT', json: { _rev: '2-c0ffee', _revisions: { start: 2, ids: ['c0ffee', r1.split('-')[1]] }, v: 'b' },
+    });
+    assert.equal(branch.status, 201);
+    const r3 = (await req(`${admin}/rt?rev=2-c0ffee`, { method: 'DELETE' })).body.rev;
+    const dot = (await req(`${admin}/_revtree/rt`)).text;
+    const pieces = [
+      `"${r1}" -> "${r2}"; `,
+      `"${r3}" [fontcolor=red];"2-c0ffee" -> "${r3}" [label="Tombstone", fontcolor=red];`,
+      `"${r1}" -> "2-c0ffee"; `,
+    ];
+    assert.ok(dot.startsWith('digraph graphname{') && dot.endsWith('}'), dot);
+    for (const p of pieces) assert.ok(dot.includes(p), `${p} in ${dot}`);
+    assert.equal(dot.length, 'digraph graphname{}'.length + pieces.join('').length, dot);
+    const missing = await req(`${admin}/_revtree/nope`);
+    assert.deepEqual([missing.status, missing.body.reason], [404, 'missing']);
+  });
+
   test('the public port refuses the admin-only endpoints', async () => {
     const auth = { headers: basic('alice', 'alice-pw') };
-    for (const path of ['/db/_raw/moved', '/db/_dumpchannel/b', '/_status']) {
+    for (const path of ['/db/_raw/moved', '/db/_revtree/moved', '/db/_dumpchannel/b', '/_status']) {
       const r = await req(`${gw.publicUrl}${path}`, auth);
       assert.equal(r.status, 404, path);
       assert.deepEqual(r.body, { error: 'not_found', reason: 'unknown URL' });

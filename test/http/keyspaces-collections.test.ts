@@ -128,6 +128,8 @@ describe('REST keyspaces on a database with named collections', () => {
     const hotelRaw = await req(`${hotel}/_raw/same`);
     assert.deepEqual(Object.keys(hotelRaw.body._sync.channels), ['rooms']);
     assert.equal((await req(`${air}/_raw/b1`)).status, 404);
+    assert.equal((await req(`${hotel}/_revtree/same`)).text, `digraph graphname{"" -> "${h.body.rev}"; }`);
+    assert.equal((await req(`${air}/_revtree/same`)).text, `digraph graphname{"${a.body.rev}" -> "${att.body.rev}"; }`);
     assert.match((await req(`${air}/_dumpchannel/airline`)).text, /<td>same<\/td>/);
     assert.equal((await req(`${hotel}/_dumpchannel/airline`)).status, 404);
     assert.match((await req(`${hotel}/_dumpchannel/rooms`)).text, /<td>b1<\/td>/);

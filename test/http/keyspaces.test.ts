@@ -219,6 +219,7 @@ describe('REST keyspaces: every keyspace route, three spellings of the default k
     record('DELETE _local', await req(`${pub}/_local/cp?rev=${local.body.rev}`, { method: 'DELETE' }));
     record('GET _local attachment', await req(`${pub}/_local/cp/att`));
     record('GET _raw', await req(`${adm}/_raw/doc3`));
+    record('GET _revtree', await req(`${adm}/_revtree/doc1`));
     record('GET _dumpchannel', await req(`${adm}/_dumpchannel/red`));
     record('POST _purge', await req(`${adm}/_purge`, { method: 'POST', json: { doc4: ['*'] } }));
     record('GET purged doc', await req(`${adm}/doc4`));
@@ -232,7 +233,7 @@ describe('REST keyspaces: every keyspace route, three spellings of the default k
     // The script did real work: writes succeeded, reads found them, the longpoll woke.
     const status = (label: string) => Number(/-> (\d+)/.exec(runs[0].find((l) => l.startsWith(`${label} ->`))!)![1]);
     for (const label of ['PUT doc', 'PUT attachment', 'POST _bulk_docs', 'PUT _local']) assert.equal(status(label), 201, label);
-    for (const label of ['GET doc', 'GET attachment', 'GET _all_docs', 'GET _changes', 'GET _changes longpoll', 'GET _raw', 'GET _dumpchannel', 'POST _purge']) {
+    for (const label of ['GET doc', 'GET attachment', 'GET _all_docs', 'GET _changes', 'GET _changes longpoll', 'GET _raw', 'GET _revtree', 'GET _dumpchannel', 'POST _purge']) {
       assert.equal(status(label), 200, label);
     }
     assert.equal(status('GET purged doc'), 404);

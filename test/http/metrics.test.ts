@@ -9,6 +9,7 @@ import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { METRIC } from '../../src/metrics/index.ts';
+import { BlipClient } from '../helpers/blip-client.ts';
 
 /** Re-reads /_metrics until `pattern` matches (a closed request is counted a moment after the client sees it). */
 async function metricsMatching(url: string, pattern: RegExp, ms = 30_000): Promise<string> {
@@ -118,5 +119,28 @@ describe('metrics listener', () => {
     res.resume();
     assert.equal(res.statusCode, 200);
     assert.equal(res.headers['content-encoding'], 'gzip');
+  });
+
+  test('/_expvar counts BLIP connections per database and the latency of requests other than live feeds', async () => {
+    const expvar = async () => (await (await fetch(`${metricsUrl}/_expvar`)).json()) as any;
+    const before = (await expvar()).syncgateway.global.http_request_duration;
+    const client = await BlipClient.connect(`${publicUrl.replace('http', 'ws')}/db`);
+    try {
+      const deadline = Date.now() + 30_000;
+      while ((await expvar()).syncgateway.per_db.db.database.num_blip_connections !== 1) {
+        if (Date.now() > deadline) assert.fail('the BLIP connection was never counted');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally { await client.close(); }
+    const deadline = Date.now() + 30_000;
+    while ((await expvar()).syncgateway.per_db.db.database.num_blip_connections !== 0) {
+      if (Date.now() > deadline) assert.fail('the closed BLIP connection was still counted');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal((await fetch(`${publicUrl}/db/doc1`)).status, 200);
+    const after = (await expvar()).syncgateway.global.http_request_duration;
+    assert.ok(after.count > before.count, 'the document read is in the histogram');
+    assert.ok(after.buckets.length > 5 && after.buckets.every((b: { le: number; count: number }, i: number, all: { count: number }[]) => i === 0 || b.count >= all[i - 1].count), 'cumulative buckets');
+    assert.ok(after.buckets.at(-1).count <= after.count);
   });
 });

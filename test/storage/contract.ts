@@ -1067,6 +1067,23 @@ export function storeContract(name: string, open: OpenStore, close: CloseStore =
     });
   
     describe('principals, grants and sessions', () => {
+      it('listPrincipals pages in byte order: prefix, after (exclusive), limit', withStore(async (s) => {
+        for (const name of ['b', 'ab', 'a', 'abc', 'ac', 'c', 'B', 'a-b']) {
+          await s.putPrincipal({ kind: 'user', name, adminChannels: {}, adminRoles: {}, disabled: false });
+        }
+        await s.putPrincipal({ kind: 'role', name: 'ab', adminChannels: {}, adminRoles: {}, disabled: false });
+        assert.deepEqual(await s.listPrincipals('user'), ['B', 'a', 'a-b', 'ab', 'abc', 'ac', 'b', 'c']);
+        assert.deepEqual(await s.listPrincipals('user', { prefix: 'a' }), ['a', 'a-b', 'ab', 'abc', 'ac']);
+        assert.deepEqual(await s.listPrincipals('user', { prefix: 'ab' }), ['ab', 'abc']);
+        assert.deepEqual(await s.listPrincipals('user', { prefix: 'a', after: 'ab' }), ['abc', 'ac']);
+        assert.deepEqual(await s.listPrincipals('user', { prefix: 'a', after: '0' }), ['a', 'a-b', 'ab', 'abc', 'ac'], 'after before the prefix range');
+        assert.deepEqual(await s.listPrincipals('user', { prefix: 'a', after: 'az' }), []);
+        assert.deepEqual(await s.listPrincipals('user', { after: 'abd', limit: 2 }), ['ac', 'b']);
+        assert.deepEqual(await s.listPrincipals('user', { prefix: 'zz' }), []);
+        assert.deepEqual(await s.listPrincipals('user', { limit: 3 }), ['B', 'a', 'a-b']);
+        assert.deepEqual(await s.listPrincipals('role', { prefix: 'a' }), ['ab'], 'kinds apart');
+      }));
+
       it('principals: put assigns the next sequence, get/list/delete by kind', withStore(async (s) => {
         const s1 = await put(s, docWrite('d', 0));
         const p1 = await s.putPrincipal({ kind: 'user', name: 'alice', adminChannels: { a: 0 }, adminRoles: {}, disabled: false, passwordHash: 'h' });

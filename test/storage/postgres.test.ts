@@ -10,10 +10,11 @@ import assert from 'node:assert/strict';
 import { HttpError } from '../../src/errors.ts';
 import { openPostgresStore, planConnection, type PostgresStore } from '../../src/storage/postgres/index.ts';
 import pg from 'pg';
-import { SCHEMA_VERSION, migrate } from '../../src/storage/postgres/schema.ts';
+import { MIGRATIONS, SCHEMA_VERSION, migrate, type Migration } from '../../src/storage/postgres/schema.ts';
 import type { RemoteCommit, Store } from '../../src/storage/store.ts';
 import { DB_NAME, USERS, startPgCluster, type PgCluster } from '../helpers/postgres.ts';
 import { digestOf, docWrite, linearTree, md5Of, storeContract } from './contract.ts';
+import { collectionsContract } from './collections.ts';
 
 const cluster: PgCluster = await startPgCluster();
 after(() => cluster.stop());
@@ -44,6 +45,14 @@ async function closeContract(store: Store): Promise<void> {
 storeContract('PostgresStore (TLS, client certificate)', openContract, closeContract);
 // The same contract for a named collection's store: its own tables, the schema's shared sequence.
 storeContract('PostgresStore', openContract, closeContract, { collection: ['inventory', 'airline'] });
+
+collectionsContract('PostgresStore', openContract, closeContract, async (store) => {
+  const schema = schemas.get(store)!;
+  await store.close();
+  const again = await open(schema);
+  schemas.set(again, schema);
+  return again;
+});
 
 describe('PostgresStore: several nodes on one schema', () => {
   let a: PostgresStore;
@@ -140,6 +149,79 @@ describe('PostgresStore: several nodes on one schema', () => {
     }
   });
 
+  it('a collection made on one node is opened by the other, with its documents and grants', async () => {
+    const ax = await a.collection('inventory', 'made-on-a');
+    const s1 = (await ax.commit([{ ...docWrite('doc', 0, { channels: ['red'] }), grants: [{ grantee: 'nina', kind: 'channel', value: 'red' }] }]))[0];
+    assert.ok(s1.ok);
+    assert.ok((await b.listCollections()).some((c) => c.scope === 'inventory' && c.name === 'made-on-a'));
+    // B had never named it: its grants count for B's grantsTo before B opens it.
+    assert.deepEqual((await b.grantsTo(['nina'])).map((g) => [g.collection, g.value]), [['inventory.made-on-a', 'red']]);
+    const bx = await b.collection('inventory', 'made-on-a');
+    assert.equal((await bx.getDoc('doc'))?.seq, s1.seq);
+    assert.deepEqual((await bx.changes({ since: 0, channels: ['red'] })).map((r) => r.id), ['doc']);
+    assert.equal(await b.getDoc('doc'), undefined, 'not in the default collection');
+    assert.deepEqual(await bx.docCounts(), { live: 1, deleted: 0 });
+  });
+
+  it('both nodes creating the same collections at once succeed, and share one set of tables', async () => {
+    const names = Array.from({ length: 6 }, (_, i) => `race${i}`);
+    const [onA, onB] = await Promise.all([
+      Promise.all(names.map((nm) => a.collection('racing', nm))),
+      Promise.all(names.map((nm) => b.collection('racing', nm))),
+    ]);
+    const registered = await cluster.admin("SELECT name, count(*) AS n FROM nodes.collections WHERE scope = 'racing' GROUP BY name ORDER BY name");
+    assert.deepEqual(registered.rows.map((r) => [r.name, Number(r.n)]), names.map((nm) => [nm, 1]));
+    for (let i = 0; i < names.length; i++) {
+      const [r] = await onA[i].commit([docWrite(`on-a-${i}`, 0)]);
+      assert.ok(r.ok);
+      assert.equal((await onB[i].getDoc(`on-a-${i}`))?.seq, r.seq, `${names[i]}: B reads what A wrote`);
+      const [r2] = await onB[i].commit([docWrite(`on-a-${i}`, r.seq, { rev: '2-b' })]);
+      assert.ok(r2.ok);
+      assert.equal((await onA[i].getDoc(`on-a-${i}`))?.rev, '2-b');
+    }
+  });
+
+  it('commits and purges racing in one named collection on both nodes: none fails, and its counts stay those of its documents', async () => {
+    const [ca, cb] = await Promise.all([a.collection('inventory', 'churn'), b.collection('inventory', 'churn')]);
+    const grant = (i: number) => [{ grantee: `churner${i % 3}`, kind: 'channel' as const, value: `c${i}` }];
+    // Documents to purge, half of them granting (a purge that revokes grants also takes a sequence).
+    const seed = await ca.commit(Array.from({ length: 40 }, (_, i) => ({ ...docWrite(`p${i}`, 0, { channels: ['x'] }), ...(i % 2 ? { grants: grant(i) } : {}) })));
+    assert.ok(seed.every((r) => r.ok));
+    const work = [
+      ...Array.from({ length: 40 }, (_, i) => (i % 2 ? ca : cb).purge(`p${i}`)),
+      ...Array.from({ length: 20 }, (_, i) => (i % 2 ? cb : ca).commit([
+        { ...docWrite(`n${i}`, 0, { channels: ['x'], deleted: i % 5 === 0 }), grants: grant(i) }, docWrite(`m${i}`, 0)])),
+    ];
+    const results = await Promise.allSettled(work);
+    assert.deepEqual(results.filter((r) => r.status === 'rejected'), []);
+    const docs = await cb.allDocs({ includeDeleted: true });
+    assert.deepEqual(docs.filter((d) => d.id.startsWith('p')), [], 'every purge took');
+    assert.deepEqual(await ca.docCounts(), { live: docs.filter((d) => !d.deleted).length, deleted: docs.filter((d) => d.deleted).length });
+    assert.equal(docs.length, 40);
+  });
+
+  it('a commit in a named collection wakes the other node\'s watchers for that collection', async () => {
+    const got: RemoteCommit[] = [];
+    const stop = b.watch((c) => got.push(c));
+    try {
+      await new Promise((r) => setTimeout(r, 300)); // LISTEN is up
+      // Made after B started watching: B learns of it from the registry.
+      const ax = await a.collection('inventory', 'watched');
+      await ax.commit([docWrite('w1', 0, { channels: ['red', 'green'] })]);
+      await a.commit([docWrite('w1', 0, { channels: ['red'] })]);
+      const deadline = Date.now() + 5000;
+      const named = () => got.find((c) => c.collection === 'inventory.watched');
+      const plain = () => got.find((c) => c.collection === undefined && c.channels.includes('red'));
+      while (!(named() && plain()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual([...named()!.channels].sort(), ['green', 'red']);
+      assert.deepEqual(named()!.grantees, []);
+      assert.deepEqual(plain()!.channels, ['red'], 'the default collection\'s wake-up names only its own channels');
+      assert.ok(!got.some((c) => c.collection === undefined && c.channels.includes('green')), 'green was only touched in the named collection');
+    } finally {
+      stop();
+    }
+  });
+
   it('a principal deletion on one node changes the access version seen by the other', async () => {
     await a.putPrincipal({ kind: 'role', name: 'gone', adminChannels: { x: 1 }, adminRoles: {}, disabled: false });
     const before = await b.accessVersion();
@@ -148,6 +230,21 @@ describe('PostgresStore: several nodes on one schema', () => {
     assert.equal(await b.getPrincipal('role', 'gone'), undefined);
   });
 });
+
+/**
+ * The default collection's rows as an old schema had them (the columns every version since has),
+ * for a comparison across a migration.
+ */
+async function defaultRows(schema: string): Promise<Record<string, Record<string, unknown>[]>> {
+  const all = async (sql: string) => (await cluster.admin(sql.replaceAll('S.', `"${schema}".`))).rows as Record<string, unknown>[];
+  return {
+    docs: await all('SELECT id, tree, rev, deleted, seq, channels, expiry FROM S.docs ORDER BY id COLLATE "C"'),
+    revs: await all('SELECT doc_id, rev, deleted, body, atts, channels FROM S.revs ORDER BY doc_id COLLATE "C", rev'),
+    channel_index: await all('SELECT * FROM S.channel_index ORDER BY channel, doc_id COLLATE "C"'),
+    local_docs: await all('SELECT * FROM S.local_docs ORDER BY id'),
+    grants: await all('SELECT * FROM S.grants ORDER BY doc_id, grantee, kind, value'),
+  };
+}
 
 describe('PostgresStore: schema versions', () => {
   it('refuses a schema written by a newer Syncgate, naming both versions', async () => {
@@ -163,8 +260,29 @@ describe('PostgresStore: schema versions', () => {
     // Loaded as the user the stores connect as, so that it owns the schema as if it had made it.
     await cluster.admin(`SET ROLE ${USERS.cert};\n` + readFileSync(fileURLToPath(new URL('../fixtures/postgres-schema-v2.sql', import.meta.url)), 'utf8'));
     assert.equal((await cluster.admin('SELECT max(version) AS v FROM fixture_v2.schema_migrations')).rows[0].v, 2);
+    const before = await defaultRows('fixture_v2');
+    // Upgraded to the collections registry (schema 7): the old documents are the default collection,
+    // served as they were, and a named collection can be made beside them.
+    const first = await open('fixture_v2');
+    try {
+      assert.deepEqual((await first.allDocs({ includeDeleted: true })).map((r) => [r.id, r.rev, r.seq, r.deleted, JSON.stringify(r.channels)]),
+        before.docs.map((d) => [d.id, d.rev, Number(d.seq), d.deleted, d.channels]));
+      assert.deepEqual((await first.changes({ since: 0, channels: ['a'] })).map((r) => [r.id, r.seq, r.removed ?? null]),
+        before.channel_index.map((c) => [c.doc_id, Number(c.seq), c.removed ? 'a' : null]).sort((x, y) => Number(x[1]) - Number(y[1])));
+      assert.equal((await first.getRevision('conflicted', '2-aaaa'))?.body, '{"v":1}');
+      assert.deepEqual(await first.listCollections(), []);
+      const last = await first.lastSeq();
+      const air = await first.collection('inventory', 'airline');
+      assert.deepEqual(await air.commit([docWrite('live1', 0, { channels: ['a'] })]), [{ ok: true, seq: last + 1 }]);
+      assert.deepEqual(await air.docCounts(), { live: 1, deleted: 0 });
+      assert.deepEqual(await first.docCounts(), { live: 5, deleted: 2 });
+    } finally {
+      await first.close();
+    }
+    assert.deepEqual(await defaultRows('fixture_v2'), before, 'no row of the default collection was rewritten');
     const s = await open('fixture_v2');
     try {
+      assert.equal((await (await s.collection('inventory', 'airline')).getDoc('live1'))?.rev, '1-a', 'the named collection survives a reopen');
       assert.deepEqual(await s.docCounts(), { live: 5, deleted: 2 });
       assert.equal((await s.getDoc('conflicted'))?.rev, '2-bbbb');
       const gone = (await s.getDoc('gone'))!;
@@ -233,6 +351,94 @@ describe('PostgresStore: schema versions', () => {
     const again = await open('operator_made', { certpath: undefined, keypath: undefined, username: USERS.noPermission, password: 'pw-secret' });
     assert.equal((await again.getDoc('x'))?.rev, '1-a');
     await again.close();
+  });
+});
+
+describe('PostgresStore: named collection tables', () => {
+  /** The per-collection tables, by their default names (a named collection also has doc_counts). */
+  const TABLES = ['docs', 'revs', 'channel_index', 'local_docs', 'grants', 'old_revs'];
+
+  /** Columns and indexes of one table, with the schema and collection prefix taken out of every name. */
+  async function shape(schema: string, table: string, prefix: string) {
+    const columns = await cluster.admin(
+      `SELECT column_name, data_type, is_nullable, column_default, collation_name FROM information_schema.columns
+       WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position`, [schema, prefix + table]);
+    assert.ok(columns.rows.length > 0, `table ${prefix}${table} exists`);
+    const indexes = await cluster.admin('SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2', [schema, prefix + table]);
+    return {
+      columns: columns.rows,
+      indexes: indexes.rows.map((r) => String(r.indexdef).replaceAll(`${schema}.`, '').replaceAll(prefix, '')).sort(),
+    };
+  }
+
+  /** Applies `extra` after every migration, as a later Syncgate would, as the owner of the schema. */
+  async function migrateFurther(schema: string, extra: Migration): Promise<void> {
+    const c = new pg.Client({ host: cluster.dir, port: cluster.port, user: 'postgres', database: DB_NAME });
+    await c.connect();
+    try {
+      await migrate(c, schema, () => 'unused', SCHEMA_VERSION + 1, [...MIGRATIONS, extra]);
+    } finally {
+      await c.end();
+    }
+  }
+
+  async function columnsOf(schema: string, table: string): Promise<string[]> {
+    const r = await cluster.admin('SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2', [schema, table]);
+    return r.rows.map((x) => String(x.column_name));
+  }
+
+  it('have the shape the migrations gave the default tables', async () => {
+    const s = await open('shapes');
+    try {
+      await s.collection('inventory', 'airline');
+      await s.collection('inventory', 'hotel');
+    } finally {
+      await s.close();
+    }
+    const ids = (await cluster.admin('SELECT id FROM shapes.collections ORDER BY id')).rows.map((r) => Number(r.id));
+    assert.equal(ids.length, 2);
+    for (const id of ids) {
+      for (const t of TABLES) assert.deepEqual(await shape('shapes', t, `c${id}_`), await shape('shapes', t, ''), `c${id}_${t} is shaped like ${t}`);
+    }
+    const named = await cluster.admin("SELECT tablename FROM pg_tables WHERE schemaname = 'shapes' AND tablename LIKE $1", [`c${ids[0]}\_%`]);
+    assert.deepEqual(named.rows.map((r) => r.tablename).sort(), [...TABLES, 'doc_counts'].map((t) => `c${ids[0]}_${t}`).sort());
+  });
+
+  it('a migration written per collection changes every collection\'s tables and the default ones', async () => {
+    const s = await open('runner');
+    await (await s.collection('inventory', 'hotel')).commit([docWrite('h', 0)]);
+    await s.collection('inventory', 'airline');
+    await s.close();
+    await migrateFurther('runner', {
+      shared: 'CREATE TABLE S.future_shared (x integer);',
+      perCollection: 'ALTER TABLE S.{c}docs ADD COLUMN future text; CREATE INDEX {c}docs_by_future ON S.{c}docs (future);',
+    });
+    assert.equal(Number((await cluster.admin('SELECT max(version) AS v FROM runner.schema_migrations')).rows[0].v), SCHEMA_VERSION + 1);
+    const ids = (await cluster.admin('SELECT id FROM runner.collections ORDER BY id')).rows.map((r) => Number(r.id));
+    for (const p of ['', ...ids.map((id) => `c${id}_`)]) {
+      assert.ok((await columnsOf('runner', `${p}docs`)).includes('future'), `${p}docs has the new column`);
+      assert.equal((await cluster.admin("SELECT 1 FROM pg_indexes WHERE schemaname = 'runner' AND indexname = $1", [`${p}docs_by_future`])).rowCount, 1);
+    }
+    assert.equal((await cluster.admin("SELECT 1 FROM pg_tables WHERE schemaname = 'runner' AND tablename = 'future_shared'")).rowCount, 1);
+  });
+
+  it('a per-collection migration that fails on one collection changes none, and the schema stays at its version', async () => {
+    const s = await open('runner_fail');
+    await s.collection('inventory', 'hotel');
+    await s.collection('inventory', 'airline');
+    await s.close();
+    const ids = (await cluster.admin('SELECT id FROM runner_fail.collections ORDER BY id')).rows.map((r) => Number(r.id));
+    // Something the migration trips on in the last named collection only.
+    await cluster.admin(`ALTER TABLE runner_fail.c${ids[1]}_docs ADD COLUMN future text`);
+    await assert.rejects(migrateFurther('runner_fail', { perCollection: 'ALTER TABLE S.{c}docs ADD COLUMN future text;' }), /already exists/);
+    assert.equal(Number((await cluster.admin('SELECT max(version) AS v FROM runner_fail.schema_migrations')).rows[0].v), SCHEMA_VERSION);
+    for (const t of ['docs', `c${ids[0]}_docs`]) assert.ok(!(await columnsOf('runner_fail', t)).includes('future'), `${t} was left as it was`);
+    const again = await open('runner_fail');
+    try {
+      assert.deepEqual((await again.listCollections()).map((c) => c.name), ['airline', 'hotel']);
+    } finally {
+      await again.close();
+    }
   });
 });
 

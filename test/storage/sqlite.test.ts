@@ -15,6 +15,7 @@ import { SCHEMA_VERSION } from '../../src/storage/sqlite/schema.ts';
 import type { EncodedRevTree } from '../../src/revtree/index.ts';
 import type { Store } from '../../src/storage/store.ts';
 import { digestOf, docWrite, md5Of, storeContract } from './contract.ts';
+import { collectionsContract } from './collections.ts';
 import { writeSchema4File } from '../fixtures/sqlite-schema4.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'syncgate-sqlite-test-'));
@@ -42,6 +43,19 @@ storeContract('SqliteStore (file, synchronous=normal)', () => new SqliteStore({ 
 // The same contract for a named collection's store: its own tables, the file's shared sequence.
 storeContract('SqliteStore (file)', () => new SqliteStore({ path: freshPath() }), undefined, { collection: ['inventory', 'airline'] });
 storeContract('SqliteStore (:memory:)', () => new SqliteStore({ path: ':memory:' }), undefined, { collection: ['_default', 'notes'] });
+
+collectionsContract('SqliteStore (file)', () => {
+  const path = freshPath();
+  const store = new SqliteStore({ path });
+  paths.set(store, path);
+  return store;
+}, undefined, async (store) => {
+  await store.close();
+  const again = new SqliteStore({ path: paths.get(store)! });
+  paths.set(again, paths.get(store)!);
+  return again;
+});
+collectionsContract('SqliteStore (:memory:)', () => new SqliteStore({ path: ':memory:' }));
 
 /** Open, run, always close. */
 async function using<T>(path: string, fn: (s: SqliteStore) => Promise<T>): Promise<T> {
@@ -259,6 +273,21 @@ describe('SqliteStore: transactions', () => {
   });
 });
 
+/**
+ * The default collection's rows as an old schema had them (the columns every version since has),
+ * for a byte-for-byte comparison across a migration.
+ */
+function defaultRows(db: Database.Database): Record<string, Record<string, unknown>[]> {
+  const all = (sql: string) => db.prepare<[], Record<string, unknown>>(sql).all();
+  return {
+    docs: all('SELECT id, tree, rev, deleted, seq, channels, expiry FROM docs ORDER BY id'),
+    revs: all('SELECT doc_id, rev, deleted, body, atts, channels FROM revs ORDER BY doc_id, rev'),
+    channel_index: all('SELECT * FROM channel_index ORDER BY channel, doc_id'),
+    local_docs: all('SELECT * FROM local_docs ORDER BY id'),
+    grants: all('SELECT * FROM grants ORDER BY doc_id, grantee, kind, value'),
+  };
+}
+
 describe('SqliteStore: schema versions', () => {
   it('a new file is migrated to the current user_version', async () => {
     const path = freshPath();
@@ -283,8 +312,33 @@ describe('SqliteStore: schema versions', () => {
     const raw = new Database(path);
     raw.exec(readFileSync(fileURLToPath(new URL('../fixtures/sqlite-schema-v4.sql', import.meta.url)), 'utf8'));
     assert.equal(raw.pragma('user_version', { simple: true }), 4);
+    const before = defaultRows(raw);
     raw.close();
+    // Upgraded to the collections registry (schema 9): the old documents are the default collection,
+    // served as they were, and a named collection can be made beside them.
     await using(path, async (s) => {
+      assert.deepEqual((await s.allDocs({ includeDeleted: true })).map((r) => [r.id, r.rev, r.seq, r.deleted ? 1 : 0, JSON.stringify(r.channels)]),
+        before.docs.map((d) => [d.id, d.rev, d.seq, d.deleted, d.channels]));
+      assert.deepEqual((await s.changes({ since: 0 })).map((r) => r.id), [...before.docs].sort((x, y) => Number(x.seq) - Number(y.seq)).map((d) => d.id));
+      assert.deepEqual((await s.changes({ since: 0, channels: ['a'] })).map((r) => [r.id, r.seq, r.removed ?? null]),
+        before.channel_index.map((c) => [c.doc_id, c.seq, c.removed ? 'a' : null]).sort((x, y) => Number(x[1]) - Number(y[1])));
+      assert.equal((await s.getRevision('conflicted', '2-aaaa'))?.body, '{"v":1}');
+      assert.deepEqual(await s.listCollections(), []);
+      const air = await s.collection('inventory', 'airline');
+      assert.deepEqual(await air.commit([docWrite('live1', 0, { channels: ['a'] })]), [{ ok: true, seq: 13 }], 'after the old last_seq');
+      assert.deepEqual(await air.docCounts(), { live: 1, deleted: 0 });
+      assert.deepEqual(await s.docCounts(), { live: 5, deleted: 2 });
+      assert.deepEqual(await s.listCollections(), [{ scope: 'inventory', name: 'airline' }]);
+    });
+    const migrated = new Database(path, { readonly: true });
+    try {
+      assert.deepEqual(defaultRows(migrated), before, 'no row of the default collection was rewritten');
+    } finally {
+      migrated.close();
+    }
+    await using(path, async (s) => {
+      assert.equal((await (await s.collection('inventory', 'airline')).getDoc('live1'))?.seq, 13, 'the named collection survives a reopen');
+      assert.equal((await s.getDoc('live1'))?.seq, 1);
       assert.deepEqual(await s.docCounts(), { live: 5, deleted: 2 });
       assert.equal((await s.getDoc('conflicted'))?.rev, '2-bbbb');
       const gone = (await s.getDoc('gone'))!;
@@ -344,6 +398,12 @@ describe('SqliteStore: schema versions', () => {
       const [r] = await s.commit([docWrite('doc', 2, { rev: '3-c', retireBodies: [{ rev: '2-b', until: 1000 }] })]);
       assert.equal(r?.ok, true);
       assert.equal((await s.getOldRevision('doc', '2-b', 0))?.body, '{"v":2}');
+      // A named collection beside it: its own "doc", its own old revisions.
+      const notes = await s.collection('_default', 'notes');
+      assert.equal(await notes.getDoc('doc'), undefined);
+      assert.deepEqual(await notes.commit([docWrite('doc', 0, { rev: '1-n' })]), [{ ok: true, seq: 4 }]);
+      assert.deepEqual(await notes.oldRevisionUsage(), { count: 0, bytes: 0 });
+      assert.equal((await s.getDoc('doc'))?.rev, '3-c');
     });
     const after = new Database(path, { readonly: true });
     try {

@@ -1,9 +1,9 @@
 /**
  * Database configs with named collections through DbConfigs, both modes: stored (a real SQLite
  * ConfigStore, versions, If-Match) and in memory (a 2.x file). The host here records the config
- * each database would run with instead of running it: the gateway cannot open named collections
- * until their storage lands, and what is under test is the config service (what it accepts, stores,
- * serves back and hands to the host), not the databases.
+ * each database would run with instead of running it: what is under test is the config service
+ * (what it accepts, stores, serves back and hands to the host), not the databases, which
+ * test/http/config-collections.test.ts runs.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -173,6 +173,14 @@ describe('Metrics', () => {
     w2(); w2();
     assert.equal(await ws('changes'), 0);
     assert.equal(await ws('blip'), 0);
+    // A BLIP connection that names its database is counted for it too, once.
+    const blip = (db: string) => sample(m, METRIC.blipConnections, { database: db });
+    const b1 = m.websocketOpened('blip', 'db');
+    const b2 = m.websocketOpened('blip', 'db');
+    m.websocketOpened('blip', 'other')();
+    assert.deepEqual([await ws('blip'), await blip('db'), await blip('other')], [2, 2, 0]);
+    b1(); b1(); b2();
+    assert.deepEqual([await ws('blip'), await blip('db')], [0, 0]);
   });
 
   test('removing a database drops its series; its feeds that close later leave no negative gauge', async () => {
@@ -265,8 +273,10 @@ describe('Metrics', () => {
     const closeLongpoll = m.feedOpened('db', 'longpoll');
     closeLongpoll();
     m.websocketOpened('changes');
+    m.websocketOpened('blip', 'db');
     m.observeRequest('/{db}/{doc}', 'GET', 200, 0.001);
-    m.observeRequest('/{db}/{doc}', 'PUT', 201, 0.001);
+    m.observeRequest('/{db}/{doc}', 'PUT', 201, 0.02);
+    m.observeRequest('/{db}/_changes', 'GET', 200, 30);
     m.deltaSync('db', 'pull_replication');
     m.deltaSync('db', 'requested');
     m.deltaSync('db', 'requested');
@@ -287,6 +297,7 @@ describe('Metrics', () => {
         sync_function_count: 3, sync_function_time: 6_000_000, sync_function_exception_count: 1,
         storage_transaction_count: 1, storage_transaction_time: 4_000_000,
         num_changes_feeds_longpoll: 0, num_changes_feeds_continuous: 1, num_changes_feeds_websocket: 0,
+        num_blip_connections: 1,
       },
       security: { auth_failed_count: 2, num_docs_rejected: 1 },
       delta_sync: {
@@ -303,9 +314,15 @@ describe('Metrics', () => {
     assert.deepEqual(Object.keys(ev.syncgateway.per_db).sort(), ['db', 'quiet']);
     const ru = ev.syncgateway.global.resource_utilization;
     assert.ok(ru.process_memory_resident > 0);
-    assert.equal(ru.num_http_requests, 2);
-    assert.deepEqual([ru.num_http_responses_2xx, ru.num_http_responses_3xx, ru.num_http_responses_4xx, ru.num_http_responses_5xx], [2, 0, 0, 0]);
-    assert.equal(ru.num_websocket_connections, 1);
+    assert.equal(ru.num_http_requests, 3);
+    assert.deepEqual([ru.num_http_responses_2xx, ru.num_http_responses_3xx, ru.num_http_responses_4xx, ru.num_http_responses_5xx], [3, 0, 0, 0]);
+    assert.equal(ru.num_websocket_connections, 2);
+    // Latency buckets of every route but the live feeds (the 30 s _changes request is left out).
+    const lat = ev.syncgateway.global.http_request_duration;
+    assert.equal(lat.count, 2);
+    assert.ok(Math.abs(lat.sum_seconds - 0.021) < 1e-9);
+    const at = (le: number) => lat.buckets.find((b) => b.le === le)?.count;
+    assert.deepEqual([at(0.001), at(0.01), at(0.025), at(60), at(300)], [1, 1, 2, 2, 2]);
     assert.equal(typeof ru.node_eventloop_lag_p99_seconds, 'number');
   });
 

@@ -1,17 +1,19 @@
 /**
  * Looking inside a running deployment, as Sync Gateway 3.x does (spec sg3-admin.md 2.7-2.11):
- * `/{db}/_raw/{doc}`, `/{db}/_dumpchannel/{channel}` and `/_status` on the admin port, `/_ping`
- * on every port, and the `channels` / `access` extras of `_all_docs` rows.
+ * `/{db}/_raw/{doc}`, `/{db}/_revtree/{doc}`, `/{db}/_dumpchannel/{channel}` and `/_status` on the
+ * admin port, `/_ping` on every port, and the `channels` / `access` extras of `_all_docs` rows.
  */
 import { randomUUID } from 'node:crypto';
 import { HttpError } from '../../errors.ts';
 import type { Collection } from '../../db/collection.ts';
 import { readRawSource, renderRaw } from '../../db/raw.ts';
+import { decodeRevTree, leaves, type RevInfo, type RevTree } from '../../revtree/index.ts';
 import { ALL_CHANNELS, type Principal } from '../../auth/principal.ts';
 import type { RequestContext } from '../context.ts';
 import type { DatabaseRegistry } from '../registry.ts';
 import type { Route } from '../router.ts';
 import { VERSION } from './database.ts';
+import { DEFAULT_STATUS_OPTIONS } from '../../replication/isgr/registry.ts';
 
 /** Sync Gateway's channel cache holds at most this many entries per channel (`channel_cache.max_length`). */
 const DUMP_CHANNEL_ROWS = 500;
@@ -72,6 +74,43 @@ async function dumpChannel(ctx: RequestContext): Promise<void> {
   await ctx.send(200, html, 'text/html; charset="UTF-8"');
 }
 
+/**
+ * A revision tree as Graphviz dot, as Sync Gateway's `RenderGraphvizDot` writes it: for each leaf,
+ * the edge to it and then the edges up its branch (the root's own edge `"" -> root` only when the
+ * root is a leaf), each edge once; a tombstone is red. Sync Gateway walks the leaves in Go's map
+ * order, which is random; here they come in the tree's order.
+ */
+export function revTreeDot(tree: RevTree): string {
+  const seen = new Set<string>();
+  let out = 'digraph graphname{';
+  const add = (node: RevInfo) => {
+    const parent = `"${node.parent ?? ''}"`;
+    const id = `"${node.id}"`;
+    const text = node.deleted ? `${id} [fontcolor=red];${parent} -> ${id} [label="Tombstone", fontcolor=red];` : `${parent} -> ${id}; `;
+    if (seen.has(text)) return;
+    seen.add(text);
+    out += text;
+  };
+  for (const leaf of leaves(tree)) {
+    add(leaf);
+    // A pruned tree's oldest node has no parent: it is a root, as in Sync Gateway.
+    for (let node = leaf; node.parent !== null;) {
+      const parent = tree.get(node.parent);
+      if (!parent || parent.parent === null) break;
+      node = parent;
+      add(node);
+    }
+  }
+  return out + '}';
+}
+
+/** `GET /{keyspace}/_revtree/{doc}` (admin): the document's revision tree, tombstoned or not. */
+async function revTree(ctx: RequestContext): Promise<void> {
+  const doc = await ctx.coll.getDocMeta(ctx.params.doc);
+  if (!doc) throw new HttpError(404, 'missing');
+  await ctx.send(200, revTreeDot(decodeRevTree(doc.tree)), 'text/plain; charset=UTF-8');
+}
+
 /** The product line `/` shows too. */
 function productVersion(): { version: string; vendor: { name: string; version: string } } {
   return {
@@ -81,8 +120,8 @@ function productVersion(): { version: string; vendor: { name: string; version: s
 }
 
 /**
- * No Inter-Sync-Gateway replication exists here, so `replication_status` is empty and `cluster`
- * holds no replications and no nodes; `require_resync` is empty (one collection, never re-sequenced).
+ * `replication_status` is the list `_replicationStatus` shows and `cluster` the ISGR registry
+ * (redacted definitions, live nodes; src/replication/isgr/); `require_resync` is empty.
  */
 function statusRoute(registry: DatabaseRegistry): Route {
   const status = async (ctx: RequestContext) => {
@@ -91,13 +130,15 @@ function statusRoute(registry: DatabaseRegistry): Route {
       const db = registry.get(name);
       if (!db) continue;
       const state = db.state;
+      // ISGR hook (h-isgr-api): the database's replications, as every node sees them.
+      const isgr = registry.replications?.(name);
       databases[name] = {
         seq: state === 'Offline' ? 0 : await db.store.lastSeq(),
         server_uuid: await db.store.uuid(),
         state,
         require_resync: [],
-        replication_status: [],
-        cluster: { cluster_uuid: '', replications: {}, nodes: {} },
+        replication_status: isgr ? await isgr.statuses(DEFAULT_STATUS_OPTIONS) : [],
+        cluster: isgr ? await isgr.cluster() : { cluster_uuid: '', replications: {}, nodes: {} },
       };
     }
     const { version, vendor } = productVersion();
@@ -118,6 +159,7 @@ export function inspectionRoutes(registry: DatabaseRegistry): Route[] {
     statusRoute(registry),
     // Both look at one collection (Sync Gateway's `{keyspace}` routes).
     { methods: ['GET'], pattern: '/{db}/_raw/{doc}', handler: rawDoc, adminOnly: true, keyspace: true },
+    { methods: ['GET'], pattern: '/{db}/_revtree/{doc}', handler: revTree, adminOnly: true, keyspace: true },
     // `+`: a channel name may start with `_` or hold `/`, which a plain segment refuses.
     { methods: ['GET'], pattern: '/{db}/_dumpchannel/{channel+}', handler: dumpChannel, adminOnly: true, keyspace: true },
   ];

@@ -5,7 +5,7 @@
  */
 import type { DbAuth, Principals } from '../../auth/index.ts';
 import { HttpError } from '../../errors.ts';
-import type { RequestContext } from '../context.ts';
+import { boolParam, intParam, type RequestContext } from '../context.ts';
 import type { Route } from '../router.ts';
 import { isJsonObject } from '../../json/index.ts';
 
@@ -38,10 +38,29 @@ async function put(ctx: RequestContext, p: Principals, kind: Kind, name: string,
 function principalRoutes(kind: Kind): Route[] {
   const seg = kind === 'user' ? '_user' : '_role';
 
+  /**
+   * Sync Gateway's `name_only` and `limit` (users: `limit` only with `name_only=false`, whose rows
+   * are `{"name","email","disabled"}`), plus Syncgate's `prefix` and `startafter` for paging and
+   * searching, both in byte order and read a page at a time from the store's index. Roles are
+   * listed by name only, with `limit` too.
+   */
   const list = async (ctx: RequestContext) => {
     const p = dbAuth(ctx).principals;
-    const names = kind === 'user' ? await p.listUsers() : await p.listRoles();
-    await ctx.sendJson(200, JSON.stringify(names));
+    const q = ctx.query;
+    const nameOnly = kind === 'role' || q.get('name_only') === null || boolParam(q, 'name_only');
+    const limit = intParam(q, 'limit', 0)!;
+    if (kind === 'user' && limit > 0 && nameOnly) throw new HttpError(400, 'Use of limit only supported when name_only=false');
+    const page = { prefix: q.get('prefix') ?? undefined, after: q.get('startafter') ?? undefined, limit };
+    const names = kind === 'user' ? await p.listUsers(page) : await p.listRoles(page);
+    if (nameOnly) {
+      await ctx.sendJson(200, JSON.stringify(names));
+      return;
+    }
+    // Only this page's records are read.
+    const rows = await Promise.all(names.map((n) => p.getUserJson(n)));
+    const summaries = rows.filter((u) => u !== undefined)
+      .map((u) => ({ name: u.name, ...(u.email ? { email: u.email } : {}), disabled: u.disabled === true }));
+    await ctx.sendJson(200, JSON.stringify(summaries));
   };
 
   const post = async (ctx: RequestContext) => {

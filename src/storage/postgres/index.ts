@@ -10,7 +10,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import pg from 'pg';
-import type { CollectionStore, GrantRow, PrincipalKind, PrincipalRecord, RemoteCommit, SessionRecord, Store } from '../store.ts';
+import type { CollectionStore, GrantRow, PrincipalKind, PrincipalPage, PrincipalRecord, RemoteCommit, SessionRecord, Store } from '../store.ts';
 import { PgCollection, PgShared, collectionTables } from './collection.ts';
 import {
   type ConnectPlan, PostgresConnectError, type PostgresConnectOptions, describeConnectError, planConnection,
@@ -123,7 +123,8 @@ export class PostgresStore extends PgCollection implements Store {
    */
   async collection(scope: string, name: string): Promise<CollectionStore> {
     if (scope === '_default' && name === '_default') return this;
-    if (!scope || !name) throw new Error(`collection name "${scope}.${name}" has an empty part`);
+    // `scope.name` keys grants and wake-ups: a part that is empty or holds a dot would make it ambiguous.
+    if (!/^[^.]+$/.test(scope) || !/^[^.]+$/.test(name)) throw new Error(`collection name "${scope}.${name}" needs two non-empty parts without dots`);
     const key = `${scope}.${name}`;
     let c = this.named.get(key);
     if (!c) {
@@ -176,8 +177,13 @@ export class PostgresStore extends PgCollection implements Store {
     return row ? { ...JSON.parse(row.data), kind, name, seq: row.seq } : undefined;
   }
 
-  async listPrincipals(kind: PrincipalKind): Promise<string[]> {
-    return (await this.q<{ name: string }>(`SELECT name FROM ${this.w.principals} WHERE kind = $1 ORDER BY name`, [kind])).rows.map((x) => x.name);
+  async listPrincipals(kind: PrincipalKind, page: PrincipalPage = {}): Promise<string[]> {
+    const prefix = page.prefix ?? '';
+    const sql = `SELECT name FROM ${this.w.principals} WHERE kind = $1 AND name >= $2 AND name > $3 AND left(name, $4) = $2
+      ORDER BY name${page.limit ? ' LIMIT $5' : ''}`;
+    const args: unknown[] = [kind, prefix, page.after ?? '', prefix.length];
+    if (page.limit) args.push(page.limit);
+    return (await this.q<{ name: string }>(sql, args)).rows.map((x) => x.name);
   }
 
   async putPrincipal(p: Omit<PrincipalRecord, 'seq'>): Promise<number> {

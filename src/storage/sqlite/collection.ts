@@ -231,7 +231,7 @@ export class SqliteCollection implements CollectionStore {
   }
 
   async commit(writes: DocWrite[]): Promise<CommitResult[]> {
-    return this.sh.withSeqRollback(() => this.commitTx(writes));
+    return this.sh.commitGrouped(() => this.commitTx(writes));
   }
 
   async purge(id: string): Promise<boolean> {

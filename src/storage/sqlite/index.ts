@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { CollectionStore, GrantRow, PrincipalKind, PrincipalRecord, SessionRecord, Store } from '../store.ts';
+import type { CollectionStore, GrantRow, PrincipalKind, PrincipalPage, PrincipalRecord, SessionRecord, Store } from '../store.ts';
 import { SqliteCollection, collectionTables } from './collection.ts';
 import { SqliteShared, chunks, marks } from './shared.ts';
 import { checkVersion, collectionPrefix, collectionTablesSql, migrate } from './schema.ts';
@@ -72,7 +72,8 @@ export class SqliteStore extends SqliteCollection implements Store {
       getPrincipal: db.prepare<[string, string], { data: string; seq: number }>('SELECT data, seq FROM principals WHERE kind = ? AND name = ?'),
       putPrincipal: db.prepare('INSERT OR REPLACE INTO principals (kind, name, data, seq) VALUES (?, ?, ?, ?)'),
       deletePrincipal: db.prepare('DELETE FROM principals WHERE kind = ? AND name = ?'),
-      listPrincipals: db.prepare<[string], { name: string }>('SELECT name FROM principals WHERE kind = ? ORDER BY name'),
+      listPrincipals: db.prepare<[string, string, string, number, string, number], { name: string }>(
+        'SELECT name FROM principals WHERE kind = ? AND name >= ? AND name > ? AND substr(name, 1, ?) = ? ORDER BY name LIMIT ?'),
       putSession: db.prepare('INSERT OR REPLACE INTO sessions (id, user, expires, ttl) VALUES (?, ?, ?, ?)'),
       getSession: db.prepare<[string], { id: string; user: string; expires: number; ttl: number }>('SELECT id, user, expires, ttl FROM sessions WHERE id = ?'),
       deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
@@ -92,7 +93,8 @@ export class SqliteStore extends SqliteCollection implements Store {
    */
   async collection(scope: string, name: string): Promise<CollectionStore> {
     if (scope === '_default' && name === '_default') return this;
-    if (!scope || !name) throw new Error(`collection name "${scope}.${name}" has an empty part`);
+    // `scope.name` keys grants and wake-ups: a part that is empty or holds a dot would make it ambiguous.
+    if (!/^[^.]+$/.test(scope) || !/^[^.]+$/.test(name)) throw new Error(`collection name "${scope}.${name}" needs two non-empty parts without dots`);
     const key = `${scope}.${name}`;
     let c = this.named.get(key);
     if (c) return c;
@@ -126,8 +128,10 @@ export class SqliteStore extends SqliteCollection implements Store {
     return r ? { ...JSON.parse(r.data), kind, name, seq: r.seq } : undefined;
   }
 
-  async listPrincipals(kind: PrincipalKind): Promise<string[]> {
-    return this.st.listPrincipals.all(kind).map((r) => r.name);
+  async listPrincipals(kind: PrincipalKind, page: PrincipalPage = {}): Promise<string[]> {
+    const prefix = page.prefix ?? '';
+    // substr counts characters and names are ASCII (PRINCIPAL_NAME), so the prefix's length is its byte length.
+    return this.st.listPrincipals.all(kind, prefix, page.after ?? '', prefix.length, prefix, page.limit || -1).map((r) => r.name);
   }
 
   async putPrincipal(p: Omit<PrincipalRecord, 'seq'>): Promise<number> {

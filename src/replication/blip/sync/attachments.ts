@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { HttpError } from '../../../errors.ts';
 import { digestMatches } from '../../../db/attachments.ts';
 import type { BlipRequest } from '../connection.ts';
+import type { BlipCollection } from './collections.ts';
 import { boolProp, requireProp, type SyncContext } from './context.ts';
 
 /** Answer to `proveAttachment`: `sha1-` + base64(SHA1(byte(len(nonce)) ‖ nonce ‖ data)). */
@@ -15,7 +16,10 @@ export function attachmentProof(nonce: Buffer, data: Buffer): string {
   return 'sha1-' + createHash('sha1').update(Buffer.of(nonce.length & 0xff)).update(nonce).update(data).digest('base64');
 }
 
-/** Digests the client may fetch: those of `rev` messages sent to it and not yet answered. */
+/**
+ * Digests the client may fetch: those of `rev` messages sent to it and not yet answered. One gate
+ * per collection (a digest sent for a document of one collection is not fetchable through another).
+ */
 export class AttachmentGate {
   private readonly allowed = new Map<string, number>();
 
@@ -40,41 +44,39 @@ export class AttachmentGate {
   }
 }
 
-function checkAllowed(ctx: SyncContext, req: BlipRequest): string {
+function checkAllowed(ctx: SyncContext, bc: BlipCollection, req: BlipRequest): string {
   const digest = requireProp(req, 'digest');
   const docId = req.properties.docID;
   if (ctx.protocol >= 3 && docId === undefined) throw new HttpError(400, 'Missing "docID" property');
-  if (!ctx.attachments.isAllowed(docId, digest)) throw new HttpError(403, 'Attachment is not part of a revision being sent to you');
+  if (!bc.attachments.isAllowed(docId, digest)) throw new HttpError(403, 'Attachment is not part of a revision being sent to you');
   return digest;
 }
 
 /** Client → server `getAttachment`: the raw bytes. */
-export async function getAttachment(ctx: SyncContext, req: BlipRequest): Promise<void> {
-  ctx.collections.check(req);
-  const digest = checkAllowed(ctx, req);
-  const data = await ctx.db.getAttachmentData(digest);
+export async function getAttachment(ctx: SyncContext, bc: BlipCollection, req: BlipRequest): Promise<void> {
+  const digest = checkAllowed(ctx, bc, req);
+  const data = await bc.coll.getAttachmentData(digest);
   if (!data) throw new HttpError(404, 'missing attachment');
   req.respond({}, data, { compressed: boolProp(req.properties.compress) });
 }
 
 /** Client → server `proveAttachment`: the proof that the server holds the bytes. */
-export async function proveAttachment(ctx: SyncContext, req: BlipRequest): Promise<void> {
-  ctx.collections.check(req);
-  const digest = checkAllowed(ctx, req);
+export async function proveAttachment(ctx: SyncContext, bc: BlipCollection, req: BlipRequest): Promise<void> {
+  const digest = checkAllowed(ctx, bc, req);
   const nonce = req.body;
   if (nonce.length === 0 || nonce.length > 255) throw new HttpError(400, 'Invalid nonce');
-  const data = await ctx.db.getAttachmentData(digest);
+  const data = await bc.coll.getAttachmentData(digest);
   if (!data) throw new HttpError(404, 'missing attachment');
   req.respond({}, attachmentProof(nonce, data));
 }
 
 /** Server → client `getAttachment` during a push; the bytes must match the digest (and length when known). */
-export async function fetchFromClient(ctx: SyncContext, docId: string, digest: string, length: number | undefined, collection: Record<string, string>): Promise<Buffer> {
-  const reply = await ctx.conn.sendRequest({ Profile: 'getAttachment', digest, docID: docId, compress: 'true', ...collection });
+export async function fetchFromClient(ctx: SyncContext, bc: BlipCollection, docId: string, digest: string, length: number | undefined): Promise<Buffer> {
+  const reply = await ctx.conn.sendRequest({ Profile: 'getAttachment', digest, docID: docId, compress: 'true', ...bc.tag });
   if (!reply) throw new HttpError(500, 'no reply to getAttachment');
   if (reply.isError) throw new HttpError(400, `Client could not send attachment ${digest}: ${reply.errorDomain}/${reply.errorCode}`);
   const data = reply.body;
-  if (data.length > ctx.db.maxAttachmentSize) throw new HttpError(413, `Attachment ${digest} is too large`);
+  if (data.length > bc.coll.maxAttachmentSize) throw new HttpError(413, `Attachment ${digest} is too large`);
   if (!digestMatches(data, digest) || (length !== undefined && length !== data.length)) {
     throw new HttpError(400, `Incorrect data sent for attachment with digest: ${digest}`);
   }
@@ -85,9 +87,9 @@ export async function fetchFromClient(ctx: SyncContext, docId: string, digest: s
  * Server → client `proveAttachment` for a digest the server already stores. True when proven;
  * false when the client cannot prove (no handler / 404): the caller then fetches the bytes.
  */
-export async function proveWithClient(ctx: SyncContext, digest: string, data: Buffer, collection: Record<string, string>): Promise<boolean> {
+export async function proveWithClient(ctx: SyncContext, bc: BlipCollection, digest: string, data: Buffer): Promise<boolean> {
   const nonce = randomBytes(20);
-  const reply = await ctx.conn.sendRequest({ Profile: 'proveAttachment', digest, ...collection }, nonce);
+  const reply = await ctx.conn.sendRequest({ Profile: 'proveAttachment', digest, ...bc.tag }, nonce);
   if (!reply) throw new HttpError(500, 'no reply to proveAttachment');
   if (reply.isError) {
     if (reply.errorCode === 404) return false;

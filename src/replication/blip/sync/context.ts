@@ -1,13 +1,13 @@
 /**
  * What every replication message handler of one BLIP connection shares: the connection, the
  * database, who the client is (reloaded when its grants change), the negotiated CBMobile version,
- * the collection mode, and the attachments this client may fetch right now.
+ * the collections it replicates and what it negotiated about deltas.
  */
 import { HttpError } from '../../../errors.ts';
 import type { Database } from '../../../db/database.ts';
 import type { Principal } from '../../../auth/principal.ts';
-import type { BlipConnection, BlipMessageIn, BlipProperties } from '../connection.ts';
-import type { AttachmentGate } from './attachments.ts';
+import type { BlipConnection, BlipMessageIn } from '../connection.ts';
+import type { BlipCollections } from './collections.ts';
 
 export type BlipLog = (level: 'debug' | 'info' | 'warn', msg: string) => void;
 
@@ -16,15 +16,18 @@ export interface SyncContext {
   db: Database;
   /** 2 for `BLIP_3+CBMobile_2`, 3 for `BLIP_3+CBMobile_3`. */
   protocol: 2 | 3;
-  /** Current principal; `refreshPrincipal` replaces it after a grant or revocation. */
+  /**
+   * Current principal, database-wide (its `channels` are the default collection's); what one
+   * collection sees is `BlipCollection.principal`. `refreshPrincipal` replaces it after a grant or revocation.
+   */
   principal: Principal;
   /** Reloads the principal; false once the user is gone (deleted or disabled). */
   refreshPrincipal(): Promise<boolean>;
   /** Aborted when the connection closes or the database stops. */
   signal: AbortSignal;
   log: BlipLog;
-  attachments: AttachmentGate;
-  collections: CollectionMode;
+  /** Legacy or collection-aware mode, and the collections messages address (collections.ts). */
+  collections: BlipCollections;
   /** What this connection negotiated about deltas (spec collections-delta.md §2.1). */
   deltas: DeltaNegotiation;
 }
@@ -53,32 +56,6 @@ export class DeltaNegotiation {
     const before = this.pullDeltas;
     this.clientAccepts = boolProp(props.deltas);
     if (!before && this.pullDeltas) this.onEnabled();
-  }
-}
-
-/**
- * Legacy mode (no `collection` property anywhere) until the client sends `getCollections`; then
- * every per-collection message names its index into that list (spec §3, "Legacy vs.
- * collection-aware mode"). Only the default collection exists here.
- */
-export class CollectionMode {
-  /** Index → true when that entry of the client's list is the default collection. */
-  private list: boolean[] | undefined;
-
-  get aware(): boolean { return this.list !== undefined; }
-
-  setList(defaults: boolean[]): void { this.list = defaults; }
-
-  /** Checks a message's `collection` property; returns the properties to echo on messages about it. */
-  check(msg: BlipMessageIn): BlipProperties {
-    const c = msg.properties.collection;
-    if (!this.list) {
-      if (c !== undefined) throw new HttpError(400, 'collection property given before getCollections');
-      return {};
-    }
-    if (c === undefined || !/^\d+$/.test(c)) throw new HttpError(400, 'missing or invalid collection property');
-    if (!this.list[Number(c)]) throw new HttpError(400, `collection ${c} does not exist`);
-    return { collection: c };
   }
 }
 

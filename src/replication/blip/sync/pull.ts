@@ -11,7 +11,9 @@ import {
 import type { DocView } from '../../../db/render.ts';
 import { blipBody, revisionDelta } from '../../../db/deltas.ts';
 import { canSee } from '../../../auth/principal.ts';
+import type { Collection } from '../../../db/collection.ts';
 import type { BlipProperties, BlipRequest } from '../connection.ts';
+import type { BlipCollection } from './collections.ts';
 import { boolProp, intProp, type SyncContext } from './context.ts';
 
 /** Sync Gateway's default and minimum `batch`. */
@@ -97,15 +99,18 @@ class Slots {
   }
 }
 
-/** The server side of one subChanges: runs until caught up (one-shot), or until the connection ends. */
+/**
+ * The server side of one subChanges, for one collection: runs until caught up (one-shot), until
+ * `unsubChanges`, or until the connection ends. Every message it sends carries the collection's tag.
+ */
 export class ChangesFeed {
   private scope: FeedScope;
   private readonly batches = new Slots(MAX_BATCHES_IN_FLIGHT);
   private readonly revsInFlight = new Set<Promise<void>>();
   private stopped = false;
 
-  constructor(private readonly ctx: SyncContext, private readonly opts: SubChangesOptions, private readonly collection: BlipProperties) {
-    this.scope = feedScope(ctx.principal, opts.channels);
+  constructor(private readonly ctx: SyncContext, private readonly opts: SubChangesOptions, private readonly bc: BlipCollection) {
+    this.scope = feedScope(bc.principal, opts.channels);
   }
 
   stop(): void { this.stopped = true; }
@@ -113,14 +118,15 @@ export class ChangesFeed {
   private get live(): boolean { return !this.stopped && !this.ctx.signal.aborted && !this.ctx.conn.closed && !this.ctx.db.isClosed; }
 
   async run(): Promise<void> {
-    const { ctx, opts } = this;
+    const { ctx, opts, bc } = this;
+    // Sequences are database-wide: a collection's feed positions are the database's sequences.
     const lastSeq = await ctx.db.store.lastSeq();
     let since = opts.since.seq > lastSeq && !opts.since.triggeredBy ? { seq: lastSeq } : opts.since;
     let caughtUp = false;
     while (this.live) {
       const changesOpts: ChangesOptions = { since, limit: opts.batch, activeOnly: opts.activeOnly, docIds: opts.docIds };
-      const seen = ctx.db.notifier.version; // a commit notified during the read wakes the wait below at once
-      const page = await changesSince(ctx.db, this.scope, changesOpts);
+      const seen = bc.coll.notifier.version; // a commit notified during the read wakes the wait below at once
+      const page = await changesSince(bc.coll, this.scope, changesOpts);
       since = page.last;
       const rows = page.entries.map((e) => this.rowOf(e)).filter((r): r is Row => r !== undefined);
       if (rows.length > 0) await this.sendBatch(rows, page.entries);
@@ -130,14 +136,14 @@ export class ChangesFeed {
         // An empty batch, noreply, means "caught up" (Sync Gateway sends null; Couchbase Lite takes both).
         await Promise.all(this.revsInFlight);
         if (!this.live) break;
-        await ctx.conn.sendRequest({ Profile: 'changes', ...this.collection }, [], { noReply: true });
+        await ctx.conn.sendRequest({ Profile: 'changes', ...bc.tag }, [], { noReply: true });
       }
       if (!opts.continuous) break;
-      const changed = await ctx.db.notifier.wait(feedWaitKeys(ctx.principal, this.scope), 0, ctx.signal, seen);
+      const changed = await bc.coll.notifier.wait(feedWaitKeys(bc.principal, this.scope), 0, ctx.signal, seen);
       if (!changed || !this.live) break;
       const before = this.scope;
       if (!(await ctx.refreshPrincipal())) break;
-      this.scope = feedScope(ctx.principal, opts.channels);
+      this.scope = feedScope(bc.principal, opts.channels);
       if (opts.revocations && ctx.protocol >= 3) await this.sendRevocations(before);
     }
   }
@@ -161,7 +167,7 @@ export class ChangesFeed {
     await this.batches.acquire();
     if (!this.live) { this.batches.release(); return; }
     const bySeq = new Map(entries.map((e) => [JSON.stringify(seqValue(e.pos)) + e.id, e]));
-    const reply = this.ctx.conn.sendRequest({ Profile: 'changes', ...this.collection }, rows, { compressed: true });
+    const reply = this.ctx.conn.sendRequest({ Profile: 'changes', ...this.bc.tag }, rows, { compressed: true });
     // The slot frees when the reply arrives (or the connection dies), not when its revs are sent.
     void reply.then(() => this.batches.release(), () => this.batches.release());
     const work = reply.then(async (res) => {
@@ -195,19 +201,19 @@ export class ChangesFeed {
 
   /** Revisions for one answered batch: bodies read in one storage round trip, then one `rev` each. */
   private async sendRevs(wanted: Wanted[], maxHistory: number | undefined): Promise<void> {
-    const { ctx } = this;
-    const views = await ctx.db.getMany(wanted.map((w) => ({
+    const { ctx, bc } = this;
+    const views = await bc.coll.getMany(wanted.map((w) => ({
       id: w.id, rev: w.rev, opts: { revs: true, revsLimit: maxHistory, revsFrom: w.known },
-    })), ctx.principal);
+    })), bc.principal);
     const replies: Promise<unknown>[] = [];
     const deltas = ctx.deltas.pullDeltas;
     for (let i = 0; i < wanted.length && this.live; i++) {
       const w = wanted[i];
       let view = views[i];
-      const props: BlipProperties = { Profile: 'rev', id: w.id, rev: w.rev, sequence: renderSeq(w.seq), ...this.collection };
+      const props: BlipProperties = { Profile: 'rev', id: w.id, rev: w.rev, sequence: renderSeq(w.seq), ...bc.tag };
       if (view instanceof HttpError && this.opts.sendReplacementRevs) {
         // The revision is gone (superseded): send the current one in its place, same sequence.
-        const current = await ctx.db.getMany([{ id: w.id, opts: { revs: true, revsLimit: maxHistory, revsFrom: w.known } }], ctx.principal);
+        const current = await bc.coll.getMany([{ id: w.id, opts: { revs: true, revsLimit: maxHistory, revsFrom: w.known } }], bc.principal);
         if (!(current[0] instanceof HttpError)) {
           view = current[0];
           props.rev = view.rev;
@@ -216,7 +222,7 @@ export class ChangesFeed {
       }
       if (view instanceof HttpError) {
         await ctx.conn.sendRequest({
-          Profile: 'norev', id: w.id, rev: w.rev, sequence: renderSeq(w.seq), error: String(view.status), reason: view.reason, ...this.collection,
+          Profile: 'norev', id: w.id, rev: w.rev, sequence: renderSeq(w.seq), error: String(view.status), reason: view.reason, ...bc.tag,
         }, undefined, { noReply: true });
         continue;
       }
@@ -238,7 +244,7 @@ export class ChangesFeed {
    * the last reply.
    */
   private async sendRev(view: DocView, props: BlipProperties, deltaSrc: string | undefined): Promise<{ reply?: Promise<void> }> {
-    const { ctx } = this;
+    const { ctx, bc } = this;
     const ids = view.revisions?.ids ?? [];
     const start = view.revisions?.start ?? 0;
     const history = ids.slice(1).map((d, i) => `${start - 1 - i}-${d}`);
@@ -249,7 +255,7 @@ export class ChangesFeed {
     if (deltaSrc !== undefined) {
       ctx.db.stats.deltaSync?.('requested');
       try {
-        const d = await revisionDelta(ctx.db.store, ctx.db.deltaCache, view.id, deltaSrc, view.rev, full, Math.floor(Date.now() / 1000));
+        const d = await revisionDelta(bc.coll.store, bc.coll.deltaCache, view.id, deltaSrc, view.rev, full, Math.floor(Date.now() / 1000));
         if (d.ok) {
           delta = d.delta;
           ctx.db.stats.deltaSync?.(d.cached ? 'cache_hit' : 'cache_miss');
@@ -265,7 +271,7 @@ export class ChangesFeed {
       void ctx.conn.sendRequest(props, full, { noReply: true, compressed: full.length > 256 }).catch(() => {});
       return {};
     }
-    const release = digests.length ? ctx.attachments.allow(view.id, digests) : () => {};
+    const release = digests.length ? bc.attachments.allow(view.id, digests) : () => {};
     const sendFull = () => ctx.conn.sendRequest(props, full, { compressed: full.length > 256 });
     const first = delta === undefined
       ? sendFull()
@@ -289,23 +295,24 @@ export class ChangesFeed {
    * longer see through any channel is announced with the revoked flag (the client purges it).
    */
   private async sendRevocations(before: FeedScope): Promise<void> {
-    const { ctx } = this;
+    const { bc } = this;
     if (before.channels === 'all' || this.scope.channels === 'all') return;
     const now = this.scope.channels;
     const lost = [...before.channels.keys()].filter((c) => !now.has(c));
     if (lost.length === 0) return;
     const lostScope: FeedScope = { channels: new Map(lost.map((c) => [c, 0])) };
-    const userSeq = ctx.principal.kind === 'user' ? ctx.principal.seq : 0;
+    const principal = bc.principal;
+    const userSeq = principal.kind === 'user' ? principal.seq : 0;
     let since: Since = { seq: 0 };
     for (;;) {
-      const page = await changesSince(ctx.db, lostScope, { since, limit: this.opts.batch, activeOnly: true });
+      const page = await changesSince(bc.coll, lostScope, { since, limit: this.opts.batch, activeOnly: true });
       if (page.entries.length === 0) break;
       since = page.last;
-      const docs = await ctx.db.store.getDocs(page.entries.map((e) => e.id));
+      const docs = await bc.coll.store.getDocs(page.entries.map((e) => e.id));
       const rows: Row[] = [];
       for (const e of page.entries) {
         const doc = docs.get(e.id);
-        if (!doc || canSee(ctx.principal, doc.channels)) continue;
+        if (!doc || canSee(principal, doc.channels)) continue;
         // Tagged with the revoking sequence, so each row has its own sequence and resuming replays from there.
         rows.push([`${userSeq}:${e.pos.seq}`, e.id, doc.rev, FLAG_REVOKED]);
       }

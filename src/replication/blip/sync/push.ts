@@ -4,7 +4,8 @@
  * `_bulk_docs` — so the sync function, access checks, conflicts and attachments behave identically.
  */
 import { HttpError } from '../../../errors.ts';
-import type { Database, WriteRequest, WriteResult } from '../../../db/database.ts';
+import type { WriteRequest, WriteResult } from '../../../db/database.ts';
+import type { Collection } from '../../../db/collection.ts';
 import { isJsonObject } from '../../../json/index.ts';
 import { parseRevId } from '../../../revid.ts';
 import { decodeRevTree, genOf } from '../../../revtree/index.ts';
@@ -13,6 +14,7 @@ import { applyPushedDelta } from '../../../db/deltas.ts';
 import type { BlipRequest } from '../connection.ts';
 import { fetchFromClient, proveWithClient } from './attachments.ts';
 import { namesAttachment } from '../../../db/attachments.ts';
+import type { BlipCollection } from './collections.ts';
 import { boolProp, requireProp, type SyncContext } from './context.ts';
 
 /** Drops trailing "nothing to say" entries, as the protocol allows (`[]` = all zero). */
@@ -31,8 +33,7 @@ function bodyArray(req: BlipRequest): unknown[] | null {
 }
 
 /** `proposeChanges`: per entry 0 (send it), 304 (have it) or 409 (conflict), trailing zeros omitted. */
-export async function proposeChanges(ctx: SyncContext, req: BlipRequest): Promise<void> {
-  ctx.collections.check(req);
+export async function proposeChanges(ctx: SyncContext, bc: BlipCollection, req: BlipRequest): Promise<void> {
   const list = bodyArray(req);
   if (!list || list.length === 0) {
     // "Caught up" from a pushing client: sent noreply, nothing to answer.
@@ -44,7 +45,7 @@ export async function proposeChanges(ctx: SyncContext, req: BlipRequest): Promis
     return { id: e[0] as string, rev: e[1] as string, serverRev: typeof e[2] === 'string' && e[2] !== '' ? e[2] as string : undefined };
   });
   const includeRev = boolProp(req.properties.conflictIncludesRev);
-  const docs = await ctx.db.store.getDocs([...new Set(entries.map((e) => e.id))]);
+  const docs = await bc.coll.store.getDocs([...new Set(entries.map((e) => e.id))]);
   const statuses = entries.map(({ id, rev, serverRev }): number | { status: number; rev: string } => {
     const doc = docs.get(id);
     if (!doc) return 0;
@@ -66,26 +67,25 @@ function deltasProp(ctx: SyncContext): Record<string, string> {
  * the server has that could be ancestors, or 0 when it already has the revision. Refused with 409
  * in conflict-free mode, which makes Couchbase Lite switch to proposeChanges.
  */
-export async function clientChanges(ctx: SyncContext, req: BlipRequest): Promise<void> {
-  ctx.collections.check(req);
+export async function clientChanges(ctx: SyncContext, bc: BlipCollection, req: BlipRequest): Promise<void> {
   const list = bodyArray(req);
   if (!list || list.length === 0) {
     if (!req.noReply) req.respond(deltasProp(ctx));
     return;
   }
-  if (!ctx.db.allowConflicts) throw new HttpError(409, 'Use proposeChanges');
+  if (!bc.coll.allowConflicts) throw new HttpError(409, 'Use proposeChanges');
   const entries = list.map((e) => {
     if (!Array.isArray(e) || typeof e[1] !== 'string' || typeof e[2] !== 'string') throw new HttpError(400, 'Invalid changes entry');
     return { id: e[1] as string, rev: e[2] as string };
   });
   const request: Record<string, string[]> = {};
   for (const e of entries) (request[e.id] ??= []).push(e.rev);
-  const diff = await ctx.db.revsDiff(request, ctx.principal);
+  const diff = await bc.coll.revsDiff(request, bc.principal);
   const answers = entries.map((e): number | string[] => {
     const d = diff[e.id];
     return d && d.missing.includes(e.rev) ? (d.possible_ancestors ?? []) : 0;
   });
-  req.respond({ maxHistory: String(ctx.db.revsLimit), ...deltasProp(ctx) }, trimTrailing(answers, (a) => a === 0));
+  req.respond({ maxHistory: String(bc.coll.revsLimit), ...deltasProp(ctx) }, trimTrailing(answers, (a) => a === 0));
 }
 
 /** Client → server `norev`: the client could not send a revision it announced. Nothing to store. */
@@ -110,14 +110,15 @@ function revHistory(rev: string, history: string | undefined): string[] {
 }
 
 /**
- * Writes pushed revisions through `bulkWrite`. Revisions that arrive together (Couchbase Lite keeps
- * several in flight) are committed in one storage transaction; each still succeeds or fails alone.
+ * Writes pushed revisions of one collection through its `bulkWrite`. Revisions that arrive together
+ * (Couchbase Lite keeps several in flight) are committed in one storage transaction; each still
+ * succeeds or fails alone.
  */
 export class RevWriter {
   private queue: { req: WriteRequest; resolve: (r: WriteResult) => void; reject: (e: unknown) => void }[] = [];
   private running = false;
 
-  constructor(private readonly db: Database) {}
+  constructor(private readonly coll: Collection) {}
 
   write(req: WriteRequest): Promise<WriteResult> {
     return new Promise((resolve, reject) => {
@@ -131,7 +132,7 @@ export class RevWriter {
       const batch = this.queue;
       this.queue = [];
       try {
-        const results = await this.db.bulkWrite(batch.map((b) => b.req));
+        const results = await this.coll.bulkWrite(batch.map((b) => b.req));
         results.forEach((r, i) => (r instanceof HttpError ? batch[i].reject(r) : batch[i].resolve(r)));
       } catch (err) {
         for (const b of batch) b.reject(err);
@@ -148,7 +149,8 @@ interface StubEntry { name: string; digest: string; length?: number }
  * nothing; digests stored elsewhere must be proven by the client; unknown ones are fetched from it.
  * Fetched bytes ride along as `follows` data of the same write (nothing is stored if it fails).
  */
-async function resolveStubs(ctx: SyncContext, id: string, hist: string[], atts: Record<string, Record<string, unknown>>, collection: Record<string, string>): Promise<Map<string, Buffer>> {
+async function resolveStubs(ctx: SyncContext, bc: BlipCollection, id: string, hist: string[], atts: Record<string, Record<string, unknown>>): Promise<Map<string, Buffer>> {
+  const coll = bc.coll;
   const stubs: StubEntry[] = [];
   for (const [name, e] of Object.entries(atts)) {
     if (!e || typeof e !== 'object' || typeof e.data === 'string' || typeof e.digest !== 'string') continue;
@@ -158,28 +160,28 @@ async function resolveStubs(ctx: SyncContext, id: string, hist: string[], atts: 
   if (stubs.length === 0) return follows;
   // Couchbase Lite names sha1 digests; a stub naming the md5 one (a CouchDB-protocol peer) works too.
   const known = new Set<string>();
-  const doc = await ctx.db.getDocMeta(id);
+  const doc = await coll.getDocMeta(id);
   if (doc) {
     const tree = decodeRevTree(doc.tree);
     const parent = hist.slice(1).find((h) => tree.has(h));
-    const parentRev = parent ? await ctx.db.store.getRevision(id, parent) : undefined;
+    const parentRev = parent ? await coll.store.getRevision(id, parent) : undefined;
     for (const m of Object.values(parentRev?.attachments ?? {})) {
       known.add(m.digest);
       if (m.md5) known.add(m.md5);
     }
   }
   const unknown = stubs.filter((s) => !known.has(s.digest));
-  const stored = unknown.length ? await ctx.db.store.findAttachments(unknown.map((s) => s.digest)) : [];
+  const stored = unknown.length ? await coll.store.findAttachments(unknown.map((s) => s.digest)) : [];
   const fetched = new Map<string, Buffer>();
   for (const s of unknown) {
     let data = fetched.get(s.digest);
     const have = stored.filter((k) => namesAttachment(s.digest, k));
     // Two stored attachments behind one md5 (a made collision): fetch rather than prove either.
     if (!data && have.length === 1) {
-      const bytes = await ctx.db.getAttachmentData(have[0].digest);
-      if (bytes && await proveWithClient(ctx, s.digest, bytes, collection)) continue;
+      const bytes = await coll.getAttachmentData(have[0].digest);
+      if (bytes && await proveWithClient(ctx, bc, s.digest, bytes)) continue;
     }
-    data ??= await fetchFromClient(ctx, id, s.digest, s.length, collection);
+    data ??= await fetchFromClient(ctx, bc, id, s.digest, s.length);
     fetched.set(s.digest, data);
     const entry = atts[s.name];
     delete entry.stub;
@@ -190,8 +192,7 @@ async function resolveStubs(ctx: SyncContext, id: string, hist: string[], atts: 
 }
 
 /** Client → server `rev`: one pushed revision, stored before the reply. */
-export async function clientRev(ctx: SyncContext, writer: RevWriter, req: BlipRequest): Promise<void> {
-  const collection = ctx.collections.check(req);
+export async function clientRev(ctx: SyncContext, bc: BlipCollection, req: BlipRequest): Promise<void> {
   const id = requireProp(req, 'id');
   const rev = requireProp(req, 'rev');
   if (id.startsWith('_')) throw new HttpError(400, 'Invalid doc ID');
@@ -203,7 +204,7 @@ export async function clientRev(ctx: SyncContext, writer: RevWriter, req: BlipRe
     // or the delta does not apply. The patched body then goes the way of any full body.
     if (!ctx.deltas.serverCan) throw new HttpError(400, 'Deltas are disabled for this peer');
     const deltaBytes = req.body.length;
-    parsed = await applyPushedDelta(ctx.db.store, ctx.principal, id, deltaSrc, parsed, Math.floor(Date.now() / 1000));
+    parsed = await applyPushedDelta(bc.coll.store, bc.principal, id, deltaSrc, parsed, Math.floor(Date.now() / 1000));
     ctx.db.stats.deltaSync?.('push_applied', Math.max(0, Buffer.byteLength(JSON.stringify(parsed)) - deltaBytes));
   }
   if (!isJsonObject(parsed)) throw new HttpError(400, 'Document body must be a JSON object');
@@ -216,12 +217,12 @@ export async function clientRev(ctx: SyncContext, writer: RevWriter, req: BlipRe
     const copy: Record<string, Record<string, unknown>> = {};
     for (const [k, v] of Object.entries(atts as Record<string, unknown>)) copy[k] = v && typeof v === 'object' ? { ...(v as Record<string, unknown>) } : (v as Record<string, unknown>);
     body._attachments = copy;
-    follows = await resolveStubs(ctx, id, hist, copy, collection);
+    follows = await resolveStubs(ctx, bc, id, hist, copy);
   }
   body._revisions = toRevisions(hist);
   if (boolProp(req.properties.deleted)) body._deleted = true;
-  await writer.write({
-    id, body, newEdits: false, principal: ctx.principal, follows,
+  await bc.writer.write({
+    id, body, newEdits: false, principal: bc.principal, follows,
     noConflicts: boolProp(req.properties.noconflicts),
   });
   if (!req.noReply) req.respond();

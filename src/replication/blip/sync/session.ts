@@ -1,7 +1,9 @@
 /**
  * One Couchbase Lite replication session: a BLIP connection whose requests are dispatched by
- * `Profile` to the checkpoint, pull, push and attachment handlers. Handler errors become ERR
- * replies in Sync Gateway's `HTTP` domain; an unknown profile is `BLIP/404`.
+ * `Profile` to the checkpoint, pull, push and attachment handlers. Per-collection messages are first
+ * resolved to their collection (collections.ts), so one connection can replicate several collections
+ * at once, each with its own checkpoint, feed and principal view. Handler errors become ERR replies
+ * in Sync Gateway's `HTTP` domain; an unknown profile is `BLIP/404`.
  */
 import { setMaxListeners } from 'node:events';
 import type { WebSocket } from 'ws';
@@ -9,11 +11,12 @@ import { HttpError } from '../../../errors.ts';
 import type { Database } from '../../../db/database.ts';
 import type { Principal } from '../../../auth/principal.ts';
 import { BlipConnection, type BlipRequest } from '../connection.ts';
-import { AttachmentGate, getAttachment, proveAttachment } from './attachments.ts';
+import { getAttachment, proveAttachment } from './attachments.ts';
 import { getCheckpoint, getCollections, setCheckpoint } from './checkpoint.ts';
-import { type BlipLog, CollectionMode, DeltaNegotiation, type SyncContext } from './context.ts';
+import { type BlipCollection, BlipCollections, defaultCollectionOf } from './collections.ts';
+import { type BlipLog, DeltaNegotiation, type SyncContext } from './context.ts';
 import { ChangesFeed, parseSubChanges } from './pull.ts';
-import { clientChanges, clientNorev, clientRev, proposeChanges, RevWriter } from './push.ts';
+import { clientChanges, clientNorev, clientRev, proposeChanges } from './push.ts';
 
 export interface SessionOptions {
   db: Database;
@@ -31,8 +34,6 @@ const CLOSE_POLICY = 1008;
 export class SyncSession {
   readonly conn: BlipConnection;
   private readonly ctx: SyncContext;
-  private readonly writer: RevWriter;
-  private feed?: ChangesFeed;
   private readonly abort = new AbortController();
 
   constructor(ws: WebSocket, private readonly opts: SessionOptions) {
@@ -49,12 +50,10 @@ export class SyncSession {
         principal = p;
         return true;
       },
-      attachments: new AttachmentGate(),
-      collections: new CollectionMode(),
+      collections: new BlipCollections(() => principal),
       deltas: new DeltaNegotiation(opts.db.deltaSyncEnabled, () => opts.db.stats.deltaSync?.('pull_replication')),
     };
     this.ctx = ctx;
-    this.writer = new RevWriter(opts.db);
     this.conn.on('close', () => this.abort.abort());
     this.conn.on('error', (err: Error) => opts.log('info', `BLIP connection error: ${err.message}`));
     // The database is going away (gateway stopping): end the connection normally.
@@ -100,43 +99,55 @@ export class SyncSession {
   private async handle(req: BlipRequest): Promise<void> {
     const ctx = this.ctx;
     switch (req.profile) {
-      case 'getCheckpoint': return getCheckpoint(ctx, req);
-      case 'setCheckpoint': return setCheckpoint(ctx, req);
       case 'getCollections': return getCollections(ctx, req);
-      case 'subChanges': return this.subChanges(req);
-      case 'unsubChanges':
-        this.feed?.stop();
-        this.feed = undefined;
-        if (!req.noReply) req.respond();
-        return;
-      case 'proposeChanges': return proposeChanges(ctx, req);
-      case 'changes': return clientChanges(ctx, req);
-      case 'rev': return clientRev(ctx, this.writer, req);
-      case 'norev': return clientNorev(ctx, req);
-      case 'getAttachment': return getAttachment(ctx, req);
-      case 'proveAttachment': return proveAttachment(ctx, req);
       case 'PING':
         if (!req.noReply) req.respond();
         return;
+      case 'getCheckpoint': case 'setCheckpoint': case 'subChanges': case 'unsubChanges': case 'proposeChanges':
+      case 'changes': case 'rev': case 'norev': case 'getAttachment': case 'proveAttachment':
+        return this.handleInCollection(req.profile, req);
       default:
         if (!req.noReply) req.respondError('BLIP', 404, 'no handler for message');
     }
   }
 
-  /** Replies at once (Couchbase Lite waits for it), then runs the feed in the background. */
-  private async subChanges(req: BlipRequest): Promise<void> {
-    const collection = this.ctx.collections.check(req);
-    if (this.feed) throw new HttpError(400, 'Already subscribed to changes on this connection');
+  /** A per-collection message: its collection first (a misuse is refused before anything is read or written). */
+  private async handleInCollection(profile: string, req: BlipRequest): Promise<void> {
+    const ctx = this.ctx;
+    const bc = ctx.collections.resolve(req, () => defaultCollectionOf(ctx.db));
+    switch (profile) {
+      case 'getCheckpoint': return getCheckpoint(bc, req);
+      case 'setCheckpoint': return setCheckpoint(bc, req);
+      case 'subChanges': return this.subChanges(bc, req);
+      case 'unsubChanges':
+        bc.feed?.stop();
+        bc.feed = undefined;
+        if (!req.noReply) req.respond();
+        return;
+      case 'proposeChanges': return proposeChanges(ctx, bc, req);
+      case 'changes': return clientChanges(ctx, bc, req);
+      case 'rev': return clientRev(ctx, bc, req);
+      case 'norev': return clientNorev(ctx, req);
+      case 'getAttachment': return getAttachment(ctx, bc, req);
+      case 'proveAttachment': return proveAttachment(ctx, bc, req);
+    }
+  }
+
+  /** Replies at once (Couchbase Lite waits for it), then runs the collection's feed in the background. */
+  private async subChanges(bc: BlipCollection, req: BlipRequest): Promise<void> {
+    // One active feed per collection. Sync Gateway answers a second with an unmapped Go error:
+    // HTTP/500 "Internal error: …" (spec collections-delta.md §1.5).
     const opts = parseSubChanges(req);
-    const feed = new ChangesFeed(this.ctx, opts, collection);
-    this.feed = feed;
+    if (bc.feed) throw new HttpError(500, `Internal error: blipHandler for ${bc.label} already has an outstanding subChanges. Cannot open another one`);
+    const feed = new ChangesFeed(this.ctx, opts, bc);
+    bc.feed = feed;
     if (!req.noReply) req.respond();
     feed.run().catch((err) => {
       if (this.ctx.signal.aborted) return;
-      this.opts.log('warn', `BLIP changes feed failed: ${(err as Error)?.stack ?? err}`);
+      this.opts.log('warn', `BLIP changes feed of ${bc.coll.key} failed: ${(err as Error)?.stack ?? err}`);
       this.conn.close(1011, 'changes feed failed');
     }).finally(() => {
-      if (this.feed === feed && !opts.continuous) this.feed = undefined;
+      if (bc.feed === feed && !opts.continuous) bc.feed = undefined;
     });
   }
 }
