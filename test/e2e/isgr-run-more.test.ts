@@ -111,6 +111,18 @@ describe('ISGR active replicator: more', () => {
     assert.deepEqual([...(await winners(a)).keys()].sort(), [...(await winners(b)).keys()].sort());
   });
 
+  test('the local gateway stopping ends a continuous replication in stopped', async () => {
+    const { startDbGateway: start } = await import('./isgr-run-helpers.ts');
+    const a = await start();
+    const b = await gw();
+    const { rep, logs } = replicator(a, { replication_id: 'closing', remote: `${b.adminUrl}/db`, continuous: true });
+    rep.start();
+    await waitState(rep, 'running', 30_000, logs);
+    await a.stop();
+    const s = await waitState(rep, 'stopped', 30_000, logs);
+    assert.equal(s.state, 'stopped');
+  });
+
   test('an X.509 client certificate is presented to a remote that asks for one', async () => {
     const certs = makeCerts();
     const p = (f: string) => join(certs.dir, f);

@@ -154,7 +154,7 @@ export class Replicator implements ActiveReplicator {
         const finished = await this.session(signal, resolver, () => { delay = first; failingSince = undefined; });
         if (finished) return { state: 'stopped' };
       } catch (err) {
-        if (signal.aborted) break;
+        if (signal.aborted || this.db.isClosed) break;
         const fatal = err instanceof ConnectError ? err.fatal : err instanceof ResolverError;
         const message = (err as Error).message;
         if (fatal) return { state: 'error', message };
@@ -202,6 +202,14 @@ export class Replicator implements ActiveReplicator {
       });
     });
     closed.catch(() => {});
+    // The local database going offline or closing ends the session (its feeds end on this signal too).
+    const dbGone = new Promise<never>((_, reject) => {
+      const stop = this.db.stopSignal;
+      const fire = () => reject(new ConnectError('the local database went offline', false));
+      if (stop.aborted) fire();
+      else stop.addEventListener('abort', fire, { once: true, signal: ended.signal });
+    });
+    dbGone.catch(() => {});
     conn.on('error', (err: Error) => log('info', `connection error: ${err.message}`));
     const sessionSignal = AbortSignal.any([signal, ended.signal]);
     const dirs = this.config.direction;
@@ -233,6 +241,7 @@ export class Replicator implements ActiveReplicator {
       const pushRun = pusher ? pusher.run(pushSince, sessionSignal) : Promise.resolve();
       timer = setInterval(() => { saveCheckpoints().catch((e: Error) => log('info', `checkpoint not saved: ${e.message}`)); }, CHECKPOINT_INTERVAL_MS);
       timer.unref();
+      void dbGone.catch(() => conn.close(1001, 'local database offline'));
       const stopped = new Promise<void>((resolve) => {
         if (signal.aborted) resolve();
         signal.addEventListener('abort', () => resolve(), { once: true });
