@@ -54,6 +54,19 @@ describe('ISGR active replicator between two gateways', () => {
     assert.equal((await getDoc(b, 'push-late')).body.late, true);
   });
 
+  test('push of an attachment the remote already stores: the remote asks us to prove it, and it is not sent again', async () => {
+    const bytes = Buffer.from('the same bytes on both gateways, under two documents').toString('base64');
+    await putDoc(b, 'prove-theirs', { _attachments: { 'x.txt': { content_type: 'text/plain', data: bytes } } });
+    await putDoc(a, 'prove-mine', { _attachments: { 'y.txt': { content_type: 'text/plain', data: bytes } } });
+    const s = await runOnce(a, { replication_id: 'prove', remote: `${b.adminUrl}/db`, direction: 'push' });
+    assert.equal(s.counters.doc_write_failures, 0, s.logs.join('\n'));
+    const got = await req(`${b.adminUrl}/db/prove-mine/y.txt`);
+    assert.equal(got.status, 200);
+    assert.equal(got.text, 'the same bytes on both gateways, under two documents');
+    assert.ok(s.logs.some((l) => /received MSG#\d+ proveAttachment/.test(l)), 'the remote asked for a proof');
+    assert.ok(!s.logs.some((l) => /received MSG#\d+ getAttachment/.test(l)), 'the bytes were not fetched');
+  });
+
   test('one-shot pull copies documents, attachments and tombstones through the local write path', async () => {
     for (let i = 0; i < 25; i++) await putDoc(b, `pull-${i}`, { n: i });
     const att = Buffer.from('pulled attachment').toString('base64');
