@@ -180,7 +180,8 @@ export class Puller {
   async onRev(req: BlipRequest): Promise<void> {
     const id = req.properties.id ?? '';
     const rev = req.properties.rev ?? '';
-    const seq = seqString(req.properties.sequence ?? '');
+    // CBMobile_3 names it `sequence`; Sync Gateway sends `seq` to ISGR peers on CBMobile_2.
+    const seq = seqString(req.properties.sequence ?? req.properties.seq ?? '');
     let finished = true;
     try {
       if (id === '' || rev === '') throw new HttpError(400, 'rev without id or rev');
