@@ -185,6 +185,11 @@ export class Replicator implements ActiveReplicator {
    * throws when the connection failed or dropped (the caller retries).
    */
   private async session(signal: AbortSignal, resolver: ResolverFn, connected: () => void): Promise<boolean> {
+    // Only the default collection replicates so far (no collections_local/remote mapping yet): a
+    // database whose scopes leave it out must not get documents written into an unserved store.
+    if (!this.db.collection('_default', '_default')) {
+      throw new ConnectError('this database does not serve the default collection; replicating named collections is not supported yet', true);
+    }
     const target = remoteTarget(this.config);
     let principal = await this.runAs();
     // Before each read of the local feed: the run_as user's grants may have changed since.
