@@ -147,6 +147,17 @@ describe('ISGR active replicator: refusals and failures', () => {
     }
   });
 
+  test('a remote refusing subChanges (bychannel filter without channels) is an error, not a retry loop', async () => {
+    const a = await startDbGateway();
+    started.push(a);
+    const b = await startDbGateway();
+    started.push(b);
+    const { rep, logs } = replicator(a, { remote: `${b.adminUrl}/db`, direction: 'pull', filter: 'sync_gateway/bychannel', query_params: { channels: [] } });
+    rep.start();
+    const s = await waitState(rep, 'error', 30_000, logs);
+    assert.match(s.error_message ?? '', /subChanges refused by the remote/);
+  });
+
   test('max_backoff_time 0: gives up with error after the give-up time', async () => {
     const a = await startDbGateway();
     started.push(a);

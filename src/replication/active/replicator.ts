@@ -155,7 +155,9 @@ export class Replicator implements ActiveReplicator {
         if (finished) return { state: 'stopped' };
       } catch (err) {
         if (signal.aborted || this.db.isClosed) break;
-        const fatal = err instanceof ConnectError ? err.fatal : err instanceof ResolverError;
+        // A remote refusing our request itself (subChanges with a bad filter: 4xx) will refuse it again.
+        const refused = err instanceof HttpError && err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429;
+        const fatal = err instanceof ConnectError ? err.fatal : err instanceof ResolverError || refused;
         const message = (err as Error).message;
         if (fatal) return { state: 'error', message };
         failingSince ??= Date.now();
