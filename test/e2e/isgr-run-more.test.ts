@@ -68,6 +68,23 @@ describe('ISGR active replicator: more', () => {
     assert.equal(over.counters.docs_read, 0, 'everything was already there');
   });
 
+  test('a changed definition (other channels) invalidates the checkpoints: the next run starts over', async () => {
+    const a = await gw();
+    const b = await gw();
+    await putDoc(b, 'h-red', { channels: ['red'] });
+    await putDoc(b, 'h-blue', { channels: ['blue'] });
+    const base = { replication_id: 'hash', remote: `${b.adminUrl}/db`, direction: 'pull' as const, filter: 'sync_gateway/bychannel' };
+    const first = await runOnce(a, { ...base, query_params: { channels: ['red'] } });
+    assert.equal(first.counters.docs_read, 1);
+    assert.equal(typeof (await localDoc(a, 'sgr2cp:pull:hash'))?.config_hash, 'string');
+    const same = await runOnce(a, { ...base, query_params: { channels: ['red'] } });
+    assert.equal(same.counters.docs_checked_pull, 0, 'same definition: resumed');
+    const wider = await runOnce(a, { ...base, query_params: { channels: ['red', 'blue'] } });
+    assert.equal(wider.counters.docs_checked_pull, 2, 'new definition: from the start');
+    assert.equal(wider.counters.docs_read, 1);
+    assert.equal((await getDoc(a, 'h-blue')).status, 200);
+  });
+
   test('reset while running is refused', async () => {
     const a = await gw();
     const b = await gw();

@@ -3,11 +3,16 @@
  * remote's (`getCheckpoint`/`setCheckpoint` with `client=sgr2cp:<dir>:<id>`, stored there as
  * `_local/checkpoint/sgr2cp:…`) and the local `_local/sgr2cp:<dir>:<id>`. A replication resumes from
  * them when both agree; when they differ (one side was reset or restored from a backup), from the
- * earlier of the two, so nothing is skipped.
+ * earlier of the two, so nothing is skipped (Sync Gateway's `setLastCheckpointSeq`). Each carries
+ * a hash of the settings that decide what is replicated (`config_hash`, Sync Gateway's
+ * `CheckpointHash`): after a change of filter, channels, direction, remote or run_as the
+ * replication starts over.
  */
+import { createHash } from 'node:crypto';
 import { HttpError } from '../../errors.ts';
 import type { Collection } from '../../db/collection.ts';
 import type { BlipConnection } from '../blip/connection.ts';
+import type { ReplicationConfig } from '../isgr/types.ts';
 
 export type Direction = 'push' | 'pull';
 
@@ -32,13 +37,33 @@ export function earlierSeq(a: string | undefined, b: string | undefined): string
   return ka[0] < kb[0] || (ka[0] === kb[0] && ka[1] < kb[1]) ? a : b;
 }
 
+/**
+ * What a checkpoint is valid for. The remote URL counts without its credentials (a new password
+ * does not change what is replicated).
+ */
+export function configHash(config: ReplicationConfig): string {
+  let remote = config.remote;
+  try {
+    const u = new URL(config.remote);
+    u.username = '';
+    u.password = '';
+    remote = u.toString();
+  } catch { /* an unusable URL fails elsewhere */ }
+  const channels = config.filter === 'sync_gateway/bychannel' ? (config.query_params?.channels ?? []).join(',') : '';
+  const h = createHash('sha1');
+  for (const part of [config.replication_id, config.filter ?? '', channels, '', 'false', config.direction, remote, config.run_as ?? '']) h.update(part);
+  return h.digest('hex');
+}
+
+interface Stored { seq: string | undefined; hash: string | undefined }
+
 export class Checkpointer {
   private localRev: string | undefined;
   private remoteRev: string | undefined;
   private saved: string | undefined;
   readonly client: string;
 
-  constructor(private readonly local: Collection, private readonly conn: BlipConnection, dir: Direction, replicationId: string) {
+  constructor(private readonly local: Collection, private readonly conn: BlipConnection, dir: Direction, replicationId: string, private readonly hash: string) {
     this.client = checkpointId(dir, replicationId);
   }
 
@@ -46,7 +71,8 @@ export class Checkpointer {
   async load(): Promise<string> {
     const local = await this.readLocal();
     const remote = await this.readRemote();
-    this.saved = earlierSeq(local, remote);
+    const valid = local.hash === this.hash && remote.hash === this.hash;
+    this.saved = valid ? earlierSeq(local.seq, remote.seq) : '';
     return this.saved;
   }
 
@@ -55,19 +81,19 @@ export class Checkpointer {
   /** Writes `seq` on both sides (a no-op when it is what was last written). */
   async save(seq: string): Promise<void> {
     if (seq === '' || seq === this.saved) return;
-    const body = { last_sequence: seq };
+    const body = { last_sequence: seq, config_hash: this.hash };
     await this.writeLocal(body);
     if (!this.conn.closed) await this.writeRemote(body);
     this.saved = seq;
   }
 
-  private async readLocal(): Promise<string | undefined> {
+  private async readLocal(): Promise<Stored> {
     try {
-      const doc = JSON.parse(await this.local.getLocal(this.client)) as { _rev?: string; last_sequence?: unknown };
-      this.localRev = doc._rev;
-      return typeof doc.last_sequence === 'string' ? doc.last_sequence : undefined;
+      const doc = JSON.parse(await this.local.getLocal(this.client)) as Record<string, unknown>;
+      this.localRev = typeof doc._rev === 'string' ? doc._rev : undefined;
+      return stored(doc);
     } catch (err) {
-      if (err instanceof HttpError && err.status === 404) { this.localRev = undefined; return undefined; }
+      if (err instanceof HttpError && err.status === 404) { this.localRev = undefined; return { seq: undefined, hash: undefined }; }
       throw err;
     }
   }
@@ -83,16 +109,15 @@ export class Checkpointer {
     }
   }
 
-  private async readRemote(): Promise<string | undefined> {
+  private async readRemote(): Promise<Stored> {
     const res = await this.conn.sendRequest({ Profile: 'getCheckpoint', client: this.client });
-    if (!res) return undefined;
+    if (!res) return { seq: undefined, hash: undefined };
     if (res.isError) {
-      if (res.errorCode === 404) { this.remoteRev = undefined; return undefined; }
+      if (res.errorCode === 404) { this.remoteRev = undefined; return { seq: undefined, hash: undefined }; }
       throw new Error(`getCheckpoint failed on the remote: ${res.errorDomain}/${res.errorCode} ${res.body.toString('utf8')}`);
     }
     this.remoteRev = res.properties.rev;
-    const body = res.json<{ last_sequence?: unknown } | null>();
-    return typeof body?.last_sequence === 'string' ? body.last_sequence : undefined;
+    return stored(res.json<Record<string, unknown> | null>() ?? {});
   }
 
   private async writeRemote(body: Record<string, unknown>): Promise<void> {
@@ -117,4 +142,11 @@ export class Checkpointer {
       if (!(err instanceof HttpError) || err.status !== 404) throw err;
     }
   }
+}
+
+function stored(doc: Record<string, unknown>): Stored {
+  return {
+    seq: typeof doc.last_sequence === 'string' ? doc.last_sequence : undefined,
+    hash: typeof doc.config_hash === 'string' ? doc.config_hash : undefined,
+  };
 }

@@ -17,7 +17,7 @@ import {
   type ActiveReplicator, type ReplicationConfig, type ReplicationCounters, type ReplicatorHooks, type ReplicatorSnapshot,
   type ReplicatorState, zeroCounters,
 } from '../isgr/types.ts';
-import { Checkpointer } from './checkpoints.ts';
+import { Checkpointer, configHash } from './checkpoints.ts';
 import { ConnectError, openConnection, remoteTarget } from './connect.ts';
 import { LocalWriter } from './local-write.ts';
 import { Puller } from './puller.ts';
@@ -230,8 +230,9 @@ export class Replicator implements ActiveReplicator {
       : undefined;
     const pusher = wantPush ? new Pusher(conn, this.db, this.config, this.counters, log, refreshPrincipal, this.progressed) : undefined;
     conn.onRequest((req) => this.dispatch(req, puller, pusher));
-    const pullCp = puller ? new Checkpointer(this.db, conn, 'pull', this.id) : undefined;
-    const pushCp = pusher ? new Checkpointer(this.db, conn, 'push', this.id) : undefined;
+    const hash = configHash(this.config);
+    const pullCp = puller ? new Checkpointer(this.db, conn, 'pull', this.id, hash) : undefined;
+    const pushCp = pusher ? new Checkpointer(this.db, conn, 'push', this.id, hash) : undefined;
     const saveCheckpoints = async () => {
       if (pullCp && puller) await pullCp.save(puller.safeSeq);
       if (pushCp && pusher) await pushCp.save(pusher.safeSeq);
