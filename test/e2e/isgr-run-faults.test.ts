@@ -100,6 +100,27 @@ describe('ISGR active replicator: refusals and failures', () => {
     assert.equal((await getDoc(a, 'staying')).status, 200);
   });
 
+  test('purge_on_removal: the remote user losing a channel (revocation) purges its documents here', async () => {
+    const a = await startDbGateway();
+    started.push(a);
+    const b = await gatewayWithUsers();
+    await putDoc(b, 'rv-red', { channels: ['red'] });
+    await putDoc(b, 'rv-both', { channels: ['red', 'blue'] });
+    const { rep, logs } = replicator(a, {
+      replication_id: 'revoke', remote: `${b.publicUrl}/db`, remote_username: 'alice', remote_password: 'alice-pass', direction: 'pull', continuous: true, purge_on_removal: true,
+    });
+    rep.start();
+    await eventually(async () => (await getDoc(a, 'rv-red')).status === 200 && (await getDoc(a, 'rv-both')).status === 200, 'pulled');
+    const { req } = await import('./isgr-run-helpers.ts');
+    const r = await req(`${b.adminUrl}/db/_user/alice`, { method: 'PUT', json: { admin_channels: ['blue'] } });
+    assert.ok(r.status === 200 || r.status === 201, r.text);
+    await eventually(async () => (await getDoc(a, 'rv-red')).status === 404, 'revoked doc purged');
+    assert.equal((await getDoc(a, 'rv-both')).status, 200, 'still visible through blue');
+    assert.equal((await winners(a)).has('rv-red'), false, 'purged, not deleted');
+    await rep.stop();
+    assert.equal(rep.snapshot().counters.docs_purged, 1, logs.join('\n'));
+  });
+
   test('a certificate from another CA is an error naming TLS; the right CA replicates over wss', async () => {
     const certs = makeCerts();
     const other = makeCerts();

@@ -16,6 +16,8 @@ import type { ReplicationCounters, ReplicationConfig } from '../isgr/types.ts';
 
 /** CBMobile_3 `changes` flags. */
 const FLAG_DELETED = 1;
+const FLAG_REVOKED = 2;
+const FLAG_REMOVED = 4;
 
 type Log = (level: 'info' | 'warn' | 'debug', msg: string) => void;
 
@@ -85,6 +87,8 @@ export class Puller {
     const props: Record<string, string> = { Profile: 'subChanges', batch: String(this.config.batch_size) };
     if (since !== '') props.since = /^\d+$/.test(since) ? since : JSON.stringify(since);
     if (this.config.continuous) props.continuous = 'true';
+    // As Sync Gateway: purge_on_removal asks the remote for revocations, announced as row flags.
+    if (this.config.purge_on_removal) props.revocations = 'true';
     const channels = this.config.query_params?.channels ?? [];
     if (this.config.filter === 'sync_gateway/bychannel') {
       props.filter = 'sync_gateway/bychannel';
@@ -129,17 +133,24 @@ export class Puller {
     }
     if (!Array.isArray(rows)) throw new HttpError(400, 'changes body must be an array');
     this.caughtUpSignal = false;
-    const entries: { seq: string; id: string; rev: string; deleted: boolean }[] = [];
+    const entries: { seq: string; id: string; rev: string; deleted: boolean; gone: boolean }[] = [];
     for (const r of rows) {
       if (!Array.isArray(r) || typeof r[1] !== 'string' || typeof r[2] !== 'string') throw new HttpError(400, 'Invalid changes row');
       parseRevId(r[2]);
       const flags = r[3];
-      entries.push({ seq: seqString(r[0]), id: r[1], rev: r[2], deleted: flags === true || (typeof flags === 'number' && (flags & FLAG_DELETED) !== 0) });
+      const bits = typeof flags === 'number' ? flags : 0;
+      entries.push({
+        seq: seqString(r[0]), id: r[1], rev: r[2], deleted: flags === true || (bits & FLAG_DELETED) !== 0,
+        gone: (bits & (FLAG_REVOKED | FLAG_REMOVED)) !== 0,
+      });
     }
     for (const e of entries) this.tracker.add(e.seq);
+    // Revoked or removed (we asked for revocations only with purge_on_removal): purge, ask nothing.
+    for (const e of entries) if (e.gone) await this.onRemoved(e.id);
     const docs = await this.local.store.getDocs([...new Set(entries.map((e) => e.id))]);
     const known: { id: string; rev: string }[] = [];
     const answer: (number | string[])[] = entries.map((e) => {
+      if (e.gone) return 0;
       const doc = docs.get(e.id);
       if (!doc) return [];
       const tree = decodeRevTree(doc.tree);
