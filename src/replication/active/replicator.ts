@@ -56,6 +56,7 @@ export class Replicator implements ActiveReplicator {
   private abort: AbortController | undefined;
   private running: Promise<void> | undefined;
   private notifyTimer: NodeJS.Timeout | undefined;
+  private principals: Principals | undefined;
 
   constructor(
     private readonly db: Database,
@@ -175,9 +176,9 @@ export class Replicator implements ActiveReplicator {
   private async runAs(): Promise<Principal> {
     const name = this.config.run_as;
     if (!name) return ADMIN;
-    const user = this.hooks.loadUser
-      ? await this.hooks.loadUser(name)
-      : await new Principals(this.db.store, { bcryptCost: 10, allowEmptyPassword: false, dbName: this.db.name }).loadUser(name);
+    // Without the registry's loader, our own reader of the database's principals (read-only here).
+    this.principals ??= new Principals(this.db.store, { bcryptCost: 10, allowEmptyPassword: false, dbName: this.db.name });
+    const user = this.hooks.loadUser ? await this.hooks.loadUser(name) : await this.principals.loadUser(name);
     if (!user) throw new ConnectError(`run_as user "${name}" does not exist or is disabled`, true);
     return user;
   }
