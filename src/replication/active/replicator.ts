@@ -176,9 +176,13 @@ export class Replicator implements ActiveReplicator {
   private async runAs(): Promise<Principal> {
     const name = this.config.run_as;
     if (!name) return ADMIN;
-    // Without the registry's loader, our own reader of the database's principals (read-only here).
-    this.principals ??= new Principals(this.db.store, { bcryptCost: 10, allowEmptyPassword: false, dbName: this.db.name });
-    const user = this.hooks.loadUser ? await this.hooks.loadUser(name) : await this.principals.loadUser(name);
+    let user: Principal | undefined;
+    if (this.hooks.loadUser) user = await this.hooks.loadUser(name);
+    else {
+      // Without the registry's loader, our own reader of the database's principals (read-only here).
+      this.principals ??= new Principals(this.db.store, { bcryptCost: 10, allowEmptyPassword: false, dbName: this.db.name });
+      user = await this.principals.loadUser(name);
+    }
     if (!user) throw new ConnectError(`run_as user "${name}" does not exist or is disabled`, true);
     return user;
   }
