@@ -6,6 +6,7 @@
  * through `ActiveReplicator`.
  */
 import type { Database } from '../../db/database.ts';
+import type { Principal } from '../../auth/principal.ts';
 
 export type ReplicationDirection = 'push' | 'pull' | 'pushAndPull';
 export type ConflictResolutionType = 'default' | 'localWins' | 'remoteWins' | 'custom';
@@ -81,6 +82,11 @@ export interface ActiveReplicator {
 
 export interface ReplicatorHooks {
   log(level: 'info' | 'warn' | 'debug', msg: string): void;
+  /**
+   * Loads the `run_as` user with its current access (the database's `Principals.loadUser`).
+   * Optional: without it the replicator reads the user from the database's store itself.
+   */
+  loadUser?(name: string): Promise<Principal | undefined>;
 }
 
 /** Builds the replicator for one definition on a local database (src/replication/active/). */
