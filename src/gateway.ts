@@ -36,7 +36,7 @@ import { EventFilterError } from './events/filter.ts';
 import { randomUUID } from 'node:crypto';
 import { ReplicationRegistry } from './replication/isgr/registry.ts';
 import { upsertDefinition } from './replication/isgr/definition.ts';
-import { type CreateReplicator, unavailableReplicator } from './replication/isgr/runner.ts';
+import { type CreateReplicator, defaultCreateReplicator } from './replication/isgr/runner.ts';
 import { zeroCounters } from './replication/isgr/types.ts';
 
 export interface GatewayOptions {
@@ -302,7 +302,8 @@ export class Gateway implements DatabaseRegistry {
       lockout: this.lockout, jwt: this.options.jwt,
     });
     const replications = new ReplicationRegistry({
-      db, nodeId: this.nodeId, createReplicator: this.options.replication?.createReplicator ?? unavailableReplicator,
+      db, nodeId: this.nodeId, createReplicator: this.options.replication?.createReplicator ?? defaultCreateReplicator,
+      loadUser: (name: string) => auth.principals.loadUser(name),
       leaseMs: this.options.replication?.leaseMs, configReplications: config.replications, takesPart: config.sgreplicateEnabled !== false,
       log: (level, msg) => this.logger[level](`Replicate: ${config.name}: ${msg}`),
     });

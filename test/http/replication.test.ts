@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { req, startGateway } from '../helpers/gateway.ts';
-import { UNAVAILABLE_MESSAGE } from '../../src/replication/isgr/runner.ts';
 import { combinedState } from '../../src/replication/isgr/status.ts';
 import { eventually, type IsgrGateway, startIsgrGateway, tempDir } from '../e2e/isgr-api-support.ts';
 
@@ -343,18 +342,23 @@ describe('ISGR replications in a database config', () => {
   });
 });
 
-describe('ISGR in a database config over REST (persistent mode), without the active replicator', () => {
-  test('PUT /{db}/ with replications stores them; a bad one refuses the database; the stand-in replicator says why it does not run', async () => {
+describe('ISGR in a database config over REST (persistent mode)', () => {
+  test('PUT /{db}/ with replications stores them; a bad one refuses the database; a replication whose remote refuses it reports why', async () => {
     const g = await startGateway({ bootstrap: { logging: { console: { log_level: 'warn' } } } });
     try {
       const refused = await req(`${g.adminUrl}/bad/`, { method: 'PUT', json: { replications: { r: { remote: REMOTE } } } });
       assert.deepEqual(refused.body, { error: 'Bad Request', reason: 'database "bad": replications.r: Replication direction must be specified' });
       assert.equal((await req(`${g.adminUrl}/bad/`)).status, 404, 'nothing was created');
-      const ok = await req(`${g.adminUrl}/edge/`, { method: 'PUT', json: { replications: { r: { remote: 'http://u:pw@central.example:4984/db', direction: 'pull', continuous: true } } } });
+      // The remote is this gateway's own public port, which has no database "central": a fatal 404.
+      const remote = `${g.publicUrl.replace('://', '://u:pw@')}/central`;
+      const ok = await req(`${g.adminUrl}/edge/`, { method: 'PUT', json: { replications: { r: { remote, direction: 'pull', continuous: true } } } });
       assert.equal(ok.status, 201, ok.text);
-      await eventually('the stand-in to report', async () => ((await req(`${g.adminUrl}/edge/_replicationStatus/r`)).body.status === 'error' ? true : undefined));
-      assert.deepEqual((await req(`${g.adminUrl}/edge/_replicationStatus/r`)).body, { replication_id: 'r', status: 'error', error_message: UNAVAILABLE_MESSAGE });
-      assert.equal((await req(`${g.adminUrl}/edge/_config`)).body.replications.r.remote, 'http://u:xxxxx@central.example:4984/db');
+      await eventually('the replicator to report', async () => ((await req(`${g.adminUrl}/edge/_replicationStatus/r`)).body.status === 'error' ? true : undefined));
+      const status = (await req(`${g.adminUrl}/edge/_replicationStatus/r`)).body;
+      assert.equal(status.replication_id, 'r');
+      assert.match(status.error_message, /unexpected status code 404 from target database .*central \(no such database\)/);
+      assert.doesNotMatch(status.error_message, /pw/, 'the password is not in the message');
+      assert.equal((await req(`${g.adminUrl}/edge/_config`)).body.replications.r.remote, remote.replace(':pw@', ':xxxxx@'));
     } finally {
       await g.stop();
     }

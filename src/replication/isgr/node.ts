@@ -13,7 +13,7 @@
 import { hostname } from 'node:os';
 import type { Database } from '../../db/database.ts';
 import type { IsgrRecords, ClusterEntry, LeaseRecord, NodesRecord } from './records.ts';
-import type { ActiveReplicator, CreateReplicator, ReplicatorSnapshot } from './types.ts';
+import type { ActiveReplicator, CreateReplicator, ReplicatorHooks, ReplicatorSnapshot } from './types.ts';
 
 /** Snapshots of a running replicator are written at most this often (state changes at once). */
 const SNAPSHOT_EVERY_MS = 1000;
@@ -30,6 +30,7 @@ export interface NodeOptions {
   nodeId: string;
   leaseMs: number;
   createReplicator: CreateReplicator;
+  loadUser?: ReplicatorHooks['loadUser'];
   /** `sgreplicate_enabled: false`: this node runs none of the database's replications (default true). */
   takesPart?: boolean;
   log(level: 'info' | 'warn' | 'debug', msg: string): void;
@@ -173,6 +174,7 @@ export class ReplicationNode {
   private adopt(id: string, e: ClusterEntry, leaseText: string, lease: LeaseRecord): Local {
     const rep = this.o.createReplicator(this.o.db, structuredClone(e.config), {
       log: (level, msg) => this.o.log(level, `replication ${id}: ${msg}`),
+      ...(this.o.loadUser ? { loadUser: this.o.loadUser } : {}),
     });
     const l: Local = {
       rep, generation: e.generation, configText: JSON.stringify(e.config), leaseText, lease, ran: false, adhoc: e.config.adhoc,

@@ -12,7 +12,7 @@ import { definitionJson, redactDefinition, upsertDefinition } from './definition
 import { ReplicationNode } from './node.ts';
 import { type ClusterEntry, type ClusterRecord, IsgrRecords, type TargetState } from './records.ts';
 import { type StatusView, statusView, transitionState } from './status.ts';
-import type { CreateReplicator, ReplicatorSnapshot } from './types.ts';
+import type { CreateReplicator, ReplicatorHooks, ReplicatorSnapshot } from './types.ts';
 
 /** Sync Gateway's heartbeat TTL: a node that stopped renewing for this long is taken as gone. */
 export const DEFAULT_LEASE_MS = 30_000;
@@ -22,6 +22,8 @@ export interface RegistryOptions {
   /** This gateway process's node id (the same for all its databases and across reloads). */
   nodeId: string;
   createReplicator: CreateReplicator;
+  /** Loads a `run_as` user with its current access (the database's Principals). */
+  loadUser?: ReplicatorHooks['loadUser'];
   /** Lease length; tests shorten it. */
   leaseMs?: number;
   /** `replications` of the database config (id → definition as written). */
@@ -49,7 +51,7 @@ export class ReplicationRegistry {
   constructor(private readonly o: RegistryOptions) {
     this.records = new IsgrRecords(o.db.store);
     this.node = new ReplicationNode({
-      db: o.db, records: this.records, nodeId: o.nodeId, leaseMs: o.leaseMs ?? DEFAULT_LEASE_MS, createReplicator: o.createReplicator, takesPart: o.takesPart, log: o.log,
+      db: o.db, records: this.records, nodeId: o.nodeId, leaseMs: o.leaseMs ?? DEFAULT_LEASE_MS, createReplicator: o.createReplicator, loadUser: o.loadUser, takesPart: o.takesPart, log: o.log,
     });
   }
 
