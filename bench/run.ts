@@ -22,8 +22,9 @@ import { run as resync } from './resync.ts';
 import { run as delta } from './delta.ts';
 import { run as webhooks } from './webhooks.ts';
 import { run as collections } from './blip-collections.ts';
+import { run as isgr } from './isgr.ts';
 
-const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip, attachments, config, resync, delta, webhooks, collections };
+const BENCHES: Record<string, () => Promise<void>> = { push, pull, pouchdb, fanout, users, growth, auth, feed, postgres, blip, attachments, config, resync, delta, webhooks, collections, isgr };
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
