@@ -48,9 +48,10 @@ async function resync(ctx: RequestContext): Promise<void> {
   if (db.state === 'Resyncing') throw new HttpError(503, 'Database _resync already in progress');
   if (db.state !== 'Offline') throw new HttpError(503, 'Database must be _offline before calling _resync');
   const regenerate = flag(ctx, 'regenerate_sequences') || body.regenerate_sequences === true;
+  // Checked before the state moves: a refused request changes nothing.
+  const collections = resyncCollections(db, body.scopes);
   db.setState('Resyncing');
   try {
-    const collections = resyncCollections(db, body.scopes);
     await sendStatus(ctx, await job.start({ regenerate_sequences: regenerate, collections }, flag(ctx, 'reset')));
   } catch (err) {
     if (!job.running) db.setState('Offline');
