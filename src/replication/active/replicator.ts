@@ -10,7 +10,7 @@
  */
 import { HttpError } from '../../errors.ts';
 import type { Database } from '../../db/database.ts';
-import { ADMIN, type Principal } from '../../auth/principal.ts';
+import { ADMIN, type Principal, principalIn } from '../../auth/principal.ts';
 import { Principals } from '../../auth/principals.ts';
 import type { BlipConnection, BlipRequest } from '../blip/connection.ts';
 import {
@@ -233,13 +233,16 @@ export class Replicator implements ActiveReplicator {
     const legacy = !this.config.collections_enabled;
     const hash = configHash(this.config);
     for (const lane of lanes) {
+      // The run_as user as each collection sees it (its grants there); the admin stays the admin.
+      const key = lane.local.key;
       if (wantPull) {
-        const writer = new LocalWriter(lane.local, () => principal, resolver);
+        const writer = new LocalWriter(lane.local, () => principalIn(principal, key), resolver);
         lane.puller = new Puller(conn, lane.local, writer, this.config, this.counters, log, this.progressed, (e) => failure?.(e), lane.tag);
         lane.pullCp = new Checkpointer(lane.local, conn, 'pull', this.id, hash, lane.tag);
       }
       if (wantPush) {
-        lane.pusher = new Pusher(conn, lane.local, this.config, this.counters, log, refreshPrincipal, this.progressed, lane.tag);
+        const refreshIn = async () => principalIn(await refreshPrincipal(), key);
+        lane.pusher = new Pusher(conn, lane.local, this.config, this.counters, log, refreshIn, this.progressed, lane.tag);
         lane.pushCp = new Checkpointer(lane.local, conn, 'push', this.id, hash, lane.tag);
       }
     }
