@@ -7,6 +7,11 @@
  * a hash of the settings that decide what is replicated (`config_hash`, Sync Gateway's
  * `CheckpointHash`): after a change of filter, channels, direction, remote or run_as the
  * replication starts over.
+ *
+ * With `collections_enabled` each collection has its own pair, under the same ids, as Sync Gateway
+ * keeps them: the local one in the local collection, the remote one in the mapped remote collection
+ * (the `collection` index tags getCheckpoint/setCheckpoint), with the same config hash. A collection
+ * mapped to another remote one finds no checkpoint there and so starts over (both must agree).
  */
 import { createHash } from 'node:crypto';
 import { HttpError } from '../../errors.ts';
@@ -63,7 +68,11 @@ export class Checkpointer {
   private saved: string | undefined;
   readonly client: string;
 
-  constructor(private readonly local: Collection, private readonly conn: BlipConnection, dir: Direction, replicationId: string, private readonly hash: string) {
+  constructor(
+    private readonly local: Collection, private readonly conn: BlipConnection, dir: Direction, replicationId: string, private readonly hash: string,
+    /** `{collection: "<i>"}`: the remote keeps this collection's checkpoint in that collection. */
+    private readonly tag: Record<string, string> = {},
+  ) {
     this.client = checkpointId(dir, replicationId);
   }
 
@@ -110,7 +119,7 @@ export class Checkpointer {
   }
 
   private async readRemote(): Promise<Stored> {
-    const res = await this.conn.sendRequest({ Profile: 'getCheckpoint', client: this.client });
+    const res = await this.conn.sendRequest({ Profile: 'getCheckpoint', ...this.tag, client: this.client });
     if (!res) return { seq: undefined, hash: undefined };
     if (res.isError) {
       if (res.errorCode === 404) { this.remoteRev = undefined; return { seq: undefined, hash: undefined }; }
@@ -122,7 +131,7 @@ export class Checkpointer {
 
   private async writeRemote(body: Record<string, unknown>): Promise<void> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      const props: Record<string, string> = { Profile: 'setCheckpoint', client: this.client };
+      const props: Record<string, string> = { Profile: 'setCheckpoint', ...this.tag, client: this.client };
       if (this.remoteRev) props.rev = this.remoteRev;
       const res = await this.conn.sendRequest(props, body);
       if (!res) return;

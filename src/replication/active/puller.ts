@@ -79,12 +79,14 @@ export class Puller {
     private readonly log: Log,
     private readonly changed: () => void,
     private readonly onFailure: (err: Error) => void,
+    /** `{collection: "<i>"}` on every message about this collection; none in legacy mode. */
+    private readonly tag: Record<string, string> = {},
   ) {}
 
   /** Sends subChanges from `since` ('' = the start). */
   async start(since: string): Promise<void> {
     this.tracker.safe = since;
-    const props: Record<string, string> = { Profile: 'subChanges', batch: String(this.config.batch_size) };
+    const props: Record<string, string> = { Profile: 'subChanges', ...this.tag, batch: String(this.config.batch_size) };
     if (since !== '') props.since = /^\d+$/.test(since) ? since : JSON.stringify(since);
     if (this.config.continuous) props.continuous = 'true';
     // As Sync Gateway: purge_on_removal asks the remote for revocations, announced as row flags.
@@ -239,7 +241,7 @@ export class Puller {
       copy[name] = e;
       if (typeof e.data === 'string' || typeof e.digest !== 'string') continue;
       if (await this.local.getAttachmentData(e.digest)) continue;
-      const res = await this.conn.sendRequest({ Profile: 'getAttachment', digest: e.digest, docID: id });
+      const res = await this.conn.sendRequest({ Profile: 'getAttachment', ...this.tag, digest: e.digest, docID: id });
       // Not a refusal: the revision stays unfinished and is asked for again after a reconnect.
       if (!res || res.isError) throw new Error(`could not fetch attachment ${e.digest} of ${id} from the remote (${res?.errorDomain}/${res?.errorCode})`);
       delete e.stub;

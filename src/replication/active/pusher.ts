@@ -52,6 +52,8 @@ export class Pusher {
     private readonly log: Log,
     private readonly refreshPrincipal: () => Promise<Principal>,
     private readonly changed: () => void,
+    /** `{collection: "<i>"}` on every message about this collection; none in legacy mode. */
+    private readonly tag: Record<string, string> = {},
   ) {}
 
   /** The checkpoint-safe local position. */
@@ -114,7 +116,7 @@ export class Pusher {
       if (e.deleted && rev === e.changes[0].rev) row.push(1);
       return row;
     });
-    const res = await this.conn.sendRequest({ Profile: 'changes', ignoreNoConflicts: 'true' }, rows);
+    const res = await this.conn.sendRequest({ Profile: 'changes', ...this.tag, ignoreNoConflicts: 'true' }, rows);
     if (!res) throw new Error('no reply to changes');
     if (res.isError) {
       if (res.errorCode === 409) {
@@ -146,7 +148,7 @@ export class Pusher {
       const parent = histOf(i)[1];
       return parent ? [e.id, rev, parent] : [e.id, rev];
     });
-    const res = await this.conn.sendRequest({ Profile: 'proposeChanges', conflictIncludesRev: 'true' }, body);
+    const res = await this.conn.sendRequest({ Profile: 'proposeChanges', ...this.tag, conflictIncludesRev: 'true' }, body);
     if (!res) throw new Error('no reply to proposeChanges');
     if (res.isError) throw new Error(`the remote refused proposeChanges: ${res.errorDomain}/${res.errorCode}`);
     const answer = res.body.length ? res.json<unknown>() : [];
@@ -171,7 +173,7 @@ export class Pusher {
     if (view instanceof HttpError || view.removed) return;
     const ids = view.revisions?.ids ?? [];
     const start = view.revisions?.start ?? 0;
-    const props: Record<string, string> = { Profile: 'rev', id: view.id, rev: view.rev, sequence: JSON.stringify(e.pos.triggeredBy ? formatSince(e.pos) : e.pos.seq) };
+    const props: Record<string, string> = { Profile: 'rev', ...this.tag, id: view.id, rev: view.rev, sequence: JSON.stringify(e.pos.triggeredBy ? formatSince(e.pos) : e.pos.seq) };
     const history = ids.slice(1).map((d, i) => `${start - 1 - i}-${d}`);
     if (history.length) props.history = history.join(',');
     if (view.deleted) props.deleted = '1';

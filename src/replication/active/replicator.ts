@@ -10,14 +10,15 @@
  */
 import { HttpError } from '../../errors.ts';
 import type { Database } from '../../db/database.ts';
-import { ADMIN, type Principal } from '../../auth/principal.ts';
+import { ADMIN, type Principal, principalIn } from '../../auth/principal.ts';
 import { Principals } from '../../auth/principals.ts';
 import type { BlipConnection, BlipRequest } from '../blip/connection.ts';
 import {
   type ActiveReplicator, type ReplicationConfig, type ReplicationCounters, type ReplicatorHooks, type ReplicatorSnapshot,
   type ReplicatorState, zeroCounters,
 } from '../isgr/types.ts';
-import { Checkpointer, configHash } from './checkpoints.ts';
+import { Checkpointer, checkpointId, configHash } from './checkpoints.ts';
+import { type Lane, laneOf, negotiateCollections, plannedLanes } from './lanes.ts';
 import { ConnectError, openConnection, remoteTarget } from './connect.ts';
 import { LocalWriter } from './local-write.ts';
 import { Puller } from './puller.ts';
@@ -96,8 +97,11 @@ export class Replicator implements ActiveReplicator {
 
   async reset(): Promise<void> {
     if (this.running) throw new HttpError(400, 'Replication must be stopped before it can be reset');
-    await Checkpointer.resetLocal(this.db, 'push', this.id);
-    await Checkpointer.resetLocal(this.db, 'pull', this.id);
+    // Every collection keeps its own local checkpoints (legacy mode: the default collection's).
+    for (const coll of this.config.collections_enabled ? this.db.collections() : [this.db]) {
+      await Checkpointer.resetLocal(coll, 'push', this.id);
+      await Checkpointer.resetLocal(coll, 'pull', this.id);
+    }
     this.counters = zeroCounters();
     this.emit();
   }
@@ -192,11 +196,7 @@ export class Replicator implements ActiveReplicator {
    * throws when the connection failed or dropped (the caller retries).
    */
   private async session(signal: AbortSignal, resolver: ResolverFn, connected: () => void): Promise<boolean> {
-    // Only the default collection replicates so far (no collections_local/remote mapping yet): a
-    // database whose scopes leave it out must not get documents written into an unserved store.
-    if (!this.db.collection('_default', '_default')) {
-      throw new ConnectError('this database does not serve the default collection; replicating named collections is not supported yet', true);
-    }
+    const lanes = plannedLanes(this.db, this.config);
     const target = remoteTarget(this.config);
     let principal = await this.runAs();
     // Before each read of the local feed: the run_as user's grants may have changed since.
@@ -230,28 +230,45 @@ export class Replicator implements ActiveReplicator {
     let failure: ((e: Error) => void) | undefined;
     const failed = new Promise<never>((_, reject) => { failure = reject; });
     failed.catch(() => {});
-    const puller = wantPull
-      ? new Puller(conn, this.db, new LocalWriter(this.db, () => principal, resolver), this.config, this.counters, log, this.progressed, (e) => failure?.(e))
-      : undefined;
-    const pusher = wantPush ? new Pusher(conn, this.db, this.config, this.counters, log, refreshPrincipal, this.progressed) : undefined;
-    conn.onRequest((req) => this.dispatch(req, puller, pusher));
+    const legacy = !this.config.collections_enabled;
     const hash = configHash(this.config);
-    const pullCp = puller ? new Checkpointer(this.db, conn, 'pull', this.id, hash) : undefined;
-    const pushCp = pusher ? new Checkpointer(this.db, conn, 'push', this.id, hash) : undefined;
+    for (const lane of lanes) {
+      // The run_as user as each collection sees it (its grants there); the admin stays the admin.
+      const key = lane.local.key;
+      if (wantPull) {
+        const writer = new LocalWriter(lane.local, () => principalIn(principal, key), resolver);
+        lane.puller = new Puller(conn, lane.local, writer, this.config, this.counters, log, this.progressed, (e) => failure?.(e), lane.tag);
+        lane.pullCp = new Checkpointer(lane.local, conn, 'pull', this.id, hash, lane.tag);
+      }
+      if (wantPush) {
+        const refreshIn = async () => principalIn(await refreshPrincipal(), key);
+        lane.pusher = new Pusher(conn, lane.local, this.config, this.counters, log, refreshIn, this.progressed, lane.tag);
+        lane.pushCp = new Checkpointer(lane.local, conn, 'push', this.id, hash, lane.tag);
+      }
+    }
+    conn.onRequest((req) => this.dispatch(req, lanes));
     const saveCheckpoints = async () => {
-      if (pullCp && puller) await pullCp.save(puller.safeSeq);
-      if (pushCp && pusher) await pushCp.save(pusher.safeSeq);
+      for (const l of lanes) {
+        if (l.pullCp && l.puller) await l.pullCp.save(l.puller.safeSeq);
+        if (l.pushCp && l.pusher) await l.pushCp.save(l.pusher.safeSeq);
+      }
     };
     let timer: NodeJS.Timeout | undefined;
     try {
-      const pushSince = pushCp ? await Promise.race([pushCp.load(), closed]) : '';
-      const pullSince = pullCp ? await Promise.race([pullCp.load(), closed]) : '';
-      this.counters.last_seq_pull = pullSince;
-      this.counters.last_seq_push = pushSince;
+      if (!legacy) await Promise.race([negotiateCollections(conn, lanes, checkpointId(wantPull ? 'pull' : 'push', this.id)), closed]);
+      const since = new Map<Lane, { pull: string; push: string }>();
+      for (const l of lanes) {
+        const push = l.pushCp ? await Promise.race([l.pushCp.load(), closed]) : '';
+        const pull = l.pullCp ? await Promise.race([l.pullCp.load(), closed]) : '';
+        since.set(l, { pull, push });
+      }
+      this.counters.last_seq_pull = since.get(lanes[0])?.pull ?? '';
+      this.counters.last_seq_push = since.get(lanes[0])?.push ?? '';
       connected();
       this.setState('running');
-      if (puller) await Promise.race([puller.start(pullSince), closed]);
-      const pushRun = pusher ? pusher.run(pushSince, sessionSignal) : Promise.resolve();
+      for (const l of lanes) if (l.puller) await Promise.race([l.puller.start(since.get(l)!.pull), closed]);
+      const pushRuns = lanes.map((l) => (l.pusher ? l.pusher.run(since.get(l)!.push, sessionSignal) : Promise.resolve()));
+      const pushRun = Promise.all(pushRuns);
       timer = setInterval(() => { saveCheckpoints().catch((e: Error) => log('info', `checkpoint not saved: ${e.message}`)); }, CHECKPOINT_INTERVAL_MS);
       timer.unref();
       void dbGone.catch(() => conn.close(1001, 'local database offline'));
@@ -260,13 +277,17 @@ export class Replicator implements ActiveReplicator {
         signal.addEventListener('abort', () => resolve(), { once: true });
       });
       if (this.config.continuous) {
-        await Promise.race([stopped, closed, failed, pushRun.then(() => (signal.aborted ? undefined : closed))]);
+        // Any lane's feed ending (not by a stop) means the connection is going: wait for its close.
+        const anyPushEnded = Promise.race(pushRuns.filter((_, i) => lanes[i].pusher));
+        await Promise.race([stopped, closed, failed, ...(wantPush ? [anyPushEnded.then(() => (signal.aborted ? undefined : closed))] : [])]);
       } else {
-        const done = Promise.all([pushRun, puller?.caughtUp()]);
+        const done = Promise.all([pushRun, ...lanes.map((l) => l.puller?.caughtUp())]);
         await Promise.race([stopped, closed, failed, done]);
         // pushAndPull: what the pull wrote meanwhile (conflict resolutions above all) goes out too,
         // so one run leaves both sides agreeing. Revisions that came from the remote are only checked.
-        if (pusher && puller && !signal.aborted) await Promise.race([stopped, closed, failed, pusher.run(pusher.safeSeq, sessionSignal)]);
+        if (wantPush && wantPull && !signal.aborted) {
+          await Promise.race([stopped, closed, failed, Promise.all(lanes.map((l) => l.pusher!.run(l.pusher!.safeSeq, sessionSignal)))]);
+        }
       }
       clearInterval(timer);
       timer = undefined;
@@ -277,8 +298,10 @@ export class Replicator implements ActiveReplicator {
       return !signal.aborted;
     } catch (err) {
       // Whatever is safe is kept locally even when the remote has gone.
-      if (pullCp && puller) await pullCp.save(puller.safeSeq).catch(() => {});
-      if (pushCp && pusher) await pushCp.save(pusher.safeSeq).catch(() => {});
+      for (const l of lanes) {
+        if (l.pullCp && l.puller) await l.pullCp.save(l.puller.safeSeq).catch(() => {});
+        if (l.pushCp && l.pusher) await l.pushCp.save(l.pusher.safeSeq).catch(() => {});
+      }
       conn.close(1011, 'replication failed');
       throw err;
     } finally {
@@ -286,8 +309,11 @@ export class Replicator implements ActiveReplicator {
     }
   }
 
-  private async dispatch(req: BlipRequest, puller: Puller | undefined, pusher: Pusher | undefined): Promise<void> {
+  private async dispatch(req: BlipRequest, lanes: Lane[]): Promise<void> {
     try {
+      const lane = laneOf(lanes, req.properties);
+      const puller = lane?.puller;
+      const pusher = lane?.pusher;
       switch (req.profile) {
         case 'changes': if (puller) return await puller.onChanges(req); break;
         case 'rev': if (puller) return await puller.onRev(req); break;

@@ -70,6 +70,32 @@ function readable(key: string, path: string): void {
   }
 }
 
+/**
+ * `collections_enabled`, `collections_local`, `collections_remote` (Sync Gateway 3.1's `Upsert`: a
+ * non-empty list replaces the stored one, an empty one keeps it). Only their shapes are checked
+ * here; as in Sync Gateway, whether the collections exist and the lists agree in length is checked
+ * when the replication starts, and a mismatch ends it in `error` with Sync Gateway's message.
+ */
+function collectionsOf(body: Obj, rc: ReplicationConfig, enabled: boolean | undefined): void {
+  if (enabled !== undefined) rc.collections_enabled = enabled;
+  const list = (key: 'collections_local' | 'collections_remote', nullable: boolean): (string | null)[] | undefined => {
+    const v = body[key];
+    if (v === undefined || v === null) return undefined;
+    const ok = Array.isArray(v) && v.every((e) => typeof e === 'string' || (nullable && e === null));
+    if (!ok) throw bad(`Replication field "${key}" must be an array of ${nullable ? 'strings or nulls' : 'strings'} ("scope.collection")`);
+    for (const e of v as (string | null)[]) {
+      if (typeof e !== 'string' || (nullable && e === '')) continue;
+      const [scope, coll, more] = e.split('.');
+      if (more !== undefined || !scope || !coll) throw bad(`Replication field "${key}": scope and collection name must be specified: ${JSON.stringify(e)}`);
+    }
+    return v as (string | null)[];
+  };
+  const local = list('collections_local', false);
+  if (local && local.length > 0) rc.collections_local = local as string[];
+  const remote = list('collections_remote', true);
+  if (remote && remote.length > 0) rc.collections_remote = remote;
+}
+
 export interface UpsertOptions {
   /** A definition from a database config file: `adhoc` is refused there. */
   fromConfig?: boolean;
@@ -128,7 +154,7 @@ export function upsertDefinition(id: string, existing: ReplicationConfig | undef
   setOpt('remote_cert_file', str('remote_cert_file'));
   setOpt('remote_key_file', str('remote_key_file'));
   if (flag('enable_delta_sync')) throw bad('Delta sync for sg-replicate is not supported by Syncgate');
-  if (flag('collections_enabled')) throw bad('Replications between collections (collections_enabled) are not supported yet');
+  collectionsOf(body, rc, flag('collections_enabled'));
   validateDefinition(rc, opts);
   return rc;
 }

@@ -39,6 +39,12 @@ export interface ReplicationConfig {
   /** Syncgate's own: an X.509 client certificate and key (PEM files) for a remote that asks for one. */
   remote_cert_file?: string;
   remote_key_file?: string;
+  /** Replicate named collections (`getCollections`, a `collection` index on every message). */
+  collections_enabled?: boolean;
+  /** `scope.collection` names of local collections to replicate (default: all of the database's). */
+  collections_local?: string[];
+  /** Remote names by position in `collections_local`; null: the same name as the local one. */
+  collections_remote?: (string | null)[];
 }
 
 /** The run states a replicator reports (the API adds `unassigned`, `resetting`, `removed`). */
