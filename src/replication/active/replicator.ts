@@ -269,6 +269,8 @@ export class Replicator implements ActiveReplicator {
       for (const l of lanes) if (l.puller) await Promise.race([l.puller.start(since.get(l)!.pull), closed]);
       const pushRuns = lanes.map((l) => (l.pusher ? l.pusher.run(since.get(l)!.push, sessionSignal) : Promise.resolve()));
       const pushRun = Promise.all(pushRuns);
+      // Continuous runs race the lanes one by one (below): this aggregate must not be an unhandled rejection.
+      pushRun.catch(() => {});
       timer = setInterval(() => { saveCheckpoints().catch((e: Error) => log('info', `checkpoint not saved: ${e.message}`)); }, CHECKPOINT_INTERVAL_MS);
       timer.unref();
       void dbGone.catch(() => conn.close(1001, 'local database offline'));
