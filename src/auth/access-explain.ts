@@ -11,7 +11,7 @@
  */
 import type { GrantRow, PrincipalRecord, Store } from '../storage/store.ts';
 import { GUEST_NAME, grantedAt, ROLE_PREFIX } from './access.ts';
-import { PUBLIC_CHANNEL } from './principal.ts';
+import { DEFAULT_COLLECTION_KEY, PUBLIC_CHANNEL } from './principal.ts';
 
 /** One path by which a channel or role reaches the user. */
 export type AccessSource =
@@ -40,7 +40,7 @@ export interface AccessExplanation {
   collections: Record<string, Record<string, Provenance>>;
 }
 
-const isDefault = (c: string | undefined) => c === undefined || c === '_default._default';
+const isDefault = (c: string | undefined) => c === undefined || c === DEFAULT_COLLECTION_KEY;
 
 function add(map: Record<string, Provenance>, key: string, source: AccessSource): void {
   const cur = map[key];

@@ -7,7 +7,7 @@
  * No I/O, no clock: the caller loads the records and grants.
  */
 import type { GrantRow, PrincipalRecord } from '../storage/store.ts';
-import { PUBLIC_CHANNEL } from './principal.ts';
+import { DEFAULT_COLLECTION_KEY, PUBLIC_CHANNEL } from './principal.ts';
 
 /**
  * Granted-at value stored for an admin channel or admin role added by the save that wrote the
@@ -51,8 +51,6 @@ function keepEarliest(m: Map<string, number>, key: string, seq: number): void {
   const cur = m.get(key);
   if (cur === undefined || seq < cur) m.set(key, seq);
 }
-
-const DEFAULT_COLLECTION_KEY = '_default._default';
 
 /** The channel maps of a computation: the default collection's, and named ones made on first use. */
 class ChannelMaps {

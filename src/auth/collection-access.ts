@@ -5,10 +5,10 @@
  * principal record by `scope.collection` key, and rendered back with each collection's
  * `all_channels`, as Sync Gateway's GET `_user`/`_role` shows them.
  */
+import { DEFAULT_COLLECTION_KEY } from './principal.ts';
 import { HttpError } from '../errors.ts';
 import type { PrincipalRecord } from '../storage/store.ts';
 
-const DEFAULT_KEY = '_default._default';
 
 /** `scope.collection` → admin channel names, as given. */
 export type CollectionAdminChannels = Record<string, string[]>;
@@ -52,7 +52,7 @@ export function updatedCollectionChannels(
   if (!given) return Object.keys(current).length ? current : undefined;
   const out: Record<string, Record<string, number>> = { ...current };
   for (const [key, names] of Object.entries(given)) {
-    if (key === DEFAULT_KEY) continue;
+    if (key === DEFAULT_COLLECTION_KEY) continue;
     const old = current[key] ?? {};
     const next: Record<string, number> = {};
     for (const n of names) next[n] = Object.hasOwn(old, n) ? old[n] : grantedBySave;

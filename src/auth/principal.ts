@@ -35,6 +35,8 @@ export const ADMIN: AdminPrincipal = { kind: 'admin' };
 /** Every user implicitly has the public channel `!` from sequence 1. */
 export const PUBLIC_CHANNEL = '!';
 export const ALL_CHANNELS = '*';
+/** `scope.collection` of the default collection: its channels are a principal's top-level `channels`. */
+export const DEFAULT_COLLECTION_KEY = '_default._default';
 
 export function canSeeAll(p: Principal): boolean {
   return p.kind === 'admin' || p.channels.has(ALL_CHANNELS);
@@ -54,7 +56,7 @@ export function canSee(p: Principal, channels: readonly string[]): boolean {
  * Every caller of a Collection (REST keyspace routes, BLIP collection handlers) maps once, at the edge.
  */
 export function principalIn(p: Principal, collectionKey: string): Principal {
-  if (p.kind === 'admin' || collectionKey === '_default._default') return p;
+  if (p.kind === 'admin' || collectionKey === DEFAULT_COLLECTION_KEY) return p;
   const channels = p.collectionChannels?.get(collectionKey) ?? new Map([[PUBLIC_CHANNEL, 1]]);
   return { ...p, channels };
 }

@@ -78,7 +78,7 @@ async function runAs(ctx: RequestContext, body: Obj, coll: Collection): Promise<
   if (typeof body.user === 'string') {
     const p = await dbAuth(ctx).principals.loadUserAnyState(body.user);
     if (!p) throw new HttpError(404, `no such user "${body.user}"`);
-    const seen = principalIn(p, coll.key ?? '_default._default');
+    const seen = principalIn(p, coll.key);
     if (seen.kind !== 'user') return null;
     return { name: seen.isGuest ? '' : seen.name, roles: [...seen.roles.keys()], channels: [...seen.channels.keys()] };
   }

@@ -10,7 +10,7 @@
  * index in that list as `collection`. A remote without one of them (a `null` entry) ends the
  * replication in `error`.
  */
-import type { Collection } from '../../db/collection.ts';
+import { type Collection, DEFAULT_KEY } from '../../db/collection.ts';
 import type { Database } from '../../db/database.ts';
 import type { BlipConnection } from '../blip/connection.ts';
 import { parseCollectionPath } from '../blip/sync/collections.ts';
@@ -56,7 +56,7 @@ export function plannedLanes(db: Database, config: ReplicationConfig): Lane[] {
     const dflt = db.collection('_default', '_default');
     // A database whose scopes leave the default collection out must not get documents written into an unserved store.
     if (!dflt) throw new ConnectError('this database does not serve the default collection: set collections_enabled to replicate its named collections', true);
-    return [{ local: dflt, localName: '_default._default', remoteName: '_default._default', tag: {} }];
+    return [{ local: dflt, localName: DEFAULT_KEY, remoteName: DEFAULT_KEY, tag: {} }];
   }
   // Sync Gateway checks these when the replicator starts (validateCollectionsConfig), with these messages.
   const remote = config.collections_remote ?? [];
