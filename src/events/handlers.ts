@@ -1,9 +1,10 @@
 /**
  * A database's event handlers (spec §4): `document_changed` and `db_state_changed` webhooks.
  * Best-effort handlers are Sync Gateway's: the write path hands each committed revision to a
- * bounded queue (waiting at most `wait_for_process` when it is full, then dropping), and workers
- * filter and POST. `at_least_once` handlers do not use the queue at all: they follow the changes
- * feed from a checkpoint in the database (reliable.ts), so the write path never waits for them.
+ * bounded queue (waiting at most `wait_for_process` when it is full, then dropping), and up to
+ * `max_processes` events are filtered and POSTed at once. `at_least_once` handlers do not use the
+ * queue at all: they follow the changes feed from a checkpoint in the database (reliable.ts), so
+ * the write path never waits for them.
  */
 import { splitCollectionKey } from '../db/collection.ts';
 import { createHash, randomUUID } from 'node:crypto';
@@ -14,9 +15,8 @@ import { renderDoc } from '../db/render.ts';
 import { EventFilter } from './filter.ts';
 import { loadFilterSource } from './filter-source.ts';
 import { BoundedQueue } from './queue.ts';
-import { DeliveryThread } from './delivery-thread.ts';
 import { ReliableDelivery } from './reliable.ts';
-import type { WebhookEndpoint } from './webhook.ts';
+import { PipelinedWebhook } from './webhook.ts';
 
 export interface EventLog {
   info(msg: string): void;
@@ -65,15 +65,14 @@ export interface EventHandlersOptions {
 /** A best-effort webhook and its counters. */
 class BestEffortHandler {
   readonly counts = { delivered: 0, failed: 0, filtered: 0 };
-  readonly hook: WebhookEndpoint;
+  readonly hook: PipelinedWebhook;
   readonly filter?: EventFilter;
-  constructor(readonly config: WebhookConfig, readonly event: HandlerStatus['event'], maxSockets: number, thread: DeliveryThread, private readonly log: EventLog) {
-    // The filter first: one that does not compile refuses the config before a thread is started.
+  constructor(readonly config: WebhookConfig, readonly event: HandlerStatus['event'], maxSockets: number, private readonly log: EventLog) {
     if (config.filter !== undefined) this.filter = new EventFilter(config.filter, `${config.path}.filter`);
     // Up to max_processes POSTs are in flight; the pipelining client opens a connection only when
-    // every open one already carries its pipeline depth (pipelined-client.mjs), so a receiver that
+    // every open one already carries its pipeline depth (pipelined-client.ts), so a receiver that
     // answers at once gets a few connections, a slow one up to max_processes.
-    this.hook = thread.endpoint(config.url, config.timeoutSecs * 1000, maxSockets);
+    this.hook = new PipelinedWebhook(config.url, config.timeoutSecs * 1000, maxSockets);
   }
 
   /** Filters, then POSTs. Any answer counts as delivered (Sync Gateway); failures are only logged. */
@@ -93,8 +92,6 @@ export class EventHandlers {
   private readonly docHandlers: BestEffortHandler[] = [];
   private readonly stateHandlers: BestEffortHandler[] = [];
   private readonly reliable: ReliableDelivery[] = [];
-  /** Where best-effort POSTs run, off the event loop that serves writes. */
-  private readonly thread: DeliveryThread;
   private dropped = 0;
   private readonly unsubscribe: (() => void)[] = [];
 
@@ -121,12 +118,12 @@ export class EventHandlers {
     this.db = db;
     this.log = log;
     this.queue = new BoundedQueue(config.maxProcesses, config.waitForProcessMs);
-    this.thread = new DeliveryThread((msg) => log.warn(msg));
     const nodeId = opts.nodeId ?? randomUUID();
     try {
       this.build(config, nodeId);
     } catch (err) {
-      void this.thread.close(); // a later handler's filter did not compile: an earlier one started it
+      // A later handler's filter did not compile: the earlier ones' endpoints hold nothing yet, but close them anyway.
+      for (const h of [...this.docHandlers, ...this.stateHandlers]) h.hook.close();
       throw err;
     }
     // Events are raised only when a handler of their kind exists (spec §4.3).
@@ -142,9 +139,9 @@ export class EventHandlers {
         this.reliable.push(new ReliableDelivery({
           db, config: h, filter, nodeId, log, leaseMs: this.opts.leaseMs, checkpointName: checkpointName(db.name, h),
         }));
-      } else this.docHandlers.push(new BestEffortHandler(h, 'document_changed', config.maxProcesses, this.thread, log));
+      } else this.docHandlers.push(new BestEffortHandler(h, 'document_changed', config.maxProcesses, log));
     }
-    for (const h of config.dbStateChanged) this.stateHandlers.push(new BestEffortHandler(h, 'db_state_changed', config.maxProcesses, this.thread, log));
+    for (const h of config.dbStateChanged) this.stateHandlers.push(new BestEffortHandler(h, 'db_state_changed', config.maxProcesses, log));
   }
 
   /** Starts the at-least-once followers (best-effort handlers need no start). */
@@ -215,7 +212,6 @@ export class EventHandlers {
     await this.queue.idle(drainMs);
     await Promise.all(this.reliable.map((r) => r.stop()));
     for (const h of [...this.docHandlers, ...this.stateHandlers]) h.hook.close();
-    await this.thread.close();
   }
 }
 

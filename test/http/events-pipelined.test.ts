@@ -1,5 +1,5 @@
 /**
- * The best-effort delivery thread's HTTP client (src/events/pipelined-client.mjs) against real
+ * Best-effort webhooks' HTTP client (src/events/pipelined-client.ts) against real
  * servers on loopback ports: node:http receivers, and raw TCP ones where an answer's framing must be
  * exact (chunked with extensions and trailers, byte-by-byte delivery, interim 100, close-delimited
  * bodies, HTTP/1.0). Every POST must be answered exactly once, in order per connection, and never
@@ -11,8 +11,8 @@ import http from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
-import { PipelinedClient } from '../../src/events/pipelined-client.mjs';
-import type { PostOutcome } from '../../src/events/http-post.mjs';
+import { PipelinedClient } from '../../src/events/pipelined-client.ts';
+import type { PostOutcome } from '../../src/events/webhook.ts';
 import { makeCerts } from '../helpers/certs.ts';
 
 type Seen = { conn: number; body: string; headers: http.IncomingHttpHeaders };

@@ -233,7 +233,7 @@ describe('filters run under a time limit', () => {
       await rx.until(() => rx.at('/loops').length === 1, 'the event after the endless filter');
       assert.deepEqual(rx.at('/loops').map((r) => r.body._id), ['b']);
       // `delivered` counts once the gateway has read the answer, which may be after the receiver
-      // logged the POST (the delivery thread reports outcomes a turn of its loop later).
+      // logged the POST (the client reads the answer after the receiver's handler has run).
       let status: any;
       for (let tries = 0; tries < 600; tries++) {
         status = (await req(`${gw.adminUrl}/db/_event_handlers`)).body.handlers[0];

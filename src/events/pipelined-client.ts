@@ -1,7 +1,7 @@
-// A lean HTTP/1.1 POST client for best-effort webhooks (used by webhook-worker.mjs). Profiled under
-// the webhook bench, node:http spent most of the delivery thread's time per request: one `writev`
-// syscall per POST, ClientRequest/agent bookkeeping and the garbage they leave; and the receiver
-// paid a read per POST. Here the POSTs of one turn of the loop go out pipelined, as one socket
+// A lean HTTP/1.1 POST client for best-effort webhooks (webhook.ts: PipelinedWebhook). Profiled
+// under the webhook bench, node:http spent most of its time per request on one `writev` syscall
+// per POST, ClientRequest/agent bookkeeping and the garbage they leave; and the receiver paid a
+// read per POST. Here the POSTs of one turn of the loop go out pipelined, as one socket
 // write per connection, and the answers are read with a small parser that keeps only the status and
 // frames the body (Content-Length, chunked, or until close), discarding it as it comes so a huge
 // answer costs no memory.
@@ -19,6 +19,7 @@
 // POST behind it on that connection, which is closed.
 import net from 'node:net';
 import tls from 'node:tls';
+import type { PostOutcome } from './webhook.ts';
 
 export const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE']);
 
@@ -29,49 +30,57 @@ const DEFAULT_IDLE_MS = 4000; // under node:http's 5 s keepAliveTimeout, so we c
 // Parser states.
 const HEAD = 0, BODY = 1, CHUNK_SIZE = 2, CHUNK_DATA = 3, CHUNK_END = 4, TRAILERS = 5, UNTIL_CLOSE = 6;
 
+interface Post { body: string; done: (outcome: PostOutcome) => void; sentAt: number }
+
 export class PipelinedClient {
+  readonly secure: boolean;
+  readonly host: string;
+  readonly port: number;
+  readonly maxSockets: number;
+  readonly depth: number;
+  readonly head: string;
+  /** POSTs not yet written. */
+  readonly waiting: Post[] = [];
+  /** 'probe' until the first answer says whether the receiver keeps connections: then 'pipeline' or 'single'. */
+  mode: 'probe' | 'pipeline' | 'single' = 'probe';
+  private readonly conns = new Set<Connection>();
+  private scheduled = false;
+  private closed = false;
+
   /**
-   * @param {URL} target the webhook URL without credentials
-   * @param {string | undefined} authorization the `Authorization` header value, if any
+   * @param target the webhook URL without credentials
+   * @param authorization the `Authorization` header value, if any
    */
-  constructor(target, authorization, timeoutMs, maxSockets, depth = 16) {
+  constructor(target: URL, authorization: string | undefined, readonly timeoutMs: number, maxSockets: number, depth = 16) {
     this.secure = target.protocol === 'https:';
     this.host = target.hostname.replace(/^\[|\]$/g, '');
     this.port = Number(target.port) || (this.secure ? 443 : 80);
-    this.timeoutMs = timeoutMs;
     this.maxSockets = Math.max(1, maxSockets);
     this.depth = Math.max(1, depth);
     // Everything but the length is the same for every POST: built once.
     this.head = `POST ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\n`
       + 'Content-Type: application/json\r\n' + (authorization ? `Authorization: ${authorization}\r\n` : '') + 'Content-Length: ';
-    /** POSTs not yet written: { body, done, sentAt } */
-    this.waiting = [];
-    /** 'probe' until the first answer says whether the receiver keeps connections: then 'pipeline' or 'single'. */
-    this.mode = 'probe';
-    this.conns = new Set();
-    this.scheduled = false;
-    this.closed = false;
   }
 
   /** POSTs `body` (JSON text); `done(outcome)` is called once, with { ok, status } or { ok: false, error, unreachable }. */
-  post(body, done) {
+  post(body: string, done: (outcome: PostOutcome) => void): void {
     if (this.closed) { done({ ok: false, error: 'webhook closed', unreachable: false }); return; }
     this.waiting.push({ body, done, sentAt: 0 });
     this.schedule();
   }
 
-  schedule() {
+  schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => { this.scheduled = false; this.dispatch(); });
   }
 
   /** Hands the waiting POSTs to the least busy connections with room, opening new ones when all are full. */
-  dispatch() {
+  dispatch(): void {
     const depth = this.mode === 'pipeline' ? this.depth : 1;
     while (this.waiting.length > 0 && !this.closed) {
       if (this.mode === 'probe' && this.conns.size > 0) return; // the first answer decides
-      let best;
+      let best: Connection | undefined;
       for (const c of this.conns) {
         if (c.ending || c.outstanding.length >= depth) continue;
         if (!best || c.outstanding.length < best.outstanding.length) best = c;
@@ -85,12 +94,12 @@ export class PipelinedClient {
     }
   }
 
-  dropped(conn) {
+  dropped(conn: Connection): void {
     this.conns.delete(conn);
     if (this.waiting.length) this.schedule();
   }
 
-  close() {
+  close(): void {
     this.closed = true;
     for (const c of this.conns) c.fail('webhook closed', false);
     for (const r of this.waiting.splice(0)) r.done({ ok: false, error: 'webhook closed', unreachable: false });
@@ -98,18 +107,20 @@ export class PipelinedClient {
 }
 
 class Connection {
-  constructor(client) {
-    this.client = client;
-    this.outstanding = [];
-    this.ending = false;
-    this.error = undefined;
-    this.timer = undefined;
-    // Parser state for the answer at the head of `outstanding`.
-    this.state = HEAD;
-    this.pending = undefined; // bytes of an incomplete head / chunk-size line / trailer line
-    this.remaining = 0;
-    this.status = 0;
-    this.keepAlive = true;
+  readonly outstanding: Post[] = [];
+  ending = false;
+  private error: NodeJS.ErrnoException | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  // Parser state for the answer at the head of `outstanding`.
+  private state = HEAD;
+  /** Bytes of an incomplete head / chunk-size line / trailer line. */
+  private pending: Buffer | undefined;
+  private remaining = 0;
+  private status = 0;
+  private keepAlive = true;
+  private readonly socket: net.Socket;
+
+  constructor(private readonly client: PipelinedClient) {
     const opts = { host: client.host, port: client.port };
     this.socket = client.secure
       ? tls.connect({ ...opts, servername: net.isIP(client.host) ? undefined : client.host, ALPNProtocols: ['http/1.1'] })
@@ -122,7 +133,7 @@ class Connection {
     this.socket.on('close', () => this.closed());
   }
 
-  send(reqs) {
+  send(reqs: Post[]): void {
     const now = performance.now();
     // One write per MB of requests, all corked into one syscall: a string stays far below V8's
     // length limit even when each body is a large document.
@@ -140,7 +151,7 @@ class Connection {
   }
 
   /** One timer per connection, for the oldest POST: re-armed lazily when it fires early. */
-  arm(ms) {
+  private arm(ms: number): void {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       const head = this.outstanding[0];
@@ -149,10 +160,10 @@ class Connection {
       if (left > 0) { this.arm(left); return; }
       this.fail(`no complete answer within ${this.client.timeoutMs} ms`, false);
     }, Math.max(1, Math.ceil(ms)));
-    this.timer.unref?.();
+    this.timer.unref();
   }
 
-  read(chunk) {
+  private read(chunk: Buffer): void {
     let buf = chunk;
     if (this.pending) { buf = Buffer.concat([this.pending, chunk]); this.pending = undefined; }
     let pos = 0;
@@ -206,13 +217,13 @@ class Connection {
     }
   }
 
-  keep(buf, pos) {
+  private keep(buf: Buffer, pos: number): void {
     if (buf.length - pos > MAX_HEAD_BYTES) { this.fail('the receiver\'s answer head is too long', false); return; }
     this.pending = buf.subarray(pos);
   }
 
   /** Status line and the headers that frame the body. False when the answer is not HTTP. */
-  parseHead(text) {
+  private parseHead(text: string): boolean {
     const m = /^HTTP\/1\.([01]) (\d{3})/.exec(text);
     if (!m) { this.fail('the receiver did not answer with HTTP/1.x', false); return false; }
     const status = Number(m[2]);
@@ -236,8 +247,8 @@ class Connection {
     return true;
   }
 
-  answered() {
-    const r = this.outstanding.shift();
+  private answered(): void {
+    const r = this.outstanding.shift()!;
     this.state = HEAD;
     r.done({ ok: true, status: this.status });
     const client = this.client;
@@ -250,7 +261,7 @@ class Connection {
   }
 
   /** Closes an idle connection. */
-  retire() {
+  retire(): void {
     if (this.ending) return;
     this.ending = true;
     this.client.dropped(this);
@@ -258,14 +269,14 @@ class Connection {
   }
 
   /** Fails what this connection still carries and closes it. */
-  fail(error, unreachable) {
+  fail(error: string, unreachable: boolean): void {
     this.ending = true;
     this.stop({ ok: false, error, unreachable });
     this.client.dropped(this);
     this.socket.destroy();
   }
 
-  closed() {
+  private closed(): void {
     if (this.state === UNTIL_CLOSE && this.outstanding.length) this.answered();
     const e = this.error;
     this.stop(e
@@ -274,7 +285,7 @@ class Connection {
     this.client.dropped(this);
   }
 
-  stop(outcome) {
+  private stop(outcome: PostOutcome): void {
     if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
     this.ending = true;
     for (const r of this.outstanding.splice(0)) r.done(outcome);
