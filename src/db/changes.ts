@@ -272,7 +272,7 @@ async function shapeEntries(db: Collection, rows: Candidate[], opts: ChangesOpti
   const conflicts = opts.includeDocs && opts.conflicts;
   const docs = opts.style === 'all_docs' || conflicts ? await db.store.getDocs(docRows.map((r) => r.id)) : undefined;
   const bodies = opts.includeDocs
-    ? await db.store.getRevisions(docRows.filter((r) => r.visible).map((r) => ({ id: r.id, rev: r.rev })))
+    ? await db.revisionsAt(docRows.filter((r) => r.visible).map((r) => ({ id: r.id, rev: r.rev, seq: posOf(r.key).seq })))
     : undefined;
   const inline = bodies && opts.attachments ? await inlineAttachments(db, bodies) : undefined;
   return rows.map((r) => {

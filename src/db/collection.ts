@@ -20,6 +20,7 @@ import { bodyKey } from '../storage/store.ts';
 import { DeltaCache } from './deltas.ts';
 import { DEFAULT_MAX_ATTACHMENT_SIZE } from './attachments.ts';
 import { Notifier } from './notifier.ts';
+import { RecentWinners } from './recent-winners.ts';
 import { SharedReads } from './shared-reads.ts';
 import { type DocView, toRevisions } from './render.ts';
 import type { Database, DatabaseStats } from './database.ts';
@@ -162,6 +163,8 @@ export class Collection {
   readonly oldRevRetentionSecs: number;
   /** Deltas computed for BLIP pulls, shared by every connection (see deltas.ts). */
   readonly deltaCache = new DeltaCache();
+  /** The bodies the latest commits made winners, for readers that follow the write path (recent-winners.ts). */
+  readonly recentWinners = new RecentWinners();
 
   /** `db` undefined: the collection is the database itself (its default collection, see Database). */
   constructor(db: Database | undefined, opts: CollectionOptions) {
@@ -250,6 +253,8 @@ export class Collection {
         const { i, p } = batch[k];
         if (r.ok) {
           results[i] = { id: reqs[i].id, rev: p.rev };
+          const winner = p.write.addBodies.find((b) => b.rev === p.write.rev);
+          if (winner) this.recentWinners.put(r.seq, p.write.id, winner);
           if (p.change && this.db.announcing) announced.push({ ...p.change, collection: this.key, seq: r.seq });
           for (const ch of p.write.channels) changedChannels.add(ch);
           for (const ch of p.write.previousChannels) changedChannels.add(ch);
@@ -474,6 +479,22 @@ export class Collection {
     return out;
   }
 
+  /**
+   * Bodies of revisions, each read as the document stood at sequence `seq` (`seq` undefined: not a
+   * document's current state). Those a recent commit made the winner come from memory
+   * (recent-winners.ts), the rest from storage in one round trip. Keyed by `bodyKey(id, rev)`.
+   */
+  async revisionsAt(keys: { id: string; rev: string; seq?: number }[]): Promise<Map<string, StoredRevision>> {
+    const out = new Map<string, StoredRevision>();
+    const missing: { id: string; rev: string }[] = [];
+    for (const k of keys) {
+      const hit = k.seq === undefined ? undefined : this.recentWinners.get(k.seq, k.id, k.rev);
+      if (hit) out.set(bodyKey(k.id, k.rev), hit); else missing.push(k);
+    }
+    if (missing.length) for (const [k, v] of await this.store.getRevisions(missing)) out.set(k, v);
+    return out;
+  }
+
   /** Bulk form of get for `_bulk_get`: one storage round trip for docs and one for bodies. */
   async getMany(items: { id: string; rev?: string; opts: GetOptions }[], principal: Principal = ADMIN): Promise<(DocView | HttpError)[]> {
     const docs = await this.store.getDocs(items.map((i) => i.id));
@@ -484,12 +505,14 @@ export class Collection {
       const tree = decodeRevTree(d.tree);
       return (tree.has(it.rev) ? latestLeaves(tree, it.rev)[0] : undefined) ?? it.rev;
     };
-    const keys: { id: string; rev: string }[] = [];
+    const keys: { id: string; rev: string; seq?: number }[] = [];
     for (const it of items) {
       const d = docs.get(it.id);
-      if (d) keys.push({ id: it.id, rev: revOf(it, d) });
+      if (!d) continue;
+      const rev = revOf(it, d);
+      keys.push({ id: it.id, rev, seq: rev === d.rev ? d.seq : undefined });
     }
-    const bodies = await this.store.getRevisions(keys);
+    const bodies = await this.revisionsAt(keys);
     const out: (DocView | HttpError)[] = [];
     for (const it of items) {
       const d = docs.get(it.id);
