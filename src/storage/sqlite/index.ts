@@ -224,13 +224,17 @@ export class SqliteStore extends SqliteCollection implements Store {
     return this.sh.stmts.getMeta.get(`job:${job}`)?.value;
   }
 
+  /**
+   * Compare-and-swap of a job record. It joins the turn's group commit (shared.ts): job records are
+   * written while documents are (an at-least-once webhook's checkpoint every 250 ms, a resync's
+   * progress, ISGR checkpoints), and a transaction of their own cost an fsync each on the event loop.
+   */
   async putJobRecord(job: string, expected: string | undefined, value: string): Promise<boolean> {
-    const tx = this.db.transaction(() => {
+    return this.sh.commitGrouped(this.db.transaction(() => {
       if (this.sh.stmts.getMeta.get(`job:${job}`)?.value !== expected) return false;
       this.sh.stmts.setMeta.run(`job:${job}`, value);
       return true;
-    });
-    return tx();
+    }));
   }
 
   async uuid(): Promise<string> { return this.sh.stmts.getMeta.get('uuid')!.value; }
