@@ -90,6 +90,8 @@ export class EventHandlers {
   private readonly log: EventLog;
   private readonly queue: BoundedQueue;
   private readonly docHandlers: BestEffortHandler[] = [];
+  /** The document handlers that also want revisions that did not change the winner (not `winning_rev_only`). */
+  private everyRevHandlers: BestEffortHandler[] = [];
   private readonly stateHandlers: BestEffortHandler[] = [];
   private readonly reliable: ReliableDelivery[] = [];
   private dropped = 0;
@@ -141,6 +143,7 @@ export class EventHandlers {
         }));
       } else this.docHandlers.push(new BestEffortHandler(h, 'document_changed', config.maxProcesses, log));
     }
+    this.everyRevHandlers = this.docHandlers.filter((h) => !h.config.winningRevOnly);
     for (const h of config.dbStateChanged) this.stateHandlers.push(new BestEffortHandler(h, 'db_state_changed', config.maxProcesses, log));
   }
 
@@ -158,9 +161,12 @@ export class EventHandlers {
     // One deadline for the whole commit (a _bulk_docs batch raises one event per document).
     const deadline = performance.now() + this.queue.waitMs;
     for (const c of changes) {
-      const handlers = this.docHandlers.filter((h) => !h.config.winningRevOnly || c.winnerChanged);
+      const handlers = c.winnerChanged ? this.docHandlers : this.everyRevHandlers;
       if (handlers.length === 0) continue;
-      const queued = await this.queue.push(() => this.deliverDocument(c, handlers), deadline);
+      const job = () => this.deliverDocument(c, handlers);
+      // Most events find room at once: only a full queue costs the write a wait (and a promise).
+      if (this.queue.offer(job)) continue;
+      const queued = await this.queue.push(job, deadline);
       if (!queued) {
         this.dropped++;
         this.log.warn(`Events: Event queue full - discarding event (document_changed ${c.id} ${c.rev})`);
@@ -171,11 +177,12 @@ export class EventHandlers {
   /** The payload is the winning revision's body (spec §4.2), loaded here when the write did not have it. */
   private async deliverDocument(c: DocumentChange, handlers: BestEffortHandler[]): Promise<void> {
     // The winner's body from the document's own collection (a named collection's, not the default's).
-    const store = this.db.collection(...splitCollectionKey(c.collection))?.store ?? this.db.store;
-    const rev = c.winnerRevision ?? await store.getRevision(c.id, c.winner);
+    const rev = c.winnerRevision
+      ?? await (this.db.collection(...splitCollectionKey(c.collection))?.store ?? this.db.store).getRevision(c.id, c.winner);
     if (!rev) return; // replaced and dropped meanwhile: a later event carries the newer winner
     const payload = renderDoc({ id: c.id, rev: c.winner, deleted: rev.deleted, body: rev.body, attachments: rev.attachments });
-    await Promise.all(handlers.map((h) => h.handle(payload, c.oldDoc)));
+    if (handlers.length === 1) await handlers[0].handle(payload, c.oldDoc);
+    else await Promise.all(handlers.map((h) => h.handle(payload, c.oldDoc)));
   }
 
   /** Sync Gateway posts `online` and `offline`; the passing states (Starting, Stopping, Resyncing) post nothing. */

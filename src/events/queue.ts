@@ -25,11 +25,7 @@ export class BoundedQueue {
    * deadline, so the write as a whole waits at most `wait_for_process`.
    */
   push(job: Job, deadline = Infinity): Promise<boolean> {
-    if (this.jobs.length < this.capacity && this.waiting.length === 0) {
-      this.jobs.push(job);
-      this.pump();
-      return Promise.resolve(true);
-    }
+    if (this.offer(job)) return Promise.resolve(true);
     return new Promise((resolve) => {
       const entry = {
         job, resolve,
@@ -41,6 +37,17 @@ export class BoundedQueue {
       };
       this.waiting.push(entry);
     });
+  }
+
+  /**
+   * Queues `job` if there is room now and nobody is waiting for room; false otherwise (then `push`
+   * waits). The write path tries this first: one event per written document, and most find room.
+   */
+  offer(job: Job): boolean {
+    if (this.jobs.length >= this.capacity || this.waiting.length > 0) return false;
+    this.jobs.push(job);
+    this.pump();
+    return true;
   }
 
   /** Resolves when nothing is queued or running (or after `ms`). */
@@ -57,13 +64,15 @@ export class BoundedQueue {
       const job = this.jobs.shift()!;
       this.admitWaiting();
       this.running++;
-      job().catch(() => {}).finally(() => {
-        this.running--;
-        this.pump();
-        if (this.pending === 0) for (const w of this.idleWaiters.splice(0)) w();
-      });
+      job().then(this.finished, this.finished);
     }
   }
+
+  private readonly finished = (): void => {
+    this.running--;
+    this.pump();
+    if (this.pending === 0) for (const w of this.idleWaiters.splice(0)) w();
+  };
 
   /** Room freed: the longest-waiting raiser gets it. */
   private admitWaiting(): void {
