@@ -137,15 +137,21 @@ class Connection {
     const now = performance.now();
     // One write per MB of requests, all corked into one syscall: a string stays far below V8's
     // length limit even when each body is a large document.
+    // Text that is all ASCII (most JSON: the byte length says so) is written as latin1, a plain
+    // copy, instead of being UTF-8 encoded; the head is ASCII (a URL's path and host are encoded).
     this.socket.cork();
     let text = '';
+    let ascii = true;
+    const write = () => { this.socket.write(text, ascii ? 'latin1' : 'utf8'); text = ''; ascii = true; };
     for (const r of reqs) {
-      text += this.client.head + Buffer.byteLength(r.body) + '\r\n\r\n' + r.body;
+      const bytes = Buffer.byteLength(r.body);
+      ascii &&= bytes === r.body.length;
+      text += this.client.head + bytes + '\r\n\r\n' + r.body;
       r.sentAt = now;
       this.outstanding.push(r);
-      if (text.length >= WRITE_CHARS) { this.socket.write(text); text = ''; }
+      if (text.length >= WRITE_CHARS) write();
     }
-    if (text) this.socket.write(text);
+    if (text) write();
     this.socket.uncork();
     if (!this.timer) this.arm(this.client.timeoutMs);
   }

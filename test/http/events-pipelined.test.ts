@@ -62,7 +62,8 @@ async function rawServer(answer: (i: number) => string, write: (s: net.Socket, t
 }
 
 const postAll = (c: PipelinedClient, bodies: string[]) => Promise.all(bodies.map((b) => new Promise<PostOutcome>((r) => c.post(b, r))));
-const bodies = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ _id: `doc-${i}`, text: `é ✓ ${i}`.repeat(1 + (i % 5)) }));
+// Runs of ASCII-only bodies (written as latin1) and non-ASCII ones (UTF-8), mixed within writes.
+const bodies = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ _id: `doc-${i}`, text: `${i % 40 < 20 ? 'plain' : 'é ✓'} ${i}`.repeat(1 + (i % 5)) }));
 
 describe('pipelined webhook client', () => {
   test('a keep-alive receiver: 300 POSTs pipelined over few connections, each once, in order per connection, bodies and headers intact', async () => {
