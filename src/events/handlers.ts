@@ -16,7 +16,7 @@ import { EventFilter } from './filter.ts';
 import { loadFilterSource } from './filter-source.ts';
 import { BoundedQueue } from './queue.ts';
 import { ReliableDelivery } from './reliable.ts';
-import { PipelinedWebhook } from './webhook.ts';
+import { Webhook } from './webhook.ts';
 
 export interface EventLog {
   info(msg: string): void;
@@ -65,14 +65,14 @@ export interface EventHandlersOptions {
 /** A best-effort webhook and its counters. */
 class BestEffortHandler {
   readonly counts = { delivered: 0, failed: 0, filtered: 0 };
-  readonly hook: PipelinedWebhook;
+  readonly hook: Webhook;
   readonly filter?: EventFilter;
   constructor(readonly config: WebhookConfig, readonly event: HandlerStatus['event'], maxSockets: number, private readonly log: EventLog) {
     if (config.filter !== undefined) this.filter = new EventFilter(config.filter, `${config.path}.filter`);
     // Up to max_processes POSTs are in flight; the pipelining client opens a connection only when
     // every open one already carries its pipeline depth (pipelined-client.ts), so a receiver that
     // answers at once gets a few connections, a slow one up to max_processes.
-    this.hook = new PipelinedWebhook(config.url, config.timeoutSecs * 1000, maxSockets);
+    this.hook = new Webhook(config.url, config.timeoutSecs * 1000, maxSockets);
   }
 
   /** Filters, then POSTs. Any answer counts as delivered (Sync Gateway); failures are only logged. */

@@ -1,5 +1,5 @@
-// A lean HTTP/1.1 POST client for best-effort webhooks (webhook.ts: PipelinedWebhook). Profiled
-// under the webhook bench, node:http spent most of its time per request on one `writev` syscall
+// A lean HTTP/1.1 POST client for webhooks (webhook.ts), both modes: best effort with many POSTs
+// in flight, at-least-once one at a time (never pipelined). Profiled under the webhook bench, node:http spent most of its time per request on one `writev` syscall
 // per POST, ClientRequest/agent bookkeeping and the garbage they leave; and the receiver paid a
 // read per POST. Here the POSTs of one turn of the loop go out pipelined, as one socket
 // write per connection, and the answers are read with a small parser that keeps only the status and

@@ -92,7 +92,8 @@ export class ReliableDelivery {
     this.db = opts.db;
     this.config = opts.config;
     this.leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
-    this.hook = new Webhook(opts.config.url, opts.config.timeoutSecs * 1000, 2);
+    // One POST at a time, so never pipelined; the lean client costs a fraction of node:http's per POST.
+    this.hook = new Webhook(opts.config.url, opts.config.timeoutSecs * 1000, 1);
     this.listeners = this.db.collections().map((c) => c.notifier.listener());
   }
 
