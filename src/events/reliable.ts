@@ -100,7 +100,8 @@ export class ReliableDelivery {
   start(): void {
     if (this.loop) return;
     for (const l of this.listeners) l.follow(null);
-    this.unannounce = this.db.onDocumentChange((changes) => this.tip.add(changes));
+    // Only the node delivering keeps them (PostgreSQL: the others hold no lease).
+    this.unannounce = this.db.onDocumentChange((changes) => { if (this.held) this.tip.add(changes); });
     this.heartbeat = setInterval(() => { void this.serial(() => this.renew()); }, Math.max(50, Math.floor(this.leaseMs / 3)));
     this.heartbeat.unref();
     this.loop = this.run();
