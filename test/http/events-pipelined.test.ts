@@ -14,6 +14,7 @@ import { describe, test } from 'node:test';
 import { PipelinedClient } from '../../src/events/pipelined-client.ts';
 import type { PostOutcome } from '../../src/events/webhook.ts';
 import { makeCerts } from '../helpers/certs.ts';
+import { seededRandom } from '../helpers/random.ts';
 
 type Seen = { conn: number; body: string; headers: http.IncomingHttpHeaders };
 
@@ -215,6 +216,55 @@ describe('pipelined webhook client', () => {
       assert.ok(out.every((o) => !o.ok && /certificate/i.test(o.error)), JSON.stringify(out));
       assert.equal(handled, 0);
     } finally { c.close(); server.closeAllConnections(); await new Promise<void>((r) => server.close(() => r())); rmSync(certs.dir, { recursive: true, force: true }); }
+  });
+
+  test('hostile answers (seeded): garbage, wrong framing, split anywhere, early closes; every POST settles once and nothing throws', async (t) => {
+    // The client runs on the gateway's event loop: an exception in it would take the process down.
+    const seed = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
+    t.diagnostic(`seed ${seed} (replay: SEED=${seed} node --import tsx --test test/http/events-pipelined.test.ts)`);
+    const rand = seededRandom(seed);
+    const pick = <T,>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const answers = [
+      () => 'HTTP/1.1 204 No Content\r\n\r\n',
+      () => 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello',
+      () => 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n0\r\nT: 1\r\n\r\n',
+      () => 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n',
+      () => 'HTTP/1.1 500 Oops\r\nContent-Length: -4\r\n\r\n',
+      () => 'HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\nx',
+      () => 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+      () => 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n',
+      () => 'HTTP/1.0 200 OK\r\n\r\nbody until close',
+      () => 'SSH-2.0-OpenSSH\r\n\r\n',
+      () => 'HTTP/1.1 2000 What\r\n\r\n',
+      () => Array.from({ length: Math.floor(rand() * 64) }, () => String.fromCharCode(Math.floor(rand() * 256))).join(''),
+      () => 'HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n', // one answer too many
+    ];
+    for (let round = 0; round < 12; round++) {
+      const rx = await rawServer(() => pick(answers)(), (sock, text) => {
+        const how = rand();
+        if (how < 0.15) { sock.destroy(); return; }
+        // Split the answer at random points, sometimes across turns of the loop.
+        let at = 0;
+        while (at < text.length) {
+          const n = 1 + Math.floor(rand() * (text.length - at));
+          const part = text.slice(at, at + n);
+          at += n;
+          if (rand() < 0.3) setTimeout(() => { if (!sock.destroyed) sock.write(part, 'latin1'); }, 1); else sock.write(part, 'latin1');
+        }
+        if (how > 0.9) setTimeout(() => sock.end(), 2);
+      });
+      const c = new PipelinedClient(rx.url, undefined, 150, 1 + Math.floor(rand() * 4), 1 + Math.floor(rand() * 8));
+      try {
+        const settled = new Map<number, number>();
+        await Promise.all(bodies(5 + Math.floor(rand() * 15)).map((b, i) => new Promise<void>((resolve) => c.post(b, (o) => {
+          settled.set(i, (settled.get(i) ?? 0) + 1);
+          assert.equal(typeof o.ok, 'boolean');
+          resolve();
+        }))));
+        await new Promise((r) => setTimeout(r, 20)); // a second settlement would come after the first
+        assert.ok([...settled.values()].every((n) => n === 1), `seed ${seed}, round ${round}: a POST settled twice`);
+      } finally { c.close(); await rx.close(); }
+    }
   });
 
   test('close() fails what is waiting or in flight, and later POSTs', async () => {
