@@ -163,12 +163,17 @@ export class Collection {
   readonly oldRevRetentionSecs: number;
   /** Deltas computed for BLIP pulls, shared by every connection (see deltas.ts). */
   readonly deltaCache = new DeltaCache();
-  /** The bodies the latest commits made winners, for readers that follow the write path (recent-winners.ts). */
-  readonly recentWinners = new RecentWinners();
+  /**
+   * The bodies the latest commits made winners, for readers that follow the write path
+   * (recent-winners.ts). One per database, shared by its collections (sequences are database-wide),
+   * so its memory bound does not grow with the number of collections.
+   */
+  readonly recentWinners: RecentWinners;
 
   /** `db` undefined: the collection is the database itself (its default collection, see Database). */
   constructor(db: Database | undefined, opts: CollectionOptions) {
     this.db = db ?? (this as unknown as Database);
+    this.recentWinners = db ? db.recentWinners : new RecentWinners();
     this.scope = opts.scope;
     this.collectionName = opts.name;
     this.key = collectionKey(opts.scope, opts.name);

@@ -9,7 +9,8 @@
  * needs no invalidation: a later commit of the document (an edit, a resync, a purge and re-create)
  * has a later sequence, and a reader always asks for the state at the sequence it read from storage.
  * Another node's commits (PostgreSQL) are simply not here: those reads go to storage as before.
- * Bounded by entries and by body bytes; the oldest go first.
+ * One per database (sequences are database-wide, so its collections share it), bounded by entries
+ * and by body bytes; the oldest go first.
  */
 import type { StoredRevision } from '../storage/store.ts';
 

@@ -12,6 +12,7 @@ import { RecentWinners } from '../../src/db/recent-winners.ts';
 import { SqliteStore } from '../../src/storage/sqlite/index.ts';
 import { openPostgresStore } from '../../src/storage/postgres/index.ts';
 import type { Store, StoredRevision } from '../../src/storage/store.ts';
+import { SyncFunction } from '../../src/sync/index.ts';
 import { DB_NAME, startPgCluster, type PgCluster } from '../helpers/postgres.ts';
 
 const rev = (r: string, body = '{}'): StoredRevision => ({ rev: r, deleted: false, body, attachments: null });
@@ -86,6 +87,24 @@ function suite(name: string, open: () => Promise<Store>): void {
         await store.close();
       }
     });
+
+    it('is one per database: named collections share it (one memory bound), each reading its own documents', async () => {
+      const store = await open();
+      const collections = [{ scope: 'inv', name: 'a', store: await store.collection('inv', 'a'), sync: new SyncFunction('function(doc){channel("x");}', 'db.inv.a') }];
+      const db = new Database({ name: 'db', store, revsLimit: 100, allowConflicts: true, collections });
+      try {
+        const named = db.collection('inv', 'a')!;
+        assert.equal(named.recentWinners, db.recentWinners);
+        await named.put({ id: 'same', body: { in: 'a' }, newEdits: true });
+        await db.put({ id: 'same', body: { in: 'default' }, newEdits: true });
+        assert.equal(db.recentWinners.size, 2);
+        const page = async (c: typeof named) => (await changesSince(c, { channels: 'all' }, { since: { seq: 0 }, includeDocs: true })).entries.map((e) => JSON.parse(e.doc!).in);
+        assert.deepEqual(await page(named), ['a']);
+        assert.deepEqual(await page(db), ['default']);
+      } finally {
+        await store.close();
+      }
+    });
   });
 }
 
@@ -93,8 +112,9 @@ suite('SQLite', async () => new SqliteStore({ path: ':memory:' }));
 
 const cluster: PgCluster = await startPgCluster();
 after(() => cluster.stop());
+let schemas = 0;
 suite('PostgreSQL', () => openPostgresStore({
   spec: { host: '127.0.0.1', port: cluster.port, database: DB_NAME },
   certpath: cluster.certs.clientCert, keypath: cluster.certs.clientKey, cacertpath: cluster.certs.caCert,
-  schema: 'recent_winners', poolSize: 4,
+  schema: `recent_winners_${++schemas}`, poolSize: 4,
 }));
