@@ -24,7 +24,7 @@ import type { WebhookConfig } from '../config/index.ts';
 import { changesSince } from '../db/changes.ts';
 import type { Database } from '../db/database.ts';
 import type { Listener } from '../db/notifier.ts';
-import { AnnouncedTip } from './tip.ts';
+import { AnnouncedTip, type Item } from './tip.ts';
 import type { EventFilter } from './filter.ts';
 import type { EventLog, HandlerStatus } from './handlers.ts';
 import { Webhook } from './webhook.ts';
@@ -63,7 +63,6 @@ export interface ReliableOptions {
   leaseMs?: number;
 }
 
-export interface Item { seq: number; id: string; rev: string; doc: string }
 
 type Outcome = { delivered: true } | { delivered: false; error: string } | 'stopped' | 'lost';
 

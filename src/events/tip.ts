@@ -13,7 +13,9 @@
 import type { DocumentChange } from '../db/database.ts';
 import { renderDoc } from '../db/render.ts';
 import type { StoredRevision } from '../storage/store.ts';
-import type { Item } from './reliable.ts';
+
+/** One change to deliver: its sequence, document, winning revision and the document as the feed renders it. */
+export interface Item { seq: number; id: string; rev: string; doc: string }
 
 export const TIP_MAX = 5000;
 
